@@ -1,0 +1,55 @@
+# SPDX-License-Identifier: GPL-2.0-only
+#
+# lvmm top-level build.
+#
+#   make            the module (kmod/lvmm.ko), the library, tools, selftests
+#   make run        the demo: boot the sandbox, load lvmm, show it working
+#   make check      the whole suite in the sandbox (see scripts/check)
+#   make bench      lvmm against KVM, in one sandbox boot
+#
+# KDIR: the running kernel's build directory when there is one, else the
+# newest installed Debian linux-headers-*-amd64.
+
+KDIR ?= $(shell d=/lib/modules/$$(uname -r)/build; [ -d $$d ] && echo $$d || \
+	  ls -d /usr/src/linux-headers-*-amd64 2>/dev/null | sort -V | tail -n 1)
+
+.PHONY: all deps kmod lib tools selftests check run bench checkpatch clean
+
+all: kmod lib tools selftests
+
+deps:
+	@scripts/install-deps --quiet
+
+# Re-evaluate KDIR after deps may have installed the headers.
+kmod: deps
+	@$(MAKE) --no-print-directory -C "$${KDIR:-$$(ls -d /usr/src/linux-headers-*-amd64 | sort -V | tail -n 1)}" \
+		M=$(CURDIR) modules
+	@echo "built kmod/lvmm.ko"
+
+lib: deps
+	@$(MAKE) --no-print-directory -C tools/lib
+
+tools: lib
+	@if [ -f tools/vmctl/Makefile ]; then $(MAKE) --no-print-directory -C tools/vmctl; fi
+
+selftests: lib
+	@$(MAKE) --no-print-directory -C selftests
+
+check: all
+	@scripts/check
+
+run: all
+	@scripts/run-demo
+
+bench: all
+	@scripts/bench
+
+checkpatch:
+	@scripts/checkpatch
+
+clean:
+	@if [ -n "$(KDIR)" ]; then $(MAKE) --no-print-directory -C $(KDIR) M=$(CURDIR) clean; fi
+	@$(MAKE) --no-print-directory -C tools/lib clean
+	@if [ -f tools/vmctl/Makefile ]; then $(MAKE) --no-print-directory -C tools/vmctl clean; fi
+	@$(MAKE) --no-print-directory -C selftests clean
+	@rm -rf build

@@ -1,0 +1,314 @@
+/* SPDX-License-Identifier: GPL-2.0-only */
+/*
+ * lvmm: the generic core's view of VMs, vCPUs, memory slots and the
+ * architecture backend.  Nothing here names a particular vendor.
+ *
+ * Field legend (after bhyve): (a) set at allocation, (i) set at init before
+ * the object is published, (o) written once, (c) owned by the vCPU thread
+ * holding vcpu->mutex, and otherwise the lock that protects it.
+ */
+#ifndef _LVMM_H
+#define _LVMM_H
+
+#include <linux/types.h>
+#include <linux/mm_types.h>
+#include <linux/uidgid.h>
+#include <linux/mutex.h>
+#include <linux/spinlock.h>
+#include <linux/list.h>
+#include <linux/kref.h>
+#include <linux/srcu.h>
+#include <linux/wait.h>
+#include <asm/fpu/api.h>
+#include <linux/lvmm.h>
+
+#include "compat.h"
+
+#define LVMM_MAX_MEMSLOTS	32
+#define LVMM_MAX_VCPUS		128
+#define LVMM_MAX_MEMSLOT_SIZE	(64ULL << 30)
+/* Guest-physical addresses must fit the 4-level nested/extended tables. */
+#define LVMM_MAX_GPA		(1ULL << 48)
+
+#define LVMM_DR7_FIXED_1	0x400ULL
+
+#define LVMM_HPAGE_SHIFT	21
+#define LVMM_HPAGE_SIZE		(1UL << LVMM_HPAGE_SHIFT)
+#define LVMM_HPAGE_ORDER	(LVMM_HPAGE_SHIFT - PAGE_SHIFT)
+#define LVMM_PAGES_PER_HPAGE	(1UL << LVMM_HPAGE_ORDER)
+
+struct lvmm_vm;
+struct lvmm_vcpu;
+struct page;
+struct mem_cgroup;
+
+/* ---- memory slots (memslot.c) ------------------------------------------- */
+
+/*
+ * A slot's backing memory is allocated on first touch in 2 MiB chunks: one
+ * compound huge page when the chunk is aligned in guest-physical space and
+ * the allocator has one, else an array of 4 KiB pages.
+ */
+struct lvmm_chunk {
+	struct page *huge;		/* order-9 compound page, or NULL */
+	struct page **small;		/* LVMM_PAGES_PER_HPAGE pages, or NULL */
+};
+
+struct lvmm_slot {
+	u32 id;				/* (i) */
+	u32 flags;			/* (i) LVMM_MEMSLOT_* */
+	u64 base_gfn;			/* (i) */
+	u64 npages;			/* (i) */
+	bool huge_ok;			/* (i) base is 2 MiB aligned */
+	struct mem_cgroup *memcg;	/* (i) charged for the backing */
+	struct mutex alloc_lock;	/* serializes chunk allocation */
+	unsigned long nchunks;		/* (i) */
+	struct lvmm_chunk *chunks;	/* (i) array; entries under alloc_lock */
+};
+
+/* An immutable snapshot of the slots, replaced whole under vm->slots_lock. */
+struct lvmm_memslots {
+	struct rcu_head rcu;		/* freeing after an SRCU grace period */
+	int nr;
+	struct lvmm_slot *slot[LVMM_MAX_MEMSLOTS];	/* by id; NULL = empty */
+};
+
+struct lvmm_slot *lvmm_memslot_find(struct lvmm_memslots *slots, u64 gfn);
+struct page *lvmm_memslot_get_page(struct lvmm_slot *slot, u64 gfn,
+				   bool *huge);
+int lvmm_vm_set_memslot(struct lvmm_vm *vm, const struct lvmm_memslot *req);
+void lvmm_vm_free_memslots(struct lvmm_vm *vm);
+vm_fault_t lvmm_vm_mmap_fault(struct vm_fault *vmf);
+int lvmm_guest_read(struct lvmm_vm *vm, u64 gpa, void *data, unsigned int len);
+int lvmm_guest_write(struct lvmm_vm *vm, u64 gpa, const void *data,
+		     unsigned int len);
+
+static inline struct lvmm_memslots *lvmm_memslots(struct lvmm_vm *vm);
+
+/* ---- VMs (vm.c) ----------------------------------------------------------- */
+
+struct lvmm_vm {
+	struct kref ref;		/* VM fd + one per vCPU */
+	u32 id;				/* (i) */
+	char name[LVMM_VM_NAME_LEN];	/* (i) */
+	struct list_head list;		/* lvmm_vms_lock */
+	struct inode *inode;		/* (i) per-VM, for the mmap of slots */
+
+	struct mutex lock;		/* vCPU creation */
+	struct lvmm_vcpu *vcpus[LVMM_MAX_VCPUS];	/* lock; (o) per entry */
+	int nr_vcpus;			/* lock; read with READ_ONCE */
+
+	struct mutex slots_lock;	/* memslot changes */
+	struct lvmm_memslots __rcu *memslots;	/* slots_lock, srcu to read */
+	struct srcu_struct srcu;	/* readers of memslots */
+	u64 mem_size;			/* slots_lock */
+
+	struct mm_struct *mm;		/* (i) creator's mm, for accounting */
+	kuid_t owner;			/* (i) */
+	pid_t creator;			/* (i) */
+};
+
+static inline struct lvmm_memslots *lvmm_memslots(struct lvmm_vm *vm)
+{
+	return srcu_dereference_check(vm->memslots, &vm->srcu,
+				      lockdep_is_held(&vm->slots_lock));
+}
+
+void lvmm_vm_get(struct lvmm_vm *vm);
+void lvmm_vm_put(struct lvmm_vm *vm);
+long lvmm_dev_create_vm(void __user *argp);
+int lvmm_vm_fs_init(void);
+void lvmm_vm_fs_exit(void);
+
+/* ---- vCPUs (vcpu.c) ------------------------------------------------------- */
+
+enum lvmm_vcpu_mode {
+	LVMM_OUTSIDE_GUEST_MODE,
+	LVMM_IN_GUEST_MODE,
+	LVMM_EXITING_GUEST_MODE,
+};
+
+/* vcpu->requests bits, processed before each entry with IRQs off. */
+#define LVMM_REQ_TLB_FLUSH	0
+
+/* Work the vCPU must finish on the next RUN, after userspace answered. */
+enum lvmm_pending {
+	LVMM_PENDING_NONE,
+	LVMM_PENDING_PIO_IN,		/* copy run->io data into RAX / memory */
+	LVMM_PENDING_PIO_OUT,		/* advance past the (string) OUT */
+	LVMM_PENDING_MMIO_READ,		/* copy run->mmio.data into a reg */
+	LVMM_PENDING_MMIO_WRITE,	/* just skip the instruction */
+	LVMM_PENDING_HYPERCALL,		/* run->hypercall.ret into RAX */
+};
+
+/* General-purpose registers in the order of their ModRM encoding. */
+enum lvmm_reg {
+	LVMM_RAX, LVMM_RCX, LVMM_RDX, LVMM_RBX,
+	LVMM_RSP, LVMM_RBP, LVMM_RSI, LVMM_RDI,
+	LVMM_R8, LVMM_R9, LVMM_R10, LVMM_R11,
+	LVMM_R12, LVMM_R13, LVMM_R14, LVMM_R15,
+	LVMM_NR_GPRS,
+};
+
+enum lvmm_seg {
+	LVMM_SEG_ES, LVMM_SEG_CS, LVMM_SEG_SS, LVMM_SEG_DS,
+	LVMM_SEG_FS, LVMM_SEG_GS, LVMM_NR_SEGS,
+};
+
+/* What the instruction decoder needs to know of the vCPU's mode. */
+struct lvmm_cpu_mode {
+	u64 cr0, cr3, cr4, efer;
+	u64 seg_base[LVMM_NR_SEGS];
+	bool cs_l, cs_db;
+	u8 cpl;
+};
+
+struct lvmm_emul {
+	enum lvmm_pending pending;
+	u64 next_rip;
+	/* PIO */
+	u16 port;
+	u8 size;
+	bool string, rep;
+	u32 count;		/* iterations done by this exit */
+	u8 addr_size;		/* string I/O: 2, 4 or 8 */
+	u8 seg;			/* string OUT source segment */
+	/* MMIO read */
+	u8 reg;			/* destination register */
+	bool high_byte;		/* AH..BH */
+	u8 dst_size;		/* bytes written to the register */
+	u8 sign_extend;		/* MOVSX: source size, else 0 */
+};
+
+struct lvmm_vcpu_stat {
+	u64 exits;
+	u64 exits_by_reason[16];	/* LVMM_EXIT_* to userspace */
+	u64 npf;
+	u64 injected_irqs;
+	u64 guest_ns;
+};
+
+struct lvmm_vcpu {
+	struct lvmm_vm *vm;		/* (a) holds a reference */
+	u32 id;				/* (a) */
+	struct mutex mutex;		/* vCPU ioctls, killable */
+	struct lvmm_run *run;		/* (a) shared with userspace */
+	void *io_page;			/* (a) string I/O data, page 1 */
+
+	/* Kicks: who runs where, and what it must do before entering. */
+	int cpu;			/* (c) last physical CPU */
+	int mode;			/* lvmm_vcpu_mode, see lvmm_kick_vcpu() */
+	unsigned long requests;		/* LVMM_REQ_* bits, atomic */
+	struct task_struct *task;	/* (c) thread in RUN, or NULL */
+
+	/* Guest GPRs; the backend syncs what its hardware keeps itself. */
+	u64 regs[LVMM_NR_GPRS];		/* (c) */
+	u64 rip;			/* (c) */
+	u64 rflags;			/* (c) */
+
+	struct lvmm_emul emul;		/* (c) */
+	bool irq_pending;		/* (c) LVMM_INTERRUPT queued */
+	u8 irq_vector;			/* (c) */
+	bool nmi_pending;		/* (c) */
+
+	struct fpu_guest fpu;		/* (a) guest FPU and XSAVE state */
+	u64 xcr0;			/* (c) guest XCR0 */
+	bool shutdown;			/* (c) triple fault seen */
+
+	/* CPUID the guest sees (cpuid.c) */
+	u32 cpuid_nent;			/* (c) */
+	struct lvmm_cpuid_entry *cpuid;	/* (a) LVMM_MAX_CPUID_ENTRIES */
+
+	/* MSRs with no home in the backend's state */
+	u64 apic_base;			/* (c) */
+	u64 misc_enable;		/* (c) */
+	u64 mtrr_def_type;		/* (c) */
+	u64 dr[4], dr6, dr7;		/* (c) virtual debug registers */
+
+	struct lvmm_vcpu_stat stat;	/* (c) */
+};
+
+long lvmm_vm_create_vcpu(struct lvmm_vm *vm, void __user *argp);
+void lvmm_vcpu_destroy(struct lvmm_vcpu *vcpu);
+void lvmm_vm_flush_tlb_all(struct lvmm_vm *vm);
+int lvmm_get_msr(struct lvmm_vcpu *vcpu, u32 index, u64 *data);
+int lvmm_set_msr(struct lvmm_vcpu *vcpu, u32 index, u64 data);
+
+/* ---- CPUID (cpuid.c) ------------------------------------------------------ */
+
+int lvmm_cpuid_init(struct lvmm_vcpu *vcpu);
+long lvmm_vcpu_set_cpuid(struct lvmm_vcpu *vcpu, void __user *argp);
+long lvmm_vcpu_get_cpuid(struct lvmm_vcpu *vcpu, void __user *argp);
+void lvmm_cpuid(struct lvmm_vcpu *vcpu, u64 cr4, u32 *eax, u32 *ebx,
+		u32 *ecx, u32 *edx);
+u64 lvmm_supported_xcr0(void);
+
+/* ---- instruction decoding and guest memory (x86.c) ------------------------ */
+
+int lvmm_read_gva(struct lvmm_vcpu *vcpu, const struct lvmm_cpu_mode *m,
+		  u64 gva, void *data, unsigned int len, bool write);
+int lvmm_insn_length(struct lvmm_vcpu *vcpu, const struct lvmm_cpu_mode *m,
+		     u64 *next_rip);
+int lvmm_decode_mov_dr(struct lvmm_vcpu *vcpu, const struct lvmm_cpu_mode *m,
+		       int *dr, int *gpr, bool *to_dr, u64 *next_rip);
+int lvmm_emulate_mmio(struct lvmm_vcpu *vcpu, const struct lvmm_cpu_mode *m,
+		      u64 gpa, bool write_fault);
+int lvmm_emulate_pio(struct lvmm_vcpu *vcpu, const struct lvmm_cpu_mode *m,
+		     u16 port, u8 size, bool in, bool string, bool rep,
+		     u8 addr_size, u64 next_rip);
+int lvmm_complete_userspace(struct lvmm_vcpu *vcpu);
+void lvmm_internal_error(struct lvmm_vcpu *vcpu, u32 suberror, int n, ...);
+
+/* ---- the architecture backend --------------------------------------------- */
+
+/*
+ * The backend's object sizes: the core allocates struct lvmm_vm and
+ * struct lvmm_vcpu with this much room and the backend embeds them.
+ */
+struct lvmm_arch_ops {
+	const char *name;
+
+	/* module scope */
+	int (*check_support)(void);	/* -ENODEV with one dmesg line */
+	int (*hardware_setup)(void);	/* per-CPU allocations */
+	void (*hardware_unsetup)(void);
+	int (*cpu_enable)(void);	/* this CPU, IRQs off; -EBUSY if taken */
+	void (*cpu_disable)(void);	/* this CPU, IRQs off */
+
+	/* VM scope */
+	size_t vm_size;
+	int (*vm_init)(struct lvmm_vm *vm);
+	void (*vm_destroy)(struct lvmm_vm *vm);
+	/* Drop guest mappings of [gfn, gfn + npages); caller flushes TLBs. */
+	void (*vm_zap_gfn_range)(struct lvmm_vm *vm, u64 gfn, u64 npages);
+
+	/* vCPU scope */
+	size_t vcpu_size;
+	int (*vcpu_init)(struct lvmm_vcpu *vcpu);
+	void (*vcpu_destroy)(struct lvmm_vcpu *vcpu);
+	/*
+	 * Enter the guest once and handle the exit: > 0 to re-enter,
+	 * 0 with run->exit_reason set to return to userspace, < 0 an error.
+	 */
+	int (*vcpu_run)(struct lvmm_vcpu *vcpu);
+	bool (*vcpu_interrupt_allowed)(struct lvmm_vcpu *vcpu);
+
+	/* register access */
+	void (*get_sregs)(struct lvmm_vcpu *vcpu, struct lvmm_sregs *sregs);
+	int (*set_sregs)(struct lvmm_vcpu *vcpu, const struct lvmm_sregs *sregs);
+	void (*get_cpu_mode)(struct lvmm_vcpu *vcpu, struct lvmm_cpu_mode *m);
+	int (*get_msr)(struct lvmm_vcpu *vcpu, u32 index, u64 *data);
+	int (*set_msr)(struct lvmm_vcpu *vcpu, u32 index, u64 data);
+};
+
+extern const struct lvmm_arch_ops *lvmm_arch;
+extern const struct lvmm_arch_ops lvmm_svm_ops;
+
+/* ---- hardware ownership (hw.c) -------------------------------------------- */
+
+int lvmm_hw_init(void);
+void lvmm_hw_exit(void);
+int lvmm_hw_get(void);
+void lvmm_hw_put(void);
+
+#endif /* _LVMM_H */

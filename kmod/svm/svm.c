@@ -1,0 +1,1151 @@
+// SPDX-License-Identifier: GPL-2.0-only
+/*
+ * lvmm: the AMD SVM backend -- enabling SVM, the VMCB, entry and exits.
+ *
+ * Exits are dispatched through svm_exit_handlers[], indexed by the exit
+ * code, as in KVM.  A handler returns > 0 to re-enter the guest, 0 to go
+ * back to userspace with the run structure filled in, < 0 for an error.
+ */
+#include <linux/kernel.h>
+#include <linux/mm.h>
+#include <linux/sched/signal.h>
+#include <linux/module.h>
+#include <linux/percpu.h>
+#include <linux/sched.h>
+#include <linux/slab.h>
+#include <asm/cpufeature.h>
+#include <asm/debugreg.h>
+#include <asm/io.h>
+#include <asm/irq_vectors.h>
+#include <asm/fpu/api.h>
+#include <asm/fpu/xcr.h>
+#include <asm/mem_encrypt.h>
+#include <asm/msr.h>
+#include <asm/svm.h>
+
+#include "svm.h"
+
+#define IOPM_ORDER	2	/* 12 KiB used */
+#define MSRPM_ORDER	1	/* 8 KiB */
+#define SVM_EXIT_MAX	(SVM_EXIT_NPF + 1)
+
+static DEFINE_PER_CPU(struct svm_cpu, svm_cpu);
+static struct page *svm_iopm, *svm_msrpm;
+static u32 svm_max_asid;
+static bool svm_has_nrips, svm_has_flush_by_asid;
+static u64 svm_host_xcr0;
+
+/* ---- enabling SVM --------------------------------------------------------- */
+
+static int svm_check_support(void)
+{
+	u64 vm_cr;
+
+	if (!boot_cpu_has(X86_FEATURE_SVM)) {
+		pr_err("lvmm: no AMD SVM on this CPU (Intel VMX is not supported yet); not loading\n");
+		return -ENODEV;
+	}
+	if (!boot_cpu_has(X86_FEATURE_NPT)) {
+		pr_err("lvmm: AMD SVM without nested paging (NPT); lvmm needs both, not loading\n");
+		return -ENODEV;
+	}
+	rdmsrl(MSR_VM_CR, vm_cr);
+	if (vm_cr & SVM_VM_CR_SVM_DIS_MASK) {
+		pr_err("lvmm: SVM is disabled by the firmware; enable it in the BIOS setup\n");
+		return -ENODEV;
+	}
+	return 0;
+}
+
+/* MSRs the guest reads and writes directly: VMLOAD/VMSAVE switch them. */
+static const u32 svm_passthrough_msrs[] = {
+	MSR_FS_BASE, MSR_GS_BASE, MSR_KERNEL_GS_BASE,
+	MSR_STAR, MSR_LSTAR, MSR_CSTAR, MSR_SYSCALL_MASK,
+	MSR_IA32_SYSENTER_CS, MSR_IA32_SYSENTER_ESP, MSR_IA32_SYSENTER_EIP,
+};
+
+static void svm_msrpm_allow(u8 *msrpm, u32 msr)
+{
+	u32 offset, bit;
+
+	if (msr < 0x2000)
+		offset = 0;
+	else if (msr - 0xc0000000 < 0x2000)
+		offset = 0x800;
+	else
+		offset = 0x1000;	/* 0xc0010000..0xc0011fff */
+	bit = (msr & 0x1fff) * 2;
+	/* Two bits per MSR: read intercept, then write intercept. */
+	msrpm[offset + bit / 8] &= ~(3 << (bit % 8));
+}
+
+static void svm_free_cpus(void)
+{
+	int cpu;
+
+	for_each_possible_cpu(cpu) {
+		struct svm_cpu *sc = per_cpu_ptr(&svm_cpu, cpu);
+
+		if (sc->hsave)
+			__free_page(sc->hsave);
+		if (sc->host_save)
+			__free_page(sc->host_save);
+		sc->hsave = sc->host_save = NULL;
+	}
+}
+
+static int svm_hardware_setup(void)
+{
+	int cpu, i;
+
+	svm_max_asid = cpuid_ebx(SVM_CPUID_FUNC) - 1;
+	svm_has_nrips = boot_cpu_has(X86_FEATURE_NRIPS);
+	svm_has_flush_by_asid = boot_cpu_has(X86_FEATURE_FLUSHBYASID);
+	if (boot_cpu_has(X86_FEATURE_XSAVE))
+		svm_host_xcr0 = xgetbv(XCR_XFEATURE_ENABLED_MASK);
+
+	for_each_possible_cpu(cpu) {
+		struct svm_cpu *sc = per_cpu_ptr(&svm_cpu, cpu);
+
+		sc->hsave = alloc_pages_node(cpu_to_node(cpu),
+					     GFP_KERNEL | __GFP_ZERO, 0);
+		sc->host_save = alloc_pages_node(cpu_to_node(cpu),
+						 GFP_KERNEL | __GFP_ZERO, 0);
+		if (!sc->hsave || !sc->host_save)
+			goto out_free;
+		sc->hsave_pa = svm_page_pa(sc->hsave);
+		sc->host_save_pa = svm_page_pa(sc->host_save);
+	}
+
+	/* Every port and every MSR outside the safe set is intercepted. */
+	svm_iopm = alloc_pages(GFP_KERNEL, IOPM_ORDER);
+	svm_msrpm = alloc_pages(GFP_KERNEL, MSRPM_ORDER);
+	if (!svm_iopm || !svm_msrpm)
+		goto out_free;
+	memset(page_address(svm_iopm), 0xff, PAGE_SIZE << IOPM_ORDER);
+	memset(page_address(svm_msrpm), 0xff, PAGE_SIZE << MSRPM_ORDER);
+	for (i = 0; i < ARRAY_SIZE(svm_passthrough_msrs); i++)
+		svm_msrpm_allow(page_address(svm_msrpm),
+				svm_passthrough_msrs[i]);
+	pr_info("lvmm: SVM: %u ASIDs, nRIP %s, flush-by-ASID %s\n",
+		svm_max_asid, svm_has_nrips ? "yes" : "no",
+		svm_has_flush_by_asid ? "yes" : "no");
+	return 0;
+
+out_free:
+	if (svm_iopm)
+		__free_pages(svm_iopm, IOPM_ORDER);
+	if (svm_msrpm)
+		__free_pages(svm_msrpm, MSRPM_ORDER);
+	svm_free_cpus();
+	return -ENOMEM;
+}
+
+static void svm_hardware_unsetup(void)
+{
+	__free_pages(svm_iopm, IOPM_ORDER);
+	__free_pages(svm_msrpm, MSRPM_ORDER);
+	svm_free_cpus();
+}
+
+static int svm_cpu_enable(void)
+{
+	struct svm_cpu *sc = this_cpu_ptr(&svm_cpu);
+	u64 efer;
+
+	rdmsrl(MSR_EFER, efer);
+	if (efer & EFER_SVME)
+		return -EBUSY;		/* somebody else's */
+
+	/*
+	 * A new generation: vCPUs that ran here before take fresh ASIDs, and
+	 * the first allocation flushes every ASID (next_asid is past max).
+	 */
+	sc->asid_generation++;
+	sc->next_asid = svm_max_asid + 1;
+	sc->last_vmcb = NULL;
+	wrmsrl(MSR_EFER, efer | EFER_SVME);
+	wrmsrl(MSR_VM_HSAVE_PA, sc->hsave_pa);
+	return 0;
+}
+
+static void svm_cpu_disable(void)
+{
+	u64 efer;
+
+	wrmsrl(MSR_VM_HSAVE_PA, 0);
+	rdmsrl(MSR_EFER, efer);
+	if (efer & EFER_SVME) {
+		/* GIF=1 first, or INIT and NMI would stay blocked. */
+		asm volatile("stgi" ::: "memory");
+		wrmsrl(MSR_EFER, efer & ~EFER_SVME);
+	}
+}
+
+/* ---- VMs ------------------------------------------------------------------ */
+
+static int svm_vm_init(struct lvmm_vm *vm)
+{
+	return svm_npt_init(to_svm_vm(vm));
+}
+
+static void svm_vm_destroy(struct lvmm_vm *vm)
+{
+	svm_npt_free(to_svm_vm(vm));
+}
+
+/* ---- the VMCB ------------------------------------------------------------- */
+
+static inline void svm_set_intercept(struct vmcb *vmcb, int bit)
+{
+	__set_bit(bit, (unsigned long *)vmcb->control.intercepts);
+}
+
+static inline void svm_clr_intercept(struct vmcb *vmcb, int bit)
+{
+	__clear_bit(bit, (unsigned long *)vmcb->control.intercepts);
+}
+
+static void svm_intercept(struct svm_vcpu *svm, int bit, bool on)
+{
+	if (on)
+		svm_set_intercept(svm->vmcb, bit);
+	else
+		svm_clr_intercept(svm->vmcb, bit);
+	vmcb_mark_dirty(svm, VMCB_INTERCEPTS);
+}
+
+static void svm_init_seg(struct vmcb_seg *seg, u16 attrib)
+{
+	seg->selector = 0;
+	seg->attrib = attrib;
+	seg->limit = 0xffff;
+	seg->base = 0;
+}
+
+/* Intercepts: closed by default (see Documentation/api.rst). */
+static const int svm_default_intercepts[] = {
+	INTERCEPT_INTR, INTERCEPT_NMI, INTERCEPT_SMI, INTERCEPT_INIT,
+	INTERCEPT_CPUID, INTERCEPT_HLT, INTERCEPT_INVD, INTERCEPT_RDPMC,
+	INTERCEPT_INVLPGA, INTERCEPT_IOIO_PROT, INTERCEPT_MSR_PROT,
+	INTERCEPT_TASK_SWITCH, INTERCEPT_SHUTDOWN, INTERCEPT_VMRUN,
+	INTERCEPT_VMMCALL, INTERCEPT_VMLOAD, INTERCEPT_VMSAVE,
+	INTERCEPT_STGI, INTERCEPT_CLGI, INTERCEPT_SKINIT, INTERCEPT_RDTSCP,
+	INTERCEPT_WBINVD, INTERCEPT_MONITOR, INTERCEPT_MWAIT,
+	INTERCEPT_MWAIT_COND, INTERCEPT_XSETBV, INTERCEPT_RDPRU,
+	/*
+	 * #AC and #DB are intercepted (and reflected) so that a guest cannot
+	 * hang the physical CPU in an endless microcode exception loop.
+	 */
+	INTERCEPT_EXCEPTION_OFFSET + AC_VECTOR,
+	INTERCEPT_EXCEPTION_OFFSET + DB_VECTOR,
+};
+
+static void svm_init_vmcb(struct svm_vcpu *svm)
+{
+	struct vmcb *vmcb = svm->vmcb;
+	struct vmcb_control_area *c = &vmcb->control;
+	struct vmcb_save_area *s = &vmcb->save;
+	int i;
+
+	for (i = 0; i < ARRAY_SIZE(svm_default_intercepts); i++)
+		svm_set_intercept(vmcb, svm_default_intercepts[i]);
+	/* All debug register accesses: lvmm keeps the guest's DRs itself. */
+	for (i = INTERCEPT_DR0_READ; i <= INTERCEPT_DR7_WRITE; i++)
+		svm_set_intercept(vmcb, i);
+
+	c->iopm_base_pa = svm_page_pa(svm_iopm);
+	c->msrpm_base_pa = svm_page_pa(svm_msrpm);
+	c->int_ctl = V_INTR_MASKING_MASK;
+	c->nested_ctl = SVM_NESTED_CTL_NP_ENABLE;
+	c->nested_cr3 = to_svm_vm(svm->vcpu.vm)->ncr3;
+	c->tsc_offset = 0;
+
+	/* The architectural reset state. */
+	svm_init_seg(&s->es, SVM_SELECTOR_P_MASK | SVM_SELECTOR_S_MASK | 3);
+	svm_init_seg(&s->ds, SVM_SELECTOR_P_MASK | SVM_SELECTOR_S_MASK | 3);
+	svm_init_seg(&s->ss, SVM_SELECTOR_P_MASK | SVM_SELECTOR_S_MASK | 3);
+	svm_init_seg(&s->fs, SVM_SELECTOR_P_MASK | SVM_SELECTOR_S_MASK | 3);
+	svm_init_seg(&s->gs, SVM_SELECTOR_P_MASK | SVM_SELECTOR_S_MASK | 3);
+	svm_init_seg(&s->cs, SVM_SELECTOR_P_MASK | SVM_SELECTOR_S_MASK |
+			     SVM_SELECTOR_CODE_MASK | 3);
+	s->cs.selector = 0xf000;
+	s->cs.base = 0xffff0000;
+	svm_init_seg(&s->ldtr, SVM_SELECTOR_P_MASK | 2);
+	svm_init_seg(&s->tr, SVM_SELECTOR_P_MASK | 3);
+	s->gdtr.limit = 0xffff;
+	s->idtr.limit = 0xffff;
+	s->cr0 = X86_CR0_NW | X86_CR0_CD | X86_CR0_ET;
+	s->efer = EFER_SVME;
+	s->dr6 = DR6_RESERVED;
+	s->dr7 = LVMM_DR7_FIXED_1;
+	s->g_pat = 0x0007040600070406ULL;	/* the reset PAT */
+	svm->dirty = VMCB_ALL_CLEAN;
+}
+
+static int svm_vcpu_init(struct lvmm_vcpu *vcpu)
+{
+	struct svm_vcpu *svm = to_svm(vcpu);
+	struct page *page;
+
+	page = alloc_page(GFP_KERNEL_ACCOUNT | __GFP_ZERO);
+	if (!page)
+		return -ENOMEM;
+	svm->vmcb = page_address(page);
+	svm->vmcb_pa = svm_page_pa(page);
+	svm->asid_cpu = -1;
+	svm_init_vmcb(svm);
+	return 0;
+}
+
+static void svm_vcpu_destroy(struct lvmm_vcpu *vcpu)
+{
+	struct svm_vcpu *svm = to_svm(vcpu);
+	int cpu;
+
+	/* No CPU may think it still has this VMCB cached. */
+	for_each_possible_cpu(cpu)
+		cmpxchg(&per_cpu_ptr(&svm_cpu, cpu)->last_vmcb, svm->vmcb, NULL);
+	svm_npt_drain(svm);
+	free_page((unsigned long)svm->vmcb);
+}
+
+/* ---- register access ------------------------------------------------------ */
+
+static const int svm_seg_order[] = {
+	[LVMM_SEG_ES] = 0, [LVMM_SEG_CS] = 1, [LVMM_SEG_SS] = 2,
+	[LVMM_SEG_DS] = 3, [LVMM_SEG_FS] = 4, [LVMM_SEG_GS] = 5,
+};
+
+static struct vmcb_seg *svm_seg(struct vmcb *vmcb, int seg)
+{
+	return &(&vmcb->save.es)[svm_seg_order[seg]];
+}
+
+static void svm_get_segment(const struct vmcb_seg *v, struct lvmm_segment *s)
+{
+	s->base = v->base;
+	s->limit = v->limit;
+	s->selector = v->selector;
+	s->type = v->attrib & SVM_SELECTOR_TYPE_MASK;
+	s->s = !!(v->attrib & SVM_SELECTOR_S_MASK);
+	s->dpl = (v->attrib >> SVM_SELECTOR_DPL_SHIFT) & 3;
+	s->present = !!(v->attrib & SVM_SELECTOR_P_MASK);
+	s->avl = !!(v->attrib & SVM_SELECTOR_AVL_MASK);
+	s->l = !!(v->attrib & SVM_SELECTOR_L_MASK);
+	s->db = !!(v->attrib & SVM_SELECTOR_DB_MASK);
+	s->g = !!(v->attrib & SVM_SELECTOR_G_MASK);
+	s->unusable = !s->present;
+}
+
+static void svm_set_segment(struct vmcb_seg *v, const struct lvmm_segment *s)
+{
+	v->base = s->base;
+	v->limit = s->limit;
+	v->selector = s->selector;
+	if (s->unusable) {
+		v->attrib = 0;
+		return;
+	}
+	v->attrib = (s->type & SVM_SELECTOR_TYPE_MASK) |
+		    (s->s ? SVM_SELECTOR_S_MASK : 0) |
+		    ((s->dpl & 3) << SVM_SELECTOR_DPL_SHIFT) |
+		    (s->present ? SVM_SELECTOR_P_MASK : 0) |
+		    (s->avl ? SVM_SELECTOR_AVL_MASK : 0) |
+		    (s->l ? SVM_SELECTOR_L_MASK : 0) |
+		    (s->db ? SVM_SELECTOR_DB_MASK : 0) |
+		    (s->g ? SVM_SELECTOR_G_MASK : 0);
+}
+
+static void svm_get_sregs(struct lvmm_vcpu *vcpu, struct lvmm_sregs *sr)
+{
+	struct vmcb_save_area *s = &to_svm(vcpu)->vmcb->save;
+	struct vmcb *vmcb = to_svm(vcpu)->vmcb;
+
+	svm_get_segment(&s->cs, &sr->cs);
+	svm_get_segment(&s->ds, &sr->ds);
+	svm_get_segment(&s->es, &sr->es);
+	svm_get_segment(&s->fs, &sr->fs);
+	svm_get_segment(&s->gs, &sr->gs);
+	svm_get_segment(&s->ss, &sr->ss);
+	svm_get_segment(&s->tr, &sr->tr);
+	svm_get_segment(&s->ldtr, &sr->ldt);
+	sr->gdt.base = s->gdtr.base;
+	sr->gdt.limit = s->gdtr.limit;
+	sr->idt.base = s->idtr.base;
+	sr->idt.limit = s->idtr.limit;
+	sr->cr0 = s->cr0;
+	sr->cr2 = s->cr2;
+	sr->cr3 = s->cr3;
+	sr->cr4 = s->cr4;
+	sr->cr8 = vmcb->control.int_ctl & V_TPR_MASK;
+	sr->efer = s->efer & ~EFER_SVME;
+}
+
+static u64 svm_cr4_supported(void)
+{
+	u64 cr4 = X86_CR4_VME | X86_CR4_PVI | X86_CR4_TSD | X86_CR4_DE |
+		  X86_CR4_PSE | X86_CR4_PAE | X86_CR4_MCE | X86_CR4_PGE |
+		  X86_CR4_PCE | X86_CR4_OSFXSR | X86_CR4_OSXMMEXCPT;
+
+	if (boot_cpu_has(X86_FEATURE_XSAVE))
+		cr4 |= X86_CR4_OSXSAVE;
+	if (boot_cpu_has(X86_FEATURE_FSGSBASE))
+		cr4 |= X86_CR4_FSGSBASE;
+	if (boot_cpu_has(X86_FEATURE_PCID))
+		cr4 |= X86_CR4_PCIDE;
+	if (boot_cpu_has(X86_FEATURE_SMEP))
+		cr4 |= X86_CR4_SMEP;
+	if (boot_cpu_has(X86_FEATURE_SMAP))
+		cr4 |= X86_CR4_SMAP;
+	if (boot_cpu_has(X86_FEATURE_UMIP))
+		cr4 |= X86_CR4_UMIP;
+	if (boot_cpu_has(X86_FEATURE_LA57))
+		cr4 |= X86_CR4_LA57;
+	return cr4;
+}
+
+#define SVM_EFER_GUEST	(EFER_SCE | EFER_LME | EFER_LMA | EFER_NX | EFER_FFXSR)
+
+/*
+ * The combinations VMRUN would refuse (AMD APM: "Canonicalization and
+ * Consistency Checks") are refused here with -EINVAL instead.
+ */
+static int svm_check_cr_efer(u64 cr0, u64 cr3, u64 cr4, u64 efer)
+{
+	if (cr0 >> 32 || ((cr0 & X86_CR0_NW) && !(cr0 & X86_CR0_CD)))
+		return -EINVAL;
+	if ((cr0 & X86_CR0_PG) && !(cr0 & X86_CR0_PE))
+		return -EINVAL;
+	if (cr3 >> 52 || cr4 & ~svm_cr4_supported())
+		return -EINVAL;
+	if (efer & ~SVM_EFER_GUEST)
+		return -EINVAL;
+	if ((efer & EFER_LME) && (cr0 & X86_CR0_PG) && !(cr4 & X86_CR4_PAE))
+		return -EINVAL;
+	return 0;
+}
+
+static int svm_set_sregs(struct lvmm_vcpu *vcpu, const struct lvmm_sregs *sr)
+{
+	struct svm_vcpu *svm = to_svm(vcpu);
+	struct vmcb_save_area *s = &svm->vmcb->save;
+	u64 efer = sr->efer & ~EFER_LMA;
+
+	if (sr->cr8 > 15)
+		return -EINVAL;
+	if ((efer & EFER_LME) && (sr->cr0 & X86_CR0_PG))
+		efer |= EFER_LMA;
+	if (svm_check_cr_efer(sr->cr0, sr->cr3, sr->cr4, efer))
+		return -EINVAL;
+	if ((efer & EFER_LMA) && sr->cs.l && sr->cs.db)
+		return -EINVAL;
+
+	svm_set_segment(&s->cs, &sr->cs);
+	svm_set_segment(&s->ds, &sr->ds);
+	svm_set_segment(&s->es, &sr->es);
+	svm_set_segment(&s->fs, &sr->fs);
+	svm_set_segment(&s->gs, &sr->gs);
+	svm_set_segment(&s->ss, &sr->ss);
+	svm_set_segment(&s->tr, &sr->tr);
+	svm_set_segment(&s->ldtr, &sr->ldt);
+	s->cpl = (sr->cr0 & X86_CR0_PE) ? sr->ss.dpl : 0;
+	s->gdtr.base = sr->gdt.base;
+	s->gdtr.limit = sr->gdt.limit;
+	s->idtr.base = sr->idt.base;
+	s->idtr.limit = sr->idt.limit;
+	s->cr0 = sr->cr0;
+	s->cr2 = sr->cr2;
+	s->cr3 = sr->cr3;
+	s->cr4 = sr->cr4;
+	s->efer = efer | EFER_SVME;
+	svm->vmcb->control.int_ctl = (svm->vmcb->control.int_ctl & ~V_TPR_MASK) |
+				     sr->cr8;
+	svm->dirty |= BIT(VMCB_CR) | BIT(VMCB_DT) | BIT(VMCB_SEG) |
+		      BIT(VMCB_CR2) | BIT(VMCB_INTR);
+	return 0;
+}
+
+static void svm_get_cpu_mode(struct lvmm_vcpu *vcpu, struct lvmm_cpu_mode *m)
+{
+	struct vmcb *vmcb = to_svm(vcpu)->vmcb;
+	int i;
+
+	m->cr0 = vmcb->save.cr0;
+	m->cr3 = vmcb->save.cr3;
+	m->cr4 = vmcb->save.cr4;
+	m->efer = vmcb->save.efer;
+	for (i = 0; i < LVMM_NR_SEGS; i++)
+		m->seg_base[i] = svm_seg(vmcb, i)->base;
+	m->cs_l = !!(vmcb->save.cs.attrib & SVM_SELECTOR_L_MASK);
+	m->cs_db = !!(vmcb->save.cs.attrib & SVM_SELECTOR_DB_MASK);
+	m->cpl = vmcb->save.cpl;
+}
+
+static bool svm_pat_valid(u64 pat)
+{
+	int i;
+
+	for (i = 0; i < 8; i++) {
+		u8 t = pat >> (i * 8);
+
+		if (t == 2 || t == 3 || t > 7)
+			return false;
+	}
+	return true;
+}
+
+/* The MSRs the VMCB holds (see Documentation/api.rst for the list). */
+static int svm_get_msr(struct lvmm_vcpu *vcpu, u32 index, u64 *data)
+{
+	struct vmcb_save_area *s = &to_svm(vcpu)->vmcb->save;
+
+	switch (index) {
+	case MSR_EFER:		*data = s->efer & ~EFER_SVME; break;
+	case MSR_STAR:		*data = s->star; break;
+	case MSR_LSTAR:		*data = s->lstar; break;
+	case MSR_CSTAR:		*data = s->cstar; break;
+	case MSR_SYSCALL_MASK:	*data = s->sfmask; break;
+	case MSR_KERNEL_GS_BASE: *data = s->kernel_gs_base; break;
+	case MSR_FS_BASE:	*data = s->fs.base; break;
+	case MSR_GS_BASE:	*data = s->gs.base; break;
+	case MSR_IA32_SYSENTER_CS:  *data = s->sysenter_cs; break;
+	case MSR_IA32_SYSENTER_ESP: *data = s->sysenter_esp; break;
+	case MSR_IA32_SYSENTER_EIP: *data = s->sysenter_eip; break;
+	case MSR_IA32_CR_PAT:	*data = s->g_pat; break;
+	case MSR_IA32_TSC:
+		*data = rdtsc() + to_svm(vcpu)->vmcb->control.tsc_offset;
+		break;
+	default:
+		return -EINVAL;
+	}
+	return 0;
+}
+
+static int svm_set_msr(struct lvmm_vcpu *vcpu, u32 index, u64 data)
+{
+	struct svm_vcpu *svm = to_svm(vcpu);
+	struct vmcb_save_area *s = &svm->vmcb->save;
+
+	switch (index) {
+	case MSR_EFER:
+		if (data & ~SVM_EFER_GUEST)
+			return -EINVAL;
+		/* LMA follows CR0.PG and LME; a write cannot change it. */
+		data = (data & ~EFER_LMA) | (s->efer & EFER_LMA);
+		if (svm_check_cr_efer(s->cr0, s->cr3, s->cr4, data))
+			return -EINVAL;
+		s->efer = data | EFER_SVME;
+		vmcb_mark_dirty(svm, VMCB_CR);
+		break;
+	case MSR_STAR:		s->star = data; break;
+	case MSR_LSTAR:		s->lstar = data; break;
+	case MSR_CSTAR:		s->cstar = data; break;
+	case MSR_SYSCALL_MASK:	s->sfmask = data; break;
+	case MSR_KERNEL_GS_BASE: s->kernel_gs_base = data; break;
+	case MSR_FS_BASE:	s->fs.base = data; break;
+	case MSR_GS_BASE:	s->gs.base = data; break;
+	case MSR_IA32_SYSENTER_CS:  s->sysenter_cs = data; break;
+	case MSR_IA32_SYSENTER_ESP: s->sysenter_esp = data; break;
+	case MSR_IA32_SYSENTER_EIP: s->sysenter_eip = data; break;
+	case MSR_IA32_CR_PAT:
+		if (!svm_pat_valid(data))
+			return -EINVAL;
+		s->g_pat = data;
+		vmcb_mark_dirty(svm, VMCB_NPT);
+		break;
+	case MSR_IA32_TSC:
+		svm->vmcb->control.tsc_offset = data - rdtsc();
+		vmcb_mark_dirty(svm, VMCB_INTERCEPTS);
+		break;
+	default:
+		return -EINVAL;
+	}
+	return 0;
+}
+
+/* ---- events --------------------------------------------------------------- */
+
+static void svm_inject_exception(struct svm_vcpu *svm, int vector,
+				 bool has_error, u32 error)
+{
+	svm->vmcb->control.event_inj = vector | SVM_EVTINJ_VALID |
+				       SVM_EVTINJ_TYPE_EXEPT |
+				       (has_error ? SVM_EVTINJ_VALID_ERR : 0);
+	svm->vmcb->control.event_inj_err = error;
+}
+
+static void svm_inject_ud(struct svm_vcpu *svm)
+{
+	svm_inject_exception(svm, UD_VECTOR, false, 0);
+}
+
+static void svm_inject_gp(struct svm_vcpu *svm)
+{
+	svm_inject_exception(svm, GP_VECTOR, true, 0);
+}
+
+static bool svm_interrupt_allowed(struct lvmm_vcpu *vcpu)
+{
+	struct vmcb *vmcb = to_svm(vcpu)->vmcb;
+
+	return (vcpu->rflags & X86_EFLAGS_IF) &&
+	       !(vmcb->control.int_state & SVM_INTERRUPT_SHADOW_MASK) &&
+	       !(vmcb->control.event_inj & SVM_EVTINJ_VALID);
+}
+
+/* Ask for a #VMEXIT as soon as the guest can take an interrupt. */
+static void svm_irq_window(struct svm_vcpu *svm, bool on)
+{
+	struct vmcb_control_area *c = &svm->vmcb->control;
+
+	if (on) {
+		c->int_ctl |= V_IRQ_MASK | V_INTR_PRIO_MASK | V_IGN_TPR_MASK;
+		c->int_vector = 0;
+	} else {
+		c->int_ctl &= ~V_IRQ_INJECTION_BITS_MASK;
+	}
+	vmcb_mark_dirty(svm, VMCB_INTR);
+	svm_intercept(svm, INTERCEPT_VINTR, on);
+}
+
+/* Decide what to deliver at this entry: NMI first, then an interrupt. */
+static void svm_inject_events(struct svm_vcpu *svm)
+{
+	struct lvmm_vcpu *vcpu = &svm->vcpu;
+	struct vmcb_control_area *c = &svm->vmcb->control;
+	bool shadow = c->int_state & SVM_INTERRUPT_SHADOW_MASK;
+
+	if (svm->iret_seen && vcpu->rip != svm->iret_rip) {
+		/* The handler's IRET completed: NMIs are unblocked. */
+		svm->iret_seen = false;
+		svm->nmi_masked = false;
+	}
+	if (c->event_inj & SVM_EVTINJ_VALID)
+		goto window;
+	if (vcpu->nmi_pending && !svm->nmi_masked && !shadow) {
+		c->event_inj = NMI_VECTOR | SVM_EVTINJ_VALID |
+			       SVM_EVTINJ_TYPE_NMI;
+		vcpu->nmi_pending = false;
+		svm->nmi_masked = true;
+		svm_intercept(svm, INTERCEPT_IRET, true);
+		goto window;
+	}
+	if (vcpu->irq_pending && svm_interrupt_allowed(vcpu)) {
+		c->event_inj = vcpu->irq_vector | SVM_EVTINJ_VALID |
+			       SVM_EVTINJ_TYPE_INTR;
+		vcpu->irq_pending = false;
+		vcpu->stat.injected_irqs++;
+	}
+window:
+	if ((vcpu->irq_pending || vcpu->run->request_interrupt_window) &&
+	    !svm_interrupt_allowed(vcpu))
+		svm_irq_window(svm, true);
+}
+
+/* An event the exit interrupted is delivered again on the next entry. */
+static void svm_reinject_events(struct svm_vcpu *svm)
+{
+	struct vmcb_control_area *c = &svm->vmcb->control;
+	u32 info = c->exit_int_info;
+
+	if (!(info & SVM_EXITINTINFO_VALID))
+		return;
+	/* A software interrupt's INTn simply executes again. */
+	if ((info & SVM_EXITINTINFO_TYPE_MASK) == SVM_EXITINTINFO_TYPE_SOFT)
+		return;
+	c->event_inj = info;
+	c->event_inj_err = c->exit_int_info_err;
+}
+
+/* ---- entry ---------------------------------------------------------------- */
+
+/* Give the vCPU an ASID that is valid on this CPU and has no stale entries. */
+static void svm_new_asid(struct svm_vcpu *svm, struct svm_cpu *sc)
+{
+	struct vmcb_control_area *c = &svm->vmcb->control;
+
+	if (sc->next_asid > svm_max_asid) {
+		/* Rollover: every ASID starts clean in the new generation. */
+		sc->asid_generation++;
+		sc->next_asid = 1;
+		c->tlb_ctl = TLB_CONTROL_FLUSH_ALL_ASID;
+	}
+	c->asid = sc->next_asid++;
+	svm->asid_generation = sc->asid_generation;
+	vmcb_mark_dirty(svm, VMCB_ASID);
+}
+
+/* IRQs off: ASID, pending TLB flush, clean bits. */
+static void svm_prepare_entry(struct svm_vcpu *svm, int cpu)
+{
+	struct svm_cpu *sc = per_cpu_ptr(&svm_cpu, cpu);
+	struct vmcb *vmcb = svm->vmcb;
+
+	if (svm->asid_cpu != cpu) {
+		/* A new CPU: its ASID space is not ours. */
+		svm->asid_generation = 0;
+		svm->asid_cpu = cpu;
+	}
+	if (test_and_clear_bit(LVMM_REQ_TLB_FLUSH, &svm->vcpu.requests)) {
+		if (svm_has_flush_by_asid)
+			vmcb->control.tlb_ctl = TLB_CONTROL_FLUSH_ASID;
+		else
+			svm->asid_generation = 0;
+	}
+	if (svm->asid_generation != sc->asid_generation)
+		svm_new_asid(svm, sc);
+
+	/* The CPU may cache only the VMCB it ran last. */
+	if (sc->last_vmcb != vmcb) {
+		svm->dirty = VMCB_ALL_CLEAN;
+		sc->last_vmcb = vmcb;
+	}
+	vmcb->control.clean = VMCB_ALL_CLEAN & ~svm->dirty;
+	svm->dirty = 0;
+}
+
+static int svm_enter(struct svm_vcpu *svm)
+{
+	struct lvmm_vcpu *vcpu = &svm->vcpu;
+	struct vmcb *vmcb = svm->vmcb;
+	bool swap_xcr0;
+	int cpu;
+
+	vmcb->save.rax = vcpu->regs[LVMM_RAX];
+	vmcb->save.rsp = vcpu->regs[LVMM_RSP];
+	vmcb->save.rip = vcpu->rip;
+	vmcb->save.rflags = vcpu->rflags;
+	svm_inject_events(svm);
+
+	preempt_disable();
+	if (test_thread_flag(TIF_NEED_FPU_LOAD))
+		switch_fpu_return();
+	local_irq_disable();
+	cpu = smp_processor_id();
+	WRITE_ONCE(vcpu->cpu, cpu);
+	WRITE_ONCE(vcpu->mode, LVMM_IN_GUEST_MODE);
+	/* Pairs with smp_mb__after_atomic() in lvmm_vm_flush_tlb_all(). */
+	smp_mb();
+	if (need_resched() || signal_pending(current)) {
+		WRITE_ONCE(vcpu->mode, LVMM_OUTSIDE_GUEST_MODE);
+		local_irq_enable();
+		preempt_enable();
+		return 1;		/* the RUN loop deals with both */
+	}
+	svm_prepare_entry(svm, cpu);
+	vmcb->control.exit_int_info = 0;
+
+	swap_xcr0 = (vmcb->save.cr4 & X86_CR4_OSXSAVE) &&
+		    vcpu->xcr0 != svm_host_xcr0;
+
+	asm volatile("clgi" ::: "memory");
+	if (swap_xcr0)
+		xsetbv(XCR_XFEATURE_ENABLED_MASK, vcpu->xcr0);
+	/* GIF=0 keeps the host's interrupts out until stgi. */
+	raw_local_irq_enable();
+	lvmm_svm_vmrun(vcpu->regs, svm->vmcb_pa,
+		       this_cpu_ptr(&svm_cpu)->host_save_pa);
+	raw_local_irq_disable();
+	if (swap_xcr0)
+		xsetbv(XCR_XFEATURE_ENABLED_MASK, svm_host_xcr0);
+	/* #VMEXIT left DR7 at its reset value; restore the host's if used. */
+	if (hw_breakpoint_active())
+		hw_breakpoint_restore();
+	asm volatile("stgi" ::: "memory");
+
+	WRITE_ONCE(vcpu->mode, LVMM_OUTSIDE_GUEST_MODE);
+	vmcb->control.tlb_ctl = TLB_CONTROL_DO_NOTHING;
+	local_irq_enable();
+	preempt_enable();
+
+	vcpu->regs[LVMM_RAX] = vmcb->save.rax;
+	vcpu->regs[LVMM_RSP] = vmcb->save.rsp;
+	vcpu->rip = vmcb->save.rip;
+	vcpu->rflags = vmcb->save.rflags;
+	vcpu->stat.exits++;
+	return 0;
+}
+
+/* ---- exit handlers -------------------------------------------------------- */
+
+typedef int (*svm_exit_handler)(struct svm_vcpu *svm);
+
+/* The address after the instruction that exited. */
+static int svm_next_rip(struct svm_vcpu *svm, u64 *next_rip)
+{
+	struct lvmm_cpu_mode m;
+
+	if (svm_has_nrips && svm->vmcb->control.next_rip) {
+		*next_rip = svm->vmcb->control.next_rip;
+		return 0;
+	}
+	svm_get_cpu_mode(&svm->vcpu, &m);
+	return lvmm_insn_length(&svm->vcpu, &m, next_rip);
+}
+
+static int svm_emulation_failed(struct svm_vcpu *svm)
+{
+	lvmm_internal_error(&svm->vcpu, LVMM_INTERNAL_ERROR_EMULATION, 1,
+			    (u64)svm->vmcb->control.exit_code);
+	return 0;
+}
+
+/* Finish an instruction lvmm handled in the kernel. */
+static int svm_skip(struct svm_vcpu *svm)
+{
+	u64 next_rip;
+
+	if (svm_next_rip(svm, &next_rip))
+		return svm_emulation_failed(svm);
+	svm->vcpu.rip = next_rip;
+	/* The instruction retired: no interrupt shadow after it. */
+	svm->vmcb->control.int_state &= ~SVM_INTERRUPT_SHADOW_MASK;
+	return 1;
+}
+
+static int svm_handle_nothing(struct svm_vcpu *svm)
+{
+	return 1;			/* the host took its interrupt */
+}
+
+static int svm_handle_vintr(struct svm_vcpu *svm)
+{
+	svm_irq_window(svm, false);
+	return 1;
+}
+
+static int svm_handle_cpuid(struct svm_vcpu *svm)
+{
+	struct lvmm_vcpu *vcpu = &svm->vcpu;
+	u32 eax = vcpu->regs[LVMM_RAX], ebx, ecx = vcpu->regs[LVMM_RCX], edx;
+
+	lvmm_cpuid(vcpu, svm->vmcb->save.cr4, &eax, &ebx, &ecx, &edx);
+	vcpu->regs[LVMM_RAX] = eax;
+	vcpu->regs[LVMM_RBX] = ebx;
+	vcpu->regs[LVMM_RCX] = ecx;
+	vcpu->regs[LVMM_RDX] = edx;
+	return svm_skip(svm);
+}
+
+static int svm_handle_hlt(struct svm_vcpu *svm)
+{
+	struct lvmm_vcpu *vcpu = &svm->vcpu;
+	int r = svm_skip(svm);
+
+	if (r <= 0)
+		return r;
+	/* An interrupt the guest can take now ends the HLT at once. */
+	if ((vcpu->irq_pending && svm_interrupt_allowed(vcpu)) ||
+	    (vcpu->nmi_pending && !svm->nmi_masked))
+		return 1;
+	vcpu->run->exit_reason = LVMM_EXIT_HLT;
+	return 0;
+}
+
+static int svm_handle_io(struct svm_vcpu *svm)
+{
+	struct vmcb_control_area *c = &svm->vmcb->control;
+	u32 info = c->exit_info_1;
+	struct lvmm_cpu_mode m;
+	u8 size = (info & SVM_IOIO_SIZE_MASK) >> SVM_IOIO_SIZE_SHIFT;
+	u8 asize = (info & SVM_IOIO_ASIZE_MASK) >> SVM_IOIO_ASIZE_SHIFT;
+
+	svm_get_cpu_mode(&svm->vcpu, &m);
+	/* SZ8/16/32 are one-hot byte counts; A16/32/64 are bits 0-2. */
+	asize = asize == 1 ? 2 : asize == 2 ? 4 : 8;
+	/* EXITINFO2 always holds the next RIP for IOIO. */
+	return lvmm_emulate_pio(&svm->vcpu, &m, info >> 16, size,
+				info & SVM_IOIO_TYPE_MASK,
+				info & SVM_IOIO_STR_MASK,
+				info & SVM_IOIO_REP_MASK, asize,
+				c->exit_info_2);
+}
+
+static int svm_handle_msr(struct svm_vcpu *svm)
+{
+	struct lvmm_vcpu *vcpu = &svm->vcpu;
+	u32 index = vcpu->regs[LVMM_RCX];
+	u64 data;
+
+	if (svm->vmcb->control.exit_info_1) {
+		data = (vcpu->regs[LVMM_RDX] << 32) |
+		       (u32)vcpu->regs[LVMM_RAX];
+		if (lvmm_set_msr(vcpu, index, data)) {
+			svm_inject_gp(svm);
+			return 1;
+		}
+	} else {
+		if (lvmm_get_msr(vcpu, index, &data)) {
+			svm_inject_gp(svm);
+			return 1;
+		}
+		vcpu->regs[LVMM_RAX] = (u32)data;
+		vcpu->regs[LVMM_RDX] = data >> 32;
+	}
+	return svm_skip(svm);
+}
+
+static int svm_handle_npf(struct svm_vcpu *svm)
+{
+	struct lvmm_vcpu *vcpu = &svm->vcpu;
+	struct vmcb_control_area *c = &svm->vmcb->control;
+	u64 gpa = c->exit_info_2, error = c->exit_info_1;
+	bool write = error & NPF_WRITE;
+	struct lvmm_slot *slot;
+	struct lvmm_cpu_mode m;
+	struct page *page;
+	bool huge;
+	int srcu, r;
+
+	vcpu->stat.npf++;
+	if (error & NPF_RSVD) {
+		WARN_ON_ONCE(1);	/* lvmm never sets reserved bits */
+		return -EIO;
+	}
+	r = svm_npt_topup(svm);
+	if (r)
+		return r;
+
+	srcu = srcu_read_lock(&vcpu->vm->srcu);
+	slot = lvmm_memslot_find(srcu_dereference(vcpu->vm->memslots,
+						  &vcpu->vm->srcu),
+				 gpa >> PAGE_SHIFT);
+	if (!slot || (write && (slot->flags & LVMM_MEMSLOT_READONLY))) {
+		srcu_read_unlock(&vcpu->vm->srcu, srcu);
+		if (error & NPF_FETCH ||
+		    (c->exit_int_info & SVM_EXITINTINFO_VALID)) {
+			/* Code in MMIO, or an IDT/stack there: not emulated. */
+			lvmm_internal_error(vcpu, LVMM_INTERNAL_ERROR_EMULATION,
+					    2, gpa, error);
+			return 0;
+		}
+		svm_get_cpu_mode(vcpu, &m);
+		return lvmm_emulate_mmio(vcpu, &m, gpa, write);
+	}
+	page = lvmm_memslot_get_page(slot, gpa >> PAGE_SHIFT, &huge);
+	if (page) {
+		u64 pa = page_to_phys(page);
+
+		if (huge)
+			pa = page_to_phys(page - ((gpa >> PAGE_SHIFT) &
+						  (LVMM_PAGES_PER_HPAGE - 1)));
+		svm_npt_map(svm, gpa >> PAGE_SHIFT, pa, huge,
+			    !(slot->flags & LVMM_MEMSLOT_READONLY));
+	}
+	srcu_read_unlock(&vcpu->vm->srcu, srcu);
+	return page ? 1 : -ENOMEM;
+}
+
+static int svm_handle_shutdown(struct svm_vcpu *svm)
+{
+	/* The VMCB is undefined now: only new state from userspace helps. */
+	svm->vcpu.shutdown = true;
+	svm->vcpu.run->exit_reason = LVMM_EXIT_SHUTDOWN;
+	return 0;
+}
+
+static int svm_handle_vmmcall(struct svm_vcpu *svm)
+{
+	struct lvmm_vcpu *vcpu = &svm->vcpu;
+	struct lvmm_run *run = vcpu->run;
+	u64 next_rip;
+
+	if (svm_next_rip(svm, &next_rip))
+		return svm_emulation_failed(svm);
+	run->exit_reason = LVMM_EXIT_HYPERCALL;
+	run->hypercall.nr = vcpu->regs[LVMM_RAX];
+	run->hypercall.args[0] = vcpu->regs[LVMM_RBX];
+	run->hypercall.args[1] = vcpu->regs[LVMM_RCX];
+	run->hypercall.args[2] = vcpu->regs[LVMM_RDX];
+	run->hypercall.args[3] = vcpu->regs[LVMM_RSI];
+	run->hypercall.args[4] = vcpu->regs[LVMM_RDI];
+	run->hypercall.args[5] = vcpu->regs[LVMM_R8];
+	run->hypercall.ret = 0;
+	vcpu->emul.next_rip = next_rip;
+	vcpu->emul.pending = LVMM_PENDING_HYPERCALL;
+	return 0;
+}
+
+static int svm_handle_ud(struct svm_vcpu *svm)
+{
+	svm_inject_ud(svm);
+	return 1;
+}
+
+static int svm_handle_gp(struct svm_vcpu *svm)
+{
+	svm_inject_gp(svm);
+	return 1;
+}
+
+static int svm_handle_xsetbv(struct svm_vcpu *svm)
+{
+	struct lvmm_vcpu *vcpu = &svm->vcpu;
+	u64 xcr0 = (vcpu->regs[LVMM_RDX] << 32) | (u32)vcpu->regs[LVMM_RAX];
+	u64 avx512 = XFEATURE_MASK_OPMASK | XFEATURE_MASK_ZMM_Hi256 |
+		     XFEATURE_MASK_Hi16_ZMM;
+
+	if ((u32)vcpu->regs[LVMM_RCX] != XCR_XFEATURE_ENABLED_MASK ||
+	    svm->vmcb->save.cpl || !(xcr0 & XFEATURE_MASK_FP) ||
+	    (xcr0 & ~lvmm_supported_xcr0()) ||
+	    ((xcr0 & XFEATURE_MASK_YMM) && !(xcr0 & XFEATURE_MASK_SSE)) ||
+	    ((xcr0 & avx512) && ((xcr0 & avx512) != avx512 ||
+				 !(xcr0 & XFEATURE_MASK_YMM)))) {
+		svm_inject_gp(svm);
+		return 1;
+	}
+	vcpu->xcr0 = xcr0;
+	return svm_skip(svm);
+}
+
+/* MOV to/from DR0-7: kept in software, no hardware breakpoints. */
+static int svm_handle_dr(struct svm_vcpu *svm)
+{
+	struct lvmm_vcpu *vcpu = &svm->vcpu;
+	struct lvmm_cpu_mode m;
+	int dr, gpr;
+	bool to_dr;
+	u64 next_rip, *val;
+
+	svm_get_cpu_mode(vcpu, &m);
+	if (lvmm_decode_mov_dr(vcpu, &m, &dr, &gpr, &to_dr, &next_rip))
+		return svm_emulation_failed(svm);
+	if (m.cpl) {
+		svm_inject_gp(svm);
+		return 1;
+	}
+	/* DR4/DR5 alias DR6/DR7 unless CR4.DE. */
+	if ((dr == 4 || dr == 5) && (m.cr4 & X86_CR4_DE)) {
+		svm_inject_ud(svm);
+		return 1;
+	}
+	val = dr < 4 ? &vcpu->dr[dr] : (dr & 1) ? &vcpu->dr7 : &vcpu->dr6;
+	if (to_dr) {
+		u64 v = vcpu->regs[gpr];
+
+		if (dr >= 6 && v >> 32) {
+			svm_inject_gp(svm);
+			return 1;
+		}
+		*val = dr < 6 ? v : (dr == 6 ? v | DR6_RESERVED :
+					       (v & ~0xd800ULL) | LVMM_DR7_FIXED_1);
+	} else {
+		vcpu->regs[gpr] = *val;
+	}
+	vcpu->rip = next_rip;
+	return 1;
+}
+
+static int svm_handle_iret(struct svm_vcpu *svm)
+{
+	/* NMIs unblock once this IRET has executed: see svm_inject_events. */
+	svm_intercept(svm, INTERCEPT_IRET, false);
+	svm->iret_seen = true;
+	svm->iret_rip = svm->vcpu.rip;
+	return 1;
+}
+
+/* Reflect #AC and #DB back into the guest (they are intercepted only to
+ * keep the CPU from looping on them). */
+static int svm_handle_ac(struct svm_vcpu *svm)
+{
+	svm_inject_exception(svm, AC_VECTOR, true,
+			     svm->vmcb->control.exit_info_1);
+	return 1;
+}
+
+static int svm_handle_db(struct svm_vcpu *svm)
+{
+	svm_inject_exception(svm, DB_VECTOR, false, 0);
+	return 1;
+}
+
+static const svm_exit_handler svm_exit_handlers[SVM_EXIT_MAX] = {
+	[SVM_EXIT_INTR]			= svm_handle_nothing,
+	[SVM_EXIT_NMI]			= svm_handle_nothing,
+	[SVM_EXIT_SMI]			= svm_handle_nothing,
+	[SVM_EXIT_INIT]			= svm_handle_nothing,
+	[SVM_EXIT_VINTR]		= svm_handle_vintr,
+	[SVM_EXIT_CPUID]		= svm_handle_cpuid,
+	[SVM_EXIT_HLT]			= svm_handle_hlt,
+	[SVM_EXIT_IOIO]			= svm_handle_io,
+	[SVM_EXIT_MSR]			= svm_handle_msr,
+	[SVM_EXIT_NPF]			= svm_handle_npf,
+	[SVM_EXIT_SHUTDOWN]		= svm_handle_shutdown,
+	[SVM_EXIT_VMMCALL]		= svm_handle_vmmcall,
+	[SVM_EXIT_VMRUN]		= svm_handle_ud,
+	[SVM_EXIT_VMLOAD]		= svm_handle_ud,
+	[SVM_EXIT_VMSAVE]		= svm_handle_ud,
+	[SVM_EXIT_STGI]			= svm_handle_ud,
+	[SVM_EXIT_CLGI]			= svm_handle_ud,
+	[SVM_EXIT_SKINIT]		= svm_handle_ud,
+	[SVM_EXIT_INVLPGA]		= svm_handle_ud,
+	[SVM_EXIT_RDTSCP]		= svm_handle_ud,
+	[SVM_EXIT_MONITOR]		= svm_handle_ud,
+	[SVM_EXIT_MWAIT]		= svm_handle_ud,
+	[SVM_EXIT_MWAIT_COND]		= svm_handle_ud,
+	[SVM_EXIT_RDPRU]		= svm_handle_ud,
+	[SVM_EXIT_RDPMC]		= svm_handle_gp,
+	[SVM_EXIT_INVD]			= svm_skip,
+	[SVM_EXIT_WBINVD]		= svm_skip,
+	[SVM_EXIT_XSETBV]		= svm_handle_xsetbv,
+	[SVM_EXIT_IRET]			= svm_handle_iret,
+	[SVM_EXIT_EXCP_BASE + AC_VECTOR] = svm_handle_ac,
+	[SVM_EXIT_EXCP_BASE + DB_VECTOR] = svm_handle_db,
+	[SVM_EXIT_READ_DR0 ... SVM_EXIT_WRITE_DR7] = svm_handle_dr,
+};
+
+static int svm_vcpu_run(struct lvmm_vcpu *vcpu)
+{
+	struct svm_vcpu *svm = to_svm(vcpu);
+	struct vmcb_control_area *c = &svm->vmcb->control;
+	u32 code;
+
+	if (svm_enter(svm))
+		return 1;
+	c->event_inj = 0;
+	svm_reinject_events(svm);
+
+	/* QEMU's TCG truncates exit codes to 32 bits: compare those. */
+	code = c->exit_code;
+	if (code == (u32)SVM_EXIT_ERR) {
+		vcpu->run->exit_reason = LVMM_EXIT_FAIL_ENTRY;
+		vcpu->run->fail_entry.hardware_entry_failure_reason =
+			((u64)c->exit_code_hi << 32) | c->exit_code;
+		vcpu->run->fail_entry.cpu = vcpu->cpu;
+		return 0;
+	}
+	if (code < SVM_EXIT_MAX && svm_exit_handlers[code])
+		return svm_exit_handlers[code](svm);
+
+	vcpu->run->exit_reason = LVMM_EXIT_UNKNOWN;
+	vcpu->run->hw.hardware_exit_reason = code;
+	return 0;
+}
+
+const struct lvmm_arch_ops lvmm_svm_ops = {
+	.name			= "AMD SVM",
+	.check_support		= svm_check_support,
+	.hardware_setup		= svm_hardware_setup,
+	.hardware_unsetup	= svm_hardware_unsetup,
+	.cpu_enable		= svm_cpu_enable,
+	.cpu_disable		= svm_cpu_disable,
+
+	.vm_size		= sizeof(struct svm_vm),
+	.vm_init		= svm_vm_init,
+	.vm_destroy		= svm_vm_destroy,
+	.vm_zap_gfn_range	= svm_npt_zap,
+
+	.vcpu_size		= sizeof(struct svm_vcpu),
+	.vcpu_init		= svm_vcpu_init,
+	.vcpu_destroy		= svm_vcpu_destroy,
+	.vcpu_run		= svm_vcpu_run,
+	.vcpu_interrupt_allowed	= svm_interrupt_allowed,
+
+	.get_sregs		= svm_get_sregs,
+	.set_sregs		= svm_set_sregs,
+	.get_cpu_mode		= svm_get_cpu_mode,
+	.get_msr		= svm_get_msr,
+	.set_msr		= svm_set_msr,
+};

@@ -1,0 +1,524 @@
+// SPDX-License-Identifier: GPL-2.0-only
+/*
+ * lvmm: vCPUs -- the vCPU fd, its run structure and the RUN loop.
+ *
+ * A vCPU runs in the thread that calls LVMM_RUN, holding vcpu->mutex; every
+ * vCPU ioctl takes that mutex killably, so a vCPU's state (fields marked (c)
+ * in lvmm.h) is only ever touched by one thread at a time.  Other threads
+ * reach a running vCPU only through vcpu->requests and a kick.
+ */
+#include <linux/anon_inodes.h>
+#include <linux/file.h>
+#include <linux/fs.h>
+#include <linux/mm.h>
+#include <linux/module.h>
+#include <linux/sched/signal.h>
+#include <linux/slab.h>
+#include <linux/uaccess.h>
+#include <linux/vmalloc.h>
+#include <asm/debugreg.h>
+#include <asm/fpu/api.h>
+#include <asm/msr-index.h>
+
+#include "lvmm.h"
+
+static void lvmm_kick_ipi(void *unused)
+{
+	/* The IPI itself forced the #VMEXIT; nothing more to do. */
+}
+
+/*
+ * Make every vCPU of @vm flush its guest TLB before it runs guest code
+ * again, and wait until no vCPU can still be using an old translation.
+ *
+ * Pairs with the smp_mb() between setting vcpu->mode to IN_GUEST_MODE and
+ * reading vcpu->requests in the backend's entry path: either the vCPU sees
+ * the request before entering, or we see it in guest mode and interrupt it;
+ * the IPI is taken only after the #VMEXIT, so waiting for it means the vCPU
+ * has left guest mode and will flush before it enters again.
+ */
+void lvmm_vm_flush_tlb_all(struct lvmm_vm *vm)
+{
+	int i;
+
+	for (i = 0; i < LVMM_MAX_VCPUS; i++) {
+		struct lvmm_vcpu *vcpu = READ_ONCE(vm->vcpus[i]);
+
+		if (!vcpu)
+			continue;
+		set_bit(LVMM_REQ_TLB_FLUSH, &vcpu->requests);
+		smp_mb__after_atomic();
+		if (READ_ONCE(vcpu->mode) == LVMM_IN_GUEST_MODE)
+			smp_call_function_single(READ_ONCE(vcpu->cpu),
+						 lvmm_kick_ipi, NULL, 1);
+	}
+}
+
+static vm_fault_t lvmm_vcpu_fault(struct vm_fault *vmf)
+{
+	struct lvmm_vcpu *vcpu = vmf->vma->vm_file->private_data;
+	struct page *page;
+
+	if (vmf->pgoff == 0)
+		page = virt_to_page(vcpu->run);
+	else if (vmf->pgoff == LVMM_RUN_IO_PAGE_OFFSET)
+		page = virt_to_page(vcpu->io_page);
+	else
+		return VM_FAULT_SIGBUS;
+	get_page(page);
+	vmf->page = page;
+	return 0;
+}
+
+static const struct vm_operations_struct lvmm_vcpu_vm_ops = {
+	.fault = lvmm_vcpu_fault,
+};
+
+static int lvmm_vcpu_mmap(struct file *filp, struct vm_area_struct *vma)
+{
+	vma->vm_ops = &lvmm_vcpu_vm_ops;
+	return 0;
+}
+
+static int lvmm_vcpu_release(struct inode *inode, struct file *filp)
+{
+	struct lvmm_vcpu *vcpu = filp->private_data;
+
+	/* The vCPU itself lives as long as its VM. */
+	lvmm_vm_put(vcpu->vm);
+	return 0;
+}
+
+static bool lvmm_zeroed(const void *p, size_t n)
+{
+	return !memchr_inv(p, 0, n);
+}
+
+static long lvmm_vcpu_get_regs(struct lvmm_vcpu *vcpu, void __user *argp)
+{
+	struct lvmm_regs r = {
+		.rax = vcpu->regs[LVMM_RAX], .rbx = vcpu->regs[LVMM_RBX],
+		.rcx = vcpu->regs[LVMM_RCX], .rdx = vcpu->regs[LVMM_RDX],
+		.rsi = vcpu->regs[LVMM_RSI], .rdi = vcpu->regs[LVMM_RDI],
+		.rsp = vcpu->regs[LVMM_RSP], .rbp = vcpu->regs[LVMM_RBP],
+		.r8 = vcpu->regs[LVMM_R8], .r9 = vcpu->regs[LVMM_R9],
+		.r10 = vcpu->regs[LVMM_R10], .r11 = vcpu->regs[LVMM_R11],
+		.r12 = vcpu->regs[LVMM_R12], .r13 = vcpu->regs[LVMM_R13],
+		.r14 = vcpu->regs[LVMM_R14], .r15 = vcpu->regs[LVMM_R15],
+		.rip = vcpu->rip, .rflags = vcpu->rflags,
+	};
+
+	return copy_to_user(argp, &r, sizeof(r)) ? -EFAULT : 0;
+}
+
+static long lvmm_vcpu_set_regs(struct lvmm_vcpu *vcpu, void __user *argp)
+{
+	struct lvmm_regs r;
+
+	if (copy_from_user(&r, argp, sizeof(r)))
+		return -EFAULT;
+	if (r.flags || r.pad || !lvmm_zeroed(r.reserved, sizeof(r.reserved)))
+		return -EINVAL;
+	vcpu->regs[LVMM_RAX] = r.rax;
+	vcpu->regs[LVMM_RBX] = r.rbx;
+	vcpu->regs[LVMM_RCX] = r.rcx;
+	vcpu->regs[LVMM_RDX] = r.rdx;
+	vcpu->regs[LVMM_RSI] = r.rsi;
+	vcpu->regs[LVMM_RDI] = r.rdi;
+	vcpu->regs[LVMM_RSP] = r.rsp;
+	vcpu->regs[LVMM_RBP] = r.rbp;
+	vcpu->regs[LVMM_R8] = r.r8;
+	vcpu->regs[LVMM_R9] = r.r9;
+	vcpu->regs[LVMM_R10] = r.r10;
+	vcpu->regs[LVMM_R11] = r.r11;
+	vcpu->regs[LVMM_R12] = r.r12;
+	vcpu->regs[LVMM_R13] = r.r13;
+	vcpu->regs[LVMM_R14] = r.r14;
+	vcpu->regs[LVMM_R15] = r.r15;
+	vcpu->rip = r.rip;
+	/* Bit 1 always reads as one; the other reserved bits as zero. */
+	vcpu->rflags = (r.rflags & 0x3f7fd5) | 2;
+	/* Userspace moved the vCPU: an unfinished exit is dropped. */
+	vcpu->emul.pending = LVMM_PENDING_NONE;
+	vcpu->shutdown = false;
+	return 0;
+}
+
+static long lvmm_vcpu_get_sregs(struct lvmm_vcpu *vcpu, void __user *argp)
+{
+	struct lvmm_sregs s = {};
+
+	lvmm_arch->get_sregs(vcpu, &s);
+	s.apic_base = vcpu->apic_base;
+	return copy_to_user(argp, &s, sizeof(s)) ? -EFAULT : 0;
+}
+
+static long lvmm_vcpu_set_sregs(struct lvmm_vcpu *vcpu, void __user *argp)
+{
+	struct lvmm_sregs s;
+	int r;
+
+	if (copy_from_user(&s, argp, sizeof(s)))
+		return -EFAULT;
+	if (s.flags || s.pad || !lvmm_zeroed(s.reserved, sizeof(s.reserved)))
+		return -EINVAL;
+	r = lvmm_arch->set_sregs(vcpu, &s);
+	if (r)
+		return r;
+	vcpu->apic_base = s.apic_base;
+	vcpu->emul.pending = LVMM_PENDING_NONE;
+	vcpu->shutdown = false;
+	return 0;
+}
+
+static long lvmm_vcpu_get_xsave(struct lvmm_vcpu *vcpu, void __user *argp)
+{
+	struct lvmm_xsave *x;
+	long r = 0;
+
+	x = kzalloc(sizeof(*x), GFP_KERNEL);
+	if (!x)
+		return -ENOMEM;
+	fpu_copy_guest_fpstate_to_uabi(&vcpu->fpu, x, sizeof(*x),
+				       lvmm_supported_xcr0(), 0);
+	if (copy_to_user(argp, x, sizeof(*x)))
+		r = -EFAULT;
+	kfree(x);
+	return r;
+}
+
+static long lvmm_vcpu_set_xsave(struct lvmm_vcpu *vcpu, void __user *argp)
+{
+	struct lvmm_xsave *x;
+	u32 pkru = 0;
+	long r;
+
+	x = memdup_user(argp, sizeof(*x));
+	if (IS_ERR(x))
+		return PTR_ERR(x);
+	/* Rejects features outside what the guest may enable (-EINVAL). */
+	r = fpu_copy_uabi_to_guest_fpstate(&vcpu->fpu, x,
+					   lvmm_supported_xcr0(), &pkru);
+	kfree(x);
+	return r;
+}
+
+/* MSRs lvmm keeps itself; the rest is the backend's. */
+int lvmm_get_msr(struct lvmm_vcpu *vcpu, u32 index, u64 *data)
+{
+	switch (index) {
+	case MSR_IA32_APICBASE:
+		*data = vcpu->apic_base;
+		return 0;
+	case MSR_IA32_MISC_ENABLE:
+		*data = vcpu->misc_enable;
+		return 0;
+	case MSR_MTRRdefType:
+		*data = vcpu->mtrr_def_type;
+		return 0;
+	case MSR_MTRRcap:
+		*data = 0;	/* no variable or fixed ranges */
+		return 0;
+	default:
+		return lvmm_arch->get_msr(vcpu, index, data);
+	}
+}
+
+int lvmm_set_msr(struct lvmm_vcpu *vcpu, u32 index, u64 data)
+{
+	switch (index) {
+	case MSR_IA32_APICBASE:
+		/* 4 KiB aligned base, BSP (8), x2APIC (10, not offered), EN. */
+		if (data & ~(PAGE_MASK | BIT(8) | BIT(11)) ||
+		    data >= (1ULL << 52))
+			return -EINVAL;
+		vcpu->apic_base = data;
+		return 0;
+	case MSR_IA32_MISC_ENABLE:
+		vcpu->misc_enable = data;
+		return 0;
+	case MSR_MTRRdefType:
+		if (data & ~0xcffULL)
+			return -EINVAL;
+		vcpu->mtrr_def_type = data;
+		return 0;
+	default:
+		return lvmm_arch->set_msr(vcpu, index, data);
+	}
+}
+
+static long lvmm_vcpu_msrs(struct lvmm_vcpu *vcpu, void __user *argp,
+			   bool set)
+{
+	struct lvmm_msrs __user *user = argp;
+	struct lvmm_msrs hdr;
+	struct lvmm_msr_entry *e;
+	u32 i;
+	long r;
+
+	if (copy_from_user(&hdr, user, sizeof(hdr)))
+		return -EFAULT;
+	if (hdr.flags || hdr.reserved)
+		return -EINVAL;
+	if (hdr.nmsrs > LVMM_MAX_MSR_ENTRIES)
+		return -E2BIG;
+	e = memdup_user(user->entries, hdr.nmsrs * sizeof(*e));
+	if (IS_ERR(e))
+		return PTR_ERR(e);
+
+	for (i = 0; i < hdr.nmsrs; i++) {
+		if (e[i].reserved) {
+			r = -EINVAL;
+			goto out_free;
+		}
+		if (set ? lvmm_set_msr(vcpu, e[i].index, e[i].data) :
+			  lvmm_get_msr(vcpu, e[i].index, &e[i].data))
+			break;
+	}
+	r = i;
+	if (!set && copy_to_user(user->entries, e, i * sizeof(*e)))
+		r = -EFAULT;
+out_free:
+	kfree(e);
+	return r;
+}
+
+static long lvmm_vcpu_interrupt(struct lvmm_vcpu *vcpu, void __user *argp)
+{
+	struct lvmm_interrupt irq;
+
+	if (copy_from_user(&irq, argp, sizeof(irq)))
+		return -EFAULT;
+	if (irq.flags || irq.reserved || irq.vector < 32 || irq.vector > 255)
+		return -EINVAL;
+	if (vcpu->irq_pending)
+		return -EBUSY;
+	vcpu->irq_vector = irq.vector;
+	vcpu->irq_pending = true;
+	return 0;
+}
+
+static void lvmm_exit_to_user(struct lvmm_vcpu *vcpu)
+{
+	struct lvmm_run *run = vcpu->run;
+	bool allowed = lvmm_arch->vcpu_interrupt_allowed(vcpu);
+
+	run->if_flag = !!(vcpu->rflags & X86_EFLAGS_IF);
+	run->ready_for_interrupt_injection = allowed && !vcpu->irq_pending;
+	run->apic_base = vcpu->apic_base;
+	if (run->exit_reason < ARRAY_SIZE(vcpu->stat.exits_by_reason))
+		vcpu->stat.exits_by_reason[run->exit_reason]++;
+}
+
+static long lvmm_vcpu_run(struct lvmm_vcpu *vcpu)
+{
+	struct lvmm_run *run = vcpu->run;
+	long r;
+
+	if (vcpu->shutdown) {
+		run->exit_reason = LVMM_EXIT_SHUTDOWN;
+		r = 0;
+		goto out;
+	}
+	r = lvmm_complete_userspace(vcpu);
+	if (r <= 0)
+		goto out;
+	if (READ_ONCE(run->immediate_exit)) {
+		run->exit_reason = LVMM_EXIT_INTR;
+		r = -EINTR;
+		goto out;
+	}
+
+	WRITE_ONCE(vcpu->task, current);
+	fpu_swap_kvm_fpstate(&vcpu->fpu, true);
+	for (;;) {
+		if (signal_pending(current)) {
+			run->exit_reason = LVMM_EXIT_INTR;
+			r = -EINTR;
+			break;
+		}
+		if (run->request_interrupt_window && !vcpu->irq_pending &&
+		    lvmm_arch->vcpu_interrupt_allowed(vcpu)) {
+			run->exit_reason = LVMM_EXIT_IRQ_WINDOW_OPEN;
+			r = 0;
+			break;
+		}
+		cond_resched();
+		r = lvmm_arch->vcpu_run(vcpu);
+		if (r <= 0)
+			break;
+	}
+	fpu_swap_kvm_fpstate(&vcpu->fpu, false);
+	WRITE_ONCE(vcpu->task, NULL);
+out:
+	lvmm_exit_to_user(vcpu);
+	return r;
+}
+
+static long lvmm_vcpu_ioctl(struct file *filp, unsigned int cmd,
+			    unsigned long arg)
+{
+	struct lvmm_vcpu *vcpu = filp->private_data;
+	void __user *argp = (void __user *)arg;
+	long r;
+
+	if (mutex_lock_killable(&vcpu->mutex))
+		return -EINTR;
+	switch (cmd) {
+	case LVMM_RUN:
+		r = arg ? -EINVAL : lvmm_vcpu_run(vcpu);
+		break;
+	case LVMM_GET_REGS:
+		r = lvmm_vcpu_get_regs(vcpu, argp);
+		break;
+	case LVMM_SET_REGS:
+		r = lvmm_vcpu_set_regs(vcpu, argp);
+		break;
+	case LVMM_GET_SREGS:
+		r = lvmm_vcpu_get_sregs(vcpu, argp);
+		break;
+	case LVMM_SET_SREGS:
+		r = lvmm_vcpu_set_sregs(vcpu, argp);
+		break;
+	case LVMM_GET_XSAVE:
+		r = lvmm_vcpu_get_xsave(vcpu, argp);
+		break;
+	case LVMM_SET_XSAVE:
+		r = lvmm_vcpu_set_xsave(vcpu, argp);
+		break;
+	case LVMM_GET_MSRS:
+		r = lvmm_vcpu_msrs(vcpu, argp, false);
+		break;
+	case LVMM_SET_MSRS:
+		r = lvmm_vcpu_msrs(vcpu, argp, true);
+		break;
+	case LVMM_SET_CPUID:
+		r = lvmm_vcpu_set_cpuid(vcpu, argp);
+		break;
+	case LVMM_GET_CPUID:
+		r = lvmm_vcpu_get_cpuid(vcpu, argp);
+		break;
+	case LVMM_INTERRUPT:
+		r = lvmm_vcpu_interrupt(vcpu, argp);
+		break;
+	case LVMM_NMI:
+		/* NMIs that arrive while one is pending merge, as on hardware. */
+		vcpu->nmi_pending = true;
+		r = arg ? -EINVAL : 0;
+		break;
+	default:
+		r = -ENOTTY;
+	}
+	mutex_unlock(&vcpu->mutex);
+	return r;
+}
+
+static const struct file_operations lvmm_vcpu_fops = {
+	.owner		= THIS_MODULE,
+	.release	= lvmm_vcpu_release,
+	.unlocked_ioctl	= lvmm_vcpu_ioctl,
+	.compat_ioctl	= compat_ptr_ioctl,
+	.mmap		= lvmm_vcpu_mmap,
+	.llseek		= noop_llseek,
+};
+
+static void lvmm_vcpu_free(struct lvmm_vcpu *vcpu)
+{
+	fpu_free_guest_fpstate(&vcpu->fpu);
+	kvfree(vcpu->cpuid);
+	free_page((unsigned long)vcpu->io_page);
+	free_page((unsigned long)vcpu->run);
+	kfree(vcpu);
+}
+
+/* Called at VM teardown, when no fd refers to the VM any more. */
+void lvmm_vcpu_destroy(struct lvmm_vcpu *vcpu)
+{
+	lvmm_arch->vcpu_destroy(vcpu);
+	lvmm_vcpu_free(vcpu);
+}
+
+static struct lvmm_vcpu *lvmm_vcpu_alloc(struct lvmm_vm *vm, u32 id)
+{
+	struct lvmm_vcpu *vcpu;
+
+	vcpu = kzalloc(lvmm_arch->vcpu_size, GFP_KERNEL_ACCOUNT);
+	if (!vcpu)
+		return NULL;
+	vcpu->vm = vm;
+	vcpu->id = id;
+	mutex_init(&vcpu->mutex);
+	vcpu->cpu = -1;
+	vcpu->run = (void *)get_zeroed_page(GFP_KERNEL_ACCOUNT);
+	vcpu->io_page = (void *)get_zeroed_page(GFP_KERNEL_ACCOUNT);
+	vcpu->cpuid = kvcalloc(LVMM_MAX_CPUID_ENTRIES, sizeof(*vcpu->cpuid),
+			       GFP_KERNEL_ACCOUNT);
+	if (!vcpu->run || !vcpu->io_page || !vcpu->cpuid ||
+	    !fpu_alloc_guest_fpstate(&vcpu->fpu)) {
+		kvfree(vcpu->cpuid);
+		free_page((unsigned long)vcpu->io_page);
+		free_page((unsigned long)vcpu->run);
+		kfree(vcpu);
+		return NULL;
+	}
+	/* Architectural reset values (the backend sets the rest). */
+	vcpu->xcr0 = XFEATURE_MASK_FP;
+	vcpu->rflags = X86_EFLAGS_FIXED;
+	vcpu->rip = 0xfff0;
+	vcpu->apic_base = 0xfee00000 | BIT(11) | (id == 0 ? BIT(8) : 0);
+	vcpu->misc_enable = MSR_IA32_MISC_ENABLE_FAST_STRING;
+	vcpu->dr6 = DR6_RESERVED;
+	vcpu->dr7 = LVMM_DR7_FIXED_1;
+	return vcpu;
+}
+
+long lvmm_vm_create_vcpu(struct lvmm_vm *vm, void __user *argp)
+{
+	struct lvmm_create_vcpu req;
+	struct lvmm_vcpu *vcpu;
+	int fd, r;
+
+	if (copy_from_user(&req, argp, sizeof(req)))
+		return -EFAULT;
+	if (req.flags || !lvmm_zeroed(req.reserved, sizeof(req.reserved)))
+		return -EINVAL;
+	if (req.id >= LVMM_MAX_VCPUS)
+		return -EINVAL;
+
+	vcpu = lvmm_vcpu_alloc(vm, req.id);
+	if (!vcpu)
+		return -ENOMEM;
+	r = lvmm_cpuid_init(vcpu);
+	if (r)
+		goto out_free;
+	r = lvmm_arch->vcpu_init(vcpu);
+	if (r)
+		goto out_free;
+
+	mutex_lock(&vm->lock);
+	if (vm->vcpus[req.id]) {
+		r = -EEXIST;
+		goto out_unlock;
+	}
+	/* The fd's reference; the fd cannot be used before fd_install(). */
+	lvmm_vm_get(vm);
+	fd = anon_inode_getfd("lvmm-vcpu", &lvmm_vcpu_fops, vcpu,
+			      O_RDWR | O_CLOEXEC);
+	if (fd < 0) {
+		lvmm_vm_put(vm);	/* not the last: the caller holds one */
+		r = fd;
+		goto out_unlock;
+	}
+	/* Pairs with READ_ONCE() in lvmm_vm_flush_tlb_all() and others. */
+	smp_store_release(&vm->vcpus[req.id], vcpu);
+	WRITE_ONCE(vm->nr_vcpus, vm->nr_vcpus + 1);
+	mutex_unlock(&vm->lock);
+	return fd;
+
+out_unlock:
+	mutex_unlock(&vm->lock);
+	lvmm_arch->vcpu_destroy(vcpu);
+out_free:
+	lvmm_vcpu_free(vcpu);
+	return r;
+}

@@ -1,0 +1,354 @@
+// SPDX-License-Identifier: GPL-2.0-only
+/*
+ * lvmm: VMs -- creation, names, lifetime and the VM fd.
+ *
+ * Ordering of locks (Documentation/locking.rst says the same):
+ *
+ *   vcpu->mutex
+ *     vm->lock                 vCPU creation
+ *     vm->slots_lock           memory slot changes
+ *       slot->alloc_lock       first-touch allocation of a slot chunk
+ *         arch mmu lock        (spinlock) the nested page tables
+ *   lvmm_vms_lock              the global list and names; taken alone
+ *
+ * vm->srcu protects readers of vm->memslots (nested page faults, the mmap
+ * fault handler); it may be entered under any of the mutexes above and a
+ * reader may sleep, but synchronize_srcu() runs only under vm->slots_lock
+ * and never inside a read-side section.  User memory is never touched with
+ * vm->slots_lock held: the mmap fault path takes mmap_lock first.
+ *
+ * Lifetime: the VM fd holds a reference and every vCPU fd holds one; the
+ * last lvmm_vm_put() frees the vCPUs, the slots and the VM.
+ */
+#include <linux/anon_inodes.h>
+#include <linux/ctype.h>
+#include <linux/cred.h>
+#include <linux/file.h>
+#include <linux/fs.h>
+#include <linux/idr.h>
+#include <linux/mm.h>
+#include <linux/module.h>
+#include <linux/mount.h>
+#include <linux/pseudo_fs.h>
+#include <linux/sched/mm.h>
+#include <linux/slab.h>
+#include <linux/uaccess.h>
+#include <linux/vmalloc.h>
+
+#include "lvmm.h"
+
+#define LVMM_FS_MAGIC	0x6c766d6d	/* "lvmm" */
+
+static DEFINE_MUTEX(lvmm_vms_lock);
+static LIST_HEAD(lvmm_vms);			/* lvmm_vms_lock */
+static DEFINE_IDR(lvmm_vm_ids);			/* lvmm_vms_lock */
+static struct vfsmount *lvmm_mnt;
+
+/*
+ * Each VM gets an inode of its own so that deleting a slot can zap exactly
+ * that slot's user mappings with unmap_mapping_range(); the shared anon
+ * inode would not allow that.
+ */
+static int lvmm_fs_init_fs_context(struct fs_context *fc)
+{
+	return init_pseudo(fc, LVMM_FS_MAGIC) ? 0 : -ENOMEM;
+}
+
+static struct file_system_type lvmm_fs_type = {
+	.name			= "lvmm",
+	.init_fs_context	= lvmm_fs_init_fs_context,
+	.kill_sb		= kill_anon_super,
+};
+
+int lvmm_vm_fs_init(void)
+{
+	lvmm_mnt = kern_mount(&lvmm_fs_type);
+	return PTR_ERR_OR_ZERO(lvmm_mnt);
+}
+
+void lvmm_vm_fs_exit(void)
+{
+	kern_unmount(lvmm_mnt);
+	WARN_ON_ONCE(!list_empty(&lvmm_vms));
+	idr_destroy(&lvmm_vm_ids);
+}
+
+void lvmm_vm_get(struct lvmm_vm *vm)
+{
+	kref_get(&vm->ref);
+}
+
+static void lvmm_vm_free(struct kref *ref)
+{
+	struct lvmm_vm *vm = container_of(ref, struct lvmm_vm, ref);
+	int i;
+
+	mutex_lock(&lvmm_vms_lock);
+	list_del(&vm->list);
+	idr_remove(&lvmm_vm_ids, vm->id);
+	mutex_unlock(&lvmm_vms_lock);
+
+	for (i = 0; i < LVMM_MAX_VCPUS; i++)
+		if (vm->vcpus[i])
+			lvmm_vcpu_destroy(vm->vcpus[i]);
+	lvmm_vm_free_memslots(vm);
+	lvmm_arch->vm_destroy(vm);
+	srcu_barrier(&vm->srcu);	/* old slot arrays in call_srcu() */
+	cleanup_srcu_struct(&vm->srcu);
+	mmdrop(vm->mm);
+	kfree(vm);
+	lvmm_hw_put();
+}
+
+void lvmm_vm_put(struct lvmm_vm *vm)
+{
+	kref_put(&vm->ref, lvmm_vm_free);
+}
+
+static bool lvmm_name_valid(const char *name)
+{
+	size_t i, len = strnlen(name, LVMM_VM_NAME_LEN);
+
+	if (len == LVMM_VM_NAME_LEN)
+		return false;		/* not terminated */
+	for (i = 0; i < len; i++)
+		if (!isalnum(name[i]) && !strchr("._-", name[i]))
+			return false;
+	return true;
+}
+
+static bool lvmm_name_taken(const char *name)
+{
+	struct lvmm_vm *vm;
+
+	lockdep_assert_held(&lvmm_vms_lock);
+	list_for_each_entry(vm, &lvmm_vms, list)
+		if (!strcmp(vm->name, name))
+			return true;
+	return false;
+}
+
+/* Give the VM an id and its name, and make it visible; -EEXIST if taken. */
+static int lvmm_vm_publish(struct lvmm_vm *vm, const char *name)
+{
+	int id, r = 0;
+
+	mutex_lock(&lvmm_vms_lock);
+	if (name[0] && lvmm_name_taken(name)) {
+		r = -EEXIST;
+		goto out_unlock;
+	}
+	for (;;) {
+		id = idr_alloc_cyclic(&lvmm_vm_ids, vm, 1, INT_MAX, GFP_KERNEL);
+		if (id < 0) {
+			r = id;
+			goto out_unlock;
+		}
+		vm->id = id;
+		if (name[0]) {
+			strscpy(vm->name, name, sizeof(vm->name));
+			break;
+		}
+		snprintf(vm->name, sizeof(vm->name), "vm%d", id);
+		if (!lvmm_name_taken(vm->name))
+			break;
+		/* A user took "vmN" for themselves: try the next id. */
+		idr_remove(&lvmm_vm_ids, id);
+	}
+	list_add_tail(&vm->list, &lvmm_vms);
+out_unlock:
+	mutex_unlock(&lvmm_vms_lock);
+	return r;
+}
+
+static long lvmm_vm_get_info(struct lvmm_vm *vm, void __user *argp)
+{
+	struct lvmm_vm_info info = {};
+
+	memcpy(info.name, vm->name, sizeof(info.name));
+	info.id = vm->id;
+	mutex_lock(&vm->slots_lock);
+	info.nr_memslots = lvmm_memslots(vm)->nr;
+	info.mem_size = vm->mem_size;
+	mutex_unlock(&vm->slots_lock);
+	info.nr_vcpus = READ_ONCE(vm->nr_vcpus);
+	return copy_to_user(argp, &info, sizeof(info)) ? -EFAULT : 0;
+}
+
+static long lvmm_vm_ioctl(struct file *filp, unsigned int cmd,
+			  unsigned long arg)
+{
+	struct lvmm_vm *vm = filp->private_data;
+	void __user *argp = (void __user *)arg;
+
+	/* A VM fd passed to another process keeps working there, as KVM's. */
+	switch (cmd) {
+	case LVMM_SET_MEMSLOT: {
+		struct lvmm_memslot req;
+
+		if (copy_from_user(&req, argp, sizeof(req)))
+			return -EFAULT;
+		return lvmm_vm_set_memslot(vm, &req);
+	}
+	case LVMM_CREATE_VCPU:
+		return lvmm_vm_create_vcpu(vm, argp);
+	case LVMM_GET_VM_INFO:
+		return lvmm_vm_get_info(vm, argp);
+	default:
+		return -ENOTTY;
+	}
+}
+
+static const struct vm_operations_struct lvmm_vm_vm_ops = {
+	.fault = lvmm_vm_mmap_fault,
+};
+
+static int lvmm_vm_mmap(struct file *filp, struct vm_area_struct *vma)
+{
+	/* Pages are inserted one by one at fault time (vmf_insert_mixed()). */
+	vma->vm_flags |= VM_MIXEDMAP | VM_DONTEXPAND;
+	vma->vm_ops = &lvmm_vm_vm_ops;
+	return 0;
+}
+
+static int lvmm_vm_release(struct inode *inode, struct file *filp)
+{
+	lvmm_vm_put(filp->private_data);
+	return 0;
+}
+
+static const struct file_operations lvmm_vm_fops = {
+	.owner		= THIS_MODULE,
+	.release	= lvmm_vm_release,
+	.unlocked_ioctl	= lvmm_vm_ioctl,
+	.compat_ioctl	= compat_ptr_ioctl,
+	.mmap		= lvmm_vm_mmap,
+	.llseek		= noop_llseek,
+};
+
+static int lvmm_vm_init(struct lvmm_vm *vm)
+{
+	struct lvmm_memslots *slots;
+	int r;
+
+	kref_init(&vm->ref);
+	INIT_LIST_HEAD(&vm->list);
+	mutex_init(&vm->lock);
+	mutex_init(&vm->slots_lock);
+	vm->owner = current_uid();
+	vm->creator = task_tgid_vnr(current);
+	vm->mm = current->mm;
+	mmgrab(vm->mm);
+
+	slots = kzalloc(sizeof(*slots), GFP_KERNEL_ACCOUNT);
+	if (!slots) {
+		r = -ENOMEM;
+		goto out_mmdrop;
+	}
+	RCU_INIT_POINTER(vm->memslots, slots);
+	r = init_srcu_struct(&vm->srcu);
+	if (r)
+		goto out_free_slots;
+	r = lvmm_arch->vm_init(vm);
+	if (r)
+		goto out_cleanup_srcu;
+	return 0;
+
+out_cleanup_srcu:
+	cleanup_srcu_struct(&vm->srcu);
+out_free_slots:
+	kfree(slots);
+out_mmdrop:
+	mmdrop(vm->mm);
+	return r;
+}
+
+/* The VM fd: an inode of lvmm's own, so the slots' mappings are per VM. */
+static struct file *lvmm_vm_file(struct lvmm_vm *vm)
+{
+	struct inode *inode;
+	struct file *file;
+
+	if (!try_module_get(THIS_MODULE))
+		return ERR_PTR(-ENOENT);
+	inode = alloc_anon_inode(lvmm_mnt->mnt_sb);
+	if (IS_ERR(inode)) {
+		module_put(THIS_MODULE);
+		return ERR_CAST(inode);
+	}
+	file = alloc_file_pseudo(inode, lvmm_mnt, "lvmm-vm", O_RDWR,
+				 &lvmm_vm_fops);
+	if (IS_ERR(file)) {
+		iput(inode);
+		module_put(THIS_MODULE);
+		return file;
+	}
+	vm->inode = inode;
+	file->private_data = vm;
+	return file;
+}
+
+long lvmm_dev_create_vm(void __user *argp)
+{
+	struct lvmm_create_vm req;
+	struct lvmm_vm *vm;
+	struct file *file;
+	int fd, r;
+
+	if (copy_from_user(&req, argp, sizeof(req)))
+		return -EFAULT;
+	if (req.flags || req.id || memchr_inv(req.reserved, 0,
+					      sizeof(req.reserved)))
+		return -EINVAL;
+	if (!lvmm_name_valid(req.name))
+		return -EINVAL;
+
+	r = lvmm_hw_get();
+	if (r)
+		return r;
+
+	vm = kzalloc(lvmm_arch->vm_size, GFP_KERNEL_ACCOUNT);
+	if (!vm) {
+		r = -ENOMEM;
+		goto out_hw_put;
+	}
+	r = lvmm_vm_init(vm);
+	if (r)
+		goto out_free_vm;
+	r = lvmm_vm_publish(vm, req.name);
+	if (r)
+		goto out_arch_destroy;
+
+	fd = get_unused_fd_flags(O_CLOEXEC);
+	if (fd < 0) {
+		lvmm_vm_put(vm);
+		return fd;
+	}
+	file = lvmm_vm_file(vm);
+	if (IS_ERR(file)) {
+		put_unused_fd(fd);
+		lvmm_vm_put(vm);
+		return PTR_ERR(file);
+	}
+	/* From here on the file's ->release owns the VM. */
+	memcpy(req.name, vm->name, sizeof(req.name));
+	req.id = vm->id;
+	if (copy_to_user(argp, &req, sizeof(req))) {
+		put_unused_fd(fd);
+		fput(file);
+		return -EFAULT;
+	}
+	fd_install(fd, file);
+	return fd;
+
+out_arch_destroy:
+	lvmm_arch->vm_destroy(vm);
+	cleanup_srcu_struct(&vm->srcu);
+	kfree(rcu_dereference_protected(vm->memslots, 1));
+	mmdrop(vm->mm);
+out_free_vm:
+	kfree(vm);
+out_hw_put:
+	lvmm_hw_put();
+	return r;
+}

@@ -1,0 +1,141 @@
+/* SPDX-License-Identifier: GPL-2.0 */
+/*
+ * The lvmm selftest library, in the shape of KVM's kvm_util.h: asserting
+ * wrappers over liblvmm plus a VM whose vCPUs start in 64-bit long mode at a
+ * C function of the test binary.
+ *
+ * Guest memory layout (slot 0, identity-mapped, guest virtual == guest
+ * physical == host virtual for the test binary's image):
+ *   0x1000  GDT            0x2000  IDT           0x3000  TSS
+ *   0x10000 PML4, PDPT, 4 page directories (2 MiB pages, low 4 GiB)
+ *   0x200000 - 0x400000    one 16 KiB stack per vCPU
+ *   0x400000 - _end        the test binary, copied from the host
+ *   then a heap for vm_alloc() up to the end of slot 0
+ * Tests put their own slots at or above TEST_MEM_GPA.
+ */
+#ifndef SELFTEST_LVMM_UTIL_H
+#define SELFTEST_LVMM_UTIL_H
+
+#include <lvmm.h>		/* tools/lib */
+
+#include "test_util.h"
+#include "processor.h"
+#include "ucall.h"
+
+#define NR_MEMSLOTS		32
+#define MAX_VCPUS		128
+
+#define GDT_GPA			0x1000ULL
+#define IDT_GPA			0x2000ULL
+#define TSS_GPA			0x3000ULL
+#define PML4_GPA		0x10000ULL
+#define STACKS_GPA		0x200000ULL
+#define STACK_SIZE		0x4000ULL
+#define IMAGE_GPA		0x400000ULL
+#define HEAP_SIZE		(16 * SZ_2M)
+#define TEST_MEM_GPA		SZ_1G		/* first GPA free for tests */
+#define MMIO_GPA		0xc0000000ULL	/* never backed */
+
+struct userspace_mem_region {
+	bool used;
+	u32 slot;
+	u32 flags;
+	u64 gpa;
+	u64 size;
+	void *hva;
+};
+
+struct lvmm_vcpu {
+	struct lvmm_vcpu_handle h;
+	struct lvmm_vm *vm;
+	u32 id;
+	struct lvmm_run *run;
+};
+
+struct lvmm_vm {
+	int dev_fd;
+	struct lvmm_vm_handle h;
+	int fd;
+	struct userspace_mem_region slots[NR_MEMSLOTS];
+	struct lvmm_vcpu *vcpus[MAX_VCPUS];
+	u64 heap_next, heap_end;
+	bool long_mode;		/* slot 0, page tables and image are set up */
+};
+
+bool lvmm_dev_present(void);
+int open_lvmm_dev(void);		/* asserting */
+int lvmm_cap(unsigned long cap);	/* 0 when /dev/lvmm is missing */
+
+/* Asserting wrappers around ioctl(2) on the three kinds of fd. */
+#define __lvmm_ioctl(fd, cmd, arg)	({ int __r = ioctl(fd, cmd, arg); \
+					   __r < 0 ? -errno : __r; })
+#define __ioctl_assert(fd, cmd, name, arg) ({				\
+	int __ret = __lvmm_ioctl(fd, cmd, arg);				\
+	TEST_ASSERT(__ret >= 0, "%s failed: %s", name, strerror(-__ret));\
+	__ret;								\
+})
+#define __vm_ioctl(vm, cmd, arg)	__lvmm_ioctl((vm)->fd, cmd, arg)
+#define vm_ioctl(vm, cmd, arg)		__ioctl_assert((vm)->fd, cmd, #cmd, arg)
+#define __vcpu_ioctl(vcpu, cmd, arg)	__lvmm_ioctl((vcpu)->h.fd, cmd, arg)
+#define vcpu_ioctl(vcpu, cmd, arg)	__ioctl_assert((vcpu)->h.fd, cmd, #cmd, arg)
+
+/* A bare VM with no memory and no vCPU; @name may be NULL. */
+struct lvmm_vm *vm_create_bare(const char *name);
+/* A VM with slot 0 laid out as above, ready for vm_vcpu_add(). */
+struct lvmm_vm *vm_create(void);
+/* vm_create() plus @nr vCPUs (ids 0..nr-1) in long mode at @guest_code. */
+struct lvmm_vm *vm_create_with_vcpus(u32 nr, void *guest_code,
+				     struct lvmm_vcpu **vcpus);
+struct lvmm_vm *vm_create_with_one_vcpu(struct lvmm_vcpu **vcpu,
+					void *guest_code);
+void vm_free(struct lvmm_vm *vm);
+
+/* Create and map a slot; returns the host mapping. */
+void *vm_add_memslot(struct lvmm_vm *vm, u32 slot, u32 flags, u64 gpa,
+		     u64 size);
+int __vm_set_memslot(struct lvmm_vm *vm, u32 slot, u32 flags, u64 gpa,
+		     u64 size, const u64 *reserved);
+/* Delete and unmap a slot. */
+void vm_delete_memslot(struct lvmm_vm *vm, u32 slot);
+
+void *addr_gpa2hva(struct lvmm_vm *vm, u64 gpa);
+#define addr_gva2hva(vm, gva)	addr_gpa2hva(vm, (u64)(gva))
+/* Allocate zeroed guest memory from slot 0's heap; returns its GPA/GVA. */
+u64 vm_alloc(struct lvmm_vm *vm, u64 size);
+
+/* Copy a host global to its guest copy (same address) and back. */
+#define sync_global_to_guest(vm, g)					\
+	memcpy(addr_gva2hva(vm, &(g)), &(g), sizeof(g))
+#define sync_global_from_guest(vm, g)					\
+	memcpy(&(g), addr_gva2hva(vm, &(g)), sizeof(g))
+
+/* vCPUs */
+struct lvmm_vcpu *vm_vcpu_add_raw(struct lvmm_vm *vm, u32 id);
+struct lvmm_vcpu *vm_vcpu_add(struct lvmm_vm *vm, u32 id, void *guest_code);
+void vcpu_args_set(struct lvmm_vcpu *vcpu, unsigned int n, ...);
+void vcpu_set_long_mode(struct lvmm_vcpu *vcpu);
+
+int __vcpu_run(struct lvmm_vcpu *vcpu);
+void vcpu_run(struct lvmm_vcpu *vcpu);		/* asserting, retries EINTR */
+void vcpu_regs_get(struct lvmm_vcpu *vcpu, struct lvmm_regs *regs);
+void vcpu_regs_set(struct lvmm_vcpu *vcpu, const struct lvmm_regs *regs);
+void vcpu_sregs_get(struct lvmm_vcpu *vcpu, struct lvmm_sregs *sregs);
+void vcpu_sregs_set(struct lvmm_vcpu *vcpu, const struct lvmm_sregs *sregs);
+u64 vcpu_get_msr(struct lvmm_vcpu *vcpu, u32 index);
+void vcpu_set_msr(struct lvmm_vcpu *vcpu, u32 index, u64 val);
+void *vcpu_io_data(struct lvmm_vcpu *vcpu);
+const char *exit_reason_str(u32 reason);
+
+#define TEST_ASSERT_EXIT_REASON(vcpu, expected) do {			\
+	u32 __er = (vcpu)->run->exit_reason;				\
+	TEST_ASSERT(__er == (expected),					\
+		    "Wanted exit %s, got %s (%u)",			\
+		    exit_reason_str(expected), exit_reason_str(__er), __er); \
+} while (0)
+
+/* IDT for the guest: handlers.S stubs routed to C handlers. */
+void vm_init_descriptor_tables(struct lvmm_vm *vm);
+void vm_install_exception_handler(struct lvmm_vm *vm, int vector,
+				  guest_handler_t handler);
+
+#endif /* SELFTEST_LVMM_UTIL_H */

@@ -1,0 +1,425 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * The lvmm selftest library: VMs, memory slots and vCPUs with asserting
+ * wrappers over liblvmm, in the shape of KVM's lib/kvm_util.c.
+ */
+#include <fcntl.h>
+#include <link.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <sys/ioctl.h>
+#include <sys/mman.h>
+
+#include "lvmm_util.h"
+
+bool lvmm_dev_present(void)
+{
+	int fd = lvmm_open();
+
+	if (fd < 0)
+		return false;
+	close(fd);
+	return true;
+}
+
+int open_lvmm_dev(void)
+{
+	int fd = lvmm_open();
+
+	TEST_ASSERT(fd >= 0, "open(%s) failed: %s", LVMM_DEV_PATH,
+		    strerror(-fd));
+	return fd;
+}
+
+int lvmm_cap(unsigned long cap)
+{
+	int fd = lvmm_open(), ret;
+
+	if (fd < 0)
+		return 0;
+	ret = lvmm_check_extension(fd, cap);
+	close(fd);
+	return ret < 0 ? 0 : ret;
+}
+
+struct lvmm_vm *vm_create_bare(const char *name)
+{
+	struct lvmm_vm *vm = calloc(1, sizeof(*vm));
+	int ret;
+
+	TEST_ASSERT(vm, "out of memory");
+	vm->dev_fd = open_lvmm_dev();
+	ret = lvmm_vm_create(vm->dev_fd, name, &vm->h);
+	TEST_ASSERT(!ret, "LVMM_CREATE_VM(\"%s\") failed: %s",
+		    name ? name : "", strerror(-ret));
+	vm->fd = vm->h.fd;
+	return vm;
+}
+
+int __vm_set_memslot(struct lvmm_vm *vm, u32 slot, u32 flags, u64 gpa,
+		     u64 size, const u64 *reserved)
+{
+	struct lvmm_memslot ms = {
+		.slot = slot,
+		.flags = flags,
+		.guest_phys_addr = gpa,
+		.size = size,
+	};
+
+	if (reserved)
+		memcpy(ms.reserved, reserved, sizeof(ms.reserved));
+	return lvmm_set_memslot_raw(&vm->h, &ms);
+}
+
+void *vm_add_memslot(struct lvmm_vm *vm, u32 slot, u32 flags, u64 gpa,
+		     u64 size)
+{
+	struct userspace_mem_region *r;
+	void *hva;
+	int ret;
+
+	TEST_ASSERT(slot < NR_MEMSLOTS && !vm->slots[slot].used,
+		    "slot %u in use or out of range", slot);
+	ret = __vm_set_memslot(vm, slot, flags, gpa, size, NULL);
+	TEST_ASSERT(!ret, "LVMM_SET_MEMSLOT(slot %u, gpa 0x%llx, size 0x%llx, flags 0x%x) failed: %s",
+		    slot, (unsigned long long)gpa, (unsigned long long)size,
+		    flags, strerror(-ret));
+	ret = lvmm_memslot_map(&vm->h, slot, size, PROT_READ | PROT_WRITE,
+			       &hva);
+	TEST_ASSERT(!ret, "mmap of slot %u failed: %s", slot, strerror(-ret));
+
+	r = &vm->slots[slot];
+	r->used = true;
+	r->slot = slot;
+	r->flags = flags;
+	r->gpa = gpa;
+	r->size = size;
+	r->hva = hva;
+	return hva;
+}
+
+void vm_delete_memslot(struct lvmm_vm *vm, u32 slot)
+{
+	struct userspace_mem_region *r = &vm->slots[slot];
+	int ret;
+
+	TEST_ASSERT(r->used, "slot %u not in use", slot);
+	ret = lvmm_delete_memslot(&vm->h, slot);
+	TEST_ASSERT(!ret, "deleting slot %u failed: %s", slot, strerror(-ret));
+	munmap(r->hva, r->size);
+	r->used = false;
+}
+
+void *addr_gpa2hva(struct lvmm_vm *vm, u64 gpa)
+{
+	for (int i = 0; i < NR_MEMSLOTS; i++) {
+		struct userspace_mem_region *r = &vm->slots[i];
+
+		if (r->used && gpa >= r->gpa && gpa - r->gpa < r->size)
+			return (char *)r->hva + (gpa - r->gpa);
+	}
+	TEST_FAIL("No memslot holds GPA 0x%llx", (unsigned long long)gpa);
+}
+
+u64 vm_alloc(struct lvmm_vm *vm, u64 size)
+{
+	u64 gpa = vm->heap_next;
+
+	size = ALIGN_UP(size, SZ_4K);
+	TEST_ASSERT(vm->long_mode && gpa + size <= vm->heap_end,
+		    "guest heap exhausted");
+	vm->heap_next += size;
+	memset(addr_gpa2hva(vm, gpa), 0, size);
+	return gpa;
+}
+
+static int image_end_cb(struct dl_phdr_info *info, size_t sz, void *data)
+{
+	u64 *end = data;
+
+	(void)sz;
+	for (int i = 0; i < info->dlpi_phnum; i++) {
+		const ElfW(Phdr) *ph = &info->dlpi_phdr[i];
+		u64 e = info->dlpi_addr + ph->p_vaddr + ph->p_memsz;
+
+		if (ph->p_type == PT_LOAD && e > *end)
+			*end = e;
+	}
+	return 1;	/* the executable comes first; stop there */
+}
+
+struct copy_ctx {
+	struct lvmm_vm *vm;
+};
+
+static int image_copy_cb(struct dl_phdr_info *info, size_t sz, void *data)
+{
+	struct copy_ctx *ctx = data;
+
+	(void)sz;
+	for (int i = 0; i < info->dlpi_phnum; i++) {
+		const ElfW(Phdr) *ph = &info->dlpi_phdr[i];
+		u64 va = info->dlpi_addr + ph->p_vaddr;
+
+		if (ph->p_type != PT_LOAD)
+			continue;
+		TEST_ASSERT(va >= IMAGE_GPA,
+			    "test not linked at 0x%llx: segment at 0x%llx",
+			    IMAGE_GPA, (unsigned long long)va);
+		memcpy(addr_gpa2hva(ctx->vm, va), (void *)va, ph->p_memsz);
+	}
+	return 1;
+}
+
+static void write_gdt(struct lvmm_vm *vm)
+{
+	u64 *gdt = addr_gpa2hva(vm, GDT_GPA);
+	u64 tss = TSS_GPA, limit = 0x67;
+
+	gdt[GDT_CODE64 / 8] = 0x00af9b000000ffffULL;
+	gdt[GDT_DATA / 8] = 0x00cf93000000ffffULL;
+	gdt[GDT_CODE32 / 8] = 0x00cf9b000000ffffULL;
+	/* 64-bit TSS, busy: type 0xb, present. */
+	gdt[GDT_TSS / 8] = (limit & 0xffff) | ((tss & 0xffffff) << 16) |
+			   (0x8bULL << 40) | (((limit >> 16) & 0xf) << 48) |
+			   (((tss >> 24) & 0xff) << 56);
+	gdt[GDT_TSS / 8 + 1] = tss >> 32;
+}
+
+/* Identity-map the low 4 GiB with 2 MiB pages. */
+static void write_page_tables(struct lvmm_vm *vm)
+{
+	u64 *pml4 = addr_gpa2hva(vm, PML4_GPA);
+	u64 *pdpt = addr_gpa2hva(vm, PML4_GPA + SZ_4K);
+
+	pml4[0] = (PML4_GPA + SZ_4K) | 3;
+	for (u64 i = 0; i < 4; i++) {
+		u64 pd_gpa = PML4_GPA + (2 + i) * SZ_4K;
+		u64 *pd = addr_gpa2hva(vm, pd_gpa);
+
+		pdpt[i] = pd_gpa | 3;
+		for (u64 j = 0; j < 512; j++)
+			pd[j] = (i * SZ_1G + j * SZ_2M) | 0x83;	/* P RW PS */
+	}
+}
+
+struct lvmm_vm *vm_create(void)
+{
+	struct lvmm_vm *vm = vm_create_bare(NULL);
+	struct copy_ctx ctx = { .vm = vm };
+	u64 end = 0, heap;
+
+	dl_iterate_phdr(image_end_cb, &end);
+	heap = ALIGN_UP(end, SZ_2M);
+	vm_add_memslot(vm, 0, 0, 0, heap + HEAP_SIZE);
+	vm->heap_next = heap;
+	vm->heap_end = heap + HEAP_SIZE;
+	vm->long_mode = true;
+
+	dl_iterate_phdr(image_copy_cb, &ctx);
+	write_gdt(vm);
+	write_page_tables(vm);
+	return vm;
+}
+
+struct lvmm_vcpu *vm_vcpu_add_raw(struct lvmm_vm *vm, u32 id)
+{
+	struct lvmm_vcpu *vcpu = calloc(1, sizeof(*vcpu));
+	int ret;
+
+	TEST_ASSERT(vcpu && id < MAX_VCPUS && !vm->vcpus[id],
+		    "bad vCPU id %u", id);
+	ret = lvmm_vcpu_create(&vm->h, id, &vcpu->h);
+	TEST_ASSERT(!ret, "LVMM_CREATE_VCPU(%u) failed: %s", id,
+		    strerror(-ret));
+	vcpu->vm = vm;
+	vcpu->id = id;
+	vcpu->run = vcpu->h.run;
+	vm->vcpus[id] = vcpu;
+	return vcpu;
+}
+
+/* Where a guest function that returns lands. */
+static void guest_code_returned(void)
+{
+	GUEST_FAIL("guest code returned");
+	for (;;)
+		;
+}
+
+struct lvmm_vcpu *vm_vcpu_add(struct lvmm_vm *vm, u32 id, void *guest_code)
+{
+	struct lvmm_vcpu *vcpu = vm_vcpu_add_raw(vm, id);
+	u64 stack_top = STACKS_GPA + (id + 1) * STACK_SIZE;
+	struct lvmm_regs regs;
+
+	vcpu_set_long_mode(vcpu);
+
+	/* Enter as if called: RSP + 8 16-byte aligned, a return address. */
+	*(u64 *)addr_gpa2hva(vm, stack_top - 8) = (u64)guest_code_returned;
+	vcpu_regs_get(vcpu, &regs);
+	regs.rip = (u64)guest_code;
+	regs.rsp = stack_top - 8;
+	regs.rbp = 0;
+	regs.rflags = X86_EFLAGS_FIXED;
+	regs.rdi = id;
+	vcpu_regs_set(vcpu, &regs);
+	return vcpu;
+}
+
+struct lvmm_vm *vm_create_with_vcpus(u32 nr, void *guest_code,
+				     struct lvmm_vcpu **vcpus)
+{
+	struct lvmm_vm *vm = vm_create();
+
+	for (u32 i = 0; i < nr; i++) {
+		struct lvmm_vcpu *v = vm_vcpu_add(vm, i, guest_code);
+
+		if (vcpus)
+			vcpus[i] = v;
+	}
+	return vm;
+}
+
+struct lvmm_vm *vm_create_with_one_vcpu(struct lvmm_vcpu **vcpu,
+					void *guest_code)
+{
+	return vm_create_with_vcpus(1, guest_code, vcpu);
+}
+
+void vm_free(struct lvmm_vm *vm)
+{
+	if (!vm)
+		return;
+	for (int i = 0; i < MAX_VCPUS; i++) {
+		if (vm->vcpus[i]) {
+			lvmm_vcpu_close(&vm->vcpus[i]->h);
+			free(vm->vcpus[i]);
+		}
+	}
+	for (int i = 0; i < NR_MEMSLOTS; i++)
+		if (vm->slots[i].used)
+			munmap(vm->slots[i].hva, vm->slots[i].size);
+	close(vm->fd);
+	close(vm->dev_fd);
+	free(vm);
+}
+
+void vcpu_args_set(struct lvmm_vcpu *vcpu, unsigned int n, ...)
+{
+	struct lvmm_regs regs;
+	va_list ap;
+
+	TEST_ASSERT(n <= 6, "at most 6 arguments");
+	vcpu_regs_get(vcpu, &regs);
+	va_start(ap, n);
+	for (unsigned int i = 0; i < n; i++) {
+		u64 v = va_arg(ap, u64);
+
+		switch (i) {
+		case 0: regs.rdi = v; break;
+		case 1: regs.rsi = v; break;
+		case 2: regs.rdx = v; break;
+		case 3: regs.rcx = v; break;
+		case 4: regs.r8 = v; break;
+		case 5: regs.r9 = v; break;
+		}
+	}
+	va_end(ap);
+	vcpu_regs_set(vcpu, &regs);
+}
+
+int __vcpu_run(struct lvmm_vcpu *vcpu)
+{
+	return lvmm_run(&vcpu->h);
+}
+
+void vcpu_run(struct lvmm_vcpu *vcpu)
+{
+	int ret;
+
+	do {
+		ret = __vcpu_run(vcpu);
+	} while (ret == -EINTR);
+	TEST_ASSERT(!ret, "LVMM_RUN failed: %s", strerror(-ret));
+}
+
+void vcpu_regs_get(struct lvmm_vcpu *vcpu, struct lvmm_regs *regs)
+{
+	int ret = lvmm_get_regs(&vcpu->h, regs);
+
+	TEST_ASSERT(!ret, "LVMM_GET_REGS failed: %s", strerror(-ret));
+}
+
+void vcpu_regs_set(struct lvmm_vcpu *vcpu, const struct lvmm_regs *regs)
+{
+	int ret = lvmm_set_regs(&vcpu->h, regs);
+
+	TEST_ASSERT(!ret, "LVMM_SET_REGS failed: %s", strerror(-ret));
+}
+
+void vcpu_sregs_get(struct lvmm_vcpu *vcpu, struct lvmm_sregs *sregs)
+{
+	int ret = lvmm_get_sregs(&vcpu->h, sregs);
+
+	TEST_ASSERT(!ret, "LVMM_GET_SREGS failed: %s", strerror(-ret));
+}
+
+void vcpu_sregs_set(struct lvmm_vcpu *vcpu, const struct lvmm_sregs *sregs)
+{
+	int ret = lvmm_set_sregs(&vcpu->h, sregs);
+
+	TEST_ASSERT(!ret, "LVMM_SET_SREGS failed: %s", strerror(-ret));
+}
+
+u64 vcpu_get_msr(struct lvmm_vcpu *vcpu, u32 index)
+{
+	u64 val = 0;
+	int ret = lvmm_get_msr(&vcpu->h, index, &val);
+
+	TEST_ASSERT(!ret, "LVMM_GET_MSRS(0x%x) failed: %s", index,
+		    strerror(-ret));
+	return val;
+}
+
+void vcpu_set_msr(struct lvmm_vcpu *vcpu, u32 index, u64 val)
+{
+	int ret = lvmm_set_msr(&vcpu->h, index, val);
+
+	TEST_ASSERT(!ret, "LVMM_SET_MSRS(0x%x, 0x%llx) failed: %s", index,
+		    (unsigned long long)val, strerror(-ret));
+}
+
+void *vcpu_io_data(struct lvmm_vcpu *vcpu)
+{
+	struct lvmm_run *run = vcpu->run;
+	u64 len = (u64)run->io.size * run->io.count;
+
+	TEST_ASSERT(run->io.data_offset + len <= vcpu->h.run_size,
+		    "I/O data [0x%llx, +0x%llx) outside the %zu-byte run mapping",
+		    (unsigned long long)run->io.data_offset,
+		    (unsigned long long)len, vcpu->h.run_size);
+	return lvmm_run_io_data(&vcpu->h);
+}
+
+const char *exit_reason_str(u32 reason)
+{
+	static const char * const names[] = {
+		[LVMM_EXIT_UNKNOWN] = "UNKNOWN",
+		[LVMM_EXIT_IO] = "IO",
+		[LVMM_EXIT_MMIO] = "MMIO",
+		[LVMM_EXIT_HLT] = "HLT",
+		[LVMM_EXIT_HYPERCALL] = "HYPERCALL",
+		[LVMM_EXIT_SHUTDOWN] = "SHUTDOWN",
+		[LVMM_EXIT_FAIL_ENTRY] = "FAIL_ENTRY",
+		[LVMM_EXIT_INTERNAL_ERROR] = "INTERNAL_ERROR",
+		[LVMM_EXIT_INTR] = "INTR",
+		[LVMM_EXIT_IRQ_WINDOW_OPEN] = "IRQ_WINDOW_OPEN",
+	};
+
+	return reason < ARRAY_SIZE(names) && names[reason] ?
+	       names[reason] : "(bad)";
+}

@@ -1,0 +1,310 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * liblvmm: thin wrappers around the lvmm ioctls.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <sys/ioctl.h>
+#include <sys/mman.h>
+
+#include "lvmm.h"
+
+/* Turn an ioctl()-style return into a value or -errno. */
+static int ret_or_errno(long ret)
+{
+	return ret < 0 ? -errno : (int)ret;
+}
+
+int lvmm_open(void)
+{
+	return ret_or_errno(open(LVMM_DEV_PATH, O_RDWR | O_CLOEXEC));
+}
+
+int lvmm_api_version(int dev_fd)
+{
+	return ret_or_errno(ioctl(dev_fd, LVMM_GET_API_VERSION, 0));
+}
+
+int lvmm_check_extension(int dev_fd, unsigned long cap)
+{
+	return ret_or_errno(ioctl(dev_fd, LVMM_CHECK_EXTENSION, cap));
+}
+
+int lvmm_vcpu_mmap_size(int dev_fd)
+{
+	return ret_or_errno(ioctl(dev_fd, LVMM_GET_VCPU_MMAP_SIZE, 0));
+}
+
+int lvmm_vm_create_raw(int dev_fd, struct lvmm_create_vm *args)
+{
+	return ret_or_errno(ioctl(dev_fd, LVMM_CREATE_VM, args));
+}
+
+int lvmm_vm_create(int dev_fd, const char *name, struct lvmm_vm_handle *vm)
+{
+	struct lvmm_create_vm args;
+	int size, fd;
+
+	memset(&args, 0, sizeof(args));
+	if (name) {
+		if (strlen(name) >= sizeof(args.name))
+			return -ENAMETOOLONG;
+		strcpy(args.name, name);
+	}
+
+	size = lvmm_vcpu_mmap_size(dev_fd);
+	if (size < 0)
+		return size;
+
+	fd = lvmm_vm_create_raw(dev_fd, &args);
+	if (fd < 0)
+		return fd;
+
+	vm->fd = fd;
+	vm->id = args.id;
+	memcpy(vm->name, args.name, sizeof(vm->name));
+	vm->name[sizeof(vm->name) - 1] = '\0';
+	vm->vcpu_mmap_size = size;
+	return 0;
+}
+
+int lvmm_vm_close(struct lvmm_vm_handle *vm)
+{
+	int ret = ret_or_errno(close(vm->fd));
+
+	vm->fd = -1;
+	return ret;
+}
+
+int lvmm_vm_info(const struct lvmm_vm_handle *vm, struct lvmm_vm_info *info)
+{
+	return ret_or_errno(ioctl(vm->fd, LVMM_GET_VM_INFO, info));
+}
+
+int lvmm_set_memslot_raw(const struct lvmm_vm_handle *vm,
+			 const struct lvmm_memslot *ms)
+{
+	return ret_or_errno(ioctl(vm->fd, LVMM_SET_MEMSLOT, ms));
+}
+
+int lvmm_set_memslot(const struct lvmm_vm_handle *vm, __u32 slot, __u32 flags,
+		     __u64 gpa, __u64 size)
+{
+	struct lvmm_memslot ms = {
+		.slot = slot,
+		.flags = flags,
+		.guest_phys_addr = gpa,
+		.size = size,
+	};
+
+	return lvmm_set_memslot_raw(vm, &ms);
+}
+
+int lvmm_delete_memslot(const struct lvmm_vm_handle *vm, __u32 slot)
+{
+	return lvmm_set_memslot(vm, slot, 0, 0, 0);
+}
+
+int lvmm_memslot_map(const struct lvmm_vm_handle *vm, __u32 slot, size_t size,
+		     int prot, void **addr)
+{
+	void *p = mmap(NULL, size, prot, MAP_SHARED, vm->fd,
+		       LVMM_MEMSLOT_MMAP_OFFSET(slot));
+
+	if (p == MAP_FAILED)
+		return -errno;
+	*addr = p;
+	return 0;
+}
+
+int lvmm_memslot_unmap(void *addr, size_t size)
+{
+	return ret_or_errno(munmap(addr, size));
+}
+
+int lvmm_vcpu_create_raw(const struct lvmm_vm_handle *vm,
+			 const struct lvmm_create_vcpu *args)
+{
+	return ret_or_errno(ioctl(vm->fd, LVMM_CREATE_VCPU, args));
+}
+
+int lvmm_vcpu_create(const struct lvmm_vm_handle *vm, __u32 id,
+		     struct lvmm_vcpu_handle *vcpu)
+{
+	struct lvmm_create_vcpu args = { .id = id };
+	void *run;
+	int fd, ret;
+
+	fd = lvmm_vcpu_create_raw(vm, &args);
+	if (fd < 0)
+		return fd;
+
+	run = mmap(NULL, vm->vcpu_mmap_size, PROT_READ | PROT_WRITE,
+		   MAP_SHARED, fd, 0);
+	if (run == MAP_FAILED) {
+		ret = -errno;
+		close(fd);
+		return ret;
+	}
+
+	vcpu->fd = fd;
+	vcpu->id = id;
+	vcpu->run = run;
+	vcpu->run_size = vm->vcpu_mmap_size;
+	return 0;
+}
+
+int lvmm_vcpu_close(struct lvmm_vcpu_handle *vcpu)
+{
+	int ret = 0;
+
+	if (vcpu->run && munmap(vcpu->run, vcpu->run_size))
+		ret = -errno;
+	vcpu->run = NULL;
+	if (close(vcpu->fd) && !ret)
+		ret = -errno;
+	vcpu->fd = -1;
+	return ret;
+}
+
+int lvmm_run(struct lvmm_vcpu_handle *vcpu)
+{
+	return ret_or_errno(ioctl(vcpu->fd, LVMM_RUN, 0));
+}
+
+void *lvmm_run_io_data(const struct lvmm_vcpu_handle *vcpu)
+{
+	return (char *)vcpu->run + vcpu->run->io.data_offset;
+}
+
+int lvmm_get_regs(const struct lvmm_vcpu_handle *vcpu, struct lvmm_regs *regs)
+{
+	return ret_or_errno(ioctl(vcpu->fd, LVMM_GET_REGS, regs));
+}
+
+int lvmm_set_regs(const struct lvmm_vcpu_handle *vcpu,
+		  const struct lvmm_regs *regs)
+{
+	return ret_or_errno(ioctl(vcpu->fd, LVMM_SET_REGS, regs));
+}
+
+int lvmm_get_sregs(const struct lvmm_vcpu_handle *vcpu,
+		   struct lvmm_sregs *sregs)
+{
+	return ret_or_errno(ioctl(vcpu->fd, LVMM_GET_SREGS, sregs));
+}
+
+int lvmm_set_sregs(const struct lvmm_vcpu_handle *vcpu,
+		   const struct lvmm_sregs *sregs)
+{
+	return ret_or_errno(ioctl(vcpu->fd, LVMM_SET_SREGS, sregs));
+}
+
+int lvmm_get_xsave(const struct lvmm_vcpu_handle *vcpu,
+		   struct lvmm_xsave *xsave)
+{
+	return ret_or_errno(ioctl(vcpu->fd, LVMM_GET_XSAVE, xsave));
+}
+
+int lvmm_set_xsave(const struct lvmm_vcpu_handle *vcpu,
+		   const struct lvmm_xsave *xsave)
+{
+	return ret_or_errno(ioctl(vcpu->fd, LVMM_SET_XSAVE, xsave));
+}
+
+int lvmm_get_msrs(const struct lvmm_vcpu_handle *vcpu, struct lvmm_msrs *msrs)
+{
+	return ret_or_errno(ioctl(vcpu->fd, LVMM_GET_MSRS, msrs));
+}
+
+int lvmm_set_msrs(const struct lvmm_vcpu_handle *vcpu,
+		  const struct lvmm_msrs *msrs)
+{
+	return ret_or_errno(ioctl(vcpu->fd, LVMM_SET_MSRS, msrs));
+}
+
+/* struct lvmm_msrs with room for exactly one entry, on the stack. */
+struct lvmm_one_msr {
+	struct lvmm_msrs hdr;
+	struct lvmm_msr_entry entry;
+};
+
+int lvmm_get_msr(const struct lvmm_vcpu_handle *vcpu, __u32 index,
+		 __u64 *data)
+{
+	struct lvmm_one_msr m;
+	int ret;
+
+	memset(&m, 0, sizeof(m));
+	m.hdr.nmsrs = 1;
+	m.entry.index = index;
+	ret = lvmm_get_msrs(vcpu, &m.hdr);
+	if (ret < 0)
+		return ret;
+	if (ret != 1)
+		return -EOPNOTSUPP;
+	*data = m.entry.data;
+	return 0;
+}
+
+int lvmm_set_msr(const struct lvmm_vcpu_handle *vcpu, __u32 index, __u64 data)
+{
+	struct lvmm_one_msr m;
+	int ret;
+
+	memset(&m, 0, sizeof(m));
+	m.hdr.nmsrs = 1;
+	m.entry.index = index;
+	m.entry.data = data;
+	ret = lvmm_set_msrs(vcpu, &m.hdr);
+	if (ret < 0)
+		return ret;
+	return ret == 1 ? 0 : -EOPNOTSUPP;
+}
+
+struct lvmm_msrs *lvmm_msrs_alloc(__u32 n)
+{
+	struct lvmm_msrs *msrs;
+
+	msrs = calloc(1, sizeof(*msrs) + n * sizeof(msrs->entries[0]));
+	if (msrs)
+		msrs->nmsrs = n;
+	return msrs;
+}
+
+struct lvmm_cpuid *lvmm_cpuid_alloc(__u32 n)
+{
+	struct lvmm_cpuid *cpuid;
+
+	cpuid = calloc(1, sizeof(*cpuid) + n * sizeof(cpuid->entries[0]));
+	if (cpuid)
+		cpuid->nent = n;
+	return cpuid;
+}
+
+int lvmm_get_cpuid(const struct lvmm_vcpu_handle *vcpu,
+		   struct lvmm_cpuid *cpuid)
+{
+	return ret_or_errno(ioctl(vcpu->fd, LVMM_GET_CPUID, cpuid));
+}
+
+int lvmm_set_cpuid(const struct lvmm_vcpu_handle *vcpu,
+		   const struct lvmm_cpuid *cpuid)
+{
+	return ret_or_errno(ioctl(vcpu->fd, LVMM_SET_CPUID, cpuid));
+}
+
+int lvmm_interrupt(const struct lvmm_vcpu_handle *vcpu, __u32 vector)
+{
+	struct lvmm_interrupt irq = { .vector = vector };
+
+	return ret_or_errno(ioctl(vcpu->fd, LVMM_INTERRUPT, &irq));
+}
+
+int lvmm_nmi(const struct lvmm_vcpu_handle *vcpu)
+{
+	return ret_or_errno(ioctl(vcpu->fd, LVMM_NMI, 0));
+}

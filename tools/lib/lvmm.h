@@ -1,0 +1,90 @@
+/* SPDX-License-Identifier: GPL-2.0 */
+/*
+ * liblvmm: the userspace library that wraps the lvmm ioctls, each once
+ * (what libvmmapi is to bhyve).  Every function returns a negative errno on
+ * failure; none exits, aborts or prints.
+ */
+#ifndef _LIBLVMM_H
+#define _LIBLVMM_H
+
+#include <stddef.h>
+#include <linux/lvmm.h>
+
+#define LVMM_DEV_PATH	"/dev/lvmm"
+
+struct lvmm_vm_handle {
+	int fd;
+	__u32 id;
+	char name[LVMM_VM_NAME_LEN];
+	size_t vcpu_mmap_size;	/* from LVMM_GET_VCPU_MMAP_SIZE */
+};
+
+struct lvmm_vcpu_handle {
+	int fd;
+	__u32 id;
+	struct lvmm_run *run;	/* mmap of the vCPU fd */
+	size_t run_size;
+};
+
+/* /dev/lvmm */
+int lvmm_open(void);
+int lvmm_api_version(int dev_fd);
+int lvmm_check_extension(int dev_fd, unsigned long cap);
+int lvmm_vcpu_mmap_size(int dev_fd);
+
+/* VM */
+int lvmm_vm_create_raw(int dev_fd, struct lvmm_create_vm *args);
+int lvmm_vm_create(int dev_fd, const char *name, struct lvmm_vm_handle *vm);
+int lvmm_vm_close(struct lvmm_vm_handle *vm);
+int lvmm_vm_info(const struct lvmm_vm_handle *vm, struct lvmm_vm_info *info);
+int lvmm_set_memslot_raw(const struct lvmm_vm_handle *vm,
+			 const struct lvmm_memslot *ms);
+int lvmm_set_memslot(const struct lvmm_vm_handle *vm, __u32 slot, __u32 flags,
+		     __u64 gpa, __u64 size);
+int lvmm_delete_memslot(const struct lvmm_vm_handle *vm, __u32 slot);
+int lvmm_memslot_map(const struct lvmm_vm_handle *vm, __u32 slot, size_t size,
+		     int prot, void **addr);
+int lvmm_memslot_unmap(void *addr, size_t size);
+
+/* vCPU */
+int lvmm_vcpu_create_raw(const struct lvmm_vm_handle *vm,
+			 const struct lvmm_create_vcpu *args);
+int lvmm_vcpu_create(const struct lvmm_vm_handle *vm, __u32 id,
+		     struct lvmm_vcpu_handle *vcpu);
+int lvmm_vcpu_close(struct lvmm_vcpu_handle *vcpu);
+int lvmm_run(struct lvmm_vcpu_handle *vcpu);
+void *lvmm_run_io_data(const struct lvmm_vcpu_handle *vcpu);
+int lvmm_get_regs(const struct lvmm_vcpu_handle *vcpu, struct lvmm_regs *regs);
+int lvmm_set_regs(const struct lvmm_vcpu_handle *vcpu,
+		  const struct lvmm_regs *regs);
+int lvmm_get_sregs(const struct lvmm_vcpu_handle *vcpu,
+		   struct lvmm_sregs *sregs);
+int lvmm_set_sregs(const struct lvmm_vcpu_handle *vcpu,
+		   const struct lvmm_sregs *sregs);
+int lvmm_get_xsave(const struct lvmm_vcpu_handle *vcpu,
+		   struct lvmm_xsave *xsave);
+int lvmm_set_xsave(const struct lvmm_vcpu_handle *vcpu,
+		   const struct lvmm_xsave *xsave);
+
+/* Return the number of entries processed, as the kernel does. */
+int lvmm_get_msrs(const struct lvmm_vcpu_handle *vcpu, struct lvmm_msrs *msrs);
+int lvmm_set_msrs(const struct lvmm_vcpu_handle *vcpu,
+		  const struct lvmm_msrs *msrs);
+/* One MSR; -EOPNOTSUPP when the kernel did not process it. */
+int lvmm_get_msr(const struct lvmm_vcpu_handle *vcpu, __u32 index,
+		 __u64 *data);
+int lvmm_set_msr(const struct lvmm_vcpu_handle *vcpu, __u32 index, __u64 data);
+
+/* Allocate a zeroed struct with room for @n entries; NULL on failure. */
+struct lvmm_msrs *lvmm_msrs_alloc(__u32 n);
+struct lvmm_cpuid *lvmm_cpuid_alloc(__u32 n);
+
+/* On -E2BIG, cpuid->nent holds the number of entries needed. */
+int lvmm_get_cpuid(const struct lvmm_vcpu_handle *vcpu,
+		   struct lvmm_cpuid *cpuid);
+int lvmm_set_cpuid(const struct lvmm_vcpu_handle *vcpu,
+		   const struct lvmm_cpuid *cpuid);
+int lvmm_interrupt(const struct lvmm_vcpu_handle *vcpu, __u32 vector);
+int lvmm_nmi(const struct lvmm_vcpu_handle *vcpu);
+
+#endif /* _LIBLVMM_H */

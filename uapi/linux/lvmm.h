@@ -1,0 +1,284 @@
+/* SPDX-License-Identifier: GPL-2.0 WITH Linux-syscall-note */
+/*
+ * lvmm: lightweight virtualization manager -- the ioctl ABI.
+ *
+ * /dev/lvmm -> VM fd -> vCPU fd, as in KVM.  Every structure is made of
+ * naturally aligned __u8..__u64 fields, is a multiple of 8 bytes long, and
+ * carries a flags word and reserved space: unknown flags and non-zero
+ * reserved bytes are rejected with -EINVAL.  See Documentation/api.rst.
+ */
+#ifndef _UAPI_LINUX_LVMM_H
+#define _UAPI_LINUX_LVMM_H
+
+#include <linux/types.h>
+#include <linux/ioctl.h>
+
+/* Frozen: features are discovered with LVMM_CHECK_EXTENSION. */
+#define LVMM_API_VERSION	1
+
+#define LVMMIO			0xB8
+
+/* ---- /dev/lvmm ---------------------------------------------------------- */
+
+#define LVMM_GET_API_VERSION	_IO(LVMMIO, 0x00)
+#define LVMM_CHECK_EXTENSION	_IO(LVMMIO, 0x01)	/* arg: LVMM_CAP_* */
+#define LVMM_CREATE_VM		_IOWR(LVMMIO, 0x02, struct lvmm_create_vm)
+#define LVMM_GET_VCPU_MMAP_SIZE	_IO(LVMMIO, 0x03)
+
+/* LVMM_CHECK_EXTENSION: 0 means "not supported", anything else a value. */
+#define LVMM_CAP_MAX_MEMSLOTS		1	/* number of memory slots */
+#define LVMM_CAP_MAX_VCPUS		2	/* vCPUs per VM */
+#define LVMM_CAP_MAX_MEMSLOT_SIZE_MB	3	/* largest slot, in MiB */
+#define LVMM_CAP_READONLY_MEM		4
+#define LVMM_CAP_IMMEDIATE_EXIT		5
+#define LVMM_CAP_NMI			6
+#define LVMM_CAP_XSAVE			7
+#define LVMM_CAP_HYPERCALL		8
+#define LVMM_CAP_MAX_VM_NAME		9	/* bytes, with the NUL */
+
+#define LVMM_VM_NAME_LEN	32
+
+struct lvmm_create_vm {
+	/* in: NUL-terminated; empty picks "vm<id>".  out: the name given. */
+	char name[LVMM_VM_NAME_LEN];
+	__u32 flags;		/* in: must be 0 */
+	__u32 id;		/* out: the VM's id */
+	__u64 reserved[4];
+};
+
+/* ---- VM fd --------------------------------------------------------------- */
+
+#define LVMM_SET_MEMSLOT	_IOW(LVMMIO, 0x10, struct lvmm_memslot)
+#define LVMM_CREATE_VCPU	_IOW(LVMMIO, 0x11, struct lvmm_create_vcpu)
+#define LVMM_GET_VM_INFO	_IOR(LVMMIO, 0x12, struct lvmm_vm_info)
+
+#define LVMM_MEMSLOT_READONLY	(1U << 0)
+/* Reserved for dirty logging; rejected with -EINVAL until it exists. */
+#define LVMM_MEMSLOT_LOG_DIRTY	(1U << 1)
+
+/*
+ * Create (size != 0) or delete (size == 0) memory slot @slot.  The module
+ * allocates the backing memory; map it with mmap() on the VM fd at offset
+ * LVMM_MEMSLOT_MMAP_OFFSET(slot).  Addresses and sizes are multiples of
+ * 4 KiB; slots never overlap.
+ */
+struct lvmm_memslot {
+	__u32 slot;
+	__u32 flags;
+	__u64 guest_phys_addr;
+	__u64 size;
+	__u64 reserved[2];
+};
+
+#define LVMM_MEMSLOT_MMAP_SHIFT		40
+#define LVMM_MEMSLOT_MMAP_OFFSET(slot)	((__u64)(slot) << LVMM_MEMSLOT_MMAP_SHIFT)
+
+struct lvmm_create_vcpu {
+	__u32 id;
+	__u32 flags;
+	__u64 reserved[3];
+};
+
+struct lvmm_vm_info {
+	char name[LVMM_VM_NAME_LEN];
+	__u32 id;
+	__u32 flags;		/* out: 0 */
+	__u32 nr_vcpus;
+	__u32 nr_memslots;
+	__u64 mem_size;		/* bytes in all slots */
+	__u64 reserved[4];
+};
+
+/* ---- vCPU fd ------------------------------------------------------------- */
+
+#define LVMM_RUN		_IO(LVMMIO, 0x80)
+#define LVMM_GET_REGS		_IOR(LVMMIO, 0x81, struct lvmm_regs)
+#define LVMM_SET_REGS		_IOW(LVMMIO, 0x82, struct lvmm_regs)
+#define LVMM_GET_SREGS		_IOR(LVMMIO, 0x83, struct lvmm_sregs)
+#define LVMM_SET_SREGS		_IOW(LVMMIO, 0x84, struct lvmm_sregs)
+#define LVMM_GET_XSAVE		_IOR(LVMMIO, 0x85, struct lvmm_xsave)
+#define LVMM_SET_XSAVE		_IOW(LVMMIO, 0x86, struct lvmm_xsave)
+#define LVMM_GET_MSRS		_IOWR(LVMMIO, 0x87, struct lvmm_msrs)
+#define LVMM_SET_MSRS		_IOW(LVMMIO, 0x88, struct lvmm_msrs)
+#define LVMM_SET_CPUID		_IOW(LVMMIO, 0x89, struct lvmm_cpuid)
+#define LVMM_GET_CPUID		_IOWR(LVMMIO, 0x8a, struct lvmm_cpuid)
+#define LVMM_INTERRUPT		_IOW(LVMMIO, 0x8b, struct lvmm_interrupt)
+#define LVMM_NMI		_IO(LVMMIO, 0x8c)
+
+struct lvmm_regs {
+	__u64 rax, rbx, rcx, rdx, rsi, rdi, rsp, rbp;
+	__u64 r8, r9, r10, r11, r12, r13, r14, r15;
+	__u64 rip, rflags;
+	__u32 flags;
+	__u32 pad;
+	__u64 reserved[2];
+};
+
+struct lvmm_segment {
+	__u64 base;
+	__u32 limit;
+	__u16 selector;
+	__u8 type;		/* descriptor type, 4 bits */
+	__u8 s;			/* 1: code/data, 0: system */
+	__u8 dpl;
+	__u8 present;
+	__u8 avl;
+	__u8 l;			/* 64-bit code */
+	__u8 db;
+	__u8 g;
+	__u8 unusable;
+	__u8 pad;
+};
+
+struct lvmm_dtable {
+	__u64 base;
+	__u16 limit;
+	__u16 pad[3];
+};
+
+struct lvmm_sregs {
+	struct lvmm_segment cs, ds, es, fs, gs, ss;
+	struct lvmm_segment tr, ldt;
+	struct lvmm_dtable gdt, idt;
+	__u64 cr0, cr2, cr3, cr4, cr8;
+	__u64 efer;
+	__u64 apic_base;
+	__u32 flags;
+	__u32 pad;
+	__u64 reserved[4];
+};
+
+/* The standard (non-compacted) XSAVE layout; the legacy area is FXSAVE's. */
+struct lvmm_xsave {
+	__u32 region[1024];
+};
+
+struct lvmm_msr_entry {
+	__u32 index;
+	__u32 reserved;
+	__u64 data;
+};
+
+/*
+ * GET_MSRS and SET_MSRS return the number of entries processed; they stop
+ * at the first MSR outside the documented list (or a value it refuses).
+ */
+struct lvmm_msrs {
+	__u32 nmsrs;
+	__u32 flags;
+	__u64 reserved;
+	struct lvmm_msr_entry entries[];
+};
+
+#define LVMM_MAX_MSR_ENTRIES	256
+
+#define LVMM_CPUID_FLAG_SIGNIFICANT_INDEX	(1U << 0)
+
+struct lvmm_cpuid_entry {
+	__u32 function;
+	__u32 index;
+	__u32 flags;
+	__u32 eax;
+	__u32 ebx;
+	__u32 ecx;
+	__u32 edx;
+	__u32 reserved[3];
+};
+
+struct lvmm_cpuid {
+	__u32 nent;
+	__u32 flags;
+	__u64 reserved;
+	struct lvmm_cpuid_entry entries[];
+};
+
+#define LVMM_MAX_CPUID_ENTRIES	256
+
+struct lvmm_interrupt {
+	__u32 vector;		/* 32..255 */
+	__u32 flags;
+	__u64 reserved;
+};
+
+/* ---- the run structure (mmap of the vCPU fd, offset 0) ------------------- */
+
+#define LVMM_EXIT_UNKNOWN		0
+#define LVMM_EXIT_IO			1
+#define LVMM_EXIT_MMIO			2
+#define LVMM_EXIT_HLT			3
+#define LVMM_EXIT_HYPERCALL		4
+#define LVMM_EXIT_SHUTDOWN		5
+#define LVMM_EXIT_FAIL_ENTRY		6
+#define LVMM_EXIT_INTERNAL_ERROR	7
+#define LVMM_EXIT_INTR			8
+#define LVMM_EXIT_IRQ_WINDOW_OPEN	9
+
+#define LVMM_EXIT_IO_IN		0
+#define LVMM_EXIT_IO_OUT	1
+
+/* INTERNAL_ERROR sub-errors */
+#define LVMM_INTERNAL_ERROR_EMULATION		1	/* instruction not decoded */
+#define LVMM_INTERNAL_ERROR_UNEXPECTED_EXIT	2	/* hardware exit code */
+#define LVMM_INTERNAL_ERROR_DELIVERY_EV		3	/* fault delivering an event */
+
+/* Offset (in pages) of the string I/O data area within the vCPU mmap. */
+#define LVMM_RUN_IO_PAGE_OFFSET	1
+
+struct lvmm_run {
+	/* in */
+	__u8 request_interrupt_window;
+	__u8 immediate_exit;
+	__u8 padding1[6];
+
+	/* out */
+	__u32 exit_reason;
+	__u8 ready_for_interrupt_injection;
+	__u8 if_flag;
+	__u16 flags;
+	__u64 cr8;
+	__u64 apic_base;
+
+	union {
+		/* LVMM_EXIT_UNKNOWN */
+		struct {
+			__u64 hardware_exit_reason;
+		} hw;
+		/* LVMM_EXIT_FAIL_ENTRY */
+		struct {
+			__u64 hardware_entry_failure_reason;
+			__u32 cpu;
+			__u32 pad;
+		} fail_entry;
+		/* LVMM_EXIT_IO: data at data_offset bytes into the mmap */
+		struct {
+			__u8 direction;
+			__u8 size;	/* 1, 2 or 4 */
+			__u16 port;
+			__u32 count;
+			__u64 data_offset;
+		} io;
+		/* LVMM_EXIT_MMIO */
+		struct {
+			__u64 phys_addr;
+			__u8 data[8];
+			__u32 len;
+			__u8 is_write;
+			__u8 pad[3];
+		} mmio;
+		/* LVMM_EXIT_HYPERCALL: ret is handed back in RAX */
+		struct {
+			__u64 nr;
+			__u64 args[6];
+			__u64 ret;
+		} hypercall;
+		/* LVMM_EXIT_INTERNAL_ERROR */
+		struct {
+			__u32 suberror;
+			__u32 ndata;
+			__u64 data[16];
+		} internal;
+		char padding[256];
+	};
+};
+
+#endif /* _UAPI_LINUX_LVMM_H */
