@@ -104,15 +104,12 @@ TEST(mmio_each_size_and_instruction)
 
 	for (size_t i = 0; i < ARRAY_SIZE(expected); i++) {
 		const struct mmio_expect *e = &expected[i];
+		struct ucall uc;
 		u64 data = 0;
 
 		vcpu_run(vcpu);
-		if (get_ucall(vcpu, &(struct ucall){}) == UCALL_ABORT) {
-			struct ucall uc;
-
-			get_ucall(vcpu, &uc);
+		if (get_ucall(vcpu, &uc) == UCALL_ABORT)
 			report_guest_assert(vcpu, &uc);
-		}
 		TEST_ASSERT_EXIT_REASON(vcpu, LVMM_EXIT_MMIO);
 		ASSERT_EQ(e->addr, run->mmio.phys_addr) TH_LOG("access %zu", i);
 		ASSERT_EQ(e->len, run->mmio.len) TH_LOG("access %zu", i);

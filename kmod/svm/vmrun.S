@@ -29,6 +29,10 @@ SYM_FUNC_START(lvmm_svm_vmrun)
 	push %rdx		/* host save area */
 	push %rdi		/* @regs */
 
+	/* The host's FS, GS, TR, ... as they are now, for after the exit. */
+	mov %rdx, %rax
+	vmsave %rax
+
 	mov %rsi, %rax
 	vmload %rax
 

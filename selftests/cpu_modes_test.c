@@ -1,0 +1,207 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * Guests in real mode (from the reset vector and from CS=0), 32-bit
+ * protected mode (hand-assembled) and 64-bit long mode (C code).
+ */
+#include "kselftest_harness.h"
+#include "lvmm_util.h"
+
+static struct lvmm_vm *bare_vm_with_code(struct lvmm_vcpu **vcpu, u64 gpa,
+					 const u8 *code, size_t len,
+					 u8 **mem)
+{
+	struct lvmm_vm *vm = vm_create_bare(NULL);
+
+	*mem = vm_add_memslot(vm, 0, 0, 0, SZ_2M);
+	memcpy(*mem + gpa, code, len);
+	*vcpu = vm_vcpu_add_raw(vm, 0);
+	return vm;
+}
+
+TEST(real_mode_reset_vector)
+{
+	/* At 0xfffffff0: mov $0x42,%al; out %al,$0x11; hlt */
+	static const u8 code[] = { 0xb0, 0x42, 0xe6, 0x11, 0xf4 };
+	struct lvmm_vcpu *vcpu;
+	struct lvmm_vm *vm;
+	u8 *rom;
+
+	TEST_REQUIRE(lvmm_dev_present());
+	vm = vm_create_bare(NULL);
+	rom = vm_add_memslot(vm, 0, LVMM_MEMSLOT_READONLY, 0xfffff000, SZ_4K);
+	memcpy(rom + 0xff0, code, sizeof(code));
+	vcpu = vm_vcpu_add_raw(vm, 0);
+
+	vcpu_run(vcpu);
+	TEST_ASSERT_EXIT_REASON(vcpu, LVMM_EXIT_IO);
+	EXPECT_EQ(0x11, vcpu->run->io.port);
+	EXPECT_EQ(1, vcpu->run->io.size);
+	EXPECT_EQ(0x42, *(u8 *)vcpu_io_data(vcpu));
+	vcpu_run(vcpu);
+	TEST_ASSERT_EXIT_REASON(vcpu, LVMM_EXIT_HLT);
+	{
+		struct lvmm_regs regs;
+
+		vcpu_regs_get(vcpu, &regs);
+		EXPECT_EQ(0xfff5, regs.rip);
+	}
+	vm_free(vm);
+}
+
+TEST(real_mode)
+{
+	static const u8 code[] = {
+		0xb8, 0x34, 0x12,	/* mov $0x1234, %ax */
+		0x05, 0x11, 0x11,	/* add $0x1111, %ax */
+		0xa3, 0x00, 0x20,	/* mov %ax, 0x2000 */
+		0xbb, 0x00, 0x01,	/* mov $0x100, %bx */
+		0x8e, 0xdb,		/* mov %bx, %ds */
+		0xa3, 0x10, 0x00,	/* mov %ax, 0x10: linear 0x1010 */
+		0xe7, 0x10,		/* out %ax, $0x10 */
+		0xf4,			/* hlt */
+	};
+	struct lvmm_sregs sregs;
+	struct lvmm_regs regs;
+	struct lvmm_vcpu *vcpu;
+	struct lvmm_vm *vm;
+	u8 *mem;
+
+	TEST_REQUIRE(lvmm_dev_present());
+	vm = bare_vm_with_code(&vcpu, 0x1000, code, sizeof(code), &mem);
+	vcpu_sregs_get(vcpu, &sregs);
+	sregs.cs.selector = 0;
+	sregs.cs.base = 0;
+	vcpu_sregs_set(vcpu, &sregs);
+	vcpu_regs_get(vcpu, &regs);
+	regs.rip = 0x1000;
+	vcpu_regs_set(vcpu, &regs);
+
+	vcpu_run(vcpu);
+	TEST_ASSERT_EXIT_REASON(vcpu, LVMM_EXIT_IO);
+	EXPECT_EQ(0x10, vcpu->run->io.port);
+	EXPECT_EQ(2, vcpu->run->io.size);
+	EXPECT_EQ(LVMM_EXIT_IO_OUT, vcpu->run->io.direction);
+	EXPECT_EQ(0x2345, *(u16 *)vcpu_io_data(vcpu));
+	EXPECT_EQ(0x2345, *(u16 *)(mem + 0x2000));
+	EXPECT_EQ(0x2345, *(u16 *)(mem + 0x1010));
+	vcpu_run(vcpu);
+	TEST_ASSERT_EXIT_REASON(vcpu, LVMM_EXIT_HLT);
+	vcpu_sregs_get(vcpu, &sregs);
+	EXPECT_EQ(0x100, sregs.ds.selector);
+	EXPECT_EQ(0x1000, sregs.ds.base);
+	vm_free(vm);
+}
+
+TEST(protected_mode_32)
+{
+	static const u8 code[] = {
+		0xb8, 0x78, 0x56, 0x34, 0x12,	/* mov $0x12345678, %eax */
+		0xa3, 0x00, 0x30, 0x00, 0x00,	/* mov %eax, 0x3000 */
+		0x83, 0xc0, 0x01,		/* add $1, %eax */
+		0xbb, 0x00, 0x00, 0x10, 0x00,	/* mov $0x100000, %ebx */
+		0x89, 0x03,			/* mov %eax, (%ebx) */
+		0xe7, 0x10,			/* out %eax, $0x10 */
+		0x0f, 0x01, 0xd9,		/* vmmcall */
+		0xf4,				/* hlt */
+	};
+	struct lvmm_sregs sregs;
+	struct lvmm_regs regs;
+	struct lvmm_vcpu *vcpu;
+	struct lvmm_vm *vm;
+	u8 *mem;
+	u32 v;
+
+	TEST_REQUIRE(lvmm_dev_present());
+	vm = bare_vm_with_code(&vcpu, 0x1000, code, sizeof(code), &mem);
+	vcpu_sregs_get(vcpu, &sregs);
+	sregs.cr0 |= X86_CR0_PE;
+	sregs.cs = (struct lvmm_segment){ .base = 0, .limit = 0xffffffff,
+		.selector = GDT_CODE32, .type = 11, .s = 1, .present = 1,
+		.db = 1, .g = 1 };
+	sregs.ds = (struct lvmm_segment){ .base = 0, .limit = 0xffffffff,
+		.selector = GDT_DATA, .type = 3, .s = 1, .present = 1,
+		.db = 1, .g = 1 };
+	sregs.es = sregs.fs = sregs.gs = sregs.ss = sregs.ds;
+	vcpu_sregs_set(vcpu, &sregs);
+	vcpu_regs_get(vcpu, &regs);
+	regs.rip = 0x1000;
+	regs.rflags = 2;
+	vcpu_regs_set(vcpu, &regs);
+
+	vcpu_run(vcpu);
+	TEST_ASSERT_EXIT_REASON(vcpu, LVMM_EXIT_IO);
+	EXPECT_EQ(0x10, vcpu->run->io.port);
+	EXPECT_EQ(4, vcpu->run->io.size);
+	memcpy(&v, vcpu_io_data(vcpu), 4);
+	EXPECT_EQ(0x12345679, v);
+	memcpy(&v, mem + 0x3000, 4);
+	EXPECT_EQ(0x12345678, v);
+	memcpy(&v, mem + 0x100000, 4);
+	EXPECT_EQ(0x12345679, v);
+	vcpu_run(vcpu);
+	TEST_ASSERT_EXIT_REASON(vcpu, LVMM_EXIT_HYPERCALL);
+	EXPECT_EQ(0x12345679, vcpu->run->hypercall.nr);
+	EXPECT_EQ(0x100000, vcpu->run->hypercall.args[0]);
+	vcpu->run->hypercall.ret = 7;
+	vcpu_run(vcpu);
+	TEST_ASSERT_EXIT_REASON(vcpu, LVMM_EXIT_HLT);
+	vcpu_regs_get(vcpu, &regs);
+	EXPECT_EQ(7, regs.rax);
+	EXPECT_EQ(0x1000 + sizeof(code), regs.rip);
+	vm_free(vm);
+}
+
+static u64 fib(u64 n)
+{
+	return n < 2 ? n : fib(n - 1) + fib(n - 2);
+}
+
+static void guest_long_mode(u64 id, u64 magic)
+{
+	u64 cr0;
+
+	asm volatile("mov %%cr0, %0" : "=r"(cr0));
+	GUEST_ASSERT(cr0 & X86_CR0_PG);
+	GUEST_ASSERT_EQ(id, 0);
+	GUEST_ASSERT_EQ(magic, 0xabcdef);
+	GUEST_SYNC(fib(20));
+	GUEST_DONE();
+}
+
+TEST(long_mode_64)
+{
+	struct lvmm_vcpu *vcpu;
+	struct lvmm_vm *vm;
+
+	TEST_REQUIRE(lvmm_dev_present());
+	vm = vm_create_with_one_vcpu(&vcpu, guest_long_mode);
+	vcpu_args_set(vcpu, 2, 0ULL, 0xabcdefULL);
+	vcpu_expect_sync(vcpu, 6765);
+	vcpu_expect_done(vcpu);
+	vm_free(vm);
+}
+
+/* A guest assertion reaches the host with its file:line. */
+static void guest_fails(void)
+{
+	GUEST_ASSERT_EQ(1 + 1, 3);
+}
+
+TEST(guest_assert_reported)
+{
+	struct lvmm_vcpu *vcpu;
+	struct lvmm_vm *vm;
+	struct ucall uc;
+
+	TEST_REQUIRE(lvmm_dev_present());
+	vm = vm_create_with_one_vcpu(&vcpu, guest_fails);
+	vcpu_run(vcpu);
+	ASSERT_EQ(UCALL_ABORT, get_ucall(vcpu, &uc));
+	EXPECT_STREQ(__FILE__, (char *)addr_gva2hva(vm, uc.args[1]));
+	EXPECT_NE(NULL, strstr(addr_gva2hva(vm, uc.args[0]), "1 + 1 == 3"));
+	EXPECT_EQ(2, uc.args[4]);
+	EXPECT_EQ(3, uc.args[5]);
+	vm_free(vm);
+}
+
+TEST_HARNESS_MAIN
