@@ -16,6 +16,9 @@
 #ifndef SELFTEST_LVMM_UTIL_H
 #define SELFTEST_LVMM_UTIL_H
 
+#include <sys/ioctl.h>
+#include <sys/mman.h>
+
 #include <lvmm.h>		/* tools/lib */
 
 #include "test_util.h"
@@ -105,9 +108,9 @@ u64 vm_alloc(struct lvmm_vm *vm, u64 size);
 
 /* Copy a host global to its guest copy (same address) and back. */
 #define sync_global_to_guest(vm, g)					\
-	memcpy(addr_gva2hva(vm, &(g)), &(g), sizeof(g))
+	memcpy(addr_gva2hva(vm, &(g)), (const void *)&(g), sizeof(g))
 #define sync_global_from_guest(vm, g)					\
-	memcpy(&(g), addr_gva2hva(vm, &(g)), sizeof(g))
+	memcpy((void *)&(g), addr_gva2hva(vm, &(g)), sizeof(g))
 
 /* vCPUs */
 struct lvmm_vcpu *vm_vcpu_add_raw(struct lvmm_vm *vm, u32 id);
