@@ -21,6 +21,7 @@
 #include <linux/wait.h>
 #include <asm/fpu/api.h>
 #include <linux/lvmm.h>
+#include <linux/lvmm_nl.h>
 
 #include "compat.h"
 
@@ -105,7 +106,16 @@ struct lvmm_vm {
 
 	struct mm_struct *mm;		/* (i) creator's mm, for accounting */
 	kuid_t owner;			/* (i) */
-	pid_t creator;			/* (i) */
+	pid_t creator;			/* (i) in the creator's pid namespace */
+	u64 created_ns;			/* (i) CLOCK_REALTIME */
+	struct net *net;		/* (i) where the netlink plane sees it */
+
+	/* Management state (netlink.c): written under vm->lock. */
+	bool ran;			/* a vCPU entered the guest */
+	bool paused;			/* vCPUs park before entering */
+	bool dead;			/* destroyed: never runs again */
+	bool listed;			/* lvmm_vms_lock: in lvmm_vms */
+	wait_queue_head_t pause_wq;	/* parked vCPUs */
 };
 
 static inline struct lvmm_memslots *lvmm_memslots(struct lvmm_vm *vm)
@@ -115,6 +125,9 @@ static inline struct lvmm_memslots *lvmm_memslots(struct lvmm_vm *vm)
 }
 
 void lvmm_vm_get(struct lvmm_vm *vm);
+struct lvmm_vm *lvmm_vm_find(struct net *net, u32 id, const char *name);
+struct lvmm_vm *lvmm_vm_next(struct net *net, u32 *id);
+int lvmm_vm_state(struct lvmm_vm *vm);
 void lvmm_vm_put(struct lvmm_vm *vm);
 long lvmm_dev_create_vm(void __user *argp);
 int lvmm_vm_fs_init(void);
@@ -129,7 +142,8 @@ enum lvmm_vcpu_mode {
 };
 
 /* vcpu->requests bits, processed before each entry with IRQs off. */
-#define LVMM_REQ_TLB_FLUSH	0
+#define LVMM_REQ_TLB_FLUSH	0	/* flush the guest's TLB */
+#define LVMM_REQ_KICK		1	/* leave guest mode, recheck the VM */
 
 /* Work the vCPU must finish on the next RUN, after userspace answered. */
 enum lvmm_pending {
@@ -180,12 +194,17 @@ struct lvmm_emul {
 	u8 sign_extend;		/* MOVSX: source size, else 0 */
 };
 
+/*
+ * Written only by the vCPU's own thread, read racily (64-bit loads) by
+ * the netlink stats: no lock and no atomic on the exit path.
+ */
 struct lvmm_vcpu_stat {
-	u64 exits;
-	u64 exits_by_reason[16];	/* LVMM_EXIT_* to userspace */
-	u64 npf;
-	u64 injected_irqs;
-	u64 guest_ns;
+	u64 exits;		/* every #VMEXIT */
+	u64 io, mmio, hlt, hypercall, cpuid, msr, intr;
+	u64 npf;		/* nested page faults, MMIO included */
+	u64 irqs;		/* interrupts injected */
+	u64 guest_ns;		/* in guest mode */
+	u64 run_ns;		/* in LVMM_RUN */
 };
 
 struct lvmm_vcpu {
@@ -197,9 +216,10 @@ struct lvmm_vcpu {
 
 	/* Kicks: who runs where, and what it must do before entering. */
 	int cpu;			/* (c) last physical CPU */
-	int mode;			/* lvmm_vcpu_mode, see lvmm_kick_vcpu() */
+	int mode;			/* lvmm_vcpu_mode, see lvmm_vm_kick_all() */
 	unsigned long requests;		/* LVMM_REQ_* bits, atomic */
-	struct task_struct *task;	/* (c) thread in RUN, or NULL */
+	int state;			/* (c) enum lvmm_vcpu_state, racy reads */
+	struct pid __rcu *pid;		/* (c) thread that last ran it */
 
 	/* Guest GPRs; the backend syncs what its hardware keeps itself. */
 	u64 regs[LVMM_NR_GPRS];		/* (c) */
@@ -231,6 +251,7 @@ struct lvmm_vcpu {
 long lvmm_vm_create_vcpu(struct lvmm_vm *vm, void __user *argp);
 void lvmm_vcpu_destroy(struct lvmm_vcpu *vcpu);
 void lvmm_vm_flush_tlb_all(struct lvmm_vm *vm);
+void lvmm_vm_kick_all(struct lvmm_vm *vm, int req);
 int lvmm_get_msr(struct lvmm_vcpu *vcpu, u32 index, u64 *data);
 int lvmm_set_msr(struct lvmm_vcpu *vcpu, u32 index, u64 data);
 
@@ -258,6 +279,15 @@ int lvmm_emulate_pio(struct lvmm_vcpu *vcpu, const struct lvmm_cpu_mode *m,
 		     u8 addr_size, u64 next_rip);
 int lvmm_complete_userspace(struct lvmm_vcpu *vcpu);
 void lvmm_internal_error(struct lvmm_vcpu *vcpu, u32 suberror, int n, ...);
+
+/* ---- the management plane (netlink.c) ------------------------------------- */
+
+int lvmm_netlink_init(void);
+void lvmm_netlink_exit(void);
+void lvmm_nl_event(struct lvmm_vm *vm, int event);
+int lvmm_vm_pause(struct lvmm_vm *vm);
+int lvmm_vm_resume(struct lvmm_vm *vm);
+int lvmm_vm_destroy(struct lvmm_vm *vm);
 
 /* ---- the architecture backend --------------------------------------------- */
 

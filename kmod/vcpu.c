@@ -39,6 +39,16 @@ static void lvmm_kick_ipi(void *unused)
  */
 void lvmm_vm_flush_tlb_all(struct lvmm_vm *vm)
 {
+	lvmm_vm_kick_all(vm, LVMM_REQ_TLB_FLUSH);
+}
+
+/*
+ * Make every vCPU of @vm leave guest mode and look at @req (and the VM's
+ * state) before it enters again; returns once none is in guest mode with
+ * an old view.  Same protocol as lvmm_vm_flush_tlb_all().
+ */
+void lvmm_vm_kick_all(struct lvmm_vm *vm, int req)
+{
 	int i;
 
 	for (i = 0; i < LVMM_MAX_VCPUS; i++) {
@@ -46,7 +56,7 @@ void lvmm_vm_flush_tlb_all(struct lvmm_vm *vm)
 
 		if (!vcpu)
 			continue;
-		set_bit(LVMM_REQ_TLB_FLUSH, &vcpu->requests);
+		set_bit(req, &vcpu->requests);
 		smp_mb__after_atomic();
 		if (READ_ONCE(vcpu->mode) == LVMM_IN_GUEST_MODE)
 			smp_call_function_single(READ_ONCE(vcpu->cpu),
@@ -76,6 +86,10 @@ static const struct vm_operations_struct lvmm_vcpu_vm_ops = {
 
 static int lvmm_vcpu_mmap(struct file *filp, struct vm_area_struct *vma)
 {
+	/* The run page and the I/O data page, nothing beyond. */
+	if (vma->vm_pgoff + vma_pages(vma) > LVMM_RUN_IO_PAGE_OFFSET + 1)
+		return -EINVAL;
+	vma->vm_flags |= VM_DONTEXPAND;
 	vma->vm_ops = &lvmm_vcpu_vm_ops;
 	return 0;
 }
@@ -306,15 +320,69 @@ static void lvmm_exit_to_user(struct lvmm_vcpu *vcpu)
 	run->if_flag = !!(vcpu->rflags & X86_EFLAGS_IF);
 	run->ready_for_interrupt_injection = allowed && !vcpu->irq_pending;
 	run->apic_base = vcpu->apic_base;
-	if (run->exit_reason < ARRAY_SIZE(vcpu->stat.exits_by_reason))
-		vcpu->stat.exits_by_reason[run->exit_reason]++;
+}
+
+/* Remember which thread runs the vCPU, for vcpu-get; KVM does the same. */
+static void lvmm_vcpu_set_pid(struct lvmm_vcpu *vcpu)
+{
+	struct pid *old = rcu_access_pointer(vcpu->pid);
+
+	if (old == task_pid(current))
+		return;
+	rcu_assign_pointer(vcpu->pid, get_task_pid(current, PIDTYPE_PID));
+	synchronize_rcu();
+	put_pid(old);
+}
+
+/*
+ * The VM is paused: wait in the kernel until it is resumed or destroyed.
+ * A signal still takes the thread back to userspace, as any RUN.
+ */
+static int lvmm_vcpu_park(struct lvmm_vcpu *vcpu)
+{
+	struct lvmm_vm *vm = vcpu->vm;
+	int r;
+
+	WRITE_ONCE(vcpu->state, LVMM_VCPU_STATE_PAUSED);
+	r = wait_event_interruptible(vm->pause_wq, !READ_ONCE(vm->paused) ||
+						   READ_ONCE(vm->dead));
+	WRITE_ONCE(vcpu->state, LVMM_VCPU_STATE_RUNNING);
+	return r ? -EINTR : 0;
+}
+
+/* Whatever the VM's state asks of the vCPU before it enters: > 0 to go on. */
+static int lvmm_vcpu_check_vm(struct lvmm_vcpu *vcpu)
+{
+	struct lvmm_vm *vm = vcpu->vm;
+
+	/* Pairs with the barrier in lvmm_vm_kick_all(). */
+	clear_bit(LVMM_REQ_KICK, &vcpu->requests);
+	smp_mb__after_atomic();
+	if (READ_ONCE(vm->dead)) {
+		vcpu->run->exit_reason = LVMM_EXIT_VM_DESTROYED;
+		return 0;
+	}
+	if (READ_ONCE(vm->paused)) {
+		if (lvmm_vcpu_park(vcpu)) {
+			vcpu->run->exit_reason = LVMM_EXIT_INTR;
+			return -EINTR;
+		}
+		return lvmm_vcpu_check_vm(vcpu);
+	}
+	return 1;
 }
 
 static long lvmm_vcpu_run(struct lvmm_vcpu *vcpu)
 {
 	struct lvmm_run *run = vcpu->run;
+	u64 start = ktime_get_ns();
 	long r;
 
+	if (READ_ONCE(vcpu->vm->dead)) {
+		run->exit_reason = LVMM_EXIT_VM_DESTROYED;
+		r = 0;
+		goto out;
+	}
 	if (vcpu->shutdown) {
 		run->exit_reason = LVMM_EXIT_SHUTDOWN;
 		r = 0;
@@ -329,9 +397,15 @@ static long lvmm_vcpu_run(struct lvmm_vcpu *vcpu)
 		goto out;
 	}
 
-	WRITE_ONCE(vcpu->task, current);
+	lvmm_vcpu_set_pid(vcpu);
+	WRITE_ONCE(vcpu->state, LVMM_VCPU_STATE_RUNNING);
+	if (!READ_ONCE(vcpu->vm->ran))
+		WRITE_ONCE(vcpu->vm->ran, true);
 	fpu_swap_kvm_fpstate(&vcpu->fpu, true);
 	for (;;) {
+		r = lvmm_vcpu_check_vm(vcpu);
+		if (r <= 0)
+			break;
 		if (signal_pending(current)) {
 			run->exit_reason = LVMM_EXIT_INTR;
 			r = -EINTR;
@@ -349,9 +423,12 @@ static long lvmm_vcpu_run(struct lvmm_vcpu *vcpu)
 			break;
 	}
 	fpu_swap_kvm_fpstate(&vcpu->fpu, false);
-	WRITE_ONCE(vcpu->task, NULL);
+	WRITE_ONCE(vcpu->state, LVMM_VCPU_STATE_IDLE);
+	if (r == 0 && run->exit_reason == LVMM_EXIT_SHUTDOWN)
+		lvmm_nl_event(vcpu->vm, LVMM_EVENT_SHUTDOWN);
 out:
 	lvmm_exit_to_user(vcpu);
+	vcpu->stat.run_ns += ktime_get_ns() - start;
 	return r;
 }
 
@@ -424,6 +501,7 @@ static const struct file_operations lvmm_vcpu_fops = {
 
 static void lvmm_vcpu_free(struct lvmm_vcpu *vcpu)
 {
+	put_pid(rcu_dereference_protected(vcpu->pid, 1));
 	fpu_free_guest_fpstate(&vcpu->fpu);
 	kvfree(vcpu->cpuid);
 	free_page((unsigned long)vcpu->io_page);
@@ -449,6 +527,7 @@ static struct lvmm_vcpu *lvmm_vcpu_alloc(struct lvmm_vm *vm, u32 id)
 	vcpu->id = id;
 	mutex_init(&vcpu->mutex);
 	vcpu->cpu = -1;
+	vcpu->state = LVMM_VCPU_STATE_IDLE;
 	vcpu->run = (void *)get_zeroed_page(GFP_KERNEL_ACCOUNT);
 	vcpu->io_page = (void *)get_zeroed_page(GFP_KERNEL_ACCOUNT);
 	vcpu->cpuid = kvcalloc(LVMM_MAX_CPUID_ENTRIES, sizeof(*vcpu->cpuid),

@@ -11,11 +11,15 @@
  *         arch mmu lock        (spinlock) the nested page tables
  *   lvmm_vms_lock              the global list and names; taken alone
  *
+ * The netlink plane (netlink.c) finds a VM under lvmm_vms_lock, takes a
+ * reference, drops the lock and only then takes vm->lock.
+ *
  * vm->srcu protects readers of vm->memslots (nested page faults, the mmap
  * fault handler); it may be entered under any of the mutexes above and a
  * reader may sleep, but synchronize_srcu() runs only under vm->slots_lock
- * and never inside a read-side section.  User memory is never touched with
- * vm->slots_lock held: the mmap fault path takes mmap_lock first.
+ * and never inside a read-side section.  mmap() of the VM fd takes
+ * vm->slots_lock under mmap_lock, so user memory is never touched with
+ * vm->slots_lock held.
  *
  * Lifetime: the VM fd holds a reference and every vCPU fd holds one; the
  * last lvmm_vm_put() frees the vCPUs, the slots and the VM.
@@ -29,6 +33,8 @@
 #include <linux/mm.h>
 #include <linux/module.h>
 #include <linux/mount.h>
+#include <linux/nsproxy.h>
+#include <net/net_namespace.h>
 #include <linux/pseudo_fs.h>
 #include <linux/sched/mm.h>
 #include <linux/slab.h>
@@ -78,15 +84,29 @@ void lvmm_vm_get(struct lvmm_vm *vm)
 	kref_get(&vm->ref);
 }
 
+/* Take the VM out of the list and free its name: vm-destroy or the end. */
+static bool lvmm_vm_unlist(struct lvmm_vm *vm)
+{
+	bool was_listed;
+
+	mutex_lock(&lvmm_vms_lock);
+	was_listed = vm->listed;
+	if (was_listed) {
+		list_del(&vm->list);
+		idr_remove(&lvmm_vm_ids, vm->id);
+		vm->listed = false;
+	}
+	mutex_unlock(&lvmm_vms_lock);
+	return was_listed;
+}
+
 static void lvmm_vm_free(struct kref *ref)
 {
 	struct lvmm_vm *vm = container_of(ref, struct lvmm_vm, ref);
 	int i;
 
-	mutex_lock(&lvmm_vms_lock);
-	list_del(&vm->list);
-	idr_remove(&lvmm_vm_ids, vm->id);
-	mutex_unlock(&lvmm_vms_lock);
+	if (lvmm_vm_unlist(vm))
+		lvmm_nl_event(vm, LVMM_EVENT_DESTROYED);
 
 	for (i = 0; i < LVMM_MAX_VCPUS; i++)
 		if (vm->vcpus[i])
@@ -96,6 +116,7 @@ static void lvmm_vm_free(struct kref *ref)
 	srcu_barrier(&vm->srcu);	/* old slot arrays in call_srcu() */
 	cleanup_srcu_struct(&vm->srcu);
 	mmdrop(vm->mm);
+	put_net(vm->net);
 	kfree(vm);
 	lvmm_hw_put();
 }
@@ -156,6 +177,7 @@ static int lvmm_vm_publish(struct lvmm_vm *vm, const char *name)
 		idr_remove(&lvmm_vm_ids, id);
 	}
 	list_add_tail(&vm->list, &lvmm_vms);
+	vm->listed = true;
 out_unlock:
 	mutex_unlock(&lvmm_vms_lock);
 	return r;
@@ -181,6 +203,9 @@ static long lvmm_vm_ioctl(struct file *filp, unsigned int cmd,
 	struct lvmm_vm *vm = filp->private_data;
 	void __user *argp = (void __user *)arg;
 
+	/* A destroyed VM keeps its fds but does nothing more. */
+	if (READ_ONCE(vm->dead))
+		return -EIO;
 	/* A VM fd passed to another process keeps working there, as KVM's. */
 	switch (cmd) {
 	case LVMM_SET_MEMSLOT: {
@@ -205,6 +230,25 @@ static const struct vm_operations_struct lvmm_vm_vm_ops = {
 
 static int lvmm_vm_mmap(struct file *filp, struct vm_area_struct *vma)
 {
+	struct lvmm_vm *vm = filp->private_data;
+	u64 shift = LVMM_MEMSLOT_MMAP_SHIFT - PAGE_SHIFT;
+	u64 id = vma->vm_pgoff >> shift;
+	u64 first = vma->vm_pgoff & ((1ULL << shift) - 1);
+	struct lvmm_slot *slot;
+	int r = 0;
+
+	/* A mapping covers part of one existing slot. */
+	if (id >= LVMM_MAX_MEMSLOTS)
+		return -EINVAL;
+	mutex_lock(&vm->slots_lock);
+	slot = lvmm_memslots(vm)->slot[id];
+	if (!slot)
+		r = -ENOENT;
+	else if (first + vma_pages(vma) > slot->npages)
+		r = -EINVAL;
+	mutex_unlock(&vm->slots_lock);
+	if (r)
+		return r;
 	/* Pages are inserted one by one at fault time (vmf_insert_mixed()). */
 	vma->vm_flags |= VM_MIXEDMAP | VM_DONTEXPAND;
 	vma->vm_ops = &lvmm_vm_vm_ops;
@@ -235,8 +279,11 @@ static int lvmm_vm_init(struct lvmm_vm *vm)
 	INIT_LIST_HEAD(&vm->list);
 	mutex_init(&vm->lock);
 	mutex_init(&vm->slots_lock);
-	vm->owner = current_uid();
+	init_waitqueue_head(&vm->pause_wq);
+	vm->owner = current_euid();
 	vm->creator = task_tgid_vnr(current);
+	vm->created_ns = ktime_get_real_ns();
+	vm->net = get_net(current->nsproxy->net_ns);
 	vm->mm = current->mm;
 	mmgrab(vm->mm);
 
@@ -260,6 +307,7 @@ out_free_slots:
 	kfree(slots);
 out_mmdrop:
 	mmdrop(vm->mm);
+	put_net(vm->net);
 	return r;
 }
 
@@ -339,6 +387,7 @@ long lvmm_dev_create_vm(void __user *argp)
 		return -EFAULT;
 	}
 	fd_install(fd, file);
+	lvmm_nl_event(vm, LVMM_EVENT_CREATED);
 	return fd;
 
 out_arch_destroy:
@@ -346,9 +395,137 @@ out_arch_destroy:
 	cleanup_srcu_struct(&vm->srcu);
 	kfree(rcu_dereference_protected(vm->memslots, 1));
 	mmdrop(vm->mm);
+	put_net(vm->net);
 out_free_vm:
 	kfree(vm);
 out_hw_put:
 	lvmm_hw_put();
 	return r;
+}
+
+/* ---- the management plane's view --------------------------------------- */
+
+static bool lvmm_vm_tryget(struct lvmm_vm *vm)
+{
+	/* The last reference may be going: the VM is on its way out. */
+	return kref_get_unless_zero(&vm->ref);
+}
+
+/* The VM of @net with @id, or else @name; with a reference, or NULL. */
+struct lvmm_vm *lvmm_vm_find(struct net *net, u32 id, const char *name)
+{
+	struct lvmm_vm *vm, *found = NULL;
+
+	mutex_lock(&lvmm_vms_lock);
+	if (id) {
+		vm = idr_find(&lvmm_vm_ids, id);
+		if (vm && net_eq(vm->net, net) && lvmm_vm_tryget(vm))
+			found = vm;
+	} else if (name) {
+		list_for_each_entry(vm, &lvmm_vms, list)
+			if (!strcmp(vm->name, name) && net_eq(vm->net, net)) {
+				if (lvmm_vm_tryget(vm))
+					found = vm;
+				break;
+			}
+	}
+	mutex_unlock(&lvmm_vms_lock);
+	return found;
+}
+
+/* The VM of @net with the lowest id >= *@id, with a reference; a cursor. */
+struct lvmm_vm *lvmm_vm_next(struct net *net, u32 *id)
+{
+	struct lvmm_vm *vm;
+	int next = *id;
+
+	mutex_lock(&lvmm_vms_lock);
+	while ((vm = idr_get_next(&lvmm_vm_ids, &next))) {
+		if (net_eq(vm->net, net) && lvmm_vm_tryget(vm))
+			break;
+		next++;
+	}
+	mutex_unlock(&lvmm_vms_lock);
+	*id = next;
+	return vm;
+}
+
+int lvmm_vm_state(struct lvmm_vm *vm)
+{
+	int i;
+
+	if (READ_ONCE(vm->dead))
+		return LVMM_VM_STATE_DESTROYED;
+	if (READ_ONCE(vm->paused))
+		return LVMM_VM_STATE_PAUSED;
+	for (i = 0; i < LVMM_MAX_VCPUS; i++) {
+		struct lvmm_vcpu *vcpu = READ_ONCE(vm->vcpus[i]);
+
+		if (vcpu && READ_ONCE(vcpu->shutdown))
+			return LVMM_VM_STATE_SHUTDOWN;
+	}
+	return READ_ONCE(vm->ran) ? LVMM_VM_STATE_RUNNING :
+				    LVMM_VM_STATE_CREATED;
+}
+
+/*
+ * Park every vCPU in the kernel, without the VMM's help.  They resume
+ * exactly where they were: the guest only ever stops between two exits.
+ */
+int lvmm_vm_pause(struct lvmm_vm *vm)
+{
+	int r = 0;
+
+	mutex_lock(&vm->lock);
+	if (vm->dead)
+		r = -ENOENT;
+	else if (vm->paused)
+		r = -EALREADY;
+	else
+		WRITE_ONCE(vm->paused, true);
+	mutex_unlock(&vm->lock);
+	if (r)
+		return r;
+	lvmm_vm_kick_all(vm, LVMM_REQ_KICK);
+	lvmm_nl_event(vm, LVMM_EVENT_PAUSED);
+	return 0;
+}
+
+int lvmm_vm_resume(struct lvmm_vm *vm)
+{
+	int r = 0;
+
+	mutex_lock(&vm->lock);
+	if (vm->dead)
+		r = -ENOENT;
+	else if (!vm->paused)
+		r = -EALREADY;
+	else
+		WRITE_ONCE(vm->paused, false);
+	mutex_unlock(&vm->lock);
+	if (r)
+		return r;
+	wake_up_all(&vm->pause_wq);
+	lvmm_nl_event(vm, LVMM_EVENT_RESUMED);
+	return 0;
+}
+
+/*
+ * Destroy from outside: the vCPUs leave RUN with LVMM_EXIT_VM_DESTROYED,
+ * the name is free at once, the memory goes with the last fd.
+ */
+int lvmm_vm_destroy(struct lvmm_vm *vm)
+{
+	mutex_lock(&vm->lock);
+	if (vm->dead) {
+		mutex_unlock(&vm->lock);
+		return -ENOENT;
+	}
+	WRITE_ONCE(vm->dead, true);
+	mutex_unlock(&vm->lock);
+	lvmm_vm_kick_all(vm, LVMM_REQ_KICK);
+	wake_up_all(&vm->pause_wq);
+	if (lvmm_vm_unlist(vm))
+		lvmm_nl_event(vm, LVMM_EVENT_DESTROYED);
+	return 0;
 }

@@ -54,9 +54,9 @@ TEST(real_mode)
 		0xb8, 0x34, 0x12,	/* mov $0x1234, %ax */
 		0x05, 0x11, 0x11,	/* add $0x1111, %ax */
 		0xa3, 0x00, 0x20,	/* mov %ax, 0x2000 */
-		0xbb, 0x00, 0x01,	/* mov $0x100, %bx */
+		0xbb, 0x00, 0x03,	/* mov $0x300, %bx */
 		0x8e, 0xdb,		/* mov %bx, %ds */
-		0xa3, 0x10, 0x00,	/* mov %ax, 0x10: linear 0x1010 */
+		0xa3, 0x10, 0x00,	/* mov %ax, 0x10: linear 0x3010 */
 		0xe7, 0x10,		/* out %ax, $0x10 */
 		0xf4,			/* hlt */
 	};
@@ -83,12 +83,12 @@ TEST(real_mode)
 	EXPECT_EQ(LVMM_EXIT_IO_OUT, vcpu->run->io.direction);
 	EXPECT_EQ(0x2345, *(u16 *)vcpu_io_data(vcpu));
 	EXPECT_EQ(0x2345, *(u16 *)(mem + 0x2000));
-	EXPECT_EQ(0x2345, *(u16 *)(mem + 0x1010));
+	EXPECT_EQ(0x2345, *(u16 *)(mem + 0x3010));
 	vcpu_run(vcpu);
 	TEST_ASSERT_EXIT_REASON(vcpu, LVMM_EXIT_HLT);
 	vcpu_sregs_get(vcpu, &sregs);
-	EXPECT_EQ(0x100, sregs.ds.selector);
-	EXPECT_EQ(0x1000, sregs.ds.base);
+	EXPECT_EQ(0x300, sregs.ds.selector);
+	EXPECT_EQ(0x3000, sregs.ds.base);
 	vm_free(vm);
 }
 

@@ -8,6 +8,7 @@
  */
 #include <linux/kernel.h>
 #include <linux/mm.h>
+#include <linux/sched/clock.h>
 #include <linux/sched/signal.h>
 #include <linux/module.h>
 #include <linux/percpu.h>
@@ -635,7 +636,7 @@ static void svm_inject_events(struct svm_vcpu *svm)
 		c->event_inj = vcpu->irq_vector | SVM_EVTINJ_VALID |
 			       SVM_EVTINJ_TYPE_INTR;
 		vcpu->irq_pending = false;
-		vcpu->stat.injected_irqs++;
+		vcpu->stat.irqs++;
 	}
 window:
 	if ((vcpu->irq_pending || vcpu->run->request_interrupt_window) &&
@@ -710,6 +711,7 @@ static int svm_enter(struct svm_vcpu *svm)
 	struct lvmm_vcpu *vcpu = &svm->vcpu;
 	struct vmcb *vmcb = svm->vmcb;
 	bool swap_xcr0;
+	u64 start;
 	int cpu;
 
 	vmcb->save.rax = vcpu->regs[LVMM_RAX];
@@ -727,7 +729,8 @@ static int svm_enter(struct svm_vcpu *svm)
 	WRITE_ONCE(vcpu->mode, LVMM_IN_GUEST_MODE);
 	/* Pairs with smp_mb__after_atomic() in lvmm_vm_flush_tlb_all(). */
 	smp_mb();
-	if (need_resched() || signal_pending(current)) {
+	if (need_resched() || signal_pending(current) ||
+	    test_bit(LVMM_REQ_KICK, &vcpu->requests)) {
 		WRITE_ONCE(vcpu->mode, LVMM_OUTSIDE_GUEST_MODE);
 		local_irq_enable();
 		preempt_enable();
@@ -743,10 +746,12 @@ static int svm_enter(struct svm_vcpu *svm)
 	if (swap_xcr0)
 		xsetbv(XCR_XFEATURE_ENABLED_MASK, vcpu->xcr0);
 	/* GIF=0 keeps the host's interrupts out until stgi. */
+	start = local_clock();
 	raw_local_irq_enable();
 	lvmm_svm_vmrun(vcpu->regs, svm->vmcb_pa,
 		       this_cpu_ptr(&svm_cpu)->host_save_pa);
 	raw_local_irq_disable();
+	vcpu->stat.guest_ns += local_clock() - start;
 	if (swap_xcr0)
 		xsetbv(XCR_XFEATURE_ENABLED_MASK, svm_host_xcr0);
 	/* #VMEXIT left DR7 at its reset value; restore the host's if used. */
@@ -804,8 +809,9 @@ static int svm_skip(struct svm_vcpu *svm)
 	return 1;
 }
 
-static int svm_handle_nothing(struct svm_vcpu *svm)
+static int svm_handle_intr(struct svm_vcpu *svm)
 {
+	svm->vcpu.stat.intr++;
 	return 1;			/* the host took its interrupt */
 }
 
@@ -820,6 +826,7 @@ static int svm_handle_cpuid(struct svm_vcpu *svm)
 	struct lvmm_vcpu *vcpu = &svm->vcpu;
 	u32 eax = vcpu->regs[LVMM_RAX], ebx, ecx = vcpu->regs[LVMM_RCX], edx;
 
+	vcpu->stat.cpuid++;
 	lvmm_cpuid(vcpu, svm->vmcb->save.cr4, &eax, &ebx, &ecx, &edx);
 	vcpu->regs[LVMM_RAX] = eax;
 	vcpu->regs[LVMM_RBX] = ebx;
@@ -833,6 +840,7 @@ static int svm_handle_hlt(struct svm_vcpu *svm)
 	struct lvmm_vcpu *vcpu = &svm->vcpu;
 	int r = svm_skip(svm);
 
+	vcpu->stat.hlt++;
 	if (r <= 0)
 		return r;
 	/* An interrupt the guest can take now ends the HLT at once. */
@@ -851,6 +859,7 @@ static int svm_handle_io(struct svm_vcpu *svm)
 	u8 size = (info & SVM_IOIO_SIZE_MASK) >> SVM_IOIO_SIZE_SHIFT;
 	u8 asize = (info & SVM_IOIO_ASIZE_MASK) >> SVM_IOIO_ASIZE_SHIFT;
 
+	svm->vcpu.stat.io++;
 	svm_get_cpu_mode(&svm->vcpu, &m);
 	/* SZ8/16/32 are one-hot byte counts; A16/32/64 are bits 0-2. */
 	asize = asize == 1 ? 2 : asize == 2 ? 4 : 8;
@@ -868,6 +877,7 @@ static int svm_handle_msr(struct svm_vcpu *svm)
 	u32 index = vcpu->regs[LVMM_RCX];
 	u64 data;
 
+	vcpu->stat.msr++;
 	if (svm->vmcb->control.exit_info_1) {
 		data = (vcpu->regs[LVMM_RDX] << 32) |
 		       (u32)vcpu->regs[LVMM_RAX];
@@ -920,6 +930,7 @@ static int svm_handle_npf(struct svm_vcpu *svm)
 					    2, gpa, error);
 			return 0;
 		}
+		vcpu->stat.mmio++;
 		svm_get_cpu_mode(vcpu, &m);
 		return lvmm_emulate_mmio(vcpu, &m, gpa, write);
 	}
@@ -951,6 +962,7 @@ static int svm_handle_vmmcall(struct svm_vcpu *svm)
 	struct lvmm_run *run = vcpu->run;
 	u64 next_rip;
 
+	vcpu->stat.hypercall++;
 	if (svm_next_rip(svm, &next_rip))
 		return svm_emulation_failed(svm);
 	run->exit_reason = LVMM_EXIT_HYPERCALL;
@@ -1062,10 +1074,10 @@ static int svm_handle_db(struct svm_vcpu *svm)
 }
 
 static const svm_exit_handler svm_exit_handlers[SVM_EXIT_MAX] = {
-	[SVM_EXIT_INTR]			= svm_handle_nothing,
-	[SVM_EXIT_NMI]			= svm_handle_nothing,
-	[SVM_EXIT_SMI]			= svm_handle_nothing,
-	[SVM_EXIT_INIT]			= svm_handle_nothing,
+	[SVM_EXIT_INTR]			= svm_handle_intr,
+	[SVM_EXIT_NMI]			= svm_handle_intr,
+	[SVM_EXIT_SMI]			= svm_handle_intr,
+	[SVM_EXIT_INIT]			= svm_handle_intr,
 	[SVM_EXIT_VINTR]		= svm_handle_vintr,
 	[SVM_EXIT_CPUID]		= svm_handle_cpuid,
 	[SVM_EXIT_HLT]			= svm_handle_hlt,

@@ -212,6 +212,7 @@ struct lvmm_interrupt {
 #define LVMM_EXIT_INTERNAL_ERROR	7
 #define LVMM_EXIT_INTR			8
 #define LVMM_EXIT_IRQ_WINDOW_OPEN	9
+#define LVMM_EXIT_VM_DESTROYED		10	/* vm-destroy: never runs again */
 
 #define LVMM_EXIT_IO_IN		0
 #define LVMM_EXIT_IO_OUT	1

@@ -1,0 +1,110 @@
+/* SPDX-License-Identifier: GPL-2.0 WITH Linux-syscall-note */
+/*
+ * lvmm: the "lvmm" generic netlink family, the management plane.
+ *
+ * Kept in step with Documentation/netlink/specs/lvmm.yaml (a selftest
+ * checks that they agree).  Attributes start at 1 and are append-only.
+ */
+#ifndef _UAPI_LINUX_LVMM_NL_H
+#define _UAPI_LINUX_LVMM_NL_H
+
+#define LVMM_FAMILY_NAME	"lvmm"
+#define LVMM_FAMILY_VERSION	1
+#define LVMM_MCGRP_EVENTS	"events"
+
+enum lvmm_vm_state {
+	LVMM_VM_STATE_CREATED = 1,	/* no vCPU has run yet */
+	LVMM_VM_STATE_RUNNING,
+	LVMM_VM_STATE_PAUSED,
+	LVMM_VM_STATE_SHUTDOWN,		/* a vCPU triple-faulted */
+	LVMM_VM_STATE_DESTROYED,	/* destroyed, fds still open */
+};
+
+enum lvmm_vcpu_state {
+	LVMM_VCPU_STATE_IDLE = 1,	/* not in LVMM_RUN */
+	LVMM_VCPU_STATE_RUNNING,
+	LVMM_VCPU_STATE_PAUSED,		/* in LVMM_RUN, parked */
+};
+
+enum lvmm_event {
+	LVMM_EVENT_CREATED = 1,
+	LVMM_EVENT_DESTROYED,
+	LVMM_EVENT_PAUSED,
+	LVMM_EVENT_RESUMED,
+	LVMM_EVENT_SHUTDOWN,
+};
+
+/* A VM; also what requests use to name one (by id or by name). */
+enum {
+	LVMM_A_VM_UNSPEC,
+	LVMM_A_VM_ID,			/* u32 */
+	LVMM_A_VM_NAME,			/* string */
+	LVMM_A_VM_OWNER_UID,		/* u32 */
+	LVMM_A_VM_CREATOR_PID,		/* u32 */
+	LVMM_A_VM_STATE,		/* u32: enum lvmm_vm_state */
+	LVMM_A_VM_NR_VCPUS,		/* u32 */
+	LVMM_A_VM_MEM_SIZE,		/* u64: bytes in memory slots */
+	LVMM_A_VM_CREATED_NS,		/* u64: CLOCK_REALTIME */
+	LVMM_A_VM_GUEST_NS,		/* u64: time in guest mode, all vCPUs */
+	LVMM_A_VM_EVENT,		/* u32: enum lvmm_event */
+	LVMM_A_VM_PAD,
+
+	__LVMM_A_VM_MAX,
+	LVMM_A_VM_MAX = __LVMM_A_VM_MAX - 1
+};
+
+enum {
+	LVMM_A_VCPU_UNSPEC,
+	LVMM_A_VCPU_VM_ID,		/* u32 */
+	LVMM_A_VCPU_ID,			/* u32 */
+	LVMM_A_VCPU_STATE,		/* u32: enum lvmm_vcpu_state */
+	LVMM_A_VCPU_TID,		/* u32: thread that last ran it */
+	LVMM_A_VCPU_CPU,		/* u32: host CPU it last ran on */
+	LVMM_A_VCPU_GUEST_NS,		/* u64 */
+	LVMM_A_VCPU_HOST_NS,		/* u64: in LVMM_RUN, not in the guest */
+	LVMM_A_VCPU_EXITS,		/* u64 */
+	LVMM_A_VCPU_PAD,
+
+	__LVMM_A_VCPU_MAX,
+	LVMM_A_VCPU_MAX = __LVMM_A_VCPU_MAX - 1
+};
+
+/* Counters of one vCPU, or of the whole VM (no LVMM_A_STATS_VCPU_ID). */
+enum {
+	LVMM_A_STATS_UNSPEC,
+	LVMM_A_STATS_VM_ID,		/* u32 */
+	LVMM_A_STATS_VCPU_ID,		/* u32 */
+	LVMM_A_STATS_EXITS,		/* u64: all exits */
+	LVMM_A_STATS_EXITS_IO,		/* u64 */
+	LVMM_A_STATS_EXITS_MMIO,	/* u64 */
+	LVMM_A_STATS_EXITS_HLT,		/* u64 */
+	LVMM_A_STATS_EXITS_HYPERCALL,	/* u64 */
+	LVMM_A_STATS_EXITS_CPUID,	/* u64 */
+	LVMM_A_STATS_EXITS_MSR,		/* u64 */
+	LVMM_A_STATS_EXITS_INTR,	/* u64: host interrupts */
+	LVMM_A_STATS_EXITS_OTHER,	/* u64 */
+	LVMM_A_STATS_NPF,		/* u64: nested page faults */
+	LVMM_A_STATS_IRQS,		/* u64: interrupts injected */
+	LVMM_A_STATS_GUEST_NS,		/* u64 */
+	LVMM_A_STATS_VCPU,		/* nested: per-vCPU counters */
+	LVMM_A_STATS_PAD,
+
+	__LVMM_A_STATS_MAX,
+	LVMM_A_STATS_MAX = __LVMM_A_STATS_MAX - 1
+};
+
+enum {
+	LVMM_CMD_UNSPEC,
+	LVMM_CMD_VM_GET,		/* do: one VM; dump: all VMs */
+	LVMM_CMD_VCPU_GET,		/* dump: the vCPUs of one VM */
+	LVMM_CMD_STATS_GET,		/* do: a VM's counters */
+	LVMM_CMD_VM_PAUSE,
+	LVMM_CMD_VM_RESUME,
+	LVMM_CMD_VM_DESTROY,
+	LVMM_CMD_VM_EVENT,		/* notification, events group */
+
+	__LVMM_CMD_MAX,
+	LVMM_CMD_MAX = __LVMM_CMD_MAX - 1
+};
+
+#endif /* _UAPI_LINUX_LVMM_NL_H */
