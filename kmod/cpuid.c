@@ -22,6 +22,10 @@
 
 #define BIT32(x)	(1U << ((x) & 31))
 
+/* The table goes this far; leaves beyond read as zeros. */
+#define LVMM_CPUID_MAX_BASIC	0xd
+#define LVMM_CPUID_MAX_EXT	0x80000008
+
 static u64 lvmm_host_xcr0;
 
 /* XSAVE features the guest may enable: what the host runs with, user state. */
@@ -29,7 +33,9 @@ u64 lvmm_supported_xcr0(void)
 {
 	if (!lvmm_host_xcr0 && boot_cpu_has(X86_FEATURE_XSAVE))
 		lvmm_host_xcr0 = xgetbv(XCR_XFEATURE_ENABLED_MASK);
-	return lvmm_host_xcr0 & XFEATURE_MASK_USER_SUPPORTED;
+	/* Not PKRU: lvmm does not switch it (and hides PKU). */
+	return lvmm_host_xcr0 & XFEATURE_MASK_USER_SUPPORTED &
+	       ~XFEATURE_MASK_PKRU;
 }
 
 /* Hide what lvmm does not virtualize, and say that this is a VM. */
@@ -38,6 +44,12 @@ static void lvmm_cpuid_filter(struct lvmm_cpuid_entry *e)
 	u64 xcr0 = lvmm_supported_xcr0();
 
 	switch (e->function) {
+	case 0:
+		e->eax = min_t(u32, e->eax, LVMM_CPUID_MAX_BASIC);
+		break;
+	case 0x80000000:
+		e->eax = min_t(u32, e->eax, LVMM_CPUID_MAX_EXT);
+		break;
 	case 1:
 		/*
 		 * No nested virtualization (VMX, SMX), no MONITOR/MWAIT, no
@@ -66,7 +78,9 @@ static void lvmm_cpuid_filter(struct lvmm_cpuid_entry *e)
 				    BIT32(X86_FEATURE_CQM) |
 				    BIT32(X86_FEATURE_RDT_A) |
 				    BIT32(X86_FEATURE_INTEL_PT));
+			/* RDPID would read the host's TSC_AUX. */
 			e->ecx &= ~(BIT32(X86_FEATURE_WAITPKG) |
+				    BIT32(X86_FEATURE_RDPID) |
 				    BIT32(X86_FEATURE_PKU) |
 				    BIT32(X86_FEATURE_OSPKE) |
 				    BIT32(X86_FEATURE_SGX_LC));
@@ -89,6 +103,10 @@ static void lvmm_cpuid_filter(struct lvmm_cpuid_entry *e)
 			    BIT32(X86_FEATURE_PERFCTR_CORE) |
 			    BIT32(X86_FEATURE_MWAITX));
 		e->edx &= ~BIT32(X86_FEATURE_RDTSCP);
+		break;
+	case 0x80000008:
+		/* Speculation controls: their MSRs are not offered. */
+		e->ebx = 0;
 		break;
 	case 0x8000000a:	/* nested virtualization features */
 	case 0x8000001f:	/* memory encryption */
@@ -127,8 +145,8 @@ static int lvmm_cpuid_add(struct lvmm_vcpu *vcpu, u32 function, u32 index)
 /* The default table: the host's leaves, filtered. */
 int lvmm_cpuid_init(struct lvmm_vcpu *vcpu)
 {
-	u32 max = min_t(u32, cpuid_eax(0), 0xd);
-	u32 xmax = min_t(u32, cpuid_eax(0x80000000), 0x80000008);
+	u32 max = min_t(u32, cpuid_eax(0), LVMM_CPUID_MAX_BASIC);
+	u32 xmax = min_t(u32, cpuid_eax(0x80000000), LVMM_CPUID_MAX_EXT);
 	u32 f, i;
 	int r = 0;
 

@@ -270,8 +270,16 @@ int lvmm_read_gva(struct lvmm_vcpu *vcpu, const struct lvmm_cpu_mode *m,
 		  u64 gva, void *data, unsigned int len, bool write);
 int lvmm_insn_length(struct lvmm_vcpu *vcpu, const struct lvmm_cpu_mode *m,
 		     u64 *next_rip);
-int lvmm_decode_mov_dr(struct lvmm_vcpu *vcpu, const struct lvmm_cpu_mode *m,
-		       int *dr, int *gpr, bool *to_dr, u64 *next_rip);
+struct lvmm_mov_ctl {
+	bool dr;		/* debug register, else control register */
+	bool to_reg;		/* MOV r, CRn/DRn */
+	u8 reg;			/* CRn / DRn number */
+	u8 gpr;			/* enum lvmm_reg */
+	u64 next_rip;
+};
+
+int lvmm_decode_mov_ctl(struct lvmm_vcpu *vcpu, const struct lvmm_cpu_mode *m,
+			struct lvmm_mov_ctl *mov);
 int lvmm_emulate_mmio(struct lvmm_vcpu *vcpu, const struct lvmm_cpu_mode *m,
 		      u64 gpa, bool write_fault);
 int lvmm_emulate_pio(struct lvmm_vcpu *vcpu, const struct lvmm_cpu_mode *m,

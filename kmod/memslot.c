@@ -33,7 +33,11 @@ static void lvmm_free_chunk(struct lvmm_chunk *c, unsigned long n)
 {
 	unsigned long i;
 
-	/* put_page(): a user mapping may still hold the pages for a while. */
+	/*
+	 * User mappings are special PTEs without page references; a slot's
+	 * mappings are zapped before it is freed, and a mapping pins the VM
+	 * file, so no user PTE outlives the pages.
+	 */
 	if (c->huge)
 		put_page(c->huge);
 	if (c->small) {

@@ -411,7 +411,6 @@ static struct genl_family lvmm_nl_family __ro_after_init = {
 	.module		= THIS_MODULE,
 	.ops		= lvmm_nl_ops,
 	.n_ops		= ARRAY_SIZE(lvmm_nl_ops),
-	.resv_start_op	= LVMM_CMD_VM_EVENT + 1,
 	.mcgrps		= lvmm_nl_mcgrps,
 	.n_mcgrps	= ARRAY_SIZE(lvmm_nl_mcgrps),
 };

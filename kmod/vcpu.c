@@ -56,6 +56,12 @@ void lvmm_vm_kick_all(struct lvmm_vm *vm, int req)
 
 		if (!vcpu)
 			continue;
+		/*
+		 * The caller's state change (vm->paused, vm->dead, the zapped
+		 * tables) before the bit, the bit before reading mode: pairs
+		 * with lvmm_vcpu_check_vm() and the backend's entry path.
+		 */
+		smp_mb__before_atomic();
 		set_bit(req, &vcpu->requests);
 		smp_mb__after_atomic();
 		if (READ_ONCE(vcpu->mode) == LVMM_IN_GUEST_MODE)
@@ -170,16 +176,24 @@ static long lvmm_vcpu_get_sregs(struct lvmm_vcpu *vcpu, void __user *argp)
 static long lvmm_vcpu_set_sregs(struct lvmm_vcpu *vcpu, void __user *argp)
 {
 	struct lvmm_sregs s;
+	u64 old_apic_base;
 	int r;
 
 	if (copy_from_user(&s, argp, sizeof(s)))
 		return -EFAULT;
 	if (s.flags || s.pad || !lvmm_zeroed(s.reserved, sizeof(s.reserved)))
 		return -EINVAL;
-	r = lvmm_arch->set_sregs(vcpu, &s);
+	old_apic_base = vcpu->apic_base;
+	r = lvmm_set_msr(vcpu, MSR_IA32_APICBASE, s.apic_base);
 	if (r)
 		return r;
-	vcpu->apic_base = s.apic_base;
+	r = lvmm_arch->set_sregs(vcpu, &s);
+	if (r) {
+		vcpu->apic_base = old_apic_base;
+		return r;
+	}
+	/* New paging state: no translation from the old one may survive. */
+	set_bit(LVMM_REQ_TLB_FLUSH, &vcpu->requests);
 	vcpu->emul.pending = LVMM_PENDING_NONE;
 	vcpu->shutdown = false;
 	return 0;
@@ -285,6 +299,8 @@ static long lvmm_vcpu_msrs(struct lvmm_vcpu *vcpu, void __user *argp,
 			r = -EINVAL;
 			goto out_free;
 		}
+	}
+	for (i = 0; i < hdr.nmsrs; i++) {
 		if (set ? lvmm_set_msr(vcpu, e[i].index, e[i].data) :
 			  lvmm_get_msr(vcpu, e[i].index, &e[i].data))
 			break;
@@ -480,8 +496,9 @@ static long lvmm_vcpu_ioctl(struct file *filp, unsigned int cmd,
 		break;
 	case LVMM_NMI:
 		/* NMIs that arrive while one is pending merge, as on hardware. */
-		vcpu->nmi_pending = true;
 		r = arg ? -EINVAL : 0;
+		if (!r)
+			vcpu->nmi_pending = true;
 		break;
 	default:
 		r = -ENOTTY;
@@ -555,6 +572,7 @@ long lvmm_vm_create_vcpu(struct lvmm_vm *vm, void __user *argp)
 {
 	struct lvmm_create_vcpu req;
 	struct lvmm_vcpu *vcpu;
+	struct file *file;
 	int fd, r;
 
 	if (copy_from_user(&req, argp, sizeof(req)))
@@ -579,19 +597,27 @@ long lvmm_vm_create_vcpu(struct lvmm_vm *vm, void __user *argp)
 		r = -EEXIST;
 		goto out_unlock;
 	}
-	/* The fd's reference; the fd cannot be used before fd_install(). */
-	lvmm_vm_get(vm);
-	fd = anon_inode_getfd("lvmm-vcpu", &lvmm_vcpu_fops, vcpu,
-			      O_RDWR | O_CLOEXEC);
+	fd = get_unused_fd_flags(O_CLOEXEC);
 	if (fd < 0) {
-		lvmm_vm_put(vm);	/* not the last: the caller holds one */
 		r = fd;
 		goto out_unlock;
 	}
-	/* Pairs with READ_ONCE() in lvmm_vm_flush_tlb_all() and others. */
+	file = anon_inode_getfile("lvmm-vcpu", &lvmm_vcpu_fops, vcpu, O_RDWR);
+	if (IS_ERR(file)) {
+		put_unused_fd(fd);
+		r = PTR_ERR(file);
+		goto out_unlock;
+	}
+	/* The fd's reference, dropped by its ->release. */
+	lvmm_vm_get(vm);
+	/*
+	 * Visible to kicks and the management plane before anybody can run
+	 * it.  Pairs with READ_ONCE() in lvmm_vm_kick_all() and others.
+	 */
 	smp_store_release(&vm->vcpus[req.id], vcpu);
 	WRITE_ONCE(vm->nr_vcpus, vm->nr_vcpus + 1);
 	mutex_unlock(&vm->lock);
+	fd_install(fd, file);
 	return fd;
 
 out_unlock:

@@ -16,6 +16,8 @@
 
 #include "lvmm.h"
 
+#define LVMM_MAX_INSN	15	/* bytes in an x86 instruction, at most */
+
 #define PTE_P		BIT_ULL(0)
 #define PTE_PS		BIT_ULL(7)
 #define PTE_ADDR	0x000ffffffffff000ULL
@@ -133,7 +135,7 @@ int lvmm_read_gva(struct lvmm_vcpu *vcpu, const struct lvmm_cpu_mode *m,
 }
 
 struct lvmm_insn {
-	u8 b[15];
+	u8 b[16];		/* 15 at most, and a zero for diagnostics */
 	int nbytes;		/* fetched */
 	int pos;		/* decoded so far */
 	u8 opsize, addrsize;
@@ -154,16 +156,16 @@ static int lvmm_fetch(struct lvmm_vcpu *vcpu, const struct lvmm_cpu_mode *m,
 		ip = (u32)(ip + m->seg_base[LVMM_SEG_CS]);
 	memset(in, 0, sizeof(*in));
 	in->seg = -1;
-	first = min_t(unsigned int, sizeof(in->b),
+	first = min_t(unsigned int, LVMM_MAX_INSN,
 		      PAGE_SIZE - offset_in_page(ip));
 	if (lvmm_read_gva(vcpu, m, ip, in->b, first, false))
 		return -EFAULT;
 	in->nbytes = first;
 	/* The tail may sit on an unmapped page; fetch it only if it is there. */
-	if (first < sizeof(in->b) &&
+	if (first < LVMM_MAX_INSN &&
 	    !lvmm_read_gva(vcpu, m, ip + first, in->b + first,
-			   sizeof(in->b) - first, false))
-		in->nbytes = sizeof(in->b);
+			   LVMM_MAX_INSN - first, false))
+		in->nbytes = LVMM_MAX_INSN;
 	return 0;
 }
 
@@ -190,11 +192,12 @@ static int lvmm_decode_opcode(const struct lvmm_cpu_mode *m,
 			return -EINVAL;
 		switch (c) {
 		case 0x66:
-			in->opsize = in->opsize == 2 ? 4 : 2;
+			/* Repeated prefixes count once. */
+			in->opsize = is64 || db ? 2 : 4;
 			in->rex = 0;
 			continue;
 		case 0x67:
-			in->addrsize = is64 ? 4 : in->addrsize == 2 ? 4 : 2;
+			in->addrsize = is64 ? 4 : db ? 2 : 4;
 			in->rex = 0;
 			continue;
 		case 0x26: in->seg = LVMM_SEG_ES; in->rex = 0; continue;
@@ -293,7 +296,8 @@ int lvmm_insn_length(struct lvmm_vcpu *vcpu, const struct lvmm_cpu_mode *m,
 		if (lvmm_decode_modrm(&in) || in.mod != 3)
 			return -EINVAL;
 		break;
-	case 0x21: case 0x23:			/* MOV r, DRn / MOV DRn, r */
+	case 0x20: case 0x21:			/* MOV r, CRn / DRn */
+	case 0x22: case 0x23:			/* MOV CRn / DRn, r */
 		if (lvmm_decode_modrm(&in))
 			return -EINVAL;
 		break;
@@ -305,19 +309,24 @@ done:
 	return 0;
 }
 
-/* Decode MOV DRn: which debug register and which GPR. */
-int lvmm_decode_mov_dr(struct lvmm_vcpu *vcpu, const struct lvmm_cpu_mode *m,
-		       int *dr, int *gpr, bool *to_dr, u64 *next_rip)
+/*
+ * Decode MOV to or from a control or debug register (0F 20-23): which
+ * register, which GPR, and the direction.  The GPR is always the full
+ * 64 bits in long mode and 32 bits otherwise, whatever the prefixes.
+ */
+int lvmm_decode_mov_ctl(struct lvmm_vcpu *vcpu, const struct lvmm_cpu_mode *m,
+			struct lvmm_mov_ctl *mov)
 {
 	struct lvmm_insn in;
 
 	if (lvmm_decode(vcpu, m, &in) || in.op != 0x0f ||
-	    (in.op2 != 0x21 && in.op2 != 0x23) || lvmm_decode_modrm(&in))
+	    in.op2 < 0x20 || in.op2 > 0x23 || lvmm_decode_modrm(&in))
 		return -EINVAL;
-	*dr = in.reg & 7;
-	*gpr = in.rm;
-	*to_dr = in.op2 == 0x23;
-	*next_rip = lvmm_next_rip(m, vcpu->rip, in.pos);
+	mov->dr = in.op2 & 1;
+	mov->to_reg = !(in.op2 & 2);
+	mov->reg = in.reg;
+	mov->gpr = in.rm;
+	mov->next_rip = lvmm_next_rip(m, vcpu->rip, in.pos);
 	return 0;
 }
 
@@ -444,6 +453,7 @@ int lvmm_emulate_mmio(struct lvmm_vcpu *vcpu, const struct lvmm_cpu_mode *m,
 	run->mmio.phys_addr = gpa;
 	run->mmio.len = size;
 	run->mmio.is_write = write;
+	e->size = size;
 	memset(run->mmio.data, 0, sizeof(run->mmio.data));
 	if (write) {
 		memcpy(run->mmio.data, &data, size);
@@ -630,7 +640,8 @@ int lvmm_complete_userspace(struct lvmm_vcpu *vcpu)
 	case LVMM_PENDING_PIO_OUT:
 		return lvmm_complete_pio(vcpu, pending == LVMM_PENDING_PIO_IN);
 	case LVMM_PENDING_MMIO_READ:
-		memcpy(&val, vcpu->run->mmio.data, vcpu->run->mmio.len);
+		/* The size is ours: userspace may have scribbled on mmio.len. */
+		memcpy(&val, vcpu->run->mmio.data, e->size);
 		if (e->sign_extend)
 			val = e->sign_extend == 1 ? (u64)(s64)(s8)val :
 						    (u64)(s64)(s16)val;

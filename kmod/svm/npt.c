@@ -78,13 +78,17 @@ void svm_npt_drain(struct svm_vcpu *svm)
 		free_page((unsigned long)svm->npt_cache[--svm->npt_cache_nr]);
 }
 
-/* Map @gfn (the 2 MiB frame holding it, if @huge) to host address @pa. */
+/*
+ * Map @gfn to the 4 KiB page at host address @pa.  @huge: that page lies
+ * in a 2 MiB page backing the whole 2 MiB guest frame, so map the frame
+ * at once -- unless 4 KiB entries are already there (from a slot that was
+ * deleted), in which case the 4 KiB entry it is.
+ */
 void svm_npt_map(struct svm_vcpu *svm, u64 gfn, u64 pa, bool huge,
 		 bool writable)
 {
 	struct svm_vm *svm_vm = to_svm_vm(svm->vcpu.vm);
-	u64 leaf = __sme_set(pa) | NPT_P | NPT_US | NPT_A | NPT_D |
-		   (writable ? NPT_RW : 0);
+	u64 prot = NPT_P | NPT_US | NPT_A | NPT_D | (writable ? NPT_RW : 0);
 	u64 *table = svm_vm->npt_root;
 	int level;
 
@@ -93,7 +97,8 @@ void svm_npt_map(struct svm_vcpu *svm, u64 gfn, u64 pa, bool huge,
 		u64 *pte = &table[npt_index(gfn, level)];
 
 		if (level == 2 && huge && !(*pte & NPT_P)) {
-			WRITE_ONCE(*pte, leaf | NPT_PS);
+			WRITE_ONCE(*pte, __sme_set(pa & ~(LVMM_HPAGE_SIZE - 1)) |
+					 prot | NPT_PS);
 			goto out_unlock;
 		}
 		if (*pte & NPT_PS) {
@@ -110,7 +115,7 @@ void svm_npt_map(struct svm_vcpu *svm, u64 gfn, u64 pa, bool huge,
 		}
 		table = npt_table(*pte);
 	}
-	WRITE_ONCE(table[npt_index(gfn, 1)], leaf);
+	WRITE_ONCE(table[npt_index(gfn, 1)], __sme_set(pa) | prot);
 out_unlock:
 	spin_unlock(&svm_vm->mmu_lock);
 }

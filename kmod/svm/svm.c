@@ -234,6 +234,7 @@ static const int svm_default_intercepts[] = {
 	INTERCEPT_STGI, INTERCEPT_CLGI, INTERCEPT_SKINIT, INTERCEPT_RDTSCP,
 	INTERCEPT_WBINVD, INTERCEPT_MONITOR, INTERCEPT_MWAIT,
 	INTERCEPT_MWAIT_COND, INTERCEPT_XSETBV, INTERCEPT_RDPRU,
+	INTERCEPT_CR4_WRITE,
 	/*
 	 * #AC and #DB are intercepted (and reflected) so that a guest cannot
 	 * hang the physical CPU in an endless microcode exception loop.
@@ -483,6 +484,11 @@ static void svm_get_cpu_mode(struct lvmm_vcpu *vcpu, struct lvmm_cpu_mode *m)
 	m->cpl = vmcb->save.cpl;
 }
 
+static bool lvmm_64bit_mode(const struct lvmm_cpu_mode *m)
+{
+	return (m->efer & EFER_LMA) && m->cs_l;
+}
+
 static bool svm_pat_valid(u64 pat)
 {
 	int i;
@@ -682,8 +688,9 @@ static void svm_prepare_entry(struct svm_vcpu *svm, int cpu)
 {
 	struct svm_cpu *sc = per_cpu_ptr(&svm_cpu, cpu);
 	struct vmcb *vmcb = svm->vmcb;
+	bool moved = svm->asid_cpu != cpu;
 
-	if (svm->asid_cpu != cpu) {
+	if (moved) {
 		/* A new CPU: its ASID space is not ours. */
 		svm->asid_generation = 0;
 		svm->asid_cpu = cpu;
@@ -697,8 +704,11 @@ static void svm_prepare_entry(struct svm_vcpu *svm, int cpu)
 	if (svm->asid_generation != sc->asid_generation)
 		svm_new_asid(svm, sc);
 
-	/* The CPU may cache only the VMCB it ran last. */
-	if (sc->last_vmcb != vmcb) {
+	/*
+	 * A CPU caches VMCB state only for the VMCB it ran last, and only if
+	 * the vCPU did not run elsewhere in between (A, B, then A again).
+	 */
+	if (moved || sc->last_vmcb != vmcb) {
 		svm->dirty = VMCB_ALL_CLEAN;
 		sc->last_vmcb = vmcb;
 	}
@@ -926,7 +936,9 @@ static int svm_handle_npf(struct svm_vcpu *svm)
 		if (error & NPF_FETCH ||
 		    (c->exit_int_info & SVM_EXITINTINFO_VALID)) {
 			/* Code in MMIO, or an IDT/stack there: not emulated. */
-			lvmm_internal_error(vcpu, LVMM_INTERNAL_ERROR_EMULATION,
+			lvmm_internal_error(vcpu, (error & NPF_FETCH) ?
+					    LVMM_INTERNAL_ERROR_EMULATION :
+					    LVMM_INTERNAL_ERROR_DELIVERY_EV,
 					    2, gpa, error);
 			return 0;
 		}
@@ -935,15 +947,9 @@ static int svm_handle_npf(struct svm_vcpu *svm)
 		return lvmm_emulate_mmio(vcpu, &m, gpa, write);
 	}
 	page = lvmm_memslot_get_page(slot, gpa >> PAGE_SHIFT, &huge);
-	if (page) {
-		u64 pa = page_to_phys(page);
-
-		if (huge)
-			pa = page_to_phys(page - ((gpa >> PAGE_SHIFT) &
-						  (LVMM_PAGES_PER_HPAGE - 1)));
-		svm_npt_map(svm, gpa >> PAGE_SHIFT, pa, huge,
+	if (page)
+		svm_npt_map(svm, gpa >> PAGE_SHIFT, page_to_phys(page), huge,
 			    !(slot->flags & LVMM_MEMSLOT_READONLY));
-	}
 	srcu_read_unlock(&vcpu->vm->srcu, srcu);
 	return page ? 1 : -ENOMEM;
 }
@@ -1015,14 +1021,18 @@ static int svm_handle_xsetbv(struct svm_vcpu *svm)
 static int svm_handle_dr(struct svm_vcpu *svm)
 {
 	struct lvmm_vcpu *vcpu = &svm->vcpu;
+	struct lvmm_mov_ctl mov;
 	struct lvmm_cpu_mode m;
 	int dr, gpr;
 	bool to_dr;
-	u64 next_rip, *val;
+	u64 *val;
 
 	svm_get_cpu_mode(vcpu, &m);
-	if (lvmm_decode_mov_dr(vcpu, &m, &dr, &gpr, &to_dr, &next_rip))
+	if (lvmm_decode_mov_ctl(vcpu, &m, &mov) || !mov.dr)
 		return svm_emulation_failed(svm);
+	dr = mov.reg & 7;
+	gpr = mov.gpr;
+	to_dr = !mov.to_reg;
 	if (m.cpl) {
 		svm_inject_gp(svm);
 		return 1;
@@ -1043,9 +1053,45 @@ static int svm_handle_dr(struct svm_vcpu *svm)
 		*val = dr < 6 ? v : (dr == 6 ? v | DR6_RESERVED :
 					       (v & ~0xd800ULL) | LVMM_DR7_FIXED_1);
 	} else {
-		vcpu->regs[gpr] = *val;
+		vcpu->regs[gpr] = lvmm_64bit_mode(&m) ? *val : (u32)*val;
 	}
-	vcpu->rip = next_rip;
+	vcpu->rip = mov.next_rip;
+	return 1;
+}
+
+/* Paging bits whose change invalidates the guest's translations. */
+#define SVM_CR4_TLB_BITS	(X86_CR4_PGE | X86_CR4_PAE | X86_CR4_PSE | \
+				 X86_CR4_PCIDE | X86_CR4_SMEP | X86_CR4_LA57)
+
+/*
+ * MOV to CR4 is intercepted so that the guest cannot turn on what lvmm
+ * does not switch (CR4.PKE would let it write the host's PKRU), and so
+ * that its CR4.OSXSAVE decides XCR0 from the next entry on.
+ */
+static int svm_handle_cr4_write(struct svm_vcpu *svm)
+{
+	struct lvmm_vcpu *vcpu = &svm->vcpu;
+	struct vmcb_save_area *s = &svm->vmcb->save;
+	struct lvmm_mov_ctl mov;
+	struct lvmm_cpu_mode m;
+	u64 cr4;
+
+	svm_get_cpu_mode(vcpu, &m);
+	if (lvmm_decode_mov_ctl(vcpu, &m, &mov) || mov.dr || mov.to_reg ||
+	    mov.reg != 4)
+		return svm_emulation_failed(svm);
+	cr4 = vcpu->regs[mov.gpr];
+	if (m.cpl || (cr4 & ~svm_cr4_supported()) ||
+	    ((s->efer & EFER_LMA) && !(cr4 & X86_CR4_PAE)) ||
+	    ((s->efer & EFER_LMA) && ((cr4 ^ s->cr4) & X86_CR4_LA57))) {
+		svm_inject_gp(svm);
+		return 1;
+	}
+	if ((cr4 ^ s->cr4) & SVM_CR4_TLB_BITS)
+		set_bit(LVMM_REQ_TLB_FLUSH, &vcpu->requests);
+	s->cr4 = cr4;
+	vmcb_mark_dirty(svm, VMCB_CR);
+	vcpu->rip = mov.next_rip;
 	return 1;
 }
 
@@ -1103,6 +1149,7 @@ static const svm_exit_handler svm_exit_handlers[SVM_EXIT_MAX] = {
 	[SVM_EXIT_WBINVD]		= svm_skip,
 	[SVM_EXIT_XSETBV]		= svm_handle_xsetbv,
 	[SVM_EXIT_IRET]			= svm_handle_iret,
+	[SVM_EXIT_WRITE_CR4]		= svm_handle_cr4_write,
 	[SVM_EXIT_EXCP_BASE + AC_VECTOR] = svm_handle_ac,
 	[SVM_EXIT_EXCP_BASE + DB_VECTOR] = svm_handle_db,
 	[SVM_EXIT_READ_DR0 ... SVM_EXIT_WRITE_DR7] = svm_handle_dr,

@@ -12,6 +12,10 @@
 #include "vmctl.h"
 
 static const struct vmctl_cmd *const vmctl_tables[] = {
+	vmctl_vm_cmds,
+	vmctl_run_cmds,
+	vmctl_stat_cmds,
+	vmctl_monitor_cmds,
 	vmctl_version_cmds,
 };
 

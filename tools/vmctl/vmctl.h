@@ -33,6 +33,10 @@ struct vmctl_cmd {
 #define VMCTL_CMDS(name) const struct vmctl_cmd name[]
 
 extern VMCTL_CMDS(vmctl_version_cmds);
+extern VMCTL_CMDS(vmctl_vm_cmds);
+extern VMCTL_CMDS(vmctl_run_cmds);
+extern VMCTL_CMDS(vmctl_stat_cmds);
+extern VMCTL_CMDS(vmctl_monitor_cmds);
 
 void vmctl_err(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 int vmctl_open_dev(void);

@@ -1,0 +1,84 @@
+// SPDX-License-Identifier: GPL-2.0-only
+/*
+ * vmctl monitor: the lvmm events group, one line per event.
+ */
+#include <errno.h>
+#include <inttypes.h>
+#include <string.h>
+
+#include "nl.h"
+#include "vmctl.h"
+
+struct vmctl_monitor {
+	bool json;
+	unsigned long count, seen;
+};
+
+static int vmctl_monitor_cb(struct nl_msg *msg, void *arg)
+{
+	struct genlmsghdr *g = nlmsg_data(nlmsg_hdr(msg));
+	struct vmctl_monitor *m = arg;
+	struct vmctl_vm vm;
+
+	if (g->cmd != LVMM_CMD_VM_EVENT || vmctl_nl_parse_vm(msg, &vm))
+		return NL_OK;
+	if (m->json) {
+		printf("{\"event\":\"%s\",", vmctl_event_str(vm.event));
+		vmctl_json_vm(stdout, &vm);
+		puts("}");
+	} else {
+		printf("%-9s %s id %" PRIu32 " uid %" PRIu32 " pid %" PRIu32
+		       " state %s\n", vmctl_event_str(vm.event), vm.name,
+		       vm.id, vm.owner_uid, vm.creator_pid,
+		       vmctl_vm_state_str(vm.state));
+	}
+	fflush(stdout);
+	m->seen++;
+	return m->count && m->seen >= m->count ? NL_STOP : NL_OK;
+}
+
+static int vmctl_monitor(struct vmctl *ctx, int argc, char **argv)
+{
+	struct vmctl_monitor m = { .json = ctx->json };
+	struct vmctl_nl nl;
+	int r;
+
+	if (argc == 2 && !strcmp(argv[0], "-n")) {
+		if (!vmctl_parse_count(argv[1], &m.count))
+			return 1;
+	} else if (argc) {
+		return 1;
+	}
+	r = vmctl_nl_open(&nl);
+	if (r)
+		return r;
+	r = vmctl_nl_join_events(&nl);
+	if (r)
+		goto out_close;
+	nl_socket_modify_cb(nl.sk, NL_CB_VALID, NL_CB_CUSTOM,
+			    vmctl_monitor_cb, &m);
+	while (!m.count || m.seen < m.count) {
+		r = nl_recvmsgs_default(nl.sk);
+		if (r == -NLE_NOMEM) {
+			/* The socket overran: say so and carry on. */
+			vmctl_err("events were lost: this host makes them faster than vmctl reads");
+			continue;
+		}
+		if (r < 0) {
+			vmctl_err("cannot receive events: %s", nl_geterror(r));
+			r = -EIO;
+			goto out_close;
+		}
+	}
+	r = 0;
+out_close:
+	vmctl_nl_close(&nl);
+	return r;
+}
+
+VMCTL_CMDS(vmctl_monitor_cmds) = {
+	{ "monitor", "[-n COUNT]",
+	  "Print VM events (created, paused, resumed, shutdown, destroyed) as they happen.",
+	  vmctl_monitor },
+	{ NULL },
+};

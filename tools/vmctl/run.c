@@ -1,0 +1,1177 @@
+// SPDX-License-Identifier: GPL-2.0-only
+/*
+ * vmctl run: the reference VMM (what lkvm run is to KVM).
+ *
+ * One VM, one memory slot at guest-physical 0, one host thread per vCPU,
+ * a 16550 UART on the console, QEMU's isa-debug-exit port and the ACPI PM
+ * timer.  The main thread sets everything up from a fully checked image,
+ * starts the vCPU threads, then waits for the end: a signal, the console's
+ * Ctrl-], or a vCPU that says the VM is over.  The exit status says how
+ * the guest ended (run.h, Documentation/vmctl.rst).
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <inttypes.h>
+#include <poll.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <termios.h>
+#include <time.h>
+#include <unistd.h>
+#include <sys/eventfd.h>
+#include <sys/mman.h>
+#include <sys/signalfd.h>
+
+#include "lvmm.h"
+#include "run.h"
+#include "vmctl.h"
+
+#define RUN_POST_PORT		0x80	/* POST codes: ignored, timestamped */
+#define RUN_DEBUG_EXIT_PORT	0xf4	/* QEMU isa-debug-exit, iosize 4 */
+#define RUN_PMTMR_PORT		0x608	/* ACPI PM timer, as on QEMU's q35 */
+#define RUN_PMTMR_HZ		3579545ULL
+#define RUN_KICK_SIGNAL		SIGUSR1
+#define RUN_DETACH_CHAR		0x1d	/* Ctrl-] */
+
+#define X86_CR0_PE	(1ULL << 0)
+#define X86_CR0_MP	(1ULL << 1)
+#define X86_CR0_ET	(1ULL << 4)
+#define X86_CR0_NE	(1ULL << 5)
+#define X86_CR0_WP	(1ULL << 16)
+#define X86_CR0_PG	(1ULL << 31)
+#define X86_CR4_PAE	(1ULL << 5)
+#define X86_CR4_OSFXSR	(1ULL << 9)
+#define X86_CR4_OSXMMEXCPT (1ULL << 10)
+#define EFER_LME	(1ULL << 8)
+#define EFER_LMA	(1ULL << 10)
+
+enum run_console { RUN_CONSOLE_STDIO, RUN_CONSOLE_NONE, RUN_CONSOLE_FILE };
+
+struct run_vm;
+
+struct run_vcpu {
+	struct run_vm *vm;
+	struct lvmm_vcpu_handle h;
+	pthread_t thread;
+	bool thread_started;
+	unsigned long exits, io_exits;
+};
+
+struct run_vm {
+	/* Set up before the vCPU threads start, read-only after. */
+	struct lvmm_vm_handle vm;
+	int dev_fd;
+	unsigned char *mem;
+	uint64_t mem_size;
+	int ncpus;
+	struct run_vcpu vcpus[RUN_MAX_CPUS];
+	bool verbose;
+	struct timespec t_start;	/* the run command began */
+	struct timespec t_entered;	/* the first LVMM_RUN was issued */
+	struct run_uart uart;
+	int done_fd;			/* eventfd: the VM is over */
+
+	/* Protected by lock. */
+	pthread_mutex_t lock;
+	pthread_cond_t cond;		/* idle vCPUs wait for the end */
+	bool stopping;
+	int status;
+	int halted;
+
+	/* Written once by vCPU 0's thread. */
+	atomic_bool first_exit_seen;
+	struct timespec t_first_exit;
+	unsigned int first_exit_port;
+};
+
+/* The terminal, restored by atexit() on every way out of the process. */
+static struct termios run_saved_tty;
+static bool run_tty_raw;
+
+static void run_tty_restore(void)
+{
+	if (run_tty_raw) {
+		tcsetattr(STDIN_FILENO, TCSAFLUSH, &run_saved_tty);
+		run_tty_raw = false;
+	}
+}
+
+static int run_tty_make_raw(void)
+{
+	struct termios t;
+
+	if (tcgetattr(STDIN_FILENO, &run_saved_tty) < 0)
+		return -errno;
+	t = run_saved_tty;
+	/* cfmakeraw(), but keep output processing so '\n' still returns. */
+	t.c_iflag &= ~(IGNBRK | BRKINT | PARMRK | ISTRIP | INLCR | IGNCR |
+		       ICRNL | IXON);
+	t.c_lflag &= ~(ECHO | ECHONL | ICANON | ISIG | IEXTEN);
+	t.c_cflag &= ~(CSIZE | PARENB);
+	t.c_cflag |= CS8;
+	t.c_cc[VMIN] = 1;
+	t.c_cc[VTIME] = 0;
+	atexit(run_tty_restore);
+	if (tcsetattr(STDIN_FILENO, TCSAFLUSH, &t) < 0)
+		return -errno;
+	run_tty_raw = true;
+	return 0;
+}
+
+static double run_ms(const struct timespec *a, const struct timespec *b)
+{
+	return (b->tv_sec - a->tv_sec) * 1e3 + (b->tv_nsec - a->tv_nsec) / 1e6;
+}
+
+/* End the VM with @status, unless something ended it first. */
+static void run_stop(struct run_vm *v, int status)
+{
+	uint64_t one = 1;
+
+	pthread_mutex_lock(&v->lock);
+	if (!v->stopping) {
+		v->stopping = true;
+		v->status = status;
+	}
+	pthread_cond_broadcast(&v->cond);
+	pthread_mutex_unlock(&v->lock);
+	/* Cannot fail: the counter is far from overflowing. */
+	(void)!write(v->done_fd, &one, sizeof(one));
+}
+
+static bool run_stopping(struct run_vm *v)
+{
+	bool s;
+
+	pthread_mutex_lock(&v->lock);
+	s = v->stopping;
+	pthread_mutex_unlock(&v->lock);
+	return s;
+}
+
+static const char *const run_exit_names[] = {
+	[LVMM_EXIT_UNKNOWN] = "UNKNOWN",
+	[LVMM_EXIT_IO] = "IO",
+	[LVMM_EXIT_MMIO] = "MMIO",
+	[LVMM_EXIT_HLT] = "HLT",
+	[LVMM_EXIT_HYPERCALL] = "HYPERCALL",
+	[LVMM_EXIT_SHUTDOWN] = "SHUTDOWN",
+	[LVMM_EXIT_FAIL_ENTRY] = "FAIL_ENTRY",
+	[LVMM_EXIT_INTERNAL_ERROR] = "INTERNAL_ERROR",
+	[LVMM_EXIT_INTR] = "INTR",
+	[LVMM_EXIT_IRQ_WINDOW_OPEN] = "IRQ_WINDOW_OPEN",
+	[LVMM_EXIT_VM_DESTROYED] = "VM_DESTROYED",
+};
+
+static const char *run_exit_name(__u32 reason)
+{
+	if (reason < sizeof(run_exit_names) / sizeof(run_exit_names[0]) &&
+	    run_exit_names[reason])
+		return run_exit_names[reason];
+	return "?";
+}
+
+static void run_dump_seg(const char *name, const struct lvmm_segment *s)
+{
+	fprintf(stderr, "  %-3s sel=%04x base=%016llx limit=%08x type=%x s=%u dpl=%u p=%u l=%u db=%u g=%u\n",
+		name, s->selector, (unsigned long long)s->base, s->limit,
+		s->type, s->s, s->dpl, s->present, s->l, s->db, s->g);
+}
+
+/* The registers of a vCPU that stopped: what anyone debugging needs. */
+static void run_dump_state(struct run_vcpu *c)
+{
+	struct lvmm_sregs s;
+	struct lvmm_regs r;
+	int e;
+
+	e = lvmm_get_regs(&c->h, &r);
+	if (e) {
+		fprintf(stderr, "  (LVMM_GET_REGS: %s)\n", strerror(-e));
+		return;
+	}
+	fprintf(stderr,
+		"  rip=%016llx rflags=%016llx\n"
+		"  rax=%016llx rbx=%016llx rcx=%016llx rdx=%016llx\n"
+		"  rsi=%016llx rdi=%016llx rsp=%016llx rbp=%016llx\n"
+		"  r8 =%016llx r9 =%016llx r10=%016llx r11=%016llx\n"
+		"  r12=%016llx r13=%016llx r14=%016llx r15=%016llx\n",
+		r.rip, r.rflags, r.rax, r.rbx, r.rcx, r.rdx, r.rsi, r.rdi,
+		r.rsp, r.rbp, r.r8, r.r9, r.r10, r.r11, r.r12, r.r13, r.r14,
+		r.r15);
+	e = lvmm_get_sregs(&c->h, &s);
+	if (e) {
+		fprintf(stderr, "  (LVMM_GET_SREGS: %s)\n", strerror(-e));
+		return;
+	}
+	fprintf(stderr,
+		"  cr0=%016llx cr2=%016llx cr3=%016llx cr4=%016llx\n"
+		"  efer=%016llx apic_base=%016llx\n",
+		s.cr0, s.cr2, s.cr3, s.cr4, s.efer, s.apic_base);
+	run_dump_seg("cs", &s.cs);
+	run_dump_seg("ds", &s.ds);
+	run_dump_seg("ss", &s.ss);
+	run_dump_seg("tr", &s.tr);
+	fprintf(stderr, "  gdt base=%016llx limit=%04x  idt base=%016llx limit=%04x\n",
+		s.gdt.base, s.gdt.limit, s.idt.base, s.idt.limit);
+}
+
+/* Report an exit vmctl does not handle and end the VM with @status. */
+static void run_unhandled(struct run_vcpu *c, int status, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+
+static void run_unhandled(struct run_vcpu *c, int status, const char *fmt, ...)
+{
+	struct run_vm *v = c->vm;
+	va_list ap;
+
+	/* One report: a second vCPU failing as the VM goes down adds noise. */
+	pthread_mutex_lock(&v->lock);
+	if (v->stopping) {
+		pthread_mutex_unlock(&v->lock);
+		return;
+	}
+	fprintf(stderr, "\nvmctl: vm '%s' vCPU %u: ", v->vm.name, c->h.id);
+	va_start(ap, fmt);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
+	fputc('\n', stderr);
+	run_dump_state(c);
+	fprintf(stderr, "vmctl: stopping the VM (exit status %d)\n", status);
+	pthread_mutex_unlock(&v->lock);
+	run_stop(v, status);
+}
+
+static uint32_t run_pmtmr(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return ((uint64_t)ts.tv_sec * RUN_PMTMR_HZ +
+		(uint64_t)ts.tv_nsec * RUN_PMTMR_HZ / 1000000000ULL);
+}
+
+/*
+ * One element of port I/O: @size bytes at @data.  Returns 0, or the exit
+ * status that ends the VM (after saying why).
+ */
+static int run_pio(struct run_vcpu *c, uint16_t port, bool out,
+		   uint8_t *data, unsigned int size)
+{
+	struct run_vm *v = c->vm;
+	uint32_t val = 0;
+	unsigned int i;
+
+	if (port >= RUN_UART_BASE && port + size <= RUN_UART_BASE + 8) {
+		/* A wide access to a byte-wide device: one byte per port. */
+		for (i = 0; i < size; i++) {
+			if (!out) {
+				data[i] = run_uart_in(&v->uart,
+						      port + i - RUN_UART_BASE);
+			} else if (!run_uart_out(&v->uart,
+						 port + i - RUN_UART_BASE,
+						 data[i])) {
+				vmctl_err("console: %s; stopping the VM",
+					  strerror(errno));
+				return RUN_EXIT_RUNTIME;
+			}
+		}
+		return 0;
+	}
+	switch (port) {
+	case RUN_DEBUG_EXIT_PORT:
+		if (!out) {
+			memset(data, 0, size);
+			return 0;
+		}
+		memcpy(&val, data, size);
+		if (v->verbose)
+			fprintf(stderr, "\nvmctl: vCPU %u wrote 0x%x to the debug-exit port\n",
+				c->h.id, val);
+		return (((uint64_t)val << 1) | 1) & 0xff;
+	case RUN_POST_PORT:
+		if (!out)
+			memset(data, 0xff, size);
+		return 0;
+	case RUN_PMTMR_PORT:
+		if (out)
+			return 0;
+		val = run_pmtmr();
+		memcpy(data, &val, size);
+		return 0;
+	}
+	if (out)
+		memcpy(&val, data, size < 4 ? size : 4);
+	run_unhandled(c, RUN_EXIT_UNHANDLED,
+		      "unhandled exit IO: %s port 0x%x, size %u%s (data 0x%x)",
+		      out ? "OUT to" : "IN from", port, size,
+		      c->h.run->io.count > 1 ? ", string" : "", val);
+	return RUN_EXIT_UNHANDLED;
+}
+
+static int run_handle_io(struct run_vcpu *c)
+{
+	struct lvmm_run *run = c->h.run;
+	uint8_t *data = lvmm_run_io_data(&c->h);
+	bool out = run->io.direction == LVMM_EXIT_IO_OUT;
+	unsigned int i;
+	int st;
+
+	c->io_exits++;
+	if (run->io.port == RUN_UART_BASE && out && run->io.size == 1 &&
+	    run->io.count > 1) {
+		/* REP OUTSB to THR: a whole string per exit. */
+		for (i = 0; i < run->io.count; i++)
+			if (!run_uart_out(&c->vm->uart, 0, data[i])) {
+				vmctl_err("console: %s; stopping the VM",
+					  strerror(errno));
+				return RUN_EXIT_RUNTIME;
+			}
+		return 0;
+	}
+	for (i = 0; i < run->io.count; i++) {
+		st = run_pio(c, run->io.port, out, data + i * run->io.size,
+			     run->io.size);
+		if (st)
+			return st;
+	}
+	return 0;
+}
+
+/* A vCPU halted with interrupts off: it is done.  The last one ends the VM. */
+static void run_vcpu_halted(struct run_vcpu *c)
+{
+	struct run_vm *v = c->vm;
+	bool all;
+
+	pthread_mutex_lock(&v->lock);
+	all = ++v->halted == v->ncpus;
+	pthread_mutex_unlock(&v->lock);
+	if (v->verbose)
+		fprintf(stderr, "vmctl: vCPU %u halted\n", c->h.id);
+	if (all)
+		run_stop(v, RUN_EXIT_HALTED);
+}
+
+/*
+ * HLT with interrupts on waits for an interrupt.  Nothing in vmctl raises
+ * one, so the vCPU idles until the VM ends some other way.
+ */
+static void run_vcpu_idle(struct run_vcpu *c)
+{
+	struct run_vm *v = c->vm;
+
+	if (v->verbose)
+		fprintf(stderr, "vmctl: vCPU %u: HLT with interrupts enabled; nothing will interrupt it, it waits for the VM to end\n",
+			c->h.id);
+	pthread_mutex_lock(&v->lock);
+	while (!v->stopping)
+		pthread_cond_wait(&v->cond, &v->lock);
+	pthread_mutex_unlock(&v->lock);
+}
+
+static void run_kick_handler(int sig)
+{
+	(void)sig;	/* only there to interrupt LVMM_RUN */
+}
+
+static void *run_vcpu_thread(void *arg)
+{
+	struct run_vcpu *c = arg;
+	struct run_vm *v = c->vm;
+	struct lvmm_run *run = c->h.run;
+	sigset_t kick;
+	int r, st;
+
+	sigemptyset(&kick);
+	sigaddset(&kick, RUN_KICK_SIGNAL);
+	pthread_sigmask(SIG_UNBLOCK, &kick, NULL);
+
+	while (!run_stopping(v)) {
+		r = lvmm_run(&c->h);
+		if (r == -EINTR)
+			continue;	/* kicked, or a stray signal */
+		if (r < 0) {
+			vmctl_err("vm '%s' vCPU %u: LVMM_RUN: %s; stopping the VM",
+				  v->vm.name, c->h.id, strerror(-r));
+			run_stop(v, RUN_EXIT_RUNTIME);
+			break;
+		}
+		c->exits++;
+		if (c->h.id == 0 && !atomic_load(&v->first_exit_seen)) {
+			clock_gettime(CLOCK_MONOTONIC, &v->t_first_exit);
+			v->first_exit_port = run->exit_reason == LVMM_EXIT_IO ?
+					     run->io.port : 0;
+			atomic_store(&v->first_exit_seen, true);
+		}
+
+		switch (run->exit_reason) {
+		case LVMM_EXIT_IO:
+			st = run_handle_io(c);
+			if (st) {
+				run_stop(v, st);
+				return NULL;
+			}
+			break;
+		case LVMM_EXIT_HLT:
+			if (!run->if_flag) {
+				run_vcpu_halted(c);
+				return NULL;
+			}
+			run_vcpu_idle(c);
+			return NULL;
+		case LVMM_EXIT_INTR:
+			break;
+		case LVMM_EXIT_SHUTDOWN:
+			run_unhandled(c, RUN_EXIT_SHUTDOWN,
+				      "guest shutdown (triple fault)");
+			return NULL;
+		case LVMM_EXIT_MMIO:
+			run_unhandled(c, RUN_EXIT_UNHANDLED,
+				      "unhandled exit MMIO: %s %u bytes at guest-physical 0x%llx, outside the VM's %llu MiB of memory",
+				      run->mmio.is_write ? "write of" : "read of",
+				      run->mmio.len,
+				      (unsigned long long)run->mmio.phys_addr,
+				      (unsigned long long)(v->mem_size >> 20));
+			return NULL;
+		case LVMM_EXIT_HYPERCALL:
+			run_unhandled(c, RUN_EXIT_UNHANDLED,
+				      "unhandled exit HYPERCALL: nr 0x%llx",
+				      (unsigned long long)run->hypercall.nr);
+			return NULL;
+		case LVMM_EXIT_INTERNAL_ERROR:
+			run_unhandled(c, RUN_EXIT_UNHANDLED,
+				      "unhandled exit INTERNAL_ERROR: suberror %u, %u data words, data[0] 0x%llx",
+				      run->internal.suberror, run->internal.ndata,
+				      (unsigned long long)run->internal.data[0]);
+			return NULL;
+		case LVMM_EXIT_FAIL_ENTRY:
+			run_unhandled(c, RUN_EXIT_UNHANDLED,
+				      "unhandled exit FAIL_ENTRY: hardware entry failure reason 0x%llx on CPU %u",
+				      (unsigned long long)run->fail_entry.hardware_entry_failure_reason,
+				      run->fail_entry.cpu);
+			return NULL;
+		case LVMM_EXIT_VM_DESTROYED:
+			if (!run_stopping(v))
+				vmctl_err("vm '%s' was destroyed from outside", v->vm.name);
+			run_stop(v, RUN_EXIT_DESTROYED);
+			return NULL;
+		default:
+			run_unhandled(c, RUN_EXIT_UNHANDLED,
+				      "unhandled exit %s (%u), hardware exit code 0x%llx",
+				      run_exit_name(run->exit_reason),
+				      run->exit_reason,
+				      (unsigned long long)run->hw.hardware_exit_reason);
+			return NULL;
+		}
+	}
+	return NULL;
+}
+
+static void seg_flat(struct lvmm_segment *s, __u16 sel, __u8 type, bool l,
+		     bool db)
+{
+	memset(s, 0, sizeof(*s));
+	s->limit = 0xffffffff;
+	s->selector = sel;
+	s->type = type;
+	s->s = 1;
+	s->present = 1;
+	s->l = l;
+	s->db = db;
+	s->g = 1;
+}
+
+static void seg_real(struct lvmm_segment *s, __u16 sel, __u8 type)
+{
+	memset(s, 0, sizeof(*s));
+	s->base = (__u64)sel << 4;
+	s->limit = 0xffff;
+	s->selector = sel;
+	s->type = type;
+	s->s = 1;
+	s->present = 1;
+}
+
+/*
+ * Every vCPU starts at the image's entry point, with interrupts off and:
+ * EAX = 0x2BADB002, EBX = the multiboot information structure (0x8000),
+ * EDI = the vCPU id, ESP = 0x10000 - id * 1 KiB (a 1 KiB boot stack).
+ */
+static int run_vcpu_setup(struct run_vm *v, struct run_vcpu *c,
+			  const struct run_image *img)
+{
+	struct lvmm_sregs s;
+	struct lvmm_regs r;
+	int e;
+
+	e = lvmm_get_sregs(&c->h, &s);
+	if (e)
+		return e;
+	memset(&s.tr, 0, sizeof(s.tr));
+	s.tr.limit = 0x67;
+	s.tr.type = 11;		/* busy TSS */
+	s.tr.present = 1;
+	s.gdt.base = RUN_GDT_GPA;
+	s.gdt.limit = 4 * 8 - 1;
+	s.idt.base = 0;
+	s.idt.limit = 0;
+	switch (img->mode) {
+	case RUN_MODE_REAL:
+		seg_real(&s.cs, RUN_FLAT_GPA >> 4, 11);
+		seg_real(&s.ds, RUN_FLAT_GPA >> 4, 3);
+		s.es = s.fs = s.gs = s.ds;
+		seg_real(&s.ss, 0, 3);
+		s.idt.limit = 0x3ff;
+		s.cr0 = X86_CR0_ET;
+		s.cr4 = 0;
+		s.efer = 0;
+		break;
+	case RUN_MODE_PROT32:
+		seg_flat(&s.cs, RUN_SEL_CODE32, 11, false, true);
+		seg_flat(&s.ds, RUN_SEL_DATA, 3, false, true);
+		s.es = s.fs = s.gs = s.ss = s.ds;
+		s.cr0 = X86_CR0_PE | X86_CR0_ET;
+		s.cr4 = 0;
+		s.efer = 0;
+		break;
+	case RUN_MODE_LONG64:
+		seg_flat(&s.cs, RUN_SEL_CODE64, 11, true, false);
+		seg_flat(&s.ds, RUN_SEL_DATA, 3, false, true);
+		s.es = s.fs = s.gs = s.ss = s.ds;
+		s.cr0 = X86_CR0_PE | X86_CR0_MP | X86_CR0_ET | X86_CR0_NE |
+			X86_CR0_WP | X86_CR0_PG;
+		s.cr3 = RUN_PML4_GPA;
+		s.cr4 = X86_CR4_PAE | X86_CR4_OSFXSR | X86_CR4_OSXMMEXCPT;
+		s.efer = EFER_LME | EFER_LMA;
+		break;
+	}
+	e = lvmm_set_sregs(&c->h, &s);
+	if (e)
+		return e;
+
+	memset(&r, 0, sizeof(r));
+	r.rax = MULTIBOOT_BOOT_MAGIC;
+	r.rbx = RUN_MBI_GPA;
+	r.rdi = c->h.id;
+	r.rsp = RUN_STACK_TOP - c->h.id * RUN_STACK_SIZE;
+	r.rip = img->mode == RUN_MODE_REAL ? img->entry - RUN_FLAT_GPA :
+		img->entry;
+	r.rflags = 0x2;
+	(void)v;
+	return lvmm_set_regs(&c->h, &r);
+}
+
+/* Parse "64M", "1G", "512K", or a plain number of MiB, as lkvm does. */
+static int run_parse_size(const char *s, uint64_t *out)
+{
+	char *end;
+	unsigned long long n;
+	int shift = 20;
+
+	errno = 0;
+	n = strtoull(s, &end, 0);
+	if (errno || end == s)
+		return -EINVAL;
+	switch (*end) {
+	case 'k': case 'K':
+		shift = 10, end++;
+		break;
+	case 'm': case 'M':
+		shift = 20, end++;
+		break;
+	case 'g': case 'G':
+		shift = 30, end++;
+		break;
+	case 0:
+		break;
+	default:
+		return -EINVAL;
+	}
+	if (*end == 'i' && end[1] == 'B')
+		end += 2;
+	else if (*end == 'B')
+		end++;
+	if (*end || n > (UINT64_MAX >> shift))
+		return -EINVAL;
+	*out = n << shift;
+	return 0;
+}
+
+/* vmctl's RSS and the guest memory it maps, from /proc/self/smaps, in KiB. */
+static void run_rss(const struct run_vm *v, unsigned long *self,
+		    unsigned long *guest)
+{
+	unsigned long start, end, kb;
+	bool in_guest = false;
+	char line[512];
+	FILE *f;
+
+	*self = *guest = 0;
+	f = fopen("/proc/self/smaps", "re");
+	if (!f)
+		return;
+	while (fgets(line, sizeof(line), f)) {
+		if (sscanf(line, "%lx-%lx ", &start, &end) == 2 &&
+		    strchr(line, '-') < strchr(line, ' ')) {
+			in_guest = start >= (unsigned long)v->mem &&
+				   end <= (unsigned long)v->mem + v->mem_size;
+			continue;
+		}
+		if (sscanf(line, "Rss: %lu kB", &kb) == 1) {
+			if (in_guest)
+				*guest += kb;
+			else
+				*self += kb;
+		}
+	}
+	fclose(f);
+}
+
+static void run_usage_error(const char *fmt, ...)
+	__attribute__((format(printf, 1, 2)));
+
+static void run_usage_error(const char *fmt, ...)
+{
+	va_list ap;
+
+	fputs("vmctl: run: ", stderr);
+	va_start(ap, fmt);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
+	fputc('\n', stderr);
+}
+
+struct run_opts {
+	const char *name;
+	uint64_t mem;
+	int cpus;
+	enum run_console console;
+	const char *console_file;
+	const char *cmdline;
+	struct run_module mods[RUN_MAX_MODULES];
+	int nmods;
+	bool entry64;
+	bool verbose;
+	const char *image;
+};
+
+static int run_parse_opts(struct run_opts *o, int argc, char **argv)
+{
+	static const struct option longopts[] = {
+		{ "name", required_argument, NULL, 'n' },
+		{ "mem", required_argument, NULL, 'm' },
+		{ "cpus", required_argument, NULL, 'c' },
+		{ "console", required_argument, NULL, 'C' },
+		{ "cmdline", required_argument, NULL, 'a' },
+		{ "module", required_argument, NULL, 'M' },
+		{ "entry64", no_argument, NULL, '6' },
+		{ "verbose", no_argument, NULL, 'v' },
+		{ NULL, 0, NULL, 0 },
+	};
+	char *end;
+	long n;
+	int opt;
+
+	memset(o, 0, sizeof(*o));
+	o->mem = 64ULL << 20;
+	o->cpus = 1;
+	o->cmdline = "";
+	/* The handler's argv[-1] is "run": getopt wants a program name there. */
+	optind = 0;
+	opterr = 0;
+	while ((opt = getopt_long(argc + 1, argv - 1, ":n:m:c:C:a:M:v",
+				  longopts, NULL)) != -1) {
+		switch (opt) {
+		case 'n':
+			o->name = strcmp(optarg, "auto") ? optarg : NULL;
+			if (o->name && (!*o->name || strlen(o->name) >= LVMM_VM_NAME_LEN)) {
+				run_usage_error("--name '%s': give 1 to %d characters, or 'auto'",
+						optarg, LVMM_VM_NAME_LEN - 1);
+				return 1;
+			}
+			break;
+		case 'm':
+			if (run_parse_size(optarg, &o->mem) || o->mem < (1ULL << 20) ||
+			    o->mem % 4096) {
+				run_usage_error("--mem '%s': give a size of at least 1M, a multiple of 4K, such as 64M or 1G",
+						optarg);
+				return 1;
+			}
+			break;
+		case 'c':
+			n = strtol(optarg, &end, 10);
+			if (*end || end == optarg || n < 1 || n > RUN_MAX_CPUS) {
+				run_usage_error("--cpus '%s': give a number from 1 to %d",
+						optarg, RUN_MAX_CPUS);
+				return 1;
+			}
+			o->cpus = n;
+			break;
+		case 'C':
+			if (!strcmp(optarg, "stdio")) {
+				o->console = RUN_CONSOLE_STDIO;
+			} else if (!strcmp(optarg, "none")) {
+				o->console = RUN_CONSOLE_NONE;
+			} else {
+				o->console = RUN_CONSOLE_FILE;
+				o->console_file = optarg;
+			}
+			break;
+		case 'a':
+			o->cmdline = optarg;
+			break;
+		case 'M':
+			if (o->nmods == RUN_MAX_MODULES) {
+				run_usage_error("at most %d --module options",
+						RUN_MAX_MODULES);
+				return 1;
+			}
+			o->mods[o->nmods++].arg = optarg;
+			break;
+		case '6':
+			o->entry64 = true;
+			break;
+		case 'v':
+			o->verbose = true;
+			break;
+		case ':':
+			run_usage_error("option '%s' needs an argument",
+					argv[optind - 2]);
+			return 1;
+		default:
+			run_usage_error("unknown option '%s'", argv[optind - 2]);
+			return 1;
+		}
+	}
+	if (optind != argc) {
+		run_usage_error(optind > argc ? "no IMAGE given" :
+				"give exactly one IMAGE");
+		return 1;
+	}
+	o->image = argv[optind - 1];
+	return 0;
+}
+
+/* Read each --module "FILE [ARGS]": the file is the first word. */
+static int run_read_modules(struct run_opts *o)
+{
+	char *file;
+	size_t len;
+	int i, r;
+
+	for (i = 0; i < o->nmods; i++) {
+		len = strcspn(o->mods[i].arg, " ");
+		file = strndup(o->mods[i].arg, len);
+		if (!file)
+			return -ENOMEM;
+		/* run_free_files() frees the name, even on failure. */
+		r = run_blob_read(&o->mods[i].blob, file);
+		if (r)
+			return r;
+	}
+	return 0;
+}
+
+static void run_free_files(struct run_opts *o, struct run_image *img)
+{
+	int i;
+
+	run_blob_free(&img->blob);
+	for (i = 0; i < o->nmods; i++) {
+		free((char *)o->mods[i].blob.path);
+		o->mods[i].blob.path = NULL;
+		run_blob_free(&o->mods[i].blob);
+	}
+}
+
+static int run_open_console(const struct run_opts *o)
+{
+	int fd;
+
+	switch (o->console) {
+	case RUN_CONSOLE_STDIO:
+		return STDOUT_FILENO;
+	case RUN_CONSOLE_NONE:
+		return -1;
+	case RUN_CONSOLE_FILE:
+		break;
+	}
+	fd = open(o->console_file, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC,
+		  0644);
+	if (fd < 0) {
+		fd = -errno;
+		vmctl_err("--console %s: %s", o->console_file, strerror(errno));
+	}
+	return fd;
+}
+
+static void run_teardown(struct run_vm *v)
+{
+	int i;
+
+	for (i = 0; i < v->ncpus; i++)
+		if (v->vcpus[i].h.run)
+			lvmm_vcpu_close(&v->vcpus[i].h);
+	if (v->mem)
+		lvmm_memslot_unmap(v->mem, v->mem_size);
+	v->mem = NULL;
+	if (v->vm.fd >= 0)
+		lvmm_vm_close(&v->vm);
+	if (v->dev_fd >= 0)
+		close(v->dev_fd);
+	v->dev_fd = -1;
+}
+
+/* Create the VM, its memory and vCPUs; on failure nothing is left. */
+static int run_create(struct run_vm *v, const struct run_opts *o,
+		      const struct run_image *img)
+{
+	int e, i, max;
+
+	v->dev_fd = vmctl_open_dev();
+	if (v->dev_fd < 0)
+		return v->dev_fd;
+	max = lvmm_check_extension(v->dev_fd, LVMM_CAP_MAX_MEMSLOT_SIZE_MB);
+	if (max > 0 && o->mem > ((uint64_t)max << 20)) {
+		vmctl_err("--mem %llu MiB is more than lvmm's largest memory slot (%d MiB)",
+			  (unsigned long long)(o->mem >> 20), max);
+		e = -E2BIG;
+		goto out;
+	}
+	max = lvmm_check_extension(v->dev_fd, LVMM_CAP_MAX_VCPUS);
+	if (max > 0 && o->cpus > max) {
+		vmctl_err("--cpus %d is more than lvmm allows (%d)", o->cpus, max);
+		e = -E2BIG;
+		goto out;
+	}
+
+	e = lvmm_vm_create(v->dev_fd, o->name, &v->vm);
+	if (e) {
+		if (e == -EEXIST)
+			vmctl_err("a VM named '%s' exists already; choose another --name",
+				  o->name);
+		else if (e == -EBUSY)
+			vmctl_err("cannot create a VM: SVM is in use by another hypervisor (kvm_amd?); close its VMs first");
+		else
+			vmctl_err("cannot create a VM: %s", strerror(-e));
+		v->vm.fd = -1;
+		goto out;
+	}
+	e = lvmm_set_memslot(&v->vm, 0, 0, 0, o->mem);
+	if (e) {
+		vmctl_err("vm '%s': cannot add %llu MiB of memory: %s", v->vm.name,
+			  (unsigned long long)(o->mem >> 20), strerror(-e));
+		goto out;
+	}
+	e = lvmm_memslot_map(&v->vm, 0, o->mem, PROT_READ | PROT_WRITE,
+			     (void **)&v->mem);
+	if (e) {
+		vmctl_err("vm '%s': cannot map its memory: %s", v->vm.name,
+			  strerror(-e));
+		v->mem = NULL;
+		goto out;
+	}
+	v->mem_size = o->mem;
+	run_install(v->mem, v->mem_size, img, o->mods, o->nmods, o->cmdline);
+
+	for (i = 0; i < o->cpus; i++) {
+		struct run_vcpu *c = &v->vcpus[i];
+
+		c->vm = v;
+		e = lvmm_vcpu_create(&v->vm, i, &c->h);
+		if (e) {
+			vmctl_err("vm '%s': cannot create vCPU %d: %s",
+				  v->vm.name, i, strerror(-e));
+			goto out;
+		}
+		v->ncpus = i + 1;
+		e = run_vcpu_setup(v, c, img);
+		if (e) {
+			vmctl_err("vm '%s': cannot set vCPU %d's registers: %s",
+				  v->vm.name, i, strerror(-e));
+			goto out;
+		}
+	}
+	return 0;
+out:
+	run_teardown(v);
+	return e;
+}
+
+/* Stop every vCPU thread: immediate_exit covers one about to enter RUN. */
+static void run_join_all(struct run_vm *v)
+{
+	int i;
+
+	pthread_mutex_lock(&v->lock);
+	v->stopping = true;
+	pthread_cond_broadcast(&v->cond);
+	pthread_mutex_unlock(&v->lock);
+	for (i = 0; i < v->ncpus; i++) {
+		if (!v->vcpus[i].thread_started)
+			continue;
+		__atomic_store_n(&v->vcpus[i].h.run->immediate_exit, 1,
+				 __ATOMIC_SEQ_CST);
+		pthread_kill(v->vcpus[i].thread, RUN_KICK_SIGNAL);
+	}
+	for (i = 0; i < v->ncpus; i++) {
+		if (!v->vcpus[i].thread_started)
+			continue;
+		pthread_join(v->vcpus[i].thread, NULL);
+		v->vcpus[i].thread_started = false;
+	}
+}
+
+/*
+ * Wait for the end: a vCPU ending the VM (done_fd), a signal, or console
+ * input, which goes to the UART (Ctrl-] on a terminal detaches).
+ */
+static void run_wait(struct run_vm *v, int sig_fd, bool console_in, bool tty)
+{
+	struct pollfd p[3] = {
+		{ .fd = v->done_fd, .events = POLLIN },
+		{ .fd = sig_fd, .events = POLLIN },
+		{ .fd = console_in ? STDIN_FILENO : -1, .events = POLLIN },
+	};
+	struct signalfd_siginfo si;
+	uint8_t buf[256];
+	ssize_t n, i;
+
+	for (;;) {
+		if (poll(p, 3, -1) < 0) {
+			if (errno == EINTR)
+				continue;
+			vmctl_err("poll: %s", strerror(errno));
+			run_stop(v, RUN_EXIT_RUNTIME);
+			return;
+		}
+		if (p[0].revents)
+			return;
+		if (p[1].revents && read(sig_fd, &si, sizeof(si)) == sizeof(si)) {
+			if (!tty || si.ssi_signo != SIGINT)
+				fprintf(stderr, "\nvmctl: %s: stopping vm '%s'\n",
+					strsignal(si.ssi_signo), v->vm.name);
+			run_stop(v, RUN_EXIT_SIGNAL(si.ssi_signo));
+			return;
+		}
+		if (!p[2].revents)
+			continue;
+		n = read(STDIN_FILENO, buf, sizeof(buf));
+		if (n <= 0) {
+			if (n < 0 && errno == EINTR)
+				continue;
+			p[2].fd = -1;	/* EOF: the guest just gets no more */
+			continue;
+		}
+		if (tty) {
+			for (i = 0; i < n; i++)
+				if (buf[i] == RUN_DETACH_CHAR)
+					break;
+			run_uart_rx(&v->uart, buf, i);
+			if (i < n) {
+				fprintf(stderr, "\r\nvmctl: Ctrl-]: stopping vm '%s'\r\n",
+					v->vm.name);
+				run_stop(v, RUN_EXIT_DETACH);
+				return;
+			}
+		} else {
+			run_uart_rx(&v->uart, buf, n);
+		}
+	}
+}
+
+static int run_vm(struct run_opts *o, struct run_image *img,
+		  struct timespec *t_start)
+{
+	struct run_vm *v;
+	struct sigaction sa;
+	struct timespec t_end;
+	unsigned long rss_self = 0, rss_guest = 0, exits = 0;
+	sigset_t block;
+	bool tty = false;
+	int sig_fd, out_fd, e, i, status;
+
+	v = calloc(1, sizeof(*v));
+	if (!v)
+		return -ENOMEM;
+	v->t_start = *t_start;
+	v->verbose = o->verbose;
+	v->vm.fd = -1;
+	v->dev_fd = -1;
+	v->done_fd = -1;
+	pthread_mutex_init(&v->lock, NULL);
+	pthread_cond_init(&v->cond, NULL);
+
+	out_fd = run_open_console(o);
+	if (out_fd < -1) {
+		free(v);
+		return out_fd;
+	}
+	run_uart_init(&v->uart, out_fd);
+
+	/*
+	 * From here SIGINT/SIGTERM/SIGHUP arrive through the signalfd, and the
+	 * kick signal only in the vCPU threads, which unblock it.
+	 */
+	sigemptyset(&block);
+	sigaddset(&block, SIGINT);
+	sigaddset(&block, SIGTERM);
+	sigaddset(&block, SIGHUP);
+	sigaddset(&block, RUN_KICK_SIGNAL);
+	pthread_sigmask(SIG_BLOCK, &block, NULL);
+	sigdelset(&block, RUN_KICK_SIGNAL);
+	memset(&sa, 0, sizeof(sa));
+	sa.sa_handler = run_kick_handler;
+	sigaction(RUN_KICK_SIGNAL, &sa, NULL);
+	signal(SIGPIPE, SIG_IGN);	/* a closed console is an EPIPE */
+	sig_fd = signalfd(-1, &block, SFD_CLOEXEC);
+	v->done_fd = eventfd(0, EFD_CLOEXEC);
+	if (sig_fd < 0 || v->done_fd < 0) {
+		e = -errno;
+		vmctl_err("signalfd/eventfd: %s", strerror(errno));
+		goto out_close;
+	}
+
+	e = run_create(v, o, img);
+	if (e)
+		goto out_close;
+	if (o->verbose) {
+		fprintf(stderr, "vmctl: %s: %s, 0x%llx-0x%llx, entry 0x%llx\n",
+			o->image, img->format, (unsigned long long)img->start,
+			(unsigned long long)img->end,
+			(unsigned long long)img->entry);
+		fprintf(stderr, "vmctl: vm '%s' (id %u): %llu MiB, %d vCPU%s\n",
+			v->vm.name, v->vm.id,
+			(unsigned long long)(v->mem_size >> 20), v->ncpus,
+			v->ncpus > 1 ? "s" : "");
+	}
+	/* The binary is static: drop what was read before the guest runs. */
+	run_free_files(o, img);
+
+	if (o->console == RUN_CONSOLE_STDIO && isatty(STDIN_FILENO)) {
+		e = run_tty_make_raw();
+		if (e) {
+			vmctl_err("cannot put the terminal in raw mode: %s",
+				  strerror(-e));
+			goto out_teardown;
+		}
+		tty = true;
+		fprintf(stderr, "vmctl: vm '%s' on this terminal; Ctrl-] stops it\r\n",
+			v->vm.name);
+	}
+
+	clock_gettime(CLOCK_MONOTONIC, &v->t_entered);
+	for (i = 0; i < v->ncpus; i++) {
+		e = pthread_create(&v->vcpus[i].thread, NULL, run_vcpu_thread,
+				   &v->vcpus[i]);
+		if (e) {
+			vmctl_err("cannot start a thread for vCPU %d: %s", i,
+				  strerror(e));
+			run_stop(v, RUN_EXIT_RUNTIME);
+			break;
+		}
+		v->vcpus[i].thread_started = true;
+	}
+
+	run_wait(v, sig_fd, o->console == RUN_CONSOLE_STDIO, tty);
+	run_join_all(v);
+	clock_gettime(CLOCK_MONOTONIC, &t_end);
+	if (v->uart.out_error && v->status == RUN_EXIT_HALTED)
+		v->status = RUN_EXIT_RUNTIME;
+	status = v->status;
+	run_rss(v, &rss_self, &rss_guest);
+	for (i = 0; i < v->ncpus; i++)
+		exits += v->vcpus[i].exits;
+	run_teardown(v);
+	run_tty_restore();
+
+	if (o->verbose) {
+		fprintf(stderr, "vmctl: setup %.3f ms (image checked, VM created, memory and vCPUs set up)\n",
+			run_ms(&v->t_start, &v->t_entered));
+		if (atomic_load(&v->first_exit_seen)) {
+			if (v->first_exit_port)
+				fprintf(stderr, "vmctl: start-up %.3f ms: from 'vmctl run' to the guest's first exit (port 0x%x)\n",
+					run_ms(&v->t_start, &v->t_first_exit),
+					v->first_exit_port);
+			else
+				fprintf(stderr, "vmctl: start-up %.3f ms: from 'vmctl run' to the guest's first exit\n",
+					run_ms(&v->t_start, &v->t_first_exit));
+		}
+		fprintf(stderr, "vmctl: ran %.3f ms, %lu exits\n",
+			run_ms(&v->t_entered, &t_end), exits);
+		fprintf(stderr, "vmctl: vmctl RSS %lu KiB (besides the %lu KiB of guest memory it had mapped)\n",
+			rss_self, rss_guest);
+		fprintf(stderr, "vmctl: exit status %d\n", status);
+	}
+	close(sig_fd);
+	close(v->done_fd);
+	if (out_fd > STDOUT_FILENO)
+		close(out_fd);
+	run_uart_destroy(&v->uart);
+	free(v);
+	fflush(NULL);
+	/* The status says how the guest ended; see the table in run.h. */
+	exit(status);
+
+out_teardown:
+	run_teardown(v);
+out_close:
+	if (sig_fd >= 0)
+		close(sig_fd);
+	if (v->done_fd >= 0)
+		close(v->done_fd);
+	if (out_fd > STDOUT_FILENO)
+		close(out_fd);
+	pthread_sigmask(SIG_UNBLOCK, &block, NULL);
+	run_uart_destroy(&v->uart);
+	free(v);
+	return e;
+}
+
+static int vmctl_run(struct vmctl *ctx, int argc, char **argv)
+{
+	struct run_image img;
+	struct run_opts o;
+	struct timespec t0;
+	int r;
+
+	(void)ctx;
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	r = run_parse_opts(&o, argc, argv);
+	if (r)
+		return r;
+
+	/* Every check on the files comes before the VM exists. */
+	memset(&img, 0, sizeof(img));
+	r = run_blob_read(&img.blob, o.image);
+	if (r)
+		return r;
+	r = run_image_parse(&img, o.entry64);
+	if (!r)
+		r = run_read_modules(&o);
+	if (!r)
+		r = run_layout(&img, o.mods, o.nmods, o.cmdline, o.mem);
+	if (!r)
+		r = run_vm(&o, &img, &t0);
+	run_free_files(&o, &img);
+	return r;
+}
+
+VMCTL_CMDS(vmctl_run_cmds) = {
+	{ "run",
+	  "[--name N] [--mem SIZE] [--cpus N] [--console stdio|none|FILE] [--cmdline STR] [--module 'FILE [ARGS]']... [--entry64] [-v] IMAGE",
+	  "Boot IMAGE (flat binary, ELF64 or multiboot kernel) in a new VM with a\n"
+	  "      16550 console, until the guest halts or writes V to port 0xf4.\n"
+	  "      Defaults: --mem 64M --cpus 1 --console stdio --name auto.  Exit status:\n"
+	  "      0 halted, 2 setup error, 4 triple fault, 6 unhandled exit, 8 runtime\n"
+	  "      error, 10 Ctrl-], 12 destroyed, 128+N signal N, (V<<1)|1 debug-exit.",
+	  vmctl_run },
+	{ NULL },
+};

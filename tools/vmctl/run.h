@@ -1,0 +1,133 @@
+/* SPDX-License-Identifier: GPL-2.0-only */
+/*
+ * vmctl run: the reference VMM.  run.c owns the VM and its vCPU threads,
+ * run_loader.c reads and places the image, run_uart.c is the 16550 and the
+ * console.  Nothing here is used by the other vmctl commands.
+ *
+ * Guest-physical layout (Documentation/vmctl.rst, "vmctl run"):
+ *
+ *   0x00000-0x00fff  unused (the real-mode IVT would be here)
+ *   0x01000          GDT: 0x08 64-bit code, 0x10 data, 0x18 32-bit code
+ *   0x02000          PML4, 0x3000 PDPT, 0x4000-0x7fff four page directories:
+ *                    the first 4 GiB identity-mapped with 2 MiB pages
+ *   0x08000          the multiboot information structure, in every format
+ *   0x08100          its memory map, 0x8200 its module list
+ *   0x08800-0x0bfff  the command line, module strings, boot loader name
+ *   0x0c000-0x0ffff  boot stacks, 1 KiB per vCPU, vCPU n's top at
+ *                    0x10000 - n * 0x400
+ *   0x10000          a flat binary; ELF and multiboot images load anywhere
+ *                    from here to the end of memory, modules after them
+ */
+#ifndef _VMCTL_RUN_H
+#define _VMCTL_RUN_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <pthread.h>
+
+#define RUN_GDT_GPA		0x1000ULL
+#define RUN_PML4_GPA		0x2000ULL
+#define RUN_PDPT_GPA		0x3000ULL
+#define RUN_PD_GPA		0x4000ULL
+#define RUN_IDMAP_GIB		4
+#define RUN_MBI_GPA		0x8000ULL
+#define RUN_MMAP_GPA		0x8100ULL
+#define RUN_MODS_GPA		0x8200ULL
+#define RUN_STR_GPA		0x8800ULL
+#define RUN_STR_END		0xc000ULL
+#define RUN_STACK_TOP		0x10000ULL
+#define RUN_STACK_SIZE		0x400ULL
+#define RUN_FLAT_GPA		0x10000ULL
+#define RUN_IMAGE_MIN		0x10000ULL	/* images start at or above */
+
+#define RUN_MAX_CPUS		16	/* boot stacks in 0xc000-0xffff */
+#define RUN_MAX_MODULES		64	/* 16-byte entries in 0x8200-0x85ff */
+#define RUN_MAX_SEGS		16
+
+#define RUN_SEL_CODE64		0x08
+#define RUN_SEL_DATA		0x10
+#define RUN_SEL_CODE32		0x18
+
+#define MULTIBOOT_MAGIC		0x1BADB002U
+#define MULTIBOOT_BOOT_MAGIC	0x2BADB002U
+
+/*
+ * Exit statuses of vmctl run: how the guest ended.  Debug-exit statuses
+ * are odd, (V << 1) | 1; vmctl's own are even, so the two never collide
+ * (except 1, which is both a usage error and a debug-exit of 0, as in
+ * QEMU's isa-debug-exit convention).
+ */
+#define RUN_EXIT_HALTED		0	/* every vCPU halted with IF=0 */
+#define RUN_EXIT_SETUP		2	/* error before the guest ran */
+#define RUN_EXIT_SHUTDOWN	4	/* triple fault */
+#define RUN_EXIT_UNHANDLED	6	/* unknown port, MMIO, internal error... */
+#define RUN_EXIT_RUNTIME	8	/* vmctl failed while the guest ran */
+#define RUN_EXIT_DETACH		10	/* Ctrl-] on the console */
+#define RUN_EXIT_DESTROYED	12	/* vm-destroy from outside */
+#define RUN_EXIT_SIGNAL(sig)	(128 + (sig))
+
+enum run_mode { RUN_MODE_REAL, RUN_MODE_PROT32, RUN_MODE_LONG64 };
+
+struct run_seg {
+	uint64_t gpa;
+	uint64_t offset;	/* in the file */
+	uint64_t filesz;
+	uint64_t memsz;
+};
+
+struct run_blob {
+	const char *path;
+	unsigned char *data;
+	size_t size;
+};
+
+struct run_module {
+	const char *arg;	/* "FILE [ARGS]" as given: the module's string */
+	struct run_blob blob;
+	uint64_t gpa;
+};
+
+struct run_image {
+	struct run_blob blob;
+	const char *format;	/* for messages */
+	enum run_mode mode;
+	struct run_seg segs[RUN_MAX_SEGS];
+	int nsegs;
+	uint64_t entry;		/* guest-physical; real mode: CS base + IP */
+	uint64_t start, end;	/* lowest and highest (exclusive) address */
+	bool multiboot;
+};
+
+/* run_loader.c */
+int run_blob_read(struct run_blob *b, const char *path);
+void run_blob_free(struct run_blob *b);
+int run_image_parse(struct run_image *img, bool entry64);
+int run_layout(struct run_image *img, struct run_module *mods, int nmods,
+	       const char *cmdline, uint64_t mem_size);
+void run_install(unsigned char *mem, uint64_t mem_size,
+		 const struct run_image *img, const struct run_module *mods,
+		 int nmods, const char *cmdline);
+
+/* run_uart.c: the 16550 at 0x3f8 and the console behind it. */
+#define RUN_UART_BASE		0x3f8
+#define RUN_UART_RX_SIZE	4096
+
+struct run_uart {
+	pthread_mutex_t lock;
+	int out_fd;		/* -1: discard */
+	bool out_error;		/* a write failed: the VM stops */
+	uint8_t ier, lcr, mcr, scr, dll, dlm, fcr;
+	bool thre_pending;	/* the THR-empty interrupt condition */
+	uint8_t rx[RUN_UART_RX_SIZE];
+	unsigned int rx_head, rx_len;
+};
+
+void run_uart_init(struct run_uart *u, int out_fd);
+void run_uart_destroy(struct run_uart *u);
+/* Returns false when the console failed (the VM should stop). */
+bool run_uart_out(struct run_uart *u, unsigned int off, uint8_t val);
+uint8_t run_uart_in(struct run_uart *u, unsigned int off);
+void run_uart_rx(struct run_uart *u, const uint8_t *buf, size_t n);
+
+#endif /* _VMCTL_RUN_H */
