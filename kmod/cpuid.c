@@ -38,6 +38,14 @@ u64 lvmm_supported_xcr0(void)
 	       ~XFEATURE_MASK_PKRU;
 }
 
+static void lvmm_cpuid_zero(struct lvmm_cpuid_entry *e)
+{
+	e->eax = 0;
+	e->ebx = 0;
+	e->ecx = 0;
+	e->edx = 0;
+}
+
 /* Hide what lvmm does not virtualize, and say that this is a VM. */
 static void lvmm_cpuid_filter(struct lvmm_cpuid_entry *e)
 {
@@ -69,7 +77,7 @@ static void lvmm_cpuid_filter(struct lvmm_cpuid_entry *e)
 		break;
 	case 6:			/* thermal and power management */
 	case 0xa:		/* architectural perfmon */
-		e->eax = e->ebx = e->ecx = e->edx = 0;
+		lvmm_cpuid_zero(e);
 		break;
 	case 7:
 		if (e->index == 0) {
@@ -93,7 +101,8 @@ static void lvmm_cpuid_filter(struct lvmm_cpuid_entry *e)
 			e->edx &= (u32)(xcr0 >> 32);
 		} else if (e->index == 1) {
 			e->eax &= BIT32(X86_FEATURE_XSAVEOPT);	/* no XSAVES */
-			e->ecx = e->edx = 0;
+			e->ecx = 0;
+			e->edx = 0;
 		}
 		break;
 	case 0x80000001:
@@ -110,11 +119,13 @@ static void lvmm_cpuid_filter(struct lvmm_cpuid_entry *e)
 		break;
 	case 0x8000000a:	/* nested virtualization features */
 	case 0x8000001f:	/* memory encryption */
-		e->eax = e->ebx = e->ecx = e->edx = 0;
+		lvmm_cpuid_zero(e);
 		break;
 	case LVMM_CPUID_SIGNATURE:
 		e->eax = LVMM_CPUID_SIGNATURE;
-		e->ebx = e->ecx = e->edx = LVMM_SIG;
+		e->ebx = LVMM_SIG;
+		e->ecx = LVMM_SIG;
+		e->edx = LVMM_SIG;
 		break;
 	}
 }
@@ -243,7 +254,10 @@ void lvmm_cpuid(struct lvmm_vcpu *vcpu, u64 cr4, u32 *eax, u32 *ebx,
 		}
 	}
 	if (!e) {
-		*eax = *ebx = *ecx = *edx = 0;
+		*eax = 0;
+		*ebx = 0;
+		*ecx = 0;
+		*edx = 0;
 		return;
 	}
 	*eax = e->eax;

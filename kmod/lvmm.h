@@ -29,14 +29,14 @@
 #define LVMM_MAX_VCPUS		128
 #define LVMM_MAX_MEMSLOT_SIZE	(64ULL << 30)
 /* Guest-physical addresses must fit the 4-level nested/extended tables. */
-#define LVMM_MAX_GPA		(1ULL << 48)
+#define LVMM_MAX_GPA		BIT_ULL(48)
 
 #define LVMM_DR7_FIXED_1	0x400ULL
 
 #define LVMM_HPAGE_SHIFT	21
-#define LVMM_HPAGE_SIZE		(1UL << LVMM_HPAGE_SHIFT)
+#define LVMM_HPAGE_SIZE		BIT(LVMM_HPAGE_SHIFT)
 #define LVMM_HPAGE_ORDER	(LVMM_HPAGE_SHIFT - PAGE_SHIFT)
-#define LVMM_PAGES_PER_HPAGE	(1UL << LVMM_HPAGE_ORDER)
+#define LVMM_PAGES_PER_HPAGE	BIT(LVMM_HPAGE_ORDER)
 
 struct lvmm_vm;
 struct lvmm_vcpu;

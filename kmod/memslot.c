@@ -75,7 +75,9 @@ static int lvmm_alloc_chunk(struct lvmm_slot *slot, unsigned long ci)
 				   __GFP_COMP | __GFP_NOWARN | __GFP_NORETRY,
 				   LVMM_HPAGE_ORDER);
 		if (huge) {
-			/* Pairs with smp_load_acquire() in get_page. */
+			/* Zeroed contents before the pointer: pairs with the
+			 * smp_load_acquire() in lvmm_memslot_get_page().
+			 */
 			smp_store_release(&c->huge, huge);
 			goto out;
 		}
@@ -97,6 +99,7 @@ static int lvmm_alloc_chunk(struct lvmm_slot *slot, unsigned long ci)
 			goto out;
 		}
 	}
+	/* As for c->huge above. */
 	smp_store_release(&c->small, small);
 out:
 	set_active_memcg(old_memcg);
@@ -118,12 +121,13 @@ struct page *lvmm_memslot_get_page(struct lvmm_slot *slot, u64 gfn,
 	struct page *page, **small;
 
 	for (;;) {
+		/* Pairs with smp_store_release() in lvmm_alloc_chunk(). */
 		page = smp_load_acquire(&c->huge);
 		if (page) {
 			*huge = true;
 			return page + off;
 		}
-		small = smp_load_acquire(&c->small);
+		small = smp_load_acquire(&c->small);	/* likewise */
 		if (small) {
 			*huge = false;
 			return small[off];

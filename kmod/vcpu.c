@@ -61,9 +61,9 @@ void lvmm_vm_kick_all(struct lvmm_vm *vm, int req)
 		 * tables) before the bit, the bit before reading mode: pairs
 		 * with lvmm_vcpu_check_vm() and the backend's entry path.
 		 */
-		smp_mb__before_atomic();
+		smp_mb__before_atomic();	/* state before the bit */
 		set_bit(req, &vcpu->requests);
-		smp_mb__after_atomic();
+		smp_mb__after_atomic();		/* bit before reading mode */
 		if (READ_ONCE(vcpu->mode) == LVMM_IN_GUEST_MODE)
 			smp_call_function_single(READ_ONCE(vcpu->cpu),
 						 lvmm_kick_ipi, NULL, 1);
@@ -360,8 +360,9 @@ static int lvmm_vcpu_park(struct lvmm_vcpu *vcpu)
 	int r;
 
 	WRITE_ONCE(vcpu->state, LVMM_VCPU_STATE_PAUSED);
-	r = wait_event_interruptible(vm->pause_wq, !READ_ONCE(vm->paused) ||
-						   READ_ONCE(vm->dead));
+	r = wait_event_interruptible(vm->pause_wq,
+				     !READ_ONCE(vm->paused) ||
+				     READ_ONCE(vm->dead));
 	WRITE_ONCE(vcpu->state, LVMM_VCPU_STATE_RUNNING);
 	return r ? -EINTR : 0;
 }
@@ -371,8 +372,11 @@ static int lvmm_vcpu_check_vm(struct lvmm_vcpu *vcpu)
 {
 	struct lvmm_vm *vm = vcpu->vm;
 
-	/* Pairs with the barrier in lvmm_vm_kick_all(). */
 	clear_bit(LVMM_REQ_KICK, &vcpu->requests);
+	/*
+	 * Clear the kick before reading the state it announces: pairs with
+	 * the barriers around set_bit() in lvmm_vm_kick_all().
+	 */
 	smp_mb__after_atomic();
 	if (READ_ONCE(vm->dead)) {
 		vcpu->run->exit_reason = LVMM_EXIT_VM_DESTROYED;

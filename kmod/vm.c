@@ -133,8 +133,8 @@ static bool lvmm_name_valid(const char *name)
 	if (len == LVMM_VM_NAME_LEN)
 		return false;		/* not terminated */
 	for (i = 0; i < len; i++)
-		if (!isascii(name[i]) || (!isalnum(name[i]) &&
-					       !strchr("._-", name[i])))
+		if (!isascii(name[i]) ||
+		    (!isalnum(name[i]) && !strchr("._-", name[i])))
 			return false;
 	return true;
 }

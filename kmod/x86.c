@@ -177,6 +177,24 @@ static int lvmm_next(struct lvmm_insn *in, u8 *byte)
 	return 0;
 }
 
+static int lvmm_seg_prefix(u8 c)
+{
+	switch (c) {
+	case 0x26:
+		return LVMM_SEG_ES;
+	case 0x2e:
+		return LVMM_SEG_CS;
+	case 0x36:
+		return LVMM_SEG_SS;
+	case 0x3e:
+		return LVMM_SEG_DS;
+	case 0x64:
+		return LVMM_SEG_FS;
+	default:
+		return LVMM_SEG_GS;
+	}
+}
+
 /* Prefixes, REX and the opcode (one or two bytes). */
 static int lvmm_decode_opcode(const struct lvmm_cpu_mode *m,
 			      struct lvmm_insn *in)
@@ -200,12 +218,15 @@ static int lvmm_decode_opcode(const struct lvmm_cpu_mode *m,
 			in->addrsize = is64 ? 4 : db ? 2 : 4;
 			in->rex = 0;
 			continue;
-		case 0x26: in->seg = LVMM_SEG_ES; in->rex = 0; continue;
-		case 0x2e: in->seg = LVMM_SEG_CS; in->rex = 0; continue;
-		case 0x36: in->seg = LVMM_SEG_SS; in->rex = 0; continue;
-		case 0x3e: in->seg = LVMM_SEG_DS; in->rex = 0; continue;
-		case 0x64: in->seg = LVMM_SEG_FS; in->rex = 0; continue;
-		case 0x65: in->seg = LVMM_SEG_GS; in->rex = 0; continue;
+		case 0x26:
+		case 0x2e:
+		case 0x36:
+		case 0x3e:
+		case 0x64:
+		case 0x65:
+			in->seg = lvmm_seg_prefix(c);
+			in->rex = 0;
+			continue;
 		case 0xf0:
 			in->rex = 0;
 			continue;

@@ -91,7 +91,8 @@ static void svm_free_cpus(void)
 			__free_page(sc->hsave);
 		if (sc->host_save)
 			__free_page(sc->host_save);
-		sc->hsave = sc->host_save = NULL;
+		sc->hsave = NULL;
+		sc->host_save = NULL;
 	}
 }
 
@@ -502,26 +503,61 @@ static bool svm_pat_valid(u64 pat)
 	return true;
 }
 
-/* The MSRs the VMCB holds (see Documentation/api.rst for the list). */
+/*
+ * The MSRs kept in the VMCB's save area as they are (see the list in
+ * Documentation/api.rst); @addr: the value is an address and must be
+ * canonical, as WRMSR would insist.
+ */
+static u64 *svm_msr_field(struct vmcb_save_area *s, u32 index, bool *addr)
+{
+	*addr = true;
+	switch (index) {
+	case MSR_LSTAR:
+		return &s->lstar;
+	case MSR_CSTAR:
+		return &s->cstar;
+	case MSR_KERNEL_GS_BASE:
+		return &s->kernel_gs_base;
+	case MSR_FS_BASE:
+		return &s->fs.base;
+	case MSR_GS_BASE:
+		return &s->gs.base;
+	case MSR_IA32_SYSENTER_ESP:
+		return &s->sysenter_esp;
+	case MSR_IA32_SYSENTER_EIP:
+		return &s->sysenter_eip;
+	}
+	*addr = false;
+	switch (index) {
+	case MSR_STAR:
+		return &s->star;
+	case MSR_SYSCALL_MASK:
+		return &s->sfmask;
+	case MSR_IA32_SYSENTER_CS:
+		return &s->sysenter_cs;
+	}
+	return NULL;
+}
+
 static int svm_get_msr(struct lvmm_vcpu *vcpu, u32 index, u64 *data)
 {
-	struct vmcb_save_area *s = &to_svm(vcpu)->vmcb->save;
+	struct vmcb *vmcb = to_svm(vcpu)->vmcb;
+	bool addr;
+	u64 *field = svm_msr_field(&vmcb->save, index, &addr);
 
+	if (field) {
+		*data = *field;
+		return 0;
+	}
 	switch (index) {
-	case MSR_EFER:		*data = s->efer & ~EFER_SVME; break;
-	case MSR_STAR:		*data = s->star; break;
-	case MSR_LSTAR:		*data = s->lstar; break;
-	case MSR_CSTAR:		*data = s->cstar; break;
-	case MSR_SYSCALL_MASK:	*data = s->sfmask; break;
-	case MSR_KERNEL_GS_BASE: *data = s->kernel_gs_base; break;
-	case MSR_FS_BASE:	*data = s->fs.base; break;
-	case MSR_GS_BASE:	*data = s->gs.base; break;
-	case MSR_IA32_SYSENTER_CS:  *data = s->sysenter_cs; break;
-	case MSR_IA32_SYSENTER_ESP: *data = s->sysenter_esp; break;
-	case MSR_IA32_SYSENTER_EIP: *data = s->sysenter_eip; break;
-	case MSR_IA32_CR_PAT:	*data = s->g_pat; break;
+	case MSR_EFER:
+		*data = vmcb->save.efer & ~EFER_SVME;
+		break;
+	case MSR_IA32_CR_PAT:
+		*data = vmcb->save.g_pat;
+		break;
 	case MSR_IA32_TSC:
-		*data = rdtsc() + to_svm(vcpu)->vmcb->control.tsc_offset;
+		*data = rdtsc() + vmcb->control.tsc_offset;
 		break;
 	default:
 		return -EINVAL;
@@ -533,7 +569,16 @@ static int svm_set_msr(struct lvmm_vcpu *vcpu, u32 index, u64 data)
 {
 	struct svm_vcpu *svm = to_svm(vcpu);
 	struct vmcb_save_area *s = &svm->vmcb->save;
+	bool addr;
+	u64 *field = svm_msr_field(s, index, &addr);
 
+	if (field) {
+		/* 48-bit canonical; LA57 hosts are not offered LA57 guests' MSRs */
+		if (addr && (s64)(data << 16) >> 16 != (s64)data)
+			return -EINVAL;
+		*field = data;
+		return 0;
+	}
 	switch (index) {
 	case MSR_EFER:
 		if (data & ~SVM_EFER_GUEST)
@@ -545,16 +590,6 @@ static int svm_set_msr(struct lvmm_vcpu *vcpu, u32 index, u64 data)
 		s->efer = data | EFER_SVME;
 		vmcb_mark_dirty(svm, VMCB_CR);
 		break;
-	case MSR_STAR:		s->star = data; break;
-	case MSR_LSTAR:		s->lstar = data; break;
-	case MSR_CSTAR:		s->cstar = data; break;
-	case MSR_SYSCALL_MASK:	s->sfmask = data; break;
-	case MSR_KERNEL_GS_BASE: s->kernel_gs_base = data; break;
-	case MSR_FS_BASE:	s->fs.base = data; break;
-	case MSR_GS_BASE:	s->gs.base = data; break;
-	case MSR_IA32_SYSENTER_CS:  s->sysenter_cs = data; break;
-	case MSR_IA32_SYSENTER_ESP: s->sysenter_esp = data; break;
-	case MSR_IA32_SYSENTER_EIP: s->sysenter_eip = data; break;
 	case MSR_IA32_CR_PAT:
 		if (!svm_pat_valid(data))
 			return -EINVAL;
@@ -1104,8 +1139,10 @@ static int svm_handle_iret(struct svm_vcpu *svm)
 	return 1;
 }
 
-/* Reflect #AC and #DB back into the guest (they are intercepted only to
- * keep the CPU from looping on them). */
+/*
+ * Reflect #AC and #DB back into the guest: they are intercepted only to
+ * keep the CPU from looping on them.
+ */
 static int svm_handle_ac(struct svm_vcpu *svm)
 {
 	svm_inject_exception(svm, AC_VECTOR, true,

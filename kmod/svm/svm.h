@@ -27,6 +27,7 @@ enum {
 	VMCB_AVIC,
 	VMCB_NR_CLEAN_BITS,
 };
+
 #define VMCB_ALL_CLEAN	((1U << VMCB_NR_CLEAN_BITS) - 1)
 
 /* Host physical address of a page, as the VMCB and nested tables want it. */
