@@ -30,7 +30,8 @@ lib: deps
 	@$(MAKE) --no-print-directory -C tools/lib
 
 tools: lib
-	@if [ -f tools/vmctl/Makefile ]; then $(MAKE) --no-print-directory -C tools/vmctl; fi
+	@$(MAKE) --no-print-directory -C tools/vmctl
+	@$(MAKE) --no-print-directory -C tools/bench
 
 selftests: lib
 	@$(MAKE) --no-print-directory -C selftests
@@ -50,6 +51,7 @@ checkpatch:
 clean:
 	@if [ -n "$(KDIR)" ]; then $(MAKE) --no-print-directory -C $(KDIR) M=$(CURDIR) clean; fi
 	@$(MAKE) --no-print-directory -C tools/lib clean
-	@if [ -f tools/vmctl/Makefile ]; then $(MAKE) --no-print-directory -C tools/vmctl clean; fi
+	@$(MAKE) --no-print-directory -C tools/vmctl clean
+	@$(MAKE) --no-print-directory -C tools/bench clean
 	@$(MAKE) --no-print-directory -C selftests clean
 	@rm -rf build

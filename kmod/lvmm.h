@@ -69,7 +69,7 @@ struct lvmm_slot {
 
 /* An immutable snapshot of the slots, replaced whole under vm->slots_lock. */
 struct lvmm_memslots {
-	struct rcu_head rcu;		/* freeing after an SRCU grace period */
+	struct lvmm_memslots *retired;	/* vm->slots_lock: see memslot.c */
 	int nr;
 	struct lvmm_slot *slot[LVMM_MAX_MEMSLOTS];	/* by id; NULL = empty */
 };
@@ -102,6 +102,7 @@ struct lvmm_vm {
 	struct mutex slots_lock;	/* memslot changes */
 	struct lvmm_memslots __rcu *memslots;	/* slots_lock, srcu to read */
 	struct srcu_struct srcu;	/* readers of memslots */
+	struct lvmm_memslots *retired;	/* slots_lock: replaced arrays */
 	u64 mem_size;			/* slots_lock */
 
 	struct mm_struct *mm;		/* (i) creator's mm, for accounting */

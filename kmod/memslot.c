@@ -213,6 +213,30 @@ static struct lvmm_slot *lvmm_memslot_alloc(const struct lvmm_memslot *req)
 }
 
 /*
+ * Arrays replaced by a slot creation wait on vm->retired for the next
+ * grace period lvmm sits through anyway -- a slot deletion's -- or for the
+ * VM's end.  Creating a slot then never waits for SRCU, and neither does
+ * the VM's teardown.  At most LVMM_MAX_MEMSLOTS arrays wait at a time.
+ */
+static void lvmm_memslots_retire(struct lvmm_vm *vm, struct lvmm_memslots *old)
+{
+	lockdep_assert_held(&vm->slots_lock);
+	old->retired = vm->retired;
+	vm->retired = old;
+}
+
+/* Only after a grace period, or with no reader left. */
+static void lvmm_memslots_free_retired(struct lvmm_vm *vm)
+{
+	while (vm->retired) {
+		struct lvmm_memslots *next = vm->retired->retired;
+
+		kfree(vm->retired);
+		vm->retired = next;
+	}
+}
+
+/*
  * Publish a copy of the slot array with @slot at @id (NULL deletes).  The
  * old array goes after a grace period; deletions wait for it themselves.
  */
@@ -224,6 +248,7 @@ static struct lvmm_memslots *lvmm_memslots_replace(struct lvmm_vm *vm, u32 id,
 	new = kmemdup(old, sizeof(*old), GFP_KERNEL_ACCOUNT);
 	if (!new)
 		return NULL;
+	new->retired = NULL;
 	new->slot[id] = slot;
 	new->nr += slot ? 1 : -1;
 	rcu_assign_pointer(vm->memslots, new);
@@ -244,8 +269,9 @@ static int lvmm_memslot_delete(struct lvmm_vm *vm, u32 id)
 	 * ones, make sure no vCPU can still use a translation of them, and
 	 * only then let the pages go.
 	 */
-	synchronize_srcu(&vm->srcu);
+	synchronize_srcu_expedited(&vm->srcu);
 	kfree(old);
+	lvmm_memslots_free_retired(vm);
 	lvmm_arch->vm_zap_gfn_range(vm, slot->base_gfn, slot->npages);
 	lvmm_vm_flush_tlb_all(vm);
 	unmap_mapping_range(vm->inode->i_mapping,
@@ -254,11 +280,6 @@ static int lvmm_memslot_delete(struct lvmm_vm *vm, u32 id)
 	vm->mem_size -= slot->npages << PAGE_SHIFT;
 	lvmm_memslot_free(slot);
 	return 0;
-}
-
-static void lvmm_memslots_free_rcu(struct rcu_head *head)
-{
-	kfree(container_of(head, struct lvmm_memslots, rcu));
 }
 
 int lvmm_vm_set_memslot(struct lvmm_vm *vm, const struct lvmm_memslot *req)
@@ -291,7 +312,7 @@ int lvmm_vm_set_memslot(struct lvmm_vm *vm, const struct lvmm_memslot *req)
 	 * that the guest raced with the VMM), never see freed memory: free
 	 * the old array after they are gone, without making the VMM wait.
 	 */
-	call_srcu(&vm->srcu, &old->rcu, lvmm_memslots_free_rcu);
+	lvmm_memslots_retire(vm, old);
 	r = 0;
 out_unlock:
 	mutex_unlock(&vm->slots_lock);
@@ -307,6 +328,8 @@ void lvmm_vm_free_memslots(struct lvmm_vm *vm)
 		if (slots->slot[i])
 			lvmm_memslot_free(slots->slot[i]);
 	kfree(slots);
+	/* The last reference is gone: no reader can be left. */
+	lvmm_memslots_free_retired(vm);
 }
 
 /* The VMM's mmap of slot memory: insert the page, allocating it if new. */

@@ -12,6 +12,7 @@
 #include <linux/fs.h>
 #include <linux/mm.h>
 #include <linux/module.h>
+#include <linux/sched/clock.h>
 #include <linux/sched/signal.h>
 #include <linux/slab.h>
 #include <linux/uaccess.h>
@@ -395,7 +396,7 @@ static int lvmm_vcpu_check_vm(struct lvmm_vcpu *vcpu)
 static long lvmm_vcpu_run(struct lvmm_vcpu *vcpu)
 {
 	struct lvmm_run *run = vcpu->run;
-	u64 start = ktime_get_ns();
+	u64 start = local_clock();
 	long r;
 
 	if (READ_ONCE(vcpu->vm->dead)) {
@@ -448,7 +449,7 @@ static long lvmm_vcpu_run(struct lvmm_vcpu *vcpu)
 		lvmm_nl_event(vcpu->vm, LVMM_EVENT_SHUTDOWN);
 out:
 	lvmm_exit_to_user(vcpu);
-	vcpu->stat.run_ns += ktime_get_ns() - start;
+	vcpu->stat.run_ns += local_clock() - start;
 	return r;
 }
 

@@ -113,7 +113,6 @@ static void lvmm_vm_free(struct kref *ref)
 			lvmm_vcpu_destroy(vm->vcpus[i]);
 	lvmm_vm_free_memslots(vm);
 	lvmm_arch->vm_destroy(vm);
-	srcu_barrier(&vm->srcu);	/* old slot arrays in call_srcu() */
 	cleanup_srcu_struct(&vm->srcu);
 	mmdrop(vm->mm);
 	put_net(vm->net);

@@ -810,20 +810,26 @@ static int cmp_double(const void *a, const void *b)
 	return x < y ? -1 : x > y;
 }
 
+/* Samples of one row, from every "row" line with its name (rounds add up). */
+struct samples {
+	double v[MAX_REPEATS];
+	unsigned int n;
+};
+
 static void load(const char *path, struct stats *st, char *info, size_t ilen)
 {
-	char line[4096];
+	static struct samples smp[NROWS];
+	char line[8192];
 	FILE *f = fopen(path, "r");
-	unsigned int r;
+	unsigned int r, n;
 
 	if (!f)
 		die("%s: %s", path, strerror(errno));
+	memset(smp, 0, sizeof(smp));
 	memset(st, 0, NROWS * sizeof(*st));
 	snprintf(info, ilen, "?");
 	while (fgets(line, sizeof(line), f)) {
-		double v[MAX_REPEATS];
-		char *p, *tok, *save = NULL;
-		unsigned int n = 0;
+		char *tok, *save = NULL;
 
 		line[strcspn(line, "\n")] = 0;
 		if (!strncmp(line, "info ", 5)) {
@@ -832,15 +838,21 @@ static void load(const char *path, struct stats *st, char *info, size_t ilen)
 		}
 		if (strncmp(line, "row ", 4))
 			continue;
-		p = line + 4;
-		tok = strtok_r(p, " ", &save);
+		tok = strtok_r(line + 4, " ", &save);
 		for (r = 0; r < NROWS; r++)
 			if (tok && !strcmp(tok, rows[r].name))
 				break;
 		if (r == NROWS)
 			continue;
-		while ((tok = strtok_r(NULL, " ", &save)) && n < MAX_REPEATS)
-			v[n++] = strtod(tok, NULL);
+		while ((tok = strtok_r(NULL, " ", &save)) &&
+		       smp[r].n < MAX_REPEATS)
+			smp[r].v[smp[r].n++] = strtod(tok, NULL);
+	}
+	fclose(f);
+	for (r = 0; r < NROWS; r++) {
+		double *v = smp[r].v;
+
+		n = smp[r].n;
 		if (!n)
 			continue;
 		qsort(v, n, sizeof(v[0]), cmp_double);
@@ -848,7 +860,6 @@ static void load(const char *path, struct stats *st, char *info, size_t ilen)
 		st[r].min = v[0];
 		st[r].med = n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
 	}
-	fclose(f);
 }
 
 /* ns -> a unit that keeps 3-4 significant digits. */
@@ -865,7 +876,7 @@ static const char *unit_for(double ns, double *div)
 static int table(const char *lpath, const char *kpath)
 {
 	struct stats l[NROWS], k[NROWS];
-	char linfo[4096], kinfo[4096];
+	char linfo[8192], kinfo[8192];
 	double ratio[NROWS];
 	unsigned int r;
 
