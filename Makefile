@@ -13,9 +13,9 @@
 KDIR ?= $(shell d=/lib/modules/$$(uname -r)/build; [ -d $$d ] && echo $$d || \
 	  ls -d /usr/src/linux-headers-*-amd64 2>/dev/null | sort -V | tail -n 1)
 
-.PHONY: all deps kmod lib tools selftests check run bench checkpatch clean
+.PHONY: all deps kmod lib tools guests selftests check run bench checkpatch clean
 
-all: kmod lib tools selftests
+all: kmod lib tools guests selftests
 
 deps:
 	@scripts/install-deps --quiet
@@ -32,6 +32,9 @@ lib: deps
 tools: lib
 	@$(MAKE) --no-print-directory -C tools/vmctl
 	@$(MAKE) --no-print-directory -C tools/bench
+
+guests: deps
+	@$(MAKE) --no-print-directory -C tools/guests
 
 selftests: lib
 	@$(MAKE) --no-print-directory -C selftests
@@ -53,5 +56,6 @@ clean:
 	@$(MAKE) --no-print-directory -C tools/lib clean
 	@$(MAKE) --no-print-directory -C tools/vmctl clean
 	@$(MAKE) --no-print-directory -C tools/bench clean
+	@$(MAKE) --no-print-directory -C tools/guests clean
 	@$(MAKE) --no-print-directory -C selftests clean
 	@rm -rf build

@@ -178,3 +178,5 @@ pd:	.skip	4 * 4096
 	.globl	guest_stacks
 guest_stacks:
 	.skip	GUEST_MAX_CPUS << STACK_SHIFT
+
+	.section .note.GNU-stack, "", @progbits

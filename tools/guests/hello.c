@@ -7,6 +7,7 @@
  *   crash=triple  triple-fault (no IDT)          vmctl exits with 4
  *   crash=port    OUT to port 0x1234             vmctl exits with 6
  *   crash=mmio    write to 0xfee00000, no RAM    vmctl exits with 6
+ *   read=N        read N characters from the UART and print them
  * Without them hello halts with interrupts off: vmctl exits with 0.
  */
 #include "guest.h"
@@ -42,14 +43,31 @@ static void crash(const char *how)
 		__attribute__((packed)) no_idt = { 0, 0 };
 
 	printf("hello: crashing on purpose: %s\n", how);
-	if (how[0] == 't') {
+	if (how[0] == 't')
 		asm volatile("lidt %0; int3" : : "m"(no_idt));
-	} else if (how[0] == 'p') {
+	else if (how[0] == 'p')
 		outb(0x1234, 0x42);
-	} else if (how[0] == 'm') {
+	else if (how[0] == 'm')
 		*(volatile uint32_t *)0xfee00000UL = 0xdead;
-	}
 	printf("hello: '%s' did not crash\n", how);
+}
+
+/* Poll the UART's receiver, as a boot loader reading a key would. */
+static void read_chars(unsigned int n)
+{
+	char buf[64];
+	unsigned int i;
+
+	if (n >= sizeof(buf))
+		n = sizeof(buf) - 1;
+	printf("hello: type %u characters\n", n);
+	for (i = 0; i < n; i++) {
+		while (!(inb(COM1 + 5) & 0x01))		/* LSR.DR */
+			cpu_relax();
+		buf[i] = inb(COM1);
+	}
+	buf[n] = 0;
+	printf("hello: read '%s'\n", buf);
 }
 
 void guest_main(unsigned int cpu)
@@ -61,6 +79,8 @@ void guest_main(unsigned int cpu)
 	printf("Hello, world!  This is lvmm's hello guest, %s.\n",
 	       guest_format);
 	show_boot_info();
+	if (cmdline_get("read", arg, sizeof(arg)))
+		read_chars(cmdline_u64("read", 1));
 	if (cmdline_get("crash", arg, sizeof(arg)))
 		crash(arg);
 	if (cmdline_get("exit", arg, sizeof(arg))) {

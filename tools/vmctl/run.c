@@ -7,7 +7,7 @@
  * timer.  The main thread sets everything up from a fully checked image,
  * starts the vCPU threads, then waits for the end: a signal, the console's
  * Ctrl-], or a vCPU that says the VM is over.  The exit status says how
- * the guest ended (run.h, Documentation/vmctl.rst).
+ * the guest ended: see the table in run.h and tools/guests/README.md.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -324,17 +324,7 @@ static int run_handle_io(struct run_vcpu *c)
 	int st;
 
 	c->io_exits++;
-	if (run->io.port == RUN_UART_BASE && out && run->io.size == 1 &&
-	    run->io.count > 1) {
-		/* REP OUTSB to THR: a whole string per exit. */
-		for (i = 0; i < run->io.count; i++)
-			if (!run_uart_out(&c->vm->uart, 0, data[i])) {
-				vmctl_err("console: %s; stopping the VM",
-					  strerror(errno));
-				return RUN_EXIT_RUNTIME;
-			}
-		return 0;
-	}
+	/* String I/O (REP OUTSB to THR, say) brings count elements at once. */
 	for (i = 0; i < run->io.count; i++) {
 		st = run_pio(c, run->io.port, out, data + i * run->io.size,
 			     run->io.size);
@@ -526,7 +516,9 @@ static int run_vcpu_setup(struct run_vm *v, struct run_vcpu *c,
 	case RUN_MODE_REAL:
 		seg_real(&s.cs, RUN_FLAT_GPA >> 4, 11);
 		seg_real(&s.ds, RUN_FLAT_GPA >> 4, 3);
-		s.es = s.fs = s.gs = s.ds;
+		s.es = s.ds;
+		s.fs = s.ds;
+		s.gs = s.ds;
 		seg_real(&s.ss, 0, 3);
 		s.idt.limit = 0x3ff;
 		s.cr0 = X86_CR0_ET;
@@ -536,7 +528,10 @@ static int run_vcpu_setup(struct run_vm *v, struct run_vcpu *c,
 	case RUN_MODE_PROT32:
 		seg_flat(&s.cs, RUN_SEL_CODE32, 11, false, true);
 		seg_flat(&s.ds, RUN_SEL_DATA, 3, false, true);
-		s.es = s.fs = s.gs = s.ss = s.ds;
+		s.es = s.ds;
+		s.fs = s.ds;
+		s.gs = s.ds;
+		s.ss = s.ds;
 		s.cr0 = X86_CR0_PE | X86_CR0_ET;
 		s.cr4 = 0;
 		s.efer = 0;
@@ -544,7 +539,10 @@ static int run_vcpu_setup(struct run_vm *v, struct run_vcpu *c,
 	case RUN_MODE_LONG64:
 		seg_flat(&s.cs, RUN_SEL_CODE64, 11, true, false);
 		seg_flat(&s.ds, RUN_SEL_DATA, 3, false, true);
-		s.es = s.fs = s.gs = s.ss = s.ds;
+		s.es = s.ds;
+		s.fs = s.ds;
+		s.gs = s.ds;
+		s.ss = s.ds;
 		s.cr0 = X86_CR0_PE | X86_CR0_MP | X86_CR0_ET | X86_CR0_NE |
 			X86_CR0_WP | X86_CR0_PG;
 		s.cr3 = RUN_PML4_GPA;
@@ -604,16 +602,20 @@ static int run_parse_size(const char *s, uint64_t *out)
 	return 0;
 }
 
-/* vmctl's RSS and the guest memory it maps, from /proc/self/smaps, in KiB. */
+/*
+ * vmctl's RSS, its anonymous part and the guest memory it maps, in KiB,
+ * from /proc/self/smaps: the status counters lag behind (split RSS
+ * counting), the page walk does not.
+ */
 static void run_rss(const struct run_vm *v, unsigned long *self,
-		    unsigned long *guest)
+		    unsigned long *anon, unsigned long *guest)
 {
 	unsigned long start, end, kb;
 	bool in_guest = false;
 	char line[512];
 	FILE *f;
 
-	*self = *guest = 0;
+	*self = *anon = *guest = 0;
 	f = fopen("/proc/self/smaps", "re");
 	if (!f)
 		return;
@@ -629,6 +631,9 @@ static void run_rss(const struct run_vm *v, unsigned long *self,
 				*guest += kb;
 			else
 				*self += kb;
+		} else if (!in_guest &&
+			   sscanf(line, "Anonymous: %lu kB", &kb) == 1) {
+			*anon += kb;
 		}
 	}
 	fclose(f);
@@ -993,7 +998,7 @@ static int run_vm(struct run_opts *o, struct run_image *img,
 	struct run_vm *v;
 	struct sigaction sa;
 	struct timespec t_end;
-	unsigned long rss_self = 0, rss_guest = 0, exits = 0;
+	unsigned long rss_self = 0, rss_anon = 0, rss_guest = 0, exits = 0;
 	sigset_t block;
 	bool tty = false;
 	int sig_fd, out_fd, e, i, status;
@@ -1086,7 +1091,7 @@ static int run_vm(struct run_opts *o, struct run_image *img,
 	if (v->uart.out_error && v->status == RUN_EXIT_HALTED)
 		v->status = RUN_EXIT_RUNTIME;
 	status = v->status;
-	run_rss(v, &rss_self, &rss_guest);
+	run_rss(v, &rss_self, &rss_anon, &rss_guest);
 	for (i = 0; i < v->ncpus; i++)
 		exits += v->vcpus[i].exits;
 	run_teardown(v);
@@ -1106,8 +1111,8 @@ static int run_vm(struct run_opts *o, struct run_image *img,
 		}
 		fprintf(stderr, "vmctl: ran %.3f ms, %lu exits\n",
 			run_ms(&v->t_entered, &t_end), exits);
-		fprintf(stderr, "vmctl: vmctl RSS %lu KiB (besides the %lu KiB of guest memory it had mapped)\n",
-			rss_self, rss_guest);
+		fprintf(stderr, "vmctl: vmctl RSS %lu KiB, %lu KiB of it anonymous; guest memory not counted (%lu KiB resident in vmctl's mapping)\n",
+			rss_self, rss_anon, rss_guest);
 		fprintf(stderr, "vmctl: exit status %d\n", status);
 	}
 	close(sig_fd);

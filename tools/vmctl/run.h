@@ -4,7 +4,7 @@
  * run_loader.c reads and places the image, run_uart.c is the 16550 and the
  * console.  Nothing here is used by the other vmctl commands.
  *
- * Guest-physical layout (Documentation/vmctl.rst, "vmctl run"):
+ * Guest-physical layout (tools/guests/README.md has the whole boot protocol):
  *
  *   0x00000-0x00fff  unused (the real-mode IVT would be here)
  *   0x01000          GDT: 0x08 64-bit code, 0x10 data, 0x18 32-bit code

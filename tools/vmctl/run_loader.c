@@ -220,6 +220,8 @@ static int img_parse_elf##bits(struct run_image *img)			\
 			       eh->e_phnum, (uint64_t)eh->e_phoff);	\
 	ph = (const void *)(img->blob.data + eh->e_phoff);		\
 	for (i = 0; i < eh->e_phnum; i++) {				\
+		if (ph[i].p_type == PT_INTERP)				\
+			return img_err(img, "a dynamically linked program, not a kernel: it asks for an interpreter"); \
 		if (ph[i].p_type != PT_LOAD)				\
 			continue;					\
 		r = img_add_seg(img, i, ph[i].p_paddr, ph[i].p_offset,	\
@@ -449,8 +451,8 @@ int run_layout(struct run_image *img, struct run_module *mods, int nmods,
 	if (end > mem_size) {
 		fmt_size(need, sizeof(need), ALIGN_UP(end, PAGE_SIZE));
 		fmt_size(have, sizeof(have), mem_size);
-		vmctl_err("--mem %s is too small: %s%s ends at 0x%" PRIx64 ", so the guest needs at least %s",
-			  have, img->blob.path, nmods ? " and its modules" : "",
+		vmctl_err("--mem %s is too small: %s%s at 0x%" PRIx64 ", so the guest needs at least %s",
+			  have, img->blob.path, nmods ? " and its modules end" : " ends",
 			  end, need);
 		return -ENOSPC;
 	}
