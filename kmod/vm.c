@@ -105,6 +105,7 @@ static void lvmm_vm_free(struct kref *ref)
 	struct lvmm_vm *vm = container_of(ref, struct lvmm_vm, ref);
 	int i;
 
+	WRITE_ONCE(vm->dead, true);	/* the event says "destroyed" */
 	if (lvmm_vm_unlist(vm))
 		lvmm_nl_event(vm, LVMM_EVENT_DESTROYED);
 
@@ -366,6 +367,11 @@ long lvmm_dev_create_vm(void __user *argp)
 	r = lvmm_vm_publish(vm, req.name);
 	if (r)
 		goto out_arch_destroy;
+	/*
+	 * Listed, so announce it now: once its fd is installed another
+	 * thread may close it, and "destroyed" must not come first.
+	 */
+	lvmm_nl_event(vm, LVMM_EVENT_CREATED);
 
 	fd = get_unused_fd_flags(O_CLOEXEC);
 	if (fd < 0) {
@@ -387,7 +393,6 @@ long lvmm_dev_create_vm(void __user *argp)
 		return -EFAULT;
 	}
 	fd_install(fd, file);
-	lvmm_nl_event(vm, LVMM_EVENT_CREATED);
 	return fd;
 
 out_arch_destroy:
@@ -483,11 +488,13 @@ int lvmm_vm_pause(struct lvmm_vm *vm)
 		r = -EALREADY;
 	else
 		WRITE_ONCE(vm->paused, true);
+	/* Under the lock: events go out in the order the changes happen. */
+	if (!r)
+		lvmm_nl_event(vm, LVMM_EVENT_PAUSED);
 	mutex_unlock(&vm->lock);
 	if (r)
 		return r;
 	lvmm_vm_kick_all(vm, LVMM_REQ_KICK);
-	lvmm_nl_event(vm, LVMM_EVENT_PAUSED);
 	return 0;
 }
 
@@ -502,11 +509,12 @@ int lvmm_vm_resume(struct lvmm_vm *vm)
 		r = -EALREADY;
 	else
 		WRITE_ONCE(vm->paused, false);
+	if (!r)
+		lvmm_nl_event(vm, LVMM_EVENT_RESUMED);
 	mutex_unlock(&vm->lock);
 	if (r)
 		return r;
 	wake_up_all(&vm->pause_wq);
-	lvmm_nl_event(vm, LVMM_EVENT_RESUMED);
 	return 0;
 }
 

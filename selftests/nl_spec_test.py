@@ -39,7 +39,8 @@ def parse_header(path):
     text = strip_comments(open(path).read())
     consts = {}
     enums = []
-    for m in re.finditer(r"^[ \t]*#define[ \t]+(\w+)[ \t]+(.+?)[ \t]*$", text, re.M):
+    define = re.compile(r"^[ \t]*#define[ \t]+(\w+)[ \t]+(.+?)[ \t]*$", re.M)
+    for m in define.finditer(text):
         val = m.group(2)
         if val.startswith('"'):
             consts[m.group(1)] = val.strip('"')

@@ -404,7 +404,7 @@ const char *vmctl_vm_state_str(uint32_t state)
 		[LVMM_VM_STATE_DESTROYED] = "destroyed",
 	};
 
-	return state < sizeof(s) / sizeof(s[0]) && s[state] ? s[state] :
+	return state < ARRAY_SIZE(s) && s[state] ? s[state] :
 							       "unknown";
 }
 
@@ -416,7 +416,7 @@ const char *vmctl_vcpu_state_str(uint32_t state)
 		[LVMM_VCPU_STATE_PAUSED] = "paused",
 	};
 
-	return state < sizeof(s) / sizeof(s[0]) && s[state] ? s[state] :
+	return state < ARRAY_SIZE(s) && s[state] ? s[state] :
 							       "unknown";
 }
 
@@ -430,7 +430,7 @@ const char *vmctl_event_str(uint32_t event)
 		[LVMM_EVENT_SHUTDOWN] = "shutdown",
 	};
 
-	return event < sizeof(s) / sizeof(s[0]) && s[event] ? s[event] :
+	return event < ARRAY_SIZE(s) && s[event] ? s[event] :
 							       "unknown";
 }
 

@@ -18,6 +18,10 @@
 
 struct vmctl;
 
+#ifndef ARRAY_SIZE
+#define ARRAY_SIZE(a)	(sizeof(a) / sizeof((a)[0]))
+#endif
+
 /* More than the module allows (LVMM_CAP_MAX_VCPUS). */
 #define VMCTL_MAX_VCPUS	1024
 

@@ -47,7 +47,7 @@ static void vmctl_stats_parse(struct nlattr **tb, struct vmctl_stats *s)
 	memset(s, 0, sizeof(*s));
 	if (tb[LVMM_A_STATS_VCPU_ID])
 		s->vcpu_id = nla_get_u32(tb[LVMM_A_STATS_VCPU_ID]);
-	for (i = 0; i < sizeof(f) / sizeof(f[0]); i++)
+	for (i = 0; i < ARRAY_SIZE(f); i++)
 		if (tb[f[i].attr] && nla_len(tb[f[i].attr]) == 8)
 			*(uint64_t *)((char *)s + f[i].off) =
 				nla_get_u64(tb[f[i].attr]);
@@ -111,7 +111,7 @@ static const struct {
 #undef C
 };
 
-#define NR_COUNTERS	(sizeof(vmctl_counters) / sizeof(vmctl_counters[0]))
+#define NR_COUNTERS	ARRAY_SIZE(vmctl_counters)
 #define COUNTER(s, i)	(*(const uint64_t *)((const char *)(s) + \
 					     vmctl_counters[i].off))
 

@@ -1,0 +1,377 @@
+#!/bin/sh
+# SPDX-License-Identifier: GPL-2.0
+#
+# vmctl's management commands as a user sees them: text and JSON output,
+# exit statuses and error messages.  Built into selftests/build/vmctl_test,
+# which runs this script with itself as $1: the JSON checker and the VMs
+# to manage (see vmctl_test.c).  Runs in the sandbox (busybox sh); prints
+# kselftest (TAP) output with a "# Totals:" line.
+
+H=${1:?usage: vmctl_test.sh HELPER (run selftests/build/vmctl_test instead)}
+VMCTL=${VMCTL:-vmctl}
+T=$(mktemp -d /tmp/vmctl_test.XXXXXX) || exit 2
+pass=0 fail=0 skip=0 n=0 pids=""
+
+cleanup() {
+	for p in $pids; do kill "$p" 2>/dev/null; done
+	wait 2>/dev/null
+	rm -rf "$T"
+}
+trap cleanup EXIT
+
+echo "TAP version 13"
+
+totals() {
+	echo "# Totals: pass:$pass fail:$fail xfail:0 xpass:0 skip:$skip error:0"
+}
+
+if ! command -v "$VMCTL" >/dev/null || [ ! -e /dev/lvmm ]; then
+	echo "ok 1 # SKIP needs $VMCTL and /dev/lvmm (load lvmm.ko)"
+	skip=1
+	totals
+	exit 0
+fi
+
+ok() { n=$((n + 1)) pass=$((pass + 1)); echo "ok $n $1"; }
+not_ok() {
+	n=$((n + 1)) fail=$((fail + 1))
+	echo "not ok $n $1"
+	shift
+	for l in "$@"; do echo "# $l"; done
+	[ -s "$T/out" ] && sed 's/^/#   out: /' "$T/out" | head -n 20
+	[ -s "$T/err" ] && sed 's/^/#   err: /' "$T/err" | head -n 20
+}
+
+# vm ARGS...: run vmctl; $rc, $T/out and $T/err hold what it did.
+vm() { "$VMCTL" "$@" >"$T/out" 2>"$T/err"; rc=$?; }
+
+# expect_rc N WHAT: the last command exited with N.
+expect_rc() {
+	if [ "$rc" = "$1" ]; then ok "$2: exit $1"; else not_ok "$2: exit $1" "exited $rc"; fi
+}
+# expect_err TEXT WHAT: stderr is exactly TEXT.
+expect_err() {
+	if [ "$(cat "$T/err")" = "$1" ]; then ok "$2: message"
+	else not_ok "$2: message" "wanted: $1"; fi
+}
+# expect_out_re RE WHAT: some line of stdout matches RE.
+expect_out_re() {
+	if grep -Eq -- "$1" "$T/out"; then ok "$2"; else not_ok "$2" "no line matches /$1/"; fi
+}
+expect_err_re() {
+	if grep -Eq -- "$1" "$T/err"; then ok "$2"; else not_ok "$2" "no line matches /$1/"; fi
+}
+# expect_json WHAT: stdout is one valid JSON value.
+expect_json() {
+	if "$H" json-check <"$T/out" 2>"$T/jerr"; then ok "$1: valid JSON"
+	else not_ok "$1: valid JSON" "$(cat "$T/jerr")"; fi
+}
+# jget PATH: the value at PATH in stdout's JSON.
+jget() { "$H" json-check "$1" <"$T/out"; }
+# expect_jget PATH VALUE WHAT
+expect_jget() {
+	v=$(jget "$1")
+	if [ "$v" = "$2" ]; then ok "$3: $1 = $2"; else not_ok "$3: $1 = $2" "got '$v'"; fi
+}
+# expect_jnum_gt PATH MIN WHAT: a number above MIN.
+expect_jnum_gt() {
+	v=$(jget "$1")
+	if [ -n "$v" ] && [ "${v%%.*}" -gt "$2" ] 2>/dev/null; then ok "$3: $1 > $2"
+	else not_ok "$3: $1 > $2" "got '$v'"; fi
+}
+# wait_file FILE: up to 20 s for a helper's id file.
+wait_file() {
+	i=0
+	while [ ! -s "$1" ] && [ $i -lt 200 ]; do sleep 0.1; i=$((i + 1)); done
+	[ -s "$1" ]
+}
+# index_of NAME: the index of VM NAME in the JSON list on stdout.
+index_of() {
+	i=0
+	while :; do
+		v=$(jget "$i.name")
+		[ "$v" = missing ] && { echo missing; return; }
+		[ "$v" = "$1" ] && { echo $i; return; }
+		i=$((i + 1))
+	done
+}
+
+# ---- usage ------------------------------------------------------------------
+
+vm
+expect_rc 1 "no command"
+expect_err_re '^usage: vmctl' "no command: usage"
+vm frobnicate
+expect_rc 1 "unknown command"
+expect_err "vmctl: unknown command 'frobnicate'; see 'vmctl help'" "unknown command"
+vm help
+expect_rc 0 "help"
+for c in list show stat top pause resume destroy monitor version; do
+	expect_out_re "^  vmctl $c( |\$)" "help lists $c"
+done
+vm list extra
+expect_rc 1 "list with an argument"
+expect_err_re '^  vmctl list$' "list with an argument: its usage"
+vm show
+expect_rc 1 "show without a VM"
+expect_err_re '^  vmctl show VM$' "show without a VM: its usage"
+vm pause a b
+expect_rc 1 "pause with two VMs"
+vm top -n zero
+expect_rc 1 "top -n zero"
+vm monitor -n 0
+expect_rc 1 "monitor -n 0"
+vm show --help
+expect_rc 0 "show --help"
+vm version
+expect_rc 0 "version still works"
+expect_out_re '^lvmm API version [0-9]+$' "version text"
+vm -j version
+expect_json "version -j"
+
+# ---- VMs to look at ---------------------------------------------------------
+
+"$H" hold "$T/held" web1 web2 &
+pids="$pids $!"
+if ! wait_file "$T/held"; then
+	not_ok "helper creates VMs web1 web2"
+	totals
+	exit 1
+fi
+web1_id=$(awk '$2 == "web1" { print $1 }' "$T/held")
+
+vm list
+expect_rc 0 "list"
+expect_out_re '^ID +NAME +STATE +UID +PID +VCPUS +MEMORY +GUEST-TIME$' "list: header"
+expect_out_re "^$web1_id +web1 +created +0 +[0-9]+ +0 +0B +0\.00s$" "list: web1's row"
+expect_out_re '^[0-9]+ +web2 +created ' "list: web2's row"
+
+vm -j list
+expect_rc 0 "list -j"
+expect_json "list -j"
+i=$(index_of web1)
+expect_jget "$i.id" "$web1_id" "list -j web1"
+expect_jget "$i.state" created "list -j web1"
+expect_jget "$i.owner_uid" 0 "list -j web1"
+expect_jget "$i.vcpus" 0 "list -j web1"
+expect_jget "$i.mem_bytes" 0 "list -j web1"
+
+vm show web1
+expect_rc 0 "show by name"
+expect_out_re '^name: +web1$' "show: name"
+expect_out_re "^id: +$web1_id\$" "show: id"
+expect_out_re '^state: +created$' "show: state"
+expect_out_re '^owner uid: +0$' "show: owner"
+vm show "$web1_id"
+expect_rc 0 "show by id"
+expect_out_re '^name: +web1$' "show by id: name"
+vm -j show web1
+expect_json "show -j"
+expect_jget name web1 "show -j"
+expect_jget vcpu_list "array 0" "show -j"
+
+vm show nosuch
+expect_rc 2 "show of no such VM"
+expect_err "vmctl: no VM named nosuch; see vmctl list" "show of no such VM"
+vm pause 'bad/name'
+expect_rc 2 "pause of a bad name"
+expect_err_re "^vmctl: 'bad/name' is not a VM name or id .*; see vmctl list$" "pause of a bad name"
+vm -j show nosuch
+expect_rc 2 "show -j of no such VM"
+if [ -s "$T/out" ]; then not_ok "show -j of no such VM: no output on stdout"
+else ok "show -j of no such VM: no output on stdout"; fi
+
+# ---- a running VM -------------------------------------------------------------
+
+"$H" run "$T/running" >"$T/run.out" 2>"$T/run.err" &
+runpid=$!
+pids="$pids $runpid"
+if ! wait_file "$T/running"; then
+	not_ok "helper runs a VM"
+	totals
+	exit 1
+fi
+run_id=$(cut -d' ' -f1 "$T/running")
+R=$(cut -d' ' -f2 "$T/running")
+sleep 1
+
+vm -j show "$R"
+expect_rc 0 "show -j of a running VM"
+expect_json "show -j of a running VM"
+expect_jget state running "show -j $R"
+expect_jget vcpus 1 "show -j $R"
+expect_jget vcpu_list.0.state running "show -j $R"
+expect_jnum_gt vcpu_list.0.tid 0 "show -j $R"
+expect_jnum_gt guest_ns 0 "show -j $R"
+vm show "$R"
+expect_out_re '^  VCPU +STATE +TID +CPU +GUEST-TIME +HOST-TIME +EXITS$' "show: vCPU header"
+expect_out_re '^  0 +running +[0-9]+ +[0-9]+ ' "show: vCPU 0 running"
+
+vm stat "$R"
+expect_rc 0 "stat"
+expect_out_re '^COUNTER +TOTAL +vcpu0 *$' "stat: header"
+for c in exits exits_io exits_mmio exits_hlt exits_hypercall exits_cpuid \
+	 exits_msr exits_intr exits_other npf irqs guest_ns; do
+	expect_out_re "^$c +[0-9]+ +[0-9]+\$" "stat: $c"
+done
+vm -j stat "$R"
+expect_rc 0 "stat -j"
+expect_json "stat -j"
+expect_jget name "$R" "stat -j"
+expect_jget id "$run_id" "stat -j"
+expect_jnum_gt guest_ns 0 "stat -j"
+expect_jget vcpu_list.0.id 0 "stat -j"
+expect_jnum_gt vcpu_list.0.guest_ns 0 "stat -j"
+
+vm top -n 2
+expect_rc 0 "top -n 2 (not a terminal)"
+if [ "$(grep -c '^ID ' "$T/out")" = 2 ]; then ok "top -n 2: two screens"
+else not_ok "top -n 2: two screens"; fi
+expect_out_re "^$run_id +$R +running +1 +[0-9.]+ +[0-9]+\$" "top: the running VM"
+cpu=$(awk -v n="$R" '$2 == n { v = $5 } END { print int(v) }' "$T/out")
+if [ "${cpu:-0}" -gt 5 ]; then ok "top: a counting guest uses CPU ($cpu%)"
+else not_ok "top: a counting guest uses CPU" "CPU% '$cpu'"; fi
+expect_out_re '^[0-9]+ +web1 +created +0 +0\.0 ' "top: an idle VM at 0%"
+vm -j top -n 1
+expect_rc 0 "top -j -n 1"
+expect_json "top -j"
+i=$(index_of "$R")
+expect_jnum_gt "$i.cpu_percent" 5 "top -j"
+
+# ---- pause, resume, monitor ------------------------------------------------------
+
+"$VMCTL" monitor -n 3 >"$T/mon" 2>"$T/mon.err" &
+monpid=$!
+pids="$pids $monpid"
+"$VMCTL" -j monitor -n 4 >"$T/monj" 2>"$T/monj.err" &
+monjpid=$!
+pids="$pids $monjpid"
+sleep 1
+
+vm pause "$R"
+expect_rc 0 "pause"
+vm show "$R"
+expect_out_re '^state: +paused$' "pause: state paused"
+expect_out_re '^  0 +paused ' "pause: vCPU parked"
+vm pause "$R"
+expect_rc 2 "pause twice"
+expect_err "vmctl: $R is already paused; 'vmctl resume $R' lets it run" "pause twice"
+vm resume "$run_id"
+expect_rc 0 "resume by id"
+vm resume "$R"
+expect_rc 2 "resume of a running VM"
+expect_err "vmctl: $R is not paused; 'vmctl pause $R' pauses it" "resume of a running VM"
+vm pause "$R"
+expect_rc 0 "pause again"
+
+i=0
+while kill -0 $monpid 2>/dev/null && [ $i -lt 100 ]; do sleep 0.1; i=$((i + 1)); done
+if kill -0 $monpid 2>/dev/null; then not_ok "monitor -n 3 stops after 3 events"
+else ok "monitor -n 3 stops after 3 events"; fi
+if [ "$(sed -n 1p "$T/mon" | awk '{ print $1, $2 }')" = "paused $R" ] &&
+   [ "$(sed -n 2p "$T/mon" | awk '{ print $1, $2 }')" = "resumed $R" ] &&
+   [ "$(sed -n 3p "$T/mon" | awk '{ print $1, $2 }')" = "paused $R" ]; then
+	ok "monitor: paused, resumed, paused"
+else
+	not_ok "monitor: paused, resumed, paused" "$(cat "$T/mon")"
+fi
+grep -Eq "^paused +$R id $run_id uid 0 pid [0-9]+ state paused\$" "$T/mon" &&
+	ok "monitor: line format" || not_ok "monitor: line format" "$(sed -n 1p "$T/mon")"
+
+# ---- permissions --------------------------------------------------------------------
+
+if [ "$(id -u)" = 0 ]; then
+	"$H" as 65534 "$VMCTL" list >"$T/out" 2>"$T/err"; rc=$?
+	expect_rc 0 "list as nobody"
+	expect_out_re '^[0-9]+ +web1 +created +0 ' "list as nobody shows root's VM"
+	"$H" as 65534 "$VMCTL" pause web1 >"$T/out" 2>"$T/err"; rc=$?
+	expect_rc 2 "pause as nobody"
+	expect_err "vmctl: not permitted to pause web1: it belongs to uid 0 (run as its owner or with CAP_NET_ADMIN)" "pause as nobody"
+	"$H" as 65534 "$VMCTL" destroy "$web1_id" >"$T/out" 2>"$T/err"; rc=$?
+	expect_rc 2 "destroy as nobody"
+	expect_err "vmctl: not permitted to destroy web1: it belongs to uid 0 (run as its owner or with CAP_NET_ADMIN)" "destroy as nobody"
+	"$H" as 65534 "$VMCTL" stat web1 >"$T/out" 2>"$T/err"; rc=$?
+	expect_rc 2 "stat as nobody"
+	expect_err "vmctl: not permitted to read the counters of web1: it belongs to uid 0 (run as its owner or with CAP_NET_ADMIN)" "stat as nobody"
+	"$H" as 65534 "$VMCTL" -j show web1 >"$T/out" 2>"$T/err"; rc=$?
+	expect_rc 0 "show -j as nobody"
+	expect_json "show -j as nobody"
+	expect_jget vcpu_list missing "show -j as nobody: no vCPUs"
+	"$H" as 65534 "$VMCTL" show web1 >"$T/out" 2>"$T/err"; rc=$?
+	expect_out_re '^vcpu list: +not shown: the VM belongs to uid 0 ' "show as nobody: says why no vCPUs"
+else
+	n=$((n + 1)) skip=$((skip + 1))
+	echo "ok $n permissions # SKIP needs root to drop to nobody"
+fi
+
+# ---- destroy -----------------------------------------------------------------------------
+
+vm resume "$R"
+expect_rc 0 "resume before destroy"
+vm destroy "$R"
+expect_rc 0 "destroy a running VM"
+i=0
+while kill -0 $runpid 2>/dev/null && [ $i -lt 100 ]; do sleep 0.1; i=$((i + 1)); done
+wait $runpid; rrc=$?
+if [ $rrc = 0 ] && [ "$(cat "$T/run.out")" = destroyed ]; then
+	ok "destroy: the VMM's RUN returned LVMM_EXIT_VM_DESTROYED"
+else
+	not_ok "destroy: the VMM's RUN returned LVMM_EXIT_VM_DESTROYED" "helper exit $rrc: $(cat "$T/run.out" "$T/run.err")"
+fi
+vm show "$R"
+expect_rc 2 "show after destroy"
+expect_err "vmctl: no VM named $R; see vmctl list" "show after destroy"
+vm destroy "$web1_id"
+expect_rc 0 "destroy by id"
+vm destroy web1
+expect_rc 2 "destroy twice"
+expect_err "vmctl: no VM named web1; see vmctl list" "destroy twice"
+vm -j list
+expect_json "list -j after destroy"
+expect_jget 0.name web2 "list -j after destroy"
+expect_jget 1.name missing "list -j after destroy"
+
+vm destroy web2
+i=0
+while kill -0 $monjpid 2>/dev/null && [ $i -lt 100 ]; do sleep 0.1; i=$((i + 1)); done
+if "$H" json-check -l <"$T/monj" 2>"$T/jerr"; then ok "monitor -j: a JSON object per line"
+else not_ok "monitor -j: a JSON object per line" "$(cat "$T/jerr")" "$(cat "$T/monj")"; fi
+if [ "$(wc -l <"$T/monj")" -eq 4 ]; then ok "monitor -j -n 4: four lines"
+else not_ok "monitor -j -n 4: four lines" "$(cat "$T/monj")"; fi
+if [ "$("$H" json-check -l event <"$T/monj" | tr '\n' ' ')" = "paused resumed paused resumed " ]; then
+	ok "monitor -j: events in order"
+else
+	not_ok "monitor -j: events in order" "$(cat "$T/monj")"
+fi
+sed -n 1p "$T/monj" >"$T/out"
+expect_jget name "$R" "monitor -j"
+expect_jget id "$run_id" "monitor -j"
+expect_jget state paused "monitor -j"
+
+# Nothing left: JSON is still valid.
+kill $(echo $pids) 2>/dev/null
+wait 2>/dev/null
+pids=""
+sleep 0.2
+vm -j list
+expect_rc 0 "list -j with no VMs"
+expect_json "list -j with no VMs"
+
+# ---- no module ------------------------------------------------------------------------------
+
+if [ "$(id -u)" = 0 ] && grep -q '^lvmm ' /proc/modules && [ -f /lvmm.ko ] &&
+   rmmod lvmm 2>/dev/null; then
+	vm list
+	expect_rc 2 "list without the module"
+	expect_err "vmctl: the lvmm module is not loaded (insmod lvmm.ko or modprobe lvmm)" "list without the module"
+	vm pause web1
+	expect_rc 2 "pause without the module"
+	insmod /lvmm.ko || not_ok "reload lvmm.ko"
+else
+	n=$((n + 1)) skip=$((skip + 1))
+	echo "ok $n module not loaded # SKIP cannot unload lvmm here"
+fi
+
+echo "1..$n"
+totals
+[ $fail = 0 ]
