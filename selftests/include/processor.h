@@ -7,19 +7,7 @@
 
 #include "test_util.h"
 
-#define X86_CR0_PE	(1ULL << 0)
-#define X86_CR0_MP	(1ULL << 1)
-#define X86_CR0_ET	(1ULL << 4)
-#define X86_CR0_NE	(1ULL << 5)
-#define X86_CR0_WP	(1ULL << 16)
-#define X86_CR0_PG	(1ULL << 31)
-#define X86_CR4_PAE	(1ULL << 5)
-#define X86_CR4_OSFXSR	(1ULL << 9)
-#define X86_CR4_OSXMMEXCPT (1ULL << 10)
-#define EFER_SCE	(1ULL << 0)
-#define EFER_LME	(1ULL << 8)
-#define EFER_LMA	(1ULL << 10)
-#define EFER_NX		(1ULL << 11)
+#include "lvmm.h"	/* X86_CR0_*, X86_CR4_*, EFER_* */
 #define X86_EFLAGS_FIXED (1ULL << 1)
 #define X86_EFLAGS_IF	(1ULL << 9)
 

@@ -407,19 +407,5 @@ void *vcpu_io_data(struct lvmm_vcpu *vcpu)
 
 const char *exit_reason_str(u32 reason)
 {
-	static const char * const names[] = {
-		[LVMM_EXIT_UNKNOWN] = "UNKNOWN",
-		[LVMM_EXIT_IO] = "IO",
-		[LVMM_EXIT_MMIO] = "MMIO",
-		[LVMM_EXIT_HLT] = "HLT",
-		[LVMM_EXIT_HYPERCALL] = "HYPERCALL",
-		[LVMM_EXIT_SHUTDOWN] = "SHUTDOWN",
-		[LVMM_EXIT_FAIL_ENTRY] = "FAIL_ENTRY",
-		[LVMM_EXIT_INTERNAL_ERROR] = "INTERNAL_ERROR",
-		[LVMM_EXIT_INTR] = "INTR",
-		[LVMM_EXIT_IRQ_WINDOW_OPEN] = "IRQ_WINDOW_OPEN",
-	};
-
-	return reason < ARRAY_SIZE(names) && names[reason] ?
-	       names[reason] : "(bad)";
+	return lvmm_exit_reason_name(reason);
 }

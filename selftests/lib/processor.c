@@ -22,28 +22,14 @@ void route_exception(struct ex_regs *regs)
 	      (u64)__FILE__, __LINE__, 1, regs->vector, regs->rip);
 }
 
-static void seg_flat(struct lvmm_segment *s, u16 sel, u8 type, bool l, bool db)
-{
-	memset(s, 0, sizeof(*s));
-	s->base = 0;
-	s->limit = 0xffffffff;
-	s->selector = sel;
-	s->type = type;
-	s->s = 1;
-	s->present = 1;
-	s->l = l;
-	s->db = db;
-	s->g = 1;
-}
-
 void vcpu_set_long_mode(struct lvmm_vcpu *vcpu)
 {
 	struct lvmm_sregs sregs;
 
 	vcpu_sregs_get(vcpu, &sregs);
 
-	seg_flat(&sregs.cs, GDT_CODE64, 11, true, false);
-	seg_flat(&sregs.ds, GDT_DATA, 3, false, true);
+	lvmm_seg_flat(&sregs.cs, GDT_CODE64, 11, true, false);
+	lvmm_seg_flat(&sregs.ds, GDT_DATA, 3, false, true);
 	sregs.es = sregs.ds;
 	sregs.fs = sregs.ds;
 	sregs.gs = sregs.ds;

@@ -308,3 +308,38 @@ int lvmm_nmi(const struct lvmm_vcpu_handle *vcpu)
 {
 	return ret_or_errno(ioctl(vcpu->fd, LVMM_NMI, 0));
 }
+
+const char *lvmm_exit_reason_name(__u32 reason)
+{
+	static const char *const names[] = {
+		[LVMM_EXIT_UNKNOWN] = "UNKNOWN",
+		[LVMM_EXIT_IO] = "IO",
+		[LVMM_EXIT_MMIO] = "MMIO",
+		[LVMM_EXIT_HLT] = "HLT",
+		[LVMM_EXIT_HYPERCALL] = "HYPERCALL",
+		[LVMM_EXIT_SHUTDOWN] = "SHUTDOWN",
+		[LVMM_EXIT_FAIL_ENTRY] = "FAIL_ENTRY",
+		[LVMM_EXIT_INTERNAL_ERROR] = "INTERNAL_ERROR",
+		[LVMM_EXIT_INTR] = "INTR",
+		[LVMM_EXIT_IRQ_WINDOW_OPEN] = "IRQ_WINDOW_OPEN",
+		[LVMM_EXIT_VM_DESTROYED] = "VM_DESTROYED",
+	};
+
+	if (reason < sizeof(names) / sizeof(names[0]) && names[reason])
+		return names[reason];
+	return "(bad)";
+}
+
+void lvmm_seg_flat(struct lvmm_segment *s, __u16 selector, __u8 type,
+		   bool l, bool db)
+{
+	memset(s, 0, sizeof(*s));
+	s->limit = 0xffffffff;
+	s->selector = selector;
+	s->type = type;
+	s->s = 1;
+	s->present = 1;
+	s->l = l;
+	s->db = db;
+	s->g = 1;
+}

@@ -7,6 +7,7 @@
 #ifndef _LIBLVMM_H
 #define _LIBLVMM_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <linux/lvmm.h>
 
@@ -86,5 +87,30 @@ int lvmm_set_cpuid(const struct lvmm_vcpu_handle *vcpu,
 		   const struct lvmm_cpuid *cpuid);
 int lvmm_interrupt(const struct lvmm_vcpu_handle *vcpu, __u32 vector);
 int lvmm_nmi(const struct lvmm_vcpu_handle *vcpu);
+
+/* "IO", "MMIO", ...: the name of an LVMM_EXIT_* reason, "(bad)" if none. */
+const char *lvmm_exit_reason_name(__u32 reason);
+
+/* x86 bits a VMM sets through LVMM_SET_SREGS. */
+#define X86_CR0_PE		(1ULL << 0)
+#define X86_CR0_MP		(1ULL << 1)
+#define X86_CR0_ET		(1ULL << 4)
+#define X86_CR0_NE		(1ULL << 5)
+#define X86_CR0_WP		(1ULL << 16)
+#define X86_CR0_PG		(1ULL << 31)
+#define X86_CR4_PAE		(1ULL << 5)
+#define X86_CR4_OSFXSR		(1ULL << 9)
+#define X86_CR4_OSXMMEXCPT	(1ULL << 10)
+#define EFER_SCE		(1ULL << 0)
+#define EFER_LME		(1ULL << 8)
+#define EFER_LMA		(1ULL << 10)
+#define EFER_NX			(1ULL << 11)
+
+/*
+ * A flat 4 GiB code or data segment: @type is the descriptor type (11
+ * execute/read code, 3 read/write data), @l 64-bit code, @db 32-bit.
+ */
+void lvmm_seg_flat(struct lvmm_segment *s, __u16 selector, __u8 type,
+		   bool l, bool db);
 
 #endif /* _LIBLVMM_H */

@@ -39,18 +39,6 @@
 #define RUN_KICK_SIGNAL		SIGUSR1
 #define RUN_DETACH_CHAR		0x1d	/* Ctrl-] */
 
-#define X86_CR0_PE	(1ULL << 0)
-#define X86_CR0_MP	(1ULL << 1)
-#define X86_CR0_ET	(1ULL << 4)
-#define X86_CR0_NE	(1ULL << 5)
-#define X86_CR0_WP	(1ULL << 16)
-#define X86_CR0_PG	(1ULL << 31)
-#define X86_CR4_PAE	(1ULL << 5)
-#define X86_CR4_OSFXSR	(1ULL << 9)
-#define X86_CR4_OSXMMEXCPT (1ULL << 10)
-#define EFER_LME	(1ULL << 8)
-#define EFER_LMA	(1ULL << 10)
-
 enum run_console { RUN_CONSOLE_STDIO, RUN_CONSOLE_NONE, RUN_CONSOLE_FILE };
 
 struct run_vm;
@@ -153,28 +141,6 @@ static bool run_stopping(struct run_vm *v)
 	s = v->stopping;
 	pthread_mutex_unlock(&v->lock);
 	return s;
-}
-
-static const char *const run_exit_names[] = {
-	[LVMM_EXIT_UNKNOWN] = "UNKNOWN",
-	[LVMM_EXIT_IO] = "IO",
-	[LVMM_EXIT_MMIO] = "MMIO",
-	[LVMM_EXIT_HLT] = "HLT",
-	[LVMM_EXIT_HYPERCALL] = "HYPERCALL",
-	[LVMM_EXIT_SHUTDOWN] = "SHUTDOWN",
-	[LVMM_EXIT_FAIL_ENTRY] = "FAIL_ENTRY",
-	[LVMM_EXIT_INTERNAL_ERROR] = "INTERNAL_ERROR",
-	[LVMM_EXIT_INTR] = "INTR",
-	[LVMM_EXIT_IRQ_WINDOW_OPEN] = "IRQ_WINDOW_OPEN",
-	[LVMM_EXIT_VM_DESTROYED] = "VM_DESTROYED",
-};
-
-static const char *run_exit_name(__u32 reason)
-{
-	if (reason < sizeof(run_exit_names) / sizeof(run_exit_names[0]) &&
-	    run_exit_names[reason])
-		return run_exit_names[reason];
-	return "?";
 }
 
 static void run_dump_seg(const char *name, const struct lvmm_segment *s)
@@ -455,27 +421,13 @@ static void *run_vcpu_thread(void *arg)
 		default:
 			run_unhandled(c, RUN_EXIT_UNHANDLED,
 				      "unhandled exit %s (%u), hardware exit code 0x%llx",
-				      run_exit_name(run->exit_reason),
+				      lvmm_exit_reason_name(run->exit_reason),
 				      run->exit_reason,
 				      (unsigned long long)run->hw.hardware_exit_reason);
 			return NULL;
 		}
 	}
 	return NULL;
-}
-
-static void seg_flat(struct lvmm_segment *s, __u16 sel, __u8 type, bool l,
-		     bool db)
-{
-	memset(s, 0, sizeof(*s));
-	s->limit = 0xffffffff;
-	s->selector = sel;
-	s->type = type;
-	s->s = 1;
-	s->present = 1;
-	s->l = l;
-	s->db = db;
-	s->g = 1;
 }
 
 static void seg_real(struct lvmm_segment *s, __u16 sel, __u8 type)
@@ -526,8 +478,8 @@ static int run_vcpu_setup(struct run_vm *v, struct run_vcpu *c,
 		s.efer = 0;
 		break;
 	case RUN_MODE_PROT32:
-		seg_flat(&s.cs, RUN_SEL_CODE32, 11, false, true);
-		seg_flat(&s.ds, RUN_SEL_DATA, 3, false, true);
+		lvmm_seg_flat(&s.cs, RUN_SEL_CODE32, 11, false, true);
+		lvmm_seg_flat(&s.ds, RUN_SEL_DATA, 3, false, true);
 		s.es = s.ds;
 		s.fs = s.ds;
 		s.gs = s.ds;
@@ -537,8 +489,8 @@ static int run_vcpu_setup(struct run_vm *v, struct run_vcpu *c,
 		s.efer = 0;
 		break;
 	case RUN_MODE_LONG64:
-		seg_flat(&s.cs, RUN_SEL_CODE64, 11, true, false);
-		seg_flat(&s.ds, RUN_SEL_DATA, 3, false, true);
+		lvmm_seg_flat(&s.cs, RUN_SEL_CODE64, 11, true, false);
+		lvmm_seg_flat(&s.ds, RUN_SEL_DATA, 3, false, true);
 		s.es = s.ds;
 		s.fs = s.ds;
 		s.gs = s.ds;
