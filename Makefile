@@ -12,6 +12,8 @@
 
 KDIR ?= $(shell d=/lib/modules/$$(uname -r)/build; [ -d $$d ] && echo $$d || \
 	  ls -d /usr/src/linux-headers-*-amd64 2>/dev/null | sort -V | tail -n 1)
+# For the recipes: empty when no headers were installed before 'deps' ran.
+export KDIR
 
 .PHONY: all deps kmod lib tools guests selftests check run bench checkpatch clean
 

@@ -111,8 +111,8 @@ struct lvmm_vm {
 	u64 created_ns;			/* (i) CLOCK_REALTIME */
 	struct net *net;		/* (i) where the netlink plane sees it */
 
-	/* Management state (netlink.c): written under vm->lock. */
-	bool ran;			/* a vCPU entered the guest */
+	/* Management state (netlink.c): written under vm->lock, but ran. */
+	bool ran;			/* (c) any vCPU thread: set once, RUN */
 	bool paused;			/* vCPUs park before entering */
 	bool dead;			/* destroyed: never runs again */
 	bool listed;			/* lvmm_vms_lock: in lvmm_vms */

@@ -16,8 +16,9 @@
  *
  * vm->srcu protects readers of vm->memslots (nested page faults, the mmap
  * fault handler); it may be entered under any of the mutexes above and a
- * reader may sleep, but synchronize_srcu() runs only under vm->slots_lock
- * and never inside a read-side section.  mmap() of the VM fd takes
+ * reader may sleep, but synchronize_srcu_expedited() runs only under
+ * vm->slots_lock and never inside a read-side section.  mmap() of the VM fd
+ * takes
  * vm->slots_lock under mmap_lock, so user memory is never touched with
  * vm->slots_lock held.
  *

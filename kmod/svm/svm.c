@@ -841,6 +841,13 @@ static int svm_emulation_failed(struct svm_vcpu *svm)
 	return 0;
 }
 
+/* The emulated instruction retired: move on, out of any STI/MOV SS shadow. */
+static void svm_retire(struct svm_vcpu *svm, u64 next_rip)
+{
+	svm->vcpu.rip = next_rip;
+	svm->vmcb->control.int_state &= ~SVM_INTERRUPT_SHADOW_MASK;
+}
+
 /* Finish an instruction lvmm handled in the kernel. */
 static int svm_skip(struct svm_vcpu *svm)
 {
@@ -848,9 +855,7 @@ static int svm_skip(struct svm_vcpu *svm)
 
 	if (svm_next_rip(svm, &next_rip))
 		return svm_emulation_failed(svm);
-	svm->vcpu.rip = next_rip;
-	/* The instruction retired: no interrupt shadow after it. */
-	svm->vmcb->control.int_state &= ~SVM_INTERRUPT_SHADOW_MASK;
+	svm_retire(svm, next_rip);
 	return 1;
 }
 
@@ -1079,7 +1084,8 @@ static int svm_handle_dr(struct svm_vcpu *svm)
 	}
 	val = dr < 4 ? &vcpu->dr[dr] : (dr & 1) ? &vcpu->dr7 : &vcpu->dr6;
 	if (to_dr) {
-		u64 v = vcpu->regs[gpr];
+		u64 v = lvmm_64bit_mode(&m) ? vcpu->regs[gpr] :
+					      (u32)vcpu->regs[gpr];
 
 		if (dr >= 6 && v >> 32) {
 			svm_inject_gp(svm);
@@ -1090,7 +1096,7 @@ static int svm_handle_dr(struct svm_vcpu *svm)
 	} else {
 		vcpu->regs[gpr] = lvmm_64bit_mode(&m) ? *val : (u32)*val;
 	}
-	vcpu->rip = mov.next_rip;
+	svm_retire(svm, mov.next_rip);
 	return 1;
 }
 
@@ -1115,10 +1121,14 @@ static int svm_handle_cr4_write(struct svm_vcpu *svm)
 	if (lvmm_decode_mov_ctl(vcpu, &m, &mov) || mov.dr || mov.to_reg ||
 	    mov.reg != 4)
 		return svm_emulation_failed(svm);
-	cr4 = vcpu->regs[mov.gpr];
+	/* The source is 32 bits wide outside 64-bit mode. */
+	cr4 = lvmm_64bit_mode(&m) ? vcpu->regs[mov.gpr] :
+				    (u32)vcpu->regs[mov.gpr];
 	if (m.cpl || (cr4 & ~svm_cr4_supported()) ||
 	    ((s->efer & EFER_LMA) && !(cr4 & X86_CR4_PAE)) ||
-	    ((s->efer & EFER_LMA) && ((cr4 ^ s->cr4) & X86_CR4_LA57))) {
+	    ((s->efer & EFER_LMA) && ((cr4 ^ s->cr4) & X86_CR4_LA57)) ||
+	    ((cr4 & X86_CR4_PCIDE) && !(s->efer & EFER_LMA)) ||
+	    ((cr4 & ~s->cr4 & X86_CR4_PCIDE) && (s->cr3 & 0xfff))) {
 		svm_inject_gp(svm);
 		return 1;
 	}
@@ -1126,7 +1136,7 @@ static int svm_handle_cr4_write(struct svm_vcpu *svm)
 		set_bit(LVMM_REQ_TLB_FLUSH, &vcpu->requests);
 	s->cr4 = cr4;
 	vmcb_mark_dirty(svm, VMCB_CR);
-	vcpu->rip = mov.next_rip;
+	svm_retire(svm, mov.next_rip);
 	return 1;
 }
 
