@@ -18,9 +18,8 @@
  * fault handler); it may be entered under any of the mutexes above and a
  * reader may sleep, but synchronize_srcu_expedited() runs only under
  * vm->slots_lock and never inside a read-side section.  mmap() of the VM fd
- * takes
- * vm->slots_lock under mmap_lock, so user memory is never touched with
- * vm->slots_lock held.
+ * takes vm->slots_lock under mmap_lock, so user memory is never touched
+ * with vm->slots_lock held.
  *
  * Lifetime: the VM fd holds a reference and every vCPU fd holds one; the
  * last lvmm_vm_put() frees the vCPUs, the slots and the VM.
