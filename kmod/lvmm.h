@@ -107,7 +107,7 @@ struct lvmm_vm {
 
 	struct mm_struct *mm;		/* (i) creator's mm, for accounting */
 	kuid_t owner;			/* (i) */
-	pid_t creator;			/* (i) in the creator's pid namespace */
+	struct pid *creator;		/* (i) the creating process */
 	u64 created_ns;			/* (i) CLOCK_REALTIME */
 	struct net *net;		/* (i) where the netlink plane sees it */
 

@@ -110,8 +110,8 @@ static int lvmm_nl_fill_vm(struct sk_buff *skb, struct lvmm_vm *vm, u32 portid,
 	if (nla_put_u32(skb, LVMM_A_VM_ID, vm->id) ||
 	    nla_put_string(skb, LVMM_A_VM_NAME, vm->name) ||
 	    nla_put_u32(skb, LVMM_A_VM_OWNER_UID,
-			from_kuid_munged(&init_user_ns, vm->owner)) ||
-	    nla_put_u32(skb, LVMM_A_VM_CREATOR_PID, vm->creator) ||
+			from_kuid_munged(current_user_ns(), vm->owner)) ||
+	    nla_put_u32(skb, LVMM_A_VM_CREATOR_PID, pid_vnr(vm->creator)) ||
 	    nla_put_u32(skb, LVMM_A_VM_STATE, lvmm_vm_state(vm)) ||
 	    nla_put_u32(skb, LVMM_A_VM_NR_VCPUS, READ_ONCE(vm->nr_vcpus)) ||
 	    nla_put_u64_64bit(skb, LVMM_A_VM_MEM_SIZE, READ_ONCE(vm->mem_size),

@@ -117,6 +117,7 @@ static void lvmm_vm_free(struct kref *ref)
 	cleanup_srcu_struct(&vm->srcu);
 	mmdrop(vm->mm);
 	put_net(vm->net);
+	put_pid(vm->creator);
 	kfree(vm);
 	lvmm_hw_put();
 }
@@ -282,7 +283,7 @@ static int lvmm_vm_init(struct lvmm_vm *vm)
 	mutex_init(&vm->slots_lock);
 	init_waitqueue_head(&vm->pause_wq);
 	vm->owner = current_euid();
-	vm->creator = task_tgid_vnr(current);
+	vm->creator = get_task_pid(current, PIDTYPE_TGID);
 	vm->created_ns = ktime_get_real_ns();
 	vm->net = get_net(current->nsproxy->net_ns);
 	vm->mm = current->mm;
@@ -309,6 +310,7 @@ out_free_slots:
 out_mmdrop:
 	mmdrop(vm->mm);
 	put_net(vm->net);
+	put_pid(vm->creator);
 	return r;
 }
 
@@ -401,6 +403,7 @@ out_arch_destroy:
 	kfree(rcu_dereference_protected(vm->memslots, 1));
 	mmdrop(vm->mm);
 	put_net(vm->net);
+	put_pid(vm->creator);
 out_free_vm:
 	kfree(vm);
 out_hw_put:
