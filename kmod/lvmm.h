@@ -139,7 +139,6 @@ void lvmm_vm_fs_exit(void);
 enum lvmm_vcpu_mode {
 	LVMM_OUTSIDE_GUEST_MODE,
 	LVMM_IN_GUEST_MODE,
-	LVMM_EXITING_GUEST_MODE,
 };
 
 /* vcpu->requests bits, processed before each entry with IRQs off. */
@@ -267,8 +266,6 @@ u64 lvmm_supported_xcr0(void);
 
 /* ---- instruction decoding and guest memory (x86.c) ------------------------ */
 
-int lvmm_read_gva(struct lvmm_vcpu *vcpu, const struct lvmm_cpu_mode *m,
-		  u64 gva, void *data, unsigned int len, bool write);
 int lvmm_insn_length(struct lvmm_vcpu *vcpu, const struct lvmm_cpu_mode *m,
 		     u64 *next_rip);
 struct lvmm_mov_ctl {

@@ -373,12 +373,16 @@ static int lvmm_vcpu_check_vm(struct lvmm_vcpu *vcpu)
 {
 	struct lvmm_vm *vm = vcpu->vm;
 
-	clear_bit(LVMM_REQ_KICK, &vcpu->requests);
 	/*
-	 * Clear the kick before reading the state it announces: pairs with
-	 * the barriers around set_bit() in lvmm_vm_kick_all().
+	 * Clear a kick before reading the state it announces: pairs with the
+	 * barriers around set_bit() in lvmm_vm_kick_all().  No kick, no
+	 * atomic: a kick that lands after this test is seen by the backend
+	 * once the vCPU is in guest mode, and that entry is abandoned.
 	 */
-	smp_mb__after_atomic();
+	if (test_bit(LVMM_REQ_KICK, &vcpu->requests)) {
+		clear_bit(LVMM_REQ_KICK, &vcpu->requests);
+		smp_mb__after_atomic();	/* the bit before the state */
+	}
 	if (READ_ONCE(vm->dead)) {
 		vcpu->run->exit_reason = LVMM_EXIT_VM_DESTROYED;
 		return 0;

@@ -111,8 +111,9 @@ static int lvmm_gva_to_gpa(struct lvmm_vcpu *vcpu,
  * Read or write guest-virtual memory as the guest's kernel would.  The walk
  * checks presence only; A/D bits are not updated.
  */
-int lvmm_read_gva(struct lvmm_vcpu *vcpu, const struct lvmm_cpu_mode *m,
-		  u64 gva, void *data, unsigned int len, bool write)
+static int lvmm_access_gva(struct lvmm_vcpu *vcpu,
+			   const struct lvmm_cpu_mode *m, u64 gva, void *data,
+			   unsigned int len, bool write)
 {
 	while (len) {
 		unsigned int n = min_t(unsigned int, len,
@@ -158,12 +159,12 @@ static int lvmm_fetch(struct lvmm_vcpu *vcpu, const struct lvmm_cpu_mode *m,
 	in->seg = -1;
 	first = min_t(unsigned int, LVMM_MAX_INSN,
 		      PAGE_SIZE - offset_in_page(ip));
-	if (lvmm_read_gva(vcpu, m, ip, in->b, first, false))
+	if (lvmm_access_gva(vcpu, m, ip, in->b, first, false))
 		return -EFAULT;
 	in->nbytes = first;
 	/* The tail may sit on an unmapped page; fetch it only if it is there. */
 	if (first < LVMM_MAX_INSN &&
-	    !lvmm_read_gva(vcpu, m, ip + first, in->b + first,
+	    !lvmm_access_gva(vcpu, m, ip + first, in->b + first,
 			   LVMM_MAX_INSN - first, false))
 		in->nbytes = LVMM_MAX_INSN;
 	return 0;
@@ -568,9 +569,9 @@ int lvmm_emulate_pio(struct lvmm_vcpu *vcpu, const struct lvmm_cpu_mode *m,
 							   LVMM_RSI,
 							   lvmm_string_delta(vcpu, i));
 
-				if (lvmm_read_gva(vcpu, m, gva,
-						  vcpu->io_page + i * size,
-						  size, false))
+				if (lvmm_access_gva(vcpu, m, gva,
+						    vcpu->io_page + i * size,
+						    size, false))
 					goto fail;
 			}
 		}
@@ -622,9 +623,9 @@ static int lvmm_complete_pio(struct lvmm_vcpu *vcpu, bool in)
 						   LVMM_RDI,
 						   lvmm_string_delta(vcpu, i));
 
-			if (lvmm_read_gva(vcpu, &m, gva,
-					  vcpu->io_page + i * e->size,
-					  e->size, true)) {
+			if (lvmm_access_gva(vcpu, &m, gva,
+					    vcpu->io_page + i * e->size,
+					    e->size, true)) {
 				lvmm_internal_error(vcpu,
 						    LVMM_INTERNAL_ERROR_EMULATION,
 						    2, e->port, gva);
