@@ -116,6 +116,12 @@ static void lvmm_cpuid_filter(struct lvmm_cpuid_entry *e)
 	case 0x80000008:
 		/* Speculation controls: their MSRs are not offered. */
 		e->ebx = 0;
+		/*
+		 * Physical addresses: no wider than the 4-level nested tables
+		 * reach (48 bits); the guest-physical width says the same.
+		 */
+		e->eax = (e->eax & 0xff00) | min_t(u32, e->eax & 0xff,
+						     ilog2(LVMM_MAX_GPA));
 		break;
 	case 0x8000000a:	/* nested virtualization features */
 	case 0x8000001f:	/* memory encryption */

@@ -68,6 +68,8 @@ int lvmm_hw_get(void)
 			lvmm_hw_users = 0;
 			pr_warn_ratelimited("lvmm: virtualization is in use by another hypervisor (EFER.SVME or VMXE already set); close its VMs or unload it, then retry\n");
 			r = -EBUSY;
+		} else {
+			lvmm_watchdog_start();
 		}
 	}
 	mutex_unlock(&lvmm_hw_lock);
@@ -79,8 +81,10 @@ void lvmm_hw_put(void)
 {
 	cpus_read_lock();
 	mutex_lock(&lvmm_hw_lock);
-	if (!WARN_ON_ONCE(!lvmm_hw_users) && --lvmm_hw_users == 0)
+	if (!WARN_ON_ONCE(!lvmm_hw_users) && --lvmm_hw_users == 0) {
+		lvmm_watchdog_stop();
 		on_each_cpu(lvmm_hw_disable_cpu, NULL, 1);
+	}
 	mutex_unlock(&lvmm_hw_lock);
 	cpus_read_unlock();
 }
@@ -99,6 +103,8 @@ static int lvmm_hw_online(unsigned int cpu)
 			pr_warn("lvmm: cannot enable virtualization on CPU %u: in use by another hypervisor\n",
 				cpu);
 			r = -EBUSY;
+		} else {
+			lvmm_watchdog_cpu_online();
 		}
 	}
 	mutex_unlock(&lvmm_hw_lock);
@@ -116,9 +122,20 @@ static int lvmm_hw_offline(unsigned int cpu)
 }
 
 /* A normal reboot or kexec leaves the extension off, as the kernel expects. */
+bool lvmm_rebooting;
+
 static int lvmm_hw_reboot(struct notifier_block *nb, unsigned long code,
 			  void *unused)
 {
+	/*
+	 * vCPUs may still be running.  Each checks the flag with IRQs off
+	 * before it enters, and the IPI below reaches a CPU only outside
+	 * guest mode with GIF set: a vCPU either sees the flag and gives up
+	 * with -EIO, or is in guest mode and leaves it before SVM goes off.
+	 * The world switch's exception table covers the rest (an emergency
+	 * restart from NMI context).
+	 */
+	WRITE_ONCE(lvmm_rebooting, true);
 	on_each_cpu(lvmm_hw_disable_cpu, NULL, 1);
 	return NOTIFY_OK;
 }

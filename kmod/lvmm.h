@@ -19,6 +19,11 @@
 #include <linux/kref.h>
 #include <linux/srcu.h>
 #include <linux/wait.h>
+#include <linux/context_tracking.h>
+#include <linux/ftrace.h>
+#include <linux/irqflags.h>
+#include <linux/rcupdate.h>
+#include <linux/vtime.h>
 #include <asm/fpu/api.h>
 #include <linux/lvmm.h>
 #include <linux/lvmm_nl.h>
@@ -93,6 +98,7 @@ struct lvmm_vm {
 	u32 id;				/* (i) */
 	char name[LVMM_VM_NAME_LEN];	/* (i) */
 	struct list_head list;		/* lvmm_vms_lock */
+	struct hlist_node name_node;	/* lvmm_vms_lock: by (net, name) */
 	struct inode *inode;		/* (i) per-VM, for the mmap of slots */
 
 	struct mutex lock;		/* vCPU creation */
@@ -216,7 +222,8 @@ struct lvmm_vcpu {
 
 	/* Kicks: who runs where, and what it must do before entering. */
 	int cpu;			/* (c) last physical CPU */
-	int mode;			/* lvmm_vcpu_mode, see lvmm_vm_kick_all() */
+	int mode;			/* lvmm_vcpu_mode, see lvmm_vcpu_request() */
+	unsigned long entered;		/* (c) jiffies at the last entry */
 	unsigned long requests;		/* LVMM_REQ_* bits, atomic */
 	int state;			/* (c) enum lvmm_vcpu_state, racy reads */
 	struct pid __rcu *pid;		/* (c) thread that last ran it */
@@ -243,6 +250,7 @@ struct lvmm_vcpu {
 	u64 apic_base;			/* (c) */
 	u64 misc_enable;		/* (c) */
 	u64 mtrr_def_type;		/* (c) */
+	u32 tsc_aux;			/* (c) what RDPID reads in the guest */
 	u64 dr[4], dr6, dr7;		/* (c) virtual debug registers */
 
 	struct lvmm_vcpu_stat stat;	/* (c) */
@@ -252,6 +260,7 @@ long lvmm_vm_create_vcpu(struct lvmm_vm *vm, void __user *argp);
 void lvmm_vcpu_destroy(struct lvmm_vcpu *vcpu);
 void lvmm_vm_flush_tlb_all(struct lvmm_vm *vm);
 void lvmm_vm_kick_all(struct lvmm_vm *vm, int req);
+void lvmm_vcpu_kick(struct lvmm_vcpu *vcpu, int req);
 int lvmm_get_msr(struct lvmm_vcpu *vcpu, u32 index, u64 *data);
 int lvmm_set_msr(struct lvmm_vcpu *vcpu, u32 index, u64 data);
 
@@ -278,6 +287,8 @@ struct lvmm_mov_ctl {
 
 int lvmm_decode_mov_ctl(struct lvmm_vcpu *vcpu, const struct lvmm_cpu_mode *m,
 			struct lvmm_mov_ctl *mov);
+int lvmm_decode_cr0_write(struct lvmm_vcpu *vcpu, const struct lvmm_cpu_mode *m,
+			  u64 *cr0, u64 *next_rip);
 int lvmm_emulate_mmio(struct lvmm_vcpu *vcpu, const struct lvmm_cpu_mode *m,
 		      u64 gpa, bool write_fault);
 int lvmm_emulate_pio(struct lvmm_vcpu *vcpu, const struct lvmm_cpu_mode *m,
@@ -294,6 +305,55 @@ void lvmm_nl_event(struct lvmm_vm *vm, int event);
 int lvmm_vm_pause(struct lvmm_vm *vm);
 int lvmm_vm_resume(struct lvmm_vm *vm);
 int lvmm_vm_destroy(struct lvmm_vm *vm);
+
+/* ---- the guest-mode watchdog (watchdog.c) --------------------------------- */
+
+/* Longer than this in guest mode, and the vCPU's CPU gets an NMI. */
+#define LVMM_GUEST_STAY_MAX	HZ
+#define LVMM_GUEST_STAY_MAX_NS	NSEC_PER_SEC
+
+int lvmm_watchdog_init(void);
+void lvmm_watchdog_exit(void);
+void lvmm_watchdog_start(void);
+void lvmm_watchdog_stop(void);
+void lvmm_watchdog_cpu_online(void);
+void lvmm_watchdog_enter(void);
+void lvmm_watchdog_exit_guest(void);
+
+/* ---- guest entry and exit, for the backends ------------------------------ */
+
+/* Set by the reboot notifier: no VMRUN/VMRESUME may start any more. */
+extern bool lvmm_rebooting;
+
+/*
+ * Entering a guest is, for the rest of the kernel, like returning to user
+ * mode (KVM's guest_timing_enter_irqoff() and guest_state_enter_irqoff()
+ * do the same): the guest's time is accounted as guest time, and the CPU
+ * is in a quiescent state for RCU and RCU-Tasks, so that a vCPU spinning
+ * in guest mode holds up neither grace periods nor the function tracer.
+ * Called with IRQs off, right before the backend lets the CPU's IF be set
+ * for the world switch; lockdep is told IRQs are on from here.
+ */
+static __always_inline void lvmm_guest_enter_irqoff(void)
+{
+	lvmm_watchdog_enter();
+	vtime_account_guest_enter();
+	trace_hardirqs_on_prepare();
+	lockdep_hardirqs_on_prepare();
+	if (!context_tracking_guest_enter())
+		rcu_virt_note_context_switch(smp_processor_id());
+	lockdep_hardirqs_on(CALLER_ADDR0);
+}
+
+/* Back from the guest, IRQs off again: the reverse, in reverse order. */
+static __always_inline void lvmm_guest_exit_irqoff(void)
+{
+	lockdep_hardirqs_off(CALLER_ADDR0);
+	context_tracking_guest_exit();
+	trace_hardirqs_off_finish();
+	vtime_account_guest_exit();
+	lvmm_watchdog_exit_guest();
+}
 
 /* ---- the architecture backend --------------------------------------------- */
 

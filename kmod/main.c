@@ -92,15 +92,21 @@ static int __init lvmm_init(void)
 	if (r)
 		goto out_fs_exit;
 
+	r = lvmm_watchdog_init();
+	if (r)
+		goto out_netlink_exit;
+
 	r = misc_register(&lvmm_dev);
 	if (r) {
 		pr_err("lvmm: cannot register /dev/lvmm: %d\n", r);
-		goto out_netlink_exit;
+		goto out_watchdog_exit;
 	}
 	pr_info("lvmm: loaded, %s backend, API version %d\n", lvmm_arch->name,
 		LVMM_API_VERSION);
 	return 0;
 
+out_watchdog_exit:
+	lvmm_watchdog_exit();
 out_netlink_exit:
 	lvmm_netlink_exit();
 out_fs_exit:
@@ -115,6 +121,7 @@ out_arch_exit:
 static void __exit lvmm_exit(void)
 {
 	misc_deregister(&lvmm_dev);
+	lvmm_watchdog_exit();
 	lvmm_netlink_exit();
 	lvmm_vm_fs_exit();
 	lvmm_hw_exit();

@@ -12,8 +12,11 @@
  * are visible only there.
  */
 #include <linux/cred.h>
+#include <linux/fs.h>
 #include <linux/pid.h>
+#include <linux/pid_namespace.h>
 #include <linux/sched.h>
+#include <linux/user_namespace.h>
 #include <net/genetlink.h>
 #include <net/netlink.h>
 #include <net/sock.h>
@@ -44,9 +47,18 @@ static const struct nla_policy lvmm_vm_policy[LVMM_A_VM_MAX + 1] = {
 	[LVMM_A_VM_PAD]		= { .type = NLA_REJECT },
 };
 
+/*
+ * Rights are those of whoever opened the requesting socket, as for
+ * netlink_capable(): a socket passed to another process carries its
+ * opener's rights, no more and no less, whoever sends on it.
+ */
 static bool lvmm_nl_allowed(const struct sk_buff *skb, struct lvmm_vm *vm)
 {
-	return uid_eq(vm->owner, current_euid()) ||
+	const struct sock *sk = NETLINK_CB(skb).sk;
+	const struct file *file = sk && sk->sk_socket ? sk->sk_socket->file :
+							 NULL;
+
+	return (file && uid_eq(vm->owner, file->f_cred->euid)) ||
 	       netlink_ns_capable(skb, sock_net(skb->sk)->user_ns,
 				  CAP_NET_ADMIN);
 }
@@ -99,9 +111,19 @@ static u64 lvmm_vm_guest_ns(struct lvmm_vm *vm)
 	return ns;
 }
 
+/*
+ * A reply gives the owner's uid and the creator's pid as the requester
+ * sees them.  An event has no single reader: it gives them as seen from
+ * the VM's network namespace's user namespace and from the creator's own
+ * pid namespace, whichever task's action fired it.
+ */
 static int lvmm_nl_fill_vm(struct sk_buff *skb, struct lvmm_vm *vm, u32 portid,
 			   u32 seq, int flags, u8 cmd, int event)
 {
+	struct user_namespace *user_ns = event ? vm->net->user_ns :
+						 current_user_ns();
+	pid_t pid = event ? pid_nr_ns(vm->creator, ns_of_pid(vm->creator)) :
+			    pid_vnr(vm->creator);
 	void *hdr;
 
 	hdr = genlmsg_put(skb, portid, seq, &lvmm_nl_family, flags, cmd);
@@ -110,8 +132,8 @@ static int lvmm_nl_fill_vm(struct sk_buff *skb, struct lvmm_vm *vm, u32 portid,
 	if (nla_put_u32(skb, LVMM_A_VM_ID, vm->id) ||
 	    nla_put_string(skb, LVMM_A_VM_NAME, vm->name) ||
 	    nla_put_u32(skb, LVMM_A_VM_OWNER_UID,
-			from_kuid_munged(current_user_ns(), vm->owner)) ||
-	    nla_put_u32(skb, LVMM_A_VM_CREATOR_PID, pid_vnr(vm->creator)) ||
+			from_kuid_munged(user_ns, vm->owner)) ||
+	    nla_put_u32(skb, LVMM_A_VM_CREATOR_PID, pid) ||
 	    nla_put_u32(skb, LVMM_A_VM_STATE, lvmm_vm_state(vm)) ||
 	    nla_put_u32(skb, LVMM_A_VM_NR_VCPUS, READ_ONCE(vm->nr_vcpus)) ||
 	    nla_put_u64_64bit(skb, LVMM_A_VM_MEM_SIZE, READ_ONCE(vm->mem_size),

@@ -8,6 +8,7 @@
  * reach a running vCPU only through vcpu->requests and a kick.
  */
 #include <linux/anon_inodes.h>
+#include <linux/cpumask.h>
 #include <linux/file.h>
 #include <linux/fs.h>
 #include <linux/mm.h>
@@ -15,6 +16,7 @@
 #include <linux/sched/clock.h>
 #include <linux/sched/signal.h>
 #include <linux/slab.h>
+#include <linux/smp.h>
 #include <linux/uaccess.h>
 #include <linux/vmalloc.h>
 #include <asm/debugreg.h>
@@ -29,24 +31,46 @@ static void lvmm_kick_ipi(void *unused)
 }
 
 /*
- * Make every vCPU of @vm flush its guest TLB before it runs guest code
- * again, and wait until no vCPU can still be using an old translation.
- *
- * Pairs with the smp_mb() between setting vcpu->mode to IN_GUEST_MODE and
- * reading vcpu->requests in the backend's entry path: either the vCPU sees
- * the request before entering, or we see it in guest mode and interrupt it;
- * the IPI is taken only after the #VMEXIT, so waiting for it means the vCPU
- * has left guest mode and will flush before it enters again.
+ * Post @req to @vcpu.  The caller's state change (vm->paused, vm->dead,
+ * the zapped tables) before the bit, the bit before reading vcpu->mode:
+ * pairs with lvmm_vcpu_check_vm() and the smp_mb() in the backend's entry
+ * path.  Returns the CPU the vCPU is in guest mode on, or -1.
  */
-void lvmm_vm_flush_tlb_all(struct lvmm_vm *vm)
+static int lvmm_vcpu_request(struct lvmm_vcpu *vcpu, int req)
 {
-	lvmm_vm_kick_all(vm, LVMM_REQ_TLB_FLUSH);
+	int cpu;
+
+	smp_mb__before_atomic();	/* state before the bit */
+	set_bit(req, &vcpu->requests);
+	smp_mb__after_atomic();		/* bit before reading mode */
+	if (READ_ONCE(vcpu->mode) != LVMM_IN_GUEST_MODE)
+		return -1;
+	cpu = READ_ONCE(vcpu->cpu);
+	return (unsigned int)cpu < nr_cpu_ids && cpu_online(cpu) ? cpu : -1;
+}
+
+/*
+ * Get @vcpu out of guest mode soon, without waiting: any interrupt forces
+ * a #VMEXIT, and the reschedule IPI is the cheapest one there is (KVM's
+ * kvm_vcpu_kick() does the same).  The vCPU then sees @req before it
+ * enters again.  A guest decides how long a #VMEXIT takes no more than
+ * how long an interrupt takes to arrive, so nobody may spin on it.
+ */
+void lvmm_vcpu_kick(struct lvmm_vcpu *vcpu, int req)
+{
+	int me = get_cpu();
+	int cpu = lvmm_vcpu_request(vcpu, req);
+
+	/* On this very CPU it cannot be in guest mode: we are running. */
+	if (cpu >= 0 && cpu != me)
+		smp_send_reschedule(cpu);
+	put_cpu();
 }
 
 /*
  * Make every vCPU of @vm leave guest mode and look at @req (and the VM's
- * state) before it enters again; returns once none is in guest mode with
- * an old view.  Same protocol as lvmm_vm_flush_tlb_all().
+ * state) before it enters again.  Returns at once: pause, resume, destroy
+ * and policy changes need the vCPUs out soon, not this instant.
  */
 void lvmm_vm_kick_all(struct lvmm_vm *vm, int req)
 {
@@ -55,19 +79,34 @@ void lvmm_vm_kick_all(struct lvmm_vm *vm, int req)
 	for (i = 0; i < LVMM_MAX_VCPUS; i++) {
 		struct lvmm_vcpu *vcpu = READ_ONCE(vm->vcpus[i]);
 
+		if (vcpu)
+			lvmm_vcpu_kick(vcpu, req);
+	}
+}
+
+/*
+ * Make every vCPU of @vm flush its guest TLB before it runs guest code
+ * again, and wait until no vCPU can still be using an old translation:
+ * the only kick that waits, because memory is about to be freed.
+ *
+ * Either the vCPU sees the request before entering, or we see it in guest
+ * mode and interrupt it; the IPI is taken only after the #VMEXIT (GIF is
+ * clear until then), so once it has run, the vCPU has left guest mode and
+ * will flush before it enters again.
+ */
+void lvmm_vm_flush_tlb_all(struct lvmm_vm *vm)
+{
+	int i;
+
+	for (i = 0; i < LVMM_MAX_VCPUS; i++) {
+		struct lvmm_vcpu *vcpu = READ_ONCE(vm->vcpus[i]);
+		int cpu;
+
 		if (!vcpu)
 			continue;
-		/*
-		 * The caller's state change (vm->paused, vm->dead, the zapped
-		 * tables) before the bit, the bit before reading mode: pairs
-		 * with lvmm_vcpu_check_vm() and the backend's entry path.
-		 */
-		smp_mb__before_atomic();	/* state before the bit */
-		set_bit(req, &vcpu->requests);
-		smp_mb__after_atomic();		/* bit before reading mode */
-		if (READ_ONCE(vcpu->mode) == LVMM_IN_GUEST_MODE)
-			smp_call_function_single(READ_ONCE(vcpu->cpu),
-						 lvmm_kick_ipi, NULL, 1);
+		cpu = lvmm_vcpu_request(vcpu, LVMM_REQ_TLB_FLUSH);
+		if (cpu >= 0)
+			smp_call_function_single(cpu, lvmm_kick_ipi, NULL, 1);
 	}
 }
 
@@ -248,6 +287,9 @@ int lvmm_get_msr(struct lvmm_vcpu *vcpu, u32 index, u64 *data)
 	case MSR_MTRRcap:
 		*data = 0;	/* no variable or fixed ranges */
 		return 0;
+	case MSR_TSC_AUX:
+		*data = vcpu->tsc_aux;
+		return 0;
 	default:
 		return lvmm_arch->get_msr(vcpu, index, data);
 	}
@@ -270,6 +312,11 @@ int lvmm_set_msr(struct lvmm_vcpu *vcpu, u32 index, u64 data)
 		if (data & ~0xcffULL)
 			return -EINVAL;
 		vcpu->mtrr_def_type = data;
+		return 0;
+	case MSR_TSC_AUX:
+		if (data >> 32)
+			return -EINVAL;
+		vcpu->tsc_aux = data;
 		return 0;
 	default:
 		return lvmm_arch->set_msr(vcpu, index, data);
@@ -373,28 +420,29 @@ static int lvmm_vcpu_check_vm(struct lvmm_vcpu *vcpu)
 {
 	struct lvmm_vm *vm = vcpu->vm;
 
-	/*
-	 * Clear a kick before reading the state it announces: pairs with the
-	 * barriers around set_bit() in lvmm_vm_kick_all().  No kick, no
-	 * atomic: a kick that lands after this test is seen by the backend
-	 * once the vCPU is in guest mode, and that entry is abandoned.
-	 */
-	if (test_bit(LVMM_REQ_KICK, &vcpu->requests)) {
-		clear_bit(LVMM_REQ_KICK, &vcpu->requests);
-		smp_mb__after_atomic();	/* the bit before the state */
-	}
-	if (READ_ONCE(vm->dead)) {
-		vcpu->run->exit_reason = LVMM_EXIT_VM_DESTROYED;
-		return 0;
-	}
-	if (READ_ONCE(vm->paused)) {
+	for (;;) {
+		/*
+		 * Clear a kick before reading the state it announces: pairs
+		 * with lvmm_vcpu_request().  No kick, no atomic: a kick that
+		 * lands after this test is seen by the backend once the vCPU
+		 * is in guest mode, and that entry is abandoned.
+		 */
+		if (test_bit(LVMM_REQ_KICK, &vcpu->requests)) {
+			clear_bit(LVMM_REQ_KICK, &vcpu->requests);
+			smp_mb__after_atomic();	/* the bit before the state */
+		}
+		if (READ_ONCE(vm->dead)) {
+			vcpu->run->exit_reason = LVMM_EXIT_VM_DESTROYED;
+			return 0;
+		}
+		if (!READ_ONCE(vm->paused))
+			return 1;
 		if (lvmm_vcpu_park(vcpu)) {
 			vcpu->run->exit_reason = LVMM_EXIT_INTR;
 			return -EINTR;
 		}
-		return lvmm_vcpu_check_vm(vcpu);
+		/* Resumed or destroyed: look again. */
 	}
-	return 1;
 }
 
 static long lvmm_vcpu_run(struct lvmm_vcpu *vcpu)
@@ -449,7 +497,12 @@ static long lvmm_vcpu_run(struct lvmm_vcpu *vcpu)
 	}
 	fpu_swap_kvm_fpstate(&vcpu->fpu, false);
 	WRITE_ONCE(vcpu->state, LVMM_VCPU_STATE_IDLE);
-	if (r == 0 && run->exit_reason == LVMM_EXIT_SHUTDOWN)
+	/*
+	 * A shutdown in this RUN, as the kernel saw it: run->exit_reason is
+	 * userspace's to rewrite at any time.  A vCPU already shut down
+	 * returned above without entering.
+	 */
+	if (vcpu->shutdown)
 		lvmm_nl_event(vcpu->vm, LVMM_EVENT_SHUTDOWN);
 out:
 	lvmm_exit_to_user(vcpu);

@@ -29,6 +29,7 @@
 #include <linux/cred.h>
 #include <linux/file.h>
 #include <linux/fs.h>
+#include <linux/hashtable.h>
 #include <linux/idr.h>
 #include <linux/mm.h>
 #include <linux/module.h>
@@ -38,6 +39,7 @@
 #include <linux/pseudo_fs.h>
 #include <linux/sched/mm.h>
 #include <linux/slab.h>
+#include <linux/stringhash.h>
 #include <linux/uaccess.h>
 #include <linux/vmalloc.h>
 
@@ -48,6 +50,8 @@
 static DEFINE_MUTEX(lvmm_vms_lock);
 static LIST_HEAD(lvmm_vms);			/* lvmm_vms_lock */
 static DEFINE_IDR(lvmm_vm_ids);			/* lvmm_vms_lock */
+/* Names are per network namespace: hashed on (namespace, name). */
+static DEFINE_HASHTABLE(lvmm_vm_names, 10);	/* lvmm_vms_lock */
 static struct vfsmount *lvmm_mnt;
 
 /*
@@ -93,6 +97,7 @@ static bool lvmm_vm_unlist(struct lvmm_vm *vm)
 	was_listed = vm->listed;
 	if (was_listed) {
 		list_del(&vm->list);
+		hash_del(&vm->name_node);
 		idr_remove(&lvmm_vm_ids, vm->id);
 		vm->listed = false;
 	}
@@ -140,15 +145,23 @@ static bool lvmm_name_valid(const char *name)
 	return true;
 }
 
-static bool lvmm_name_taken(const char *name)
+static u32 lvmm_name_hash(const struct net *net, const char *name)
+{
+	return full_name_hash(net, name, strlen(name));
+}
+
+/* The VM called @name in @net, listed or not yet; lvmm_vms_lock held. */
+static struct lvmm_vm *lvmm_name_lookup(const struct net *net,
+					const char *name)
 {
 	struct lvmm_vm *vm;
 
 	lockdep_assert_held(&lvmm_vms_lock);
-	list_for_each_entry(vm, &lvmm_vms, list)
-		if (!strcmp(vm->name, name))
-			return true;
-	return false;
+	hash_for_each_possible(lvmm_vm_names, vm, name_node,
+			       lvmm_name_hash(net, name))
+		if (net_eq(vm->net, net) && !strcmp(vm->name, name))
+			return vm;
+	return NULL;
 }
 
 /* Give the VM an id and its name, and make it visible; -EEXIST if taken. */
@@ -157,7 +170,7 @@ static int lvmm_vm_publish(struct lvmm_vm *vm, const char *name)
 	int id, r = 0;
 
 	mutex_lock(&lvmm_vms_lock);
-	if (name[0] && lvmm_name_taken(name)) {
+	if (name[0] && lvmm_name_lookup(vm->net, name)) {
 		r = -EEXIST;
 		goto out_unlock;
 	}
@@ -173,12 +186,13 @@ static int lvmm_vm_publish(struct lvmm_vm *vm, const char *name)
 			break;
 		}
 		snprintf(vm->name, sizeof(vm->name), "vm%d", id);
-		if (!lvmm_name_taken(vm->name))
+		if (!lvmm_name_lookup(vm->net, vm->name))
 			break;
 		/* A user took "vmN" for themselves: try the next id. */
 		idr_remove(&lvmm_vm_ids, id);
 	}
 	list_add_tail(&vm->list, &lvmm_vms);
+	hash_add(lvmm_vm_names, &vm->name_node, lvmm_name_hash(vm->net, vm->name));
 	vm->listed = true;
 out_unlock:
 	mutex_unlock(&lvmm_vms_lock);
@@ -430,12 +444,9 @@ struct lvmm_vm *lvmm_vm_find(struct net *net, u32 id, const char *name)
 		if (vm && net_eq(vm->net, net) && lvmm_vm_tryget(vm))
 			found = vm;
 	} else if (name) {
-		list_for_each_entry(vm, &lvmm_vms, list)
-			if (!strcmp(vm->name, name) && net_eq(vm->net, net)) {
-				if (lvmm_vm_tryget(vm))
-					found = vm;
-				break;
-			}
+		vm = lvmm_name_lookup(net, name);
+		if (vm && lvmm_vm_tryget(vm))
+			found = vm;
 	}
 	mutex_unlock(&lvmm_vms_lock);
 	return found;
@@ -444,14 +455,21 @@ struct lvmm_vm *lvmm_vm_find(struct net *net, u32 id, const char *name)
 /* The VM of @net with the lowest id >= *@id, with a reference; a cursor. */
 struct lvmm_vm *lvmm_vm_next(struct net *net, u32 *id)
 {
-	struct lvmm_vm *vm;
-	int next = *id;
+	struct lvmm_vm *vm = NULL;
+	int next;
 
+	/* Ids are below INT_MAX: a cursor past the last one ends the walk. */
+	if (*id >= INT_MAX)
+		return NULL;
+	next = *id;
 	mutex_lock(&lvmm_vms_lock);
 	while ((vm = idr_get_next(&lvmm_vm_ids, &next))) {
 		if (net_eq(vm->net, net) && lvmm_vm_tryget(vm))
 			break;
-		next++;
+		if (++next >= INT_MAX) {
+			vm = NULL;
+			break;
+		}
 	}
 	mutex_unlock(&lvmm_vms_lock);
 	*id = next;

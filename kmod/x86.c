@@ -352,6 +352,44 @@ int lvmm_decode_mov_ctl(struct lvmm_vcpu *vcpu, const struct lvmm_cpu_mode *m,
 	return 0;
 }
 
+/*
+ * Decode a write to CR0 -- MOV to CR0, CLTS or LMSW with a register
+ * operand -- and compute the value it writes, from @m->cr0.  LMSW from
+ * memory is not decoded (-EINVAL).
+ */
+int lvmm_decode_cr0_write(struct lvmm_vcpu *vcpu, const struct lvmm_cpu_mode *m,
+			  u64 *cr0, u64 *next_rip)
+{
+	struct lvmm_insn in;
+	u64 src;
+
+	if (lvmm_decode(vcpu, m, &in) || in.op != 0x0f)
+		return -EINVAL;
+	switch (in.op2) {
+	case 0x06:				/* CLTS */
+		*cr0 = m->cr0 & ~X86_CR0_TS;
+		break;
+	case 0x01:				/* LMSW r16: group 7, /6 */
+	case 0x22:				/* MOV CR0, r */
+		if (lvmm_decode_modrm(&in) || in.mod != 3 ||
+		    (in.op2 == 0x01 && (in.reg & 7) != 6) ||
+		    (in.op2 == 0x22 && in.reg != 0))
+			return -EINVAL;
+		src = vcpu->regs[in.rm];
+		if (in.op2 == 0x22) {
+			*cr0 = lvmm_64bit_code(m) ? src : (u32)src;
+			break;
+		}
+		/* LMSW: PE, MP, EM, TS; it sets PE but cannot clear it. */
+		*cr0 = (m->cr0 & ~0xeULL) | (src & 0xf) | (m->cr0 & X86_CR0_PE);
+		break;
+	default:
+		return -EINVAL;
+	}
+	*next_rip = lvmm_next_rip(m, vcpu->rip, in.pos);
+	return 0;
+}
+
 static u64 lvmm_size_mask(int size)
 {
 	return size == 8 ? ~0ULL : (1ULL << (size * 8)) - 1;

@@ -151,6 +151,61 @@ TEST(protected_mode_32)
 	vm_free(vm);
 }
 
+/*
+ * Long mode enabled but not active: EFER.LME with CR0.PG and CR4.PAE
+ * clear, a state every OS passes through on its way to long mode (and
+ * that QEMU 7.2's #VMEXIT mishandles: Documentation/sandbox.rst).  Exits
+ * from it work, EFER reads back as written, and turning paging on
+ * without PAE is refused with #GP, as the architecture says.
+ */
+TEST(long_mode_enabled_not_active)
+{
+	static const u8 code[] = {
+		0xe7, 0x10,			/* out %eax, $0x10 */
+		0x0f, 0x20, 0xc0,		/* mov %cr0, %eax */
+		0x0d, 0x00, 0x00, 0x00, 0x80,	/* or $0x80000000, %eax */
+		0x0f, 0x22, 0xc0,		/* mov %eax, %cr0: #GP */
+		0xe7, 0x11,			/* out %eax, $0x11: never */
+	};
+	struct lvmm_sregs sregs;
+	struct lvmm_regs regs;
+	struct lvmm_vcpu *vcpu;
+	struct lvmm_vm *vm;
+	u8 *mem;
+
+	TEST_REQUIRE(lvmm_dev_present());
+	vm = bare_vm_with_code(&vcpu, 0x1000, code, sizeof(code), &mem);
+	vcpu_sregs_get(vcpu, &sregs);
+	sregs.cr0 = X86_CR0_PE | X86_CR0_ET | X86_CR0_NE;
+	sregs.cr4 = 0;
+	sregs.efer = EFER_LME;
+	sregs.cs = (struct lvmm_segment){ .base = 0, .limit = 0xffffffff,
+		.selector = GDT_CODE32, .type = 11, .s = 1, .present = 1,
+		.db = 1, .g = 1 };
+	sregs.ds = (struct lvmm_segment){ .base = 0, .limit = 0xffffffff,
+		.selector = GDT_DATA, .type = 3, .s = 1, .present = 1,
+		.db = 1, .g = 1 };
+	sregs.es = sregs.fs = sregs.gs = sregs.ss = sregs.ds;
+	vcpu_sregs_set(vcpu, &sregs);
+	vcpu_regs_get(vcpu, &regs);
+	regs.rip = 0x1000;
+	regs.rflags = 2;
+	vcpu_regs_set(vcpu, &regs);
+
+	vcpu_run(vcpu);
+	TEST_ASSERT_EXIT_REASON(vcpu, LVMM_EXIT_IO);
+	EXPECT_EQ(0x10, vcpu->run->io.port);
+	vcpu_sregs_get(vcpu, &sregs);
+	EXPECT_EQ(EFER_LME, sregs.efer);
+	EXPECT_EQ(EFER_LME, vcpu_get_msr(vcpu, MSR_EFER));
+	EXPECT_EQ(0, sregs.cr0 & X86_CR0_PG);
+
+	/* No IDT: the #GP ends in a triple fault. */
+	vcpu_run(vcpu);
+	TEST_ASSERT_EXIT_REASON(vcpu, LVMM_EXIT_SHUTDOWN);
+	vm_free(vm);
+}
+
 static u64 fib(u64 n)
 {
 	return n < 2 ? n : fib(n - 1) + fib(n - 2);

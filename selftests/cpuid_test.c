@@ -52,6 +52,31 @@ TEST(guest_view)
 	vm_free(vm);
 }
 
+/*
+ * The physical-address width the guest is told fits the 4-level nested
+ * tables: a guest that trusted a wider host width could build GPAs the
+ * tables cannot map.
+ */
+TEST(phys_addr_width)
+{
+	struct lvmm_cpuid_entry *e;
+	struct lvmm_vcpu *vcpu;
+	struct lvmm_cpuid *c;
+	struct lvmm_vm *vm;
+
+	TEST_REQUIRE(lvmm_dev_present());
+	vm = vm_create_with_one_vcpu(&vcpu, guest_code);
+	c = lvmm_cpuid_alloc(LVMM_MAX_CPUID_ENTRIES);
+	ASSERT_EQ(0, lvmm_get_cpuid(&vcpu->h, c));
+	e = find(c, 0x80000008);
+	ASSERT_NE(NULL, e);
+	EXPECT_GE(48, e->eax & 0xff);
+	EXPECT_LE(32, e->eax & 0xff);
+	EXPECT_EQ(0, (e->eax >> 16) & 0xff) TH_LOG("guest width: as above");
+	free(c);
+	vm_free(vm);
+}
+
 TEST(get_cpuid_e2big)
 {
 	struct lvmm_cpuid *c;

@@ -92,16 +92,51 @@ static void guest_triple_fault(void)
 	GUEST_FAIL("survived a triple fault");
 }
 
+static void guest_after_shutdown(void)
+{
+	GUEST_SYNC(2);
+	GUEST_DONE();
+}
+
 TEST(triple_fault_shutdown)
 {
 	struct lvmm_vcpu *vcpu;
+	struct lvmm_sregs sregs;
+	struct lvmm_regs regs;
 	struct lvmm_vm *vm;
+	u64 tsc_before;
 
 	TEST_REQUIRE(lvmm_dev_present());
 	vm = vm_create_with_one_vcpu(&vcpu, guest_triple_fault);
 	vcpu_expect_sync(vcpu, 1);
+	tsc_before = vcpu_get_msr(vcpu, MSR_IA32_TSC);
 	vcpu_run(vcpu);
 	TEST_ASSERT_EXIT_REASON(vcpu, LVMM_EXIT_SHUTDOWN);
+
+	/* Without new state it stays shut down. */
+	vcpu_run(vcpu);
+	TEST_ASSERT_EXIT_REASON(vcpu, LVMM_EXIT_SHUTDOWN);
+
+	/*
+	 * The VMCB was undefined after the shutdown and was rebuilt: the
+	 * vCPU shows the reset state, with the guest's TSC still going.
+	 */
+	vcpu_sregs_get(vcpu, &sregs);
+	EXPECT_EQ(0xf000, sregs.cs.selector);
+	EXPECT_EQ(0xffff0000ULL, sregs.cs.base);
+	EXPECT_EQ(X86_CR0_NW | X86_CR0_CD | X86_CR0_ET, sregs.cr0);
+	EXPECT_EQ(0, sregs.efer);
+	EXPECT_LE(tsc_before, vcpu_get_msr(vcpu, MSR_IA32_TSC));
+
+	/* New state from userspace: the vCPU runs again. */
+	vcpu_set_long_mode(vcpu);
+	vcpu_regs_get(vcpu, &regs);
+	regs.rip = (u64)guest_after_shutdown;
+	regs.rsp = STACKS_GPA + STACK_SIZE - 8;
+	regs.rflags = X86_EFLAGS_FIXED;
+	vcpu_regs_set(vcpu, &regs);
+	vcpu_expect_sync(vcpu, 2);
+	vcpu_expect_done(vcpu);
 	vm_free(vm);
 }
 

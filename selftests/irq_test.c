@@ -133,4 +133,53 @@ TEST(repeated_injection)
 	vm_free(vm);
 }
 
+/*
+ * CR8 written while an interrupt waits for the guest's IF: lvmm asks
+ * for an interrupt window then, and takes the CR8 write itself (QEMU
+ * 7.2 aborts on it otherwise: Documentation/sandbox.rst).  The TPR the
+ * guest wrote is the one it reads back and the host sees, and the
+ * interrupt still arrives once IF is set.
+ */
+static void guest_cr8_in_window(void)
+{
+	u64 cr8;
+
+	cli();
+	GUEST_SYNC(0);
+	asm volatile("mov %0, %%cr8" :: "r"(3ULL));
+	asm volatile("mov %%cr8, %0" : "=r"(cr8));
+	GUEST_SYNC(cr8);
+	asm volatile("mov %0, %%cr8" :: "r"(0ULL));
+	sti();
+	while (!irq_count)
+		cpu_relax();
+	cli();
+	GUEST_SYNC_ARGS(irq_count, irq_vector, 0, 0, 0);
+	GUEST_DONE();
+}
+
+TEST(cr8_write_in_interrupt_window)
+{
+	struct lvmm_vcpu *vcpu;
+	struct lvmm_sregs sregs;
+	struct lvmm_vm *vm;
+	struct ucall uc;
+
+	TEST_REQUIRE(lvmm_dev_present());
+	vm = vm_create_with_one_vcpu(&vcpu, guest_cr8_in_window);
+	vm_init_descriptor_tables(vm);
+	vm_install_exception_handler(vm, IRQ_VECTOR, guest_irq_handler);
+	vcpu_expect_sync(vcpu, 0);
+	EXPECT_EQ(0, vcpu->run->if_flag);
+	ASSERT_EQ(0, lvmm_interrupt(&vcpu->h, IRQ_VECTOR));
+	vcpu_expect_sync(vcpu, 3);
+	vcpu_sregs_get(vcpu, &sregs);
+	EXPECT_EQ(3, sregs.cr8);
+	ASSERT_EQ(UCALL_SYNC, vcpu_run_ucall(vcpu, &uc));
+	EXPECT_EQ(1, uc.args[0]);
+	EXPECT_EQ(IRQ_VECTOR, uc.args[1]);
+	vcpu_expect_done(vcpu);
+	vm_free(vm);
+}
+
 TEST_HARNESS_MAIN

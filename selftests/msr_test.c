@@ -11,7 +11,7 @@ static const u32 supported[] = {
 	MSR_KERNEL_GS_BASE, MSR_FS_BASE, MSR_GS_BASE, MSR_IA32_SYSENTER_CS,
 	MSR_IA32_SYSENTER_ESP, MSR_IA32_SYSENTER_EIP, MSR_IA32_CR_PAT,
 	MSR_IA32_TSC, MSR_IA32_APICBASE, MSR_IA32_MISC_ENABLE,
-	MSR_MTRR_DEF_TYPE,
+	MSR_MTRR_DEF_TYPE, MSR_TSC_AUX,
 };
 
 static const struct { u32 index; u64 val; } writable[] = {
@@ -27,6 +27,7 @@ static const struct { u32 index; u64 val; } writable[] = {
 	{ MSR_IA32_SYSENTER_EIP, 0xffffffff81001000ULL },
 	{ MSR_IA32_CR_PAT, 0x0007010600070106ULL },
 	{ MSR_MTRR_DEF_TYPE, 0xc06 },
+	{ MSR_TSC_AUX, 0x1234 },
 };
 
 static void guest_nop(void)
@@ -58,6 +59,10 @@ TEST(host_get_set)
 		EXPECT_EQ(0, lvmm_get_msr(&vcpu->h, writable[i].index, &v));
 		EXPECT_EQ(writable[i].val, v) TH_LOG("MSR 0x%x", writable[i].index);
 	}
+
+	/* TSC_AUX, what RDPID reads: the guest's own, 32 bits, 0 at reset. */
+	EXPECT_EQ(-EOPNOTSUPP, lvmm_set_msr(&vcpu->h, MSR_TSC_AUX, 1ULL << 32));
+	EXPECT_EQ(0x1234, vcpu_get_msr(vcpu, MSR_TSC_AUX));
 
 	ASSERT_EQ(0, lvmm_set_msr(&vcpu->h, MSR_IA32_TSC, 1ULL << 40));
 	ASSERT_EQ(0, lvmm_get_msr(&vcpu->h, MSR_IA32_TSC, &tsc));

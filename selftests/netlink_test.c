@@ -989,6 +989,27 @@ TEST(permissions)
 	EXPECT_TRUE(WIFEXITED(status) && !WEXITSTATUS(status))
 		TH_LOG("the unprivileged child failed (status 0x%x)", status);
 
+	/*
+	 * A socket carries its opener's rights: root's socket, handed to a
+	 * process that became nobody, still manages root's VM.
+	 */
+	pid = fork();
+	ASSERT_GE(pid, 0);
+	if (!pid) {
+		int r;
+
+		drop_to_nobody();
+		r = nl_vm_cmd(c, LVMM_CMD_VM_PAUSE, vm->h.id);
+		CHILD_CHECK(r == 0, "pause on root's socket: %s (%s)",
+			    strerror(-r), c->ext);
+		r = nl_vm_cmd(c, LVMM_CMD_VM_RESUME, vm->h.id);
+		CHILD_CHECK(r == 0, "resume on root's socket: %s", strerror(-r));
+		_exit(0);
+	}
+	ASSERT_EQ(pid, waitpid(pid, &status, 0));
+	EXPECT_TRUE(WIFEXITED(status) && !WEXITSTATUS(status))
+		TH_LOG("nobody with root's socket failed (status 0x%x)", status);
+
 	/* Root's VM is untouched. */
 	ASSERT_EQ(0, nl_vm_get(c, vm->h.id, NULL, &v));
 	EXPECT_EQ(LVMM_VM_STATE_CREATED, v.state);
@@ -1030,6 +1051,28 @@ TEST(netns_isolation)
 		CHILD_CHECK(r == -ENOENT, "vm-get by name: %s", strerror(-r));
 		r = nl_vm_cmd(n, LVMM_CMD_VM_DESTROY, vm->h.id);
 		CHILD_CHECK(r == -ENOENT, "destroy: %s", strerror(-r));
+
+		/* Names are per namespace: the same one is free here. */
+		{
+			struct lvmm_create_vm req = {};
+			int dev = open_lvmm_dev(), fd;
+
+			strcpy(req.name, vm->h.name);
+			fd = ioctl(dev, LVMM_CREATE_VM, &req);
+			CHILD_CHECK(fd >= 0, "the same name in another netns: %s",
+				    strerror(errno));
+			CHILD_CHECK(req.id != vm->h.id, "same id");
+			r = nl_vm_get(n, 0, vm->h.name, &v);
+			CHILD_CHECK(r == 0 && v.id == req.id,
+				    "by name: %s, id %u", strerror(-r), v.id);
+			/* ... and taken now, in this namespace only. */
+			req.id = 0;	/* output only */
+			CHILD_CHECK(ioctl(dev, LVMM_CREATE_VM, &req) < 0 &&
+				    errno == EEXIST, "a second one: %s",
+				    strerror(errno));
+			close(fd);
+			close(dev);
+		}
 		_exit(0);
 	}
 	ASSERT_EQ(pid, waitpid(pid, &status, 0));
@@ -1237,21 +1280,22 @@ TEST(pause_resume_keeps_progress)
 
 	ASSERT_EQ(0, nl_vm_cmd(c, LVMM_CMD_VM_PAUSE, vm->h.id))
 		TH_LOG("%s", c->ext);
-	/* When pause returns, the guest does not run any more. */
+	/* Pause kicks without waiting: the VM is paused at once ... */
+	ASSERT_EQ(0, nl_vm_get(c, vm->h.id, NULL, &v));
+	EXPECT_EQ(LVMM_VM_STATE_PAUSED, v.state);
+	/* ... and its vCPUs park as soon as they leave guest mode. */
+	ASSERT_EQ(0, nl_vcpu_dump(c, vm->h.id, &d));
+	ASSERT_EQ(1, d.n);
+	EXPECT_TRUE(wait_for(!nl_vcpu_dump(c, vm->h.id, &d) &&
+			     d.v[0].state == LVMM_VCPU_STATE_PAUSED, 5000))
+		TH_LOG("vCPU state %u, not paused", d.v[0].state);
+	/* Once parked, the guest does not run any more. */
 	c1 = counter_of(vm);
 	usleep(300000);
 	c2 = counter_of(vm);
 	EXPECT_EQ(c1, c2) TH_LOG("the guest counted while paused");
 	EXPECT_TRUE(r.in_run) TH_LOG("RUN returned on pause");
 	EXPECT_FALSE(r.done);
-
-	ASSERT_EQ(0, nl_vm_get(c, vm->h.id, NULL, &v));
-	EXPECT_EQ(LVMM_VM_STATE_PAUSED, v.state);
-	ASSERT_EQ(0, nl_vcpu_dump(c, vm->h.id, &d));
-	ASSERT_EQ(1, d.n);
-	EXPECT_TRUE(wait_for(!nl_vcpu_dump(c, vm->h.id, &d) &&
-			     d.v[0].state == LVMM_VCPU_STATE_PAUSED, 5000))
-		TH_LOG("vCPU state %u, not paused", d.v[0].state);
 
 	/* A second pause: EALREADY, and it says why. */
 	EXPECT_EQ(-EALREADY, nl_vm_cmd(c, LVMM_CMD_VM_PAUSE, vm->h.id));

@@ -22,6 +22,8 @@
 #include <asm/fpu/xcr.h>
 #include <asm/mem_encrypt.h>
 #include <asm/msr.h>
+#include <asm/mce.h>
+#include <asm/nospec-branch.h>
 #include <asm/svm.h>
 
 #include "svm.h"
@@ -33,7 +35,7 @@
 static DEFINE_PER_CPU(struct svm_cpu, svm_cpu);
 static struct page *svm_iopm, *svm_msrpm;
 static u32 svm_max_asid;
-static bool svm_has_nrips, svm_has_flush_by_asid;
+static bool svm_has_nrips, svm_has_flush_by_asid, svm_has_tsc_aux;
 static u64 svm_host_xcr0;
 
 /* ---- enabling SVM --------------------------------------------------------- */
@@ -103,6 +105,9 @@ static int svm_hardware_setup(void)
 	svm_max_asid = cpuid_ebx(SVM_CPUID_FUNC) - 1;
 	svm_has_nrips = boot_cpu_has(X86_FEATURE_NRIPS);
 	svm_has_flush_by_asid = boot_cpu_has(X86_FEATURE_FLUSHBYASID);
+	/* RDPID cannot be intercepted: the guest reads TSC_AUX directly. */
+	svm_has_tsc_aux = boot_cpu_has(X86_FEATURE_RDTSCP) ||
+			  boot_cpu_has(X86_FEATURE_RDPID);
 	if (boot_cpu_has(X86_FEATURE_XSAVE))
 		svm_host_xcr0 = xgetbv(XCR_XFEATURE_ENABLED_MASK);
 
@@ -166,6 +171,8 @@ static int svm_cpu_enable(void)
 	sc->asid_generation++;
 	sc->next_asid = svm_max_asid + 1;
 	sc->last_vmcb = NULL;
+	if (svm_has_tsc_aux)
+		rdmsrl(MSR_TSC_AUX, sc->host_tsc_aux);
 	wrmsrl(MSR_EFER, efer | EFER_SVME);
 	wrmsrl(MSR_VM_HSAVE_PA, sc->hsave_pa);
 	return 0;
@@ -242,6 +249,8 @@ static const int svm_default_intercepts[] = {
 	 */
 	INTERCEPT_EXCEPTION_OFFSET + AC_VECTOR,
 	INTERCEPT_EXCEPTION_OFFSET + DB_VECTOR,
+	/* A machine check in guest mode is the host's: see svm_handle_mce(). */
+	INTERCEPT_EXCEPTION_OFFSET + MC_VECTOR,
 };
 
 static void svm_init_vmcb(struct svm_vcpu *svm)
@@ -360,6 +369,39 @@ static void svm_set_segment(struct vmcb_seg *v, const struct lvmm_segment *s)
 		    (s->g ? SVM_SELECTOR_G_MASK : 0);
 }
 
+/*
+ * The sandbox's emulator (QEMU 7.2) restores the host's CR0 at #VMEXIT
+ * before its CR4 and EFER, and drops it if the guest's EFER.LME is set
+ * with the guest's CR0.PG and CR4.PAE clear: the host goes on without
+ * paging and the machine is lost (Documentation/sandbox.rst).  That
+ * state -- long mode enabled, not active -- is legal, so lvmm keeps it
+ * without ever putting it in the VMCB: LME waits in svm->lme_hidden
+ * until PAE or PG is set or LME cleared, and meanwhile CR0 writes are
+ * intercepted, so that setting PG without PAE still gets its #GP.  It
+ * changes nothing of what the guest sees, and costs nothing unless a
+ * guest lingers there.
+ */
+static u64 svm_guest_efer(struct svm_vcpu *svm)
+{
+	return (svm->vmcb->save.efer & ~EFER_SVME) |
+	       (svm->lme_hidden ? EFER_LME : 0);
+}
+
+/* Put the guest's EFER (LMA already right) in the VMCB, as above. */
+static void svm_load_efer(struct svm_vcpu *svm, u64 efer)
+{
+	struct vmcb_save_area *s = &svm->vmcb->save;
+	bool hide = (efer & EFER_LME) && !(s->cr0 & X86_CR0_PG) &&
+		    !(s->cr4 & X86_CR4_PAE);
+
+	s->efer = (hide ? efer & ~EFER_LME : efer) | EFER_SVME;
+	vmcb_mark_dirty(svm, VMCB_CR);
+	if (hide != svm->lme_hidden) {
+		svm->lme_hidden = hide;
+		svm_intercept(svm, INTERCEPT_CR0_WRITE, hide);
+	}
+}
+
 static void svm_get_sregs(struct lvmm_vcpu *vcpu, struct lvmm_sregs *sr)
 {
 	struct vmcb_save_area *s = &to_svm(vcpu)->vmcb->save;
@@ -382,7 +424,7 @@ static void svm_get_sregs(struct lvmm_vcpu *vcpu, struct lvmm_sregs *sr)
 	sr->cr3 = s->cr3;
 	sr->cr4 = s->cr4;
 	sr->cr8 = vmcb->control.int_ctl & V_TPR_MASK;
-	sr->efer = s->efer & ~EFER_SVME;
+	sr->efer = svm_guest_efer(to_svm(vcpu));
 }
 
 static u64 svm_cr4_supported(void)
@@ -461,7 +503,7 @@ static int svm_set_sregs(struct lvmm_vcpu *vcpu, const struct lvmm_sregs *sr)
 	s->cr2 = sr->cr2;
 	s->cr3 = sr->cr3;
 	s->cr4 = sr->cr4;
-	s->efer = efer | EFER_SVME;
+	svm_load_efer(svm, efer);
 	svm->vmcb->control.int_ctl = (svm->vmcb->control.int_ctl & ~V_TPR_MASK) |
 				     sr->cr8;
 	svm->dirty |= BIT(VMCB_CR) | BIT(VMCB_DT) | BIT(VMCB_SEG) |
@@ -477,7 +519,7 @@ static void svm_get_cpu_mode(struct lvmm_vcpu *vcpu, struct lvmm_cpu_mode *m)
 	m->cr0 = vmcb->save.cr0;
 	m->cr3 = vmcb->save.cr3;
 	m->cr4 = vmcb->save.cr4;
-	m->efer = vmcb->save.efer;
+	m->efer = svm_guest_efer(to_svm(vcpu));
 	for (i = 0; i < LVMM_NR_SEGS; i++)
 		m->seg_base[i] = svm_seg(vmcb, i)->base;
 	m->cs_l = !!(vmcb->save.cs.attrib & SVM_SELECTOR_L_MASK);
@@ -551,7 +593,7 @@ static int svm_get_msr(struct lvmm_vcpu *vcpu, u32 index, u64 *data)
 	}
 	switch (index) {
 	case MSR_EFER:
-		*data = vmcb->save.efer & ~EFER_SVME;
+		*data = svm_guest_efer(to_svm(vcpu));
 		break;
 	case MSR_IA32_CR_PAT:
 		*data = vmcb->save.g_pat;
@@ -587,8 +629,7 @@ static int svm_set_msr(struct lvmm_vcpu *vcpu, u32 index, u64 data)
 		data = (data & ~EFER_LMA) | (s->efer & EFER_LMA);
 		if (svm_check_cr_efer(s->cr0, s->cr3, s->cr4, data))
 			return -EINVAL;
-		s->efer = data | EFER_SVME;
-		vmcb_mark_dirty(svm, VMCB_CR);
+		svm_load_efer(svm, data);
 		break;
 	case MSR_IA32_CR_PAT:
 		if (!svm_pat_valid(data))
@@ -649,6 +690,13 @@ static void svm_irq_window(struct svm_vcpu *svm, bool on)
 	}
 	vmcb_mark_dirty(svm, VMCB_INTR);
 	svm_intercept(svm, INTERCEPT_VINTR, on);
+	/*
+	 * QEMU 7.2 raises its virtual-interrupt request without its big
+	 * lock when the guest writes CR8 while V_IRQ is set, and aborts
+	 * (Documentation/sandbox.rst): while the window is asked for, CR8
+	 * writes come to lvmm instead.  Rare and cheap on hardware too.
+	 */
+	svm_intercept(svm, INTERCEPT_CR8_WRITE, on);
 }
 
 /* Decide what to deliver at this entry: NMI first, then an interrupt. */
@@ -745,17 +793,74 @@ static void svm_prepare_entry(struct svm_vcpu *svm, int cpu)
 	 */
 	if (moved || sc->last_vmcb != vmcb) {
 		svm->dirty = VMCB_ALL_CLEAN;
+		/*
+		 * Another vCPU, maybe another VM, ran here last: it must not
+		 * steer this one's indirect branches.  With IBPB on every
+		 * exit (SRSO's ibpb-vmexit) that is done already.
+		 */
+		if (sc->last_vmcb != vmcb &&
+		    !cpu_feature_enabled(X86_FEATURE_IBPB_ON_VMEXIT))
+			indirect_branch_prediction_barrier();
 		sc->last_vmcb = vmcb;
 	}
 	vmcb->control.clean = VMCB_ALL_CLEAN & ~svm->dirty;
 	svm->dirty = 0;
 }
 
+/*
+ * Hand a machine check that hit the guest to the host's handler, as if it
+ * had interrupted user mode: the guest's own state means nothing to it.
+ * IRQs are still off and the thread has not moved to another CPU.
+ */
+static void svm_handle_mce(void)
+{
+#ifdef CONFIG_X86_MCE
+	struct pt_regs regs = {
+		.cs = 3,
+		.flags = X86_EFLAGS_IF,
+	};
+
+	do_machine_check(&regs);
+#endif
+}
+
+/*
+ * The vCPU stayed in guest mode for over LVMM_GUEST_STAY_MAX, which no
+ * hardware allows (its timer tick ends guest mode): say where the guest
+ * was, so that the emulator's trigger can be found (watchdog.c).
+ */
+static void svm_report_stay(struct svm_vcpu *svm)
+{
+	struct lvmm_vcpu *vcpu = &svm->vcpu;
+	struct vmcb_control_area *c = &svm->vmcb->control;
+	struct vmcb_save_area *s = &svm->vmcb->save;
+	u8 code[16];
+
+	pr_warn_ratelimited("lvmm: VM %s vCPU %u stayed %u ms in guest mode (exit 0x%x): rip %llx cs %x/%llx cr0 %llx cr3 %llx cr4 %llx efer %llx rflags %llx int_state %x int_ctl %x exit_int_info %x\n",
+			    vcpu->vm->name, vcpu->id,
+			    jiffies_to_msecs(jiffies - vcpu->entered),
+			    (u32)c->exit_code, s->rip, s->cs.selector,
+			    s->cs.base, s->cr0, s->cr3, s->cr4, s->efer,
+			    s->rflags, (u32)c->int_state, c->int_ctl,
+			    c->exit_int_info);
+	/* Without paging, CS base + RIP is the code's guest-physical address. */
+	if (!(s->cr0 & X86_CR0_PG) &&
+	    !lvmm_guest_read(vcpu->vm, (u32)(s->cs.base + s->rip), code,
+			     sizeof(code)))
+		pr_warn_ratelimited("lvmm:  code at rip: %*phN\n",
+				    (int)sizeof(code), code);
+}
+
+/*
+ * Enter the guest once.  Returns 0 after a #VMEXIT, 1 if the entry was
+ * abandoned for a request, a signal or a reschedule, -EIO on reboot.
+ */
 static int svm_enter(struct svm_vcpu *svm)
 {
 	struct lvmm_vcpu *vcpu = &svm->vcpu;
 	struct vmcb *vmcb = svm->vmcb;
-	bool swap_xcr0;
+	struct svm_cpu *sc;
+	bool swap_xcr0, swap_tsc_aux;
 	u64 start;
 	int cpu;
 
@@ -766,42 +871,63 @@ static int svm_enter(struct svm_vcpu *svm)
 	svm_inject_events(svm);
 
 	preempt_disable();
+	local_irq_disable();
+	/*
+	 * Only now, with IRQs off, may the guest's FPU state go into the
+	 * registers: a softirq's kernel_fpu_begin() after this point would
+	 * otherwise leave host SIMD data there for the guest to read (and
+	 * be saved as the guest's).
+	 */
 	if (test_thread_flag(TIF_NEED_FPU_LOAD))
 		switch_fpu_return();
-	local_irq_disable();
 	cpu = smp_processor_id();
 	WRITE_ONCE(vcpu->cpu, cpu);
+	WRITE_ONCE(vcpu->entered, jiffies);
 	WRITE_ONCE(vcpu->mode, LVMM_IN_GUEST_MODE);
-	/* Pairs with smp_mb__after_atomic() in lvmm_vm_flush_tlb_all(). */
+	/* Pairs with smp_mb__after_atomic() in lvmm_vcpu_request(). */
 	smp_mb();
 	if (need_resched() || signal_pending(current) ||
-	    test_bit(LVMM_REQ_KICK, &vcpu->requests)) {
+	    test_bit(LVMM_REQ_KICK, &vcpu->requests) ||
+	    READ_ONCE(lvmm_rebooting)) {
 		WRITE_ONCE(vcpu->mode, LVMM_OUTSIDE_GUEST_MODE);
 		local_irq_enable();
 		preempt_enable();
-		return 1;		/* the RUN loop deals with both */
+		return READ_ONCE(lvmm_rebooting) ? -EIO : 1;
 	}
 	svm_prepare_entry(svm, cpu);
+	sc = per_cpu_ptr(&svm_cpu, cpu);
 	vmcb->control.exit_int_info = 0;
 
 	swap_xcr0 = (vmcb->save.cr4 & X86_CR4_OSXSAVE) &&
 		    vcpu->xcr0 != svm_host_xcr0;
+	swap_tsc_aux = svm_has_tsc_aux && vcpu->tsc_aux != sc->host_tsc_aux;
 
 	asm volatile("clgi" ::: "memory");
 	if (swap_xcr0)
 		xsetbv(XCR_XFEATURE_ENABLED_MASK, vcpu->xcr0);
-	/* GIF=0 keeps the host's interrupts out until stgi. */
+	if (swap_tsc_aux)
+		wrmsrl(MSR_TSC_AUX, vcpu->tsc_aux);
 	start = local_clock();
+	/*
+	 * GIF=0 keeps the host's interrupts out until stgi; IF=1 at VMRUN
+	 * is what makes them end guest mode (V_INTR_MASKING).
+	 */
+	lvmm_guest_enter_irqoff();
 	raw_local_irq_enable();
-	lvmm_svm_vmrun(vcpu->regs, svm->vmcb_pa,
-		       this_cpu_ptr(&svm_cpu)->host_save_pa);
+	lvmm_svm_vmrun(vcpu->regs, svm->vmcb_pa, sc->host_save_pa);
 	raw_local_irq_disable();
+	lvmm_guest_exit_irqoff();
 	vcpu->stat.guest_ns += local_clock() - start;
+	if (swap_tsc_aux)
+		wrmsrl(MSR_TSC_AUX, sc->host_tsc_aux);
 	if (swap_xcr0)
 		xsetbv(XCR_XFEATURE_ENABLED_MASK, svm_host_xcr0);
 	/* #VMEXIT left DR7 at its reset value; restore the host's if used. */
 	if (hw_breakpoint_active())
 		hw_breakpoint_restore();
+	if (unlikely((u32)vmcb->control.exit_code ==
+		     SVM_EXIT_EXCP_BASE + MC_VECTOR))
+		svm_handle_mce();
 	asm volatile("stgi" ::: "memory");
 
 	WRITE_ONCE(vcpu->mode, LVMM_OUTSIDE_GUEST_MODE);
@@ -814,7 +940,9 @@ static int svm_enter(struct svm_vcpu *svm)
 	vcpu->rip = vmcb->save.rip;
 	vcpu->rflags = vmcb->save.rflags;
 	vcpu->stat.exits++;
-	return 0;
+	if (unlikely(time_after(jiffies, vcpu->entered + LVMM_GUEST_STAY_MAX)))
+		svm_report_stay(svm);
+	return READ_ONCE(lvmm_rebooting) ? -EIO : 0;
 }
 
 /* ---- exit handlers -------------------------------------------------------- */
@@ -959,10 +1087,12 @@ static int svm_handle_npf(struct svm_vcpu *svm)
 	int srcu, r;
 
 	vcpu->stat.npf++;
-	if (error & NPF_RSVD) {
-		WARN_ON_ONCE(1);	/* lvmm never sets reserved bits */
+	/*
+	 * lvmm never sets reserved bits; but a GPA the 4-level tables cannot
+	 * reach faults as if it had.  It is backed by no slot: MMIO.
+	 */
+	if ((error & NPF_RSVD) && WARN_ON_ONCE(gpa < LVMM_MAX_GPA))
 		return -EIO;
-	}
 	r = svm_npt_topup(svm);
 	if (r)
 		return r;
@@ -996,7 +1126,21 @@ static int svm_handle_npf(struct svm_vcpu *svm)
 
 static int svm_handle_shutdown(struct svm_vcpu *svm)
 {
-	/* The VMCB is undefined now: only new state from userspace helps. */
+	u64 tsc_offset = svm->vmcb->control.tsc_offset;
+
+	/*
+	 * After a SHUTDOWN intercept the whole VMCB is undefined (AMD APM,
+	 * "Shutdown Intercept"), control area included: start again from
+	 * the reset state, keeping only the guest's TSC running.  The vCPU
+	 * runs again once userspace has given it new registers.
+	 */
+	clear_page(svm->vmcb);
+	svm_init_vmcb(svm);
+	svm->vmcb->control.tsc_offset = tsc_offset;
+	svm->asid_generation = 0;
+	svm->nmi_masked = false;
+	svm->iret_seen = false;
+	svm->lme_hidden = false;
 	svm->vcpu.shutdown = true;
 	svm->vcpu.run->exit_reason = LVMM_EXIT_SHUTDOWN;
 	return 0;
@@ -1135,8 +1279,65 @@ static int svm_handle_cr4_write(struct svm_vcpu *svm)
 	if ((cr4 ^ s->cr4) & SVM_CR4_TLB_BITS)
 		set_bit(LVMM_REQ_TLB_FLUSH, &vcpu->requests);
 	s->cr4 = cr4;
-	vmcb_mark_dirty(svm, VMCB_CR);
+	svm_load_efer(svm, svm_guest_efer(svm));
 	svm_retire(svm, mov.next_rip);
+	return 1;
+}
+
+/* MOV to CR8, intercepted only while an interrupt window is asked for. */
+static int svm_handle_cr8_write(struct svm_vcpu *svm)
+{
+	struct lvmm_vcpu *vcpu = &svm->vcpu;
+	struct vmcb_control_area *c = &svm->vmcb->control;
+	struct lvmm_mov_ctl mov;
+	struct lvmm_cpu_mode m;
+	u64 cr8;
+
+	svm_get_cpu_mode(vcpu, &m);
+	/* MOV CR8, or LOCK MOV CR0 (AMD's other encoding of it). */
+	if (lvmm_decode_mov_ctl(vcpu, &m, &mov) || mov.dr || mov.to_reg ||
+	    (mov.reg != 8 && mov.reg != 0))
+		return svm_emulation_failed(svm);
+	cr8 = vcpu->regs[mov.gpr];
+	if (m.cpl || cr8 & ~0xfULL) {
+		svm_inject_gp(svm);
+		return 1;
+	}
+	c->int_ctl = (c->int_ctl & ~V_TPR_MASK) | cr8;
+	vmcb_mark_dirty(svm, VMCB_INTR);
+	svm_retire(svm, mov.next_rip);
+	return 1;
+}
+
+/*
+ * CR0 writes, intercepted only while EFER.LME is kept out of the VMCB
+ * (svm_load_efer()): paging is off then, so no write can leave it on
+ * without PAE -- that one is the architecture's #GP.
+ */
+static int svm_handle_cr0_write(struct svm_vcpu *svm)
+{
+	struct lvmm_vcpu *vcpu = &svm->vcpu;
+	struct vmcb_save_area *s = &svm->vmcb->save;
+	struct lvmm_cpu_mode m;
+	u64 cr0, next_rip;
+
+	svm_get_cpu_mode(vcpu, &m);
+	if (lvmm_decode_cr0_write(vcpu, &m, &cr0, &next_rip))
+		return svm_emulation_failed(svm);
+	if (m.cpl || cr0 >> 32 ||
+	    ((cr0 & X86_CR0_NW) && !(cr0 & X86_CR0_CD)) ||
+	    ((cr0 & X86_CR0_PG) && !(cr0 & X86_CR0_PE)) ||
+	    ((cr0 & X86_CR0_PG) && (m.efer & EFER_LME) &&
+	     !(s->cr4 & X86_CR4_PAE))) {
+		svm_inject_gp(svm);
+		return 1;
+	}
+	cr0 |= X86_CR0_ET;
+	if ((cr0 ^ s->cr0) & (X86_CR0_PG | X86_CR0_WP | X86_CR0_PE))
+		set_bit(LVMM_REQ_TLB_FLUSH, &vcpu->requests);
+	s->cr0 = cr0;
+	svm_load_efer(svm, svm_guest_efer(svm));
+	svm_retire(svm, next_rip);
 	return 1;
 }
 
@@ -1157,6 +1358,12 @@ static int svm_handle_ac(struct svm_vcpu *svm)
 {
 	svm_inject_exception(svm, AC_VECTOR, true,
 			     svm->vmcb->control.exit_info_1);
+	return 1;
+}
+
+static int svm_handle_mc(struct svm_vcpu *svm)
+{
+	/* svm_enter() gave it to the host's handler already. */
 	return 1;
 }
 
@@ -1196,9 +1403,12 @@ static const svm_exit_handler svm_exit_handlers[SVM_EXIT_MAX] = {
 	[SVM_EXIT_WBINVD]		= svm_skip,
 	[SVM_EXIT_XSETBV]		= svm_handle_xsetbv,
 	[SVM_EXIT_IRET]			= svm_handle_iret,
+	[SVM_EXIT_WRITE_CR0]		= svm_handle_cr0_write,
 	[SVM_EXIT_WRITE_CR4]		= svm_handle_cr4_write,
+	[SVM_EXIT_WRITE_CR8]		= svm_handle_cr8_write,
 	[SVM_EXIT_EXCP_BASE + AC_VECTOR] = svm_handle_ac,
 	[SVM_EXIT_EXCP_BASE + DB_VECTOR] = svm_handle_db,
+	[SVM_EXIT_EXCP_BASE + MC_VECTOR] = svm_handle_mc,
 	[SVM_EXIT_READ_DR0 ... SVM_EXIT_WRITE_DR7] = svm_handle_dr,
 };
 
@@ -1207,9 +1417,10 @@ static int svm_vcpu_run(struct lvmm_vcpu *vcpu)
 	struct svm_vcpu *svm = to_svm(vcpu);
 	struct vmcb_control_area *c = &svm->vmcb->control;
 	u32 code;
+	int r = svm_enter(svm);
 
-	if (svm_enter(svm))
-		return 1;
+	if (r)
+		return r;
 	c->event_inj = 0;
 	svm_reinject_events(svm);
 

@@ -45,7 +45,8 @@ struct svm_cpu {
 	u64 hsave_pa, host_save_pa;	/* (i) */
 	u64 asid_generation;
 	u32 next_asid;
-	struct vmcb *last_vmcb;		/* for the clean bits */
+	struct vmcb *last_vmcb;		/* clean bits, IBPB */
+	u64 host_tsc_aux;		/* at enable; what RDPID reads here */
 };
 
 /* Pages the nested page fault path may need, allocated before the lock. */
@@ -66,6 +67,7 @@ struct svm_vcpu {
 	u64 asid_generation;		/* (c) 0: needs a new ASID */
 	int asid_cpu;			/* (c) where the ASID is valid */
 	bool nmi_masked;		/* (c) guest in its NMI handler */
+	bool lme_hidden;		/* (c) EFER.LME kept out of the VMCB */
 	bool iret_seen;			/* (c) its IRET intercepted */
 	u64 iret_rip;			/* (c) RIP of that IRET */
 	int npt_cache_nr;		/* (c) */

@@ -12,9 +12,23 @@
  */
 #include <linux/linkage.h>
 #include <asm/asm.h>
+#include <asm/alternative.h>
+#include <asm/cpufeatures.h>
 #include <asm/nospec-branch.h>
 
 #define REG(n)	((n) * 8)
+
+/*
+ * If the SVM instruction at local label \from faults, go on at local
+ * label \to when the reboot notifier turned SVM off; otherwise stop.
+ */
+.macro SVM_FIXUP from, to
+.Lsvm_fixup_\from:
+	cmpb $0, lvmm_rebooting(%rip)
+	jne \to\()b
+	ud2
+	_ASM_EXTABLE(\from\()b, .Lsvm_fixup_\from)
+.endm
 
 .section .text, "ax"
 
@@ -31,10 +45,11 @@ SYM_FUNC_START(lvmm_svm_vmrun)
 
 	/* The host's FS, GS, TR, ... as they are now, for after the exit. */
 	mov %rdx, %rax
-	vmsave %rax
-
+1:	vmsave %rax
+2:
 	mov %rsi, %rax
-	vmload %rax
+3:	vmload %rax
+4:
 
 	mov REG(1)(%rdi), %rcx
 	mov REG(2)(%rdi), %rdx
@@ -51,7 +66,8 @@ SYM_FUNC_START(lvmm_svm_vmrun)
 	mov REG(15)(%rdi), %r15
 	mov REG(7)(%rdi), %rdi
 
-	vmrun %rax
+5:	vmrun %rax
+6:
 
 	/* RAX is the VMCB's address again (VMRUN saved it); RSP is ours. */
 	push %rax
@@ -72,14 +88,18 @@ SYM_FUNC_START(lvmm_svm_vmrun)
 	mov %r15, REG(15)(%rax)
 
 	pop %rax		/* VMCB */
-	vmsave %rax
+7:	vmsave %rax
+8:
 	pop %rax		/* @regs, done with */
 	pop %rax		/* host save area: GS base etc. come back */
-	vmload %rax
+9:	vmload %rax
+10:
 
 	/* Stuff the RSB before any RET, and untrain it (RETBleed, SRSO). */
 	FILL_RETURN_BUFFER %rax, RSB_CLEAR_LOOPS, X86_FEATURE_RETPOLINE
 	UNTRAIN_RET
+	/* SRSO with spec_rstack_overflow=ibpb-vmexit: a full barrier instead. */
+	ALTERNATIVE "", "call entry_ibpb", X86_FEATURE_IBPB_ON_VMEXIT
 
 	/* Leave no guest value in a register the host might speculate on. */
 	xor %ecx, %ecx
@@ -98,4 +118,15 @@ SYM_FUNC_START(lvmm_svm_vmrun)
 	pop %r15
 	pop %rbp
 	RET
+
+	/*
+	 * An SVM instruction faulted: EFER.SVME went off under us, which
+	 * only a reboot does.  Carry on to the exit path (the caller sees
+	 * lvmm_rebooting); anything else is a bug that must not be hidden.
+	 */
+	SVM_FIXUP 1, 2
+	SVM_FIXUP 3, 4
+	SVM_FIXUP 5, 6
+	SVM_FIXUP 7, 8
+	SVM_FIXUP 9, 10
 SYM_FUNC_END(lvmm_svm_vmrun)
