@@ -6,6 +6,8 @@
 #   make run        the demo: boot the sandbox, load lvmm, show it working
 #   make check      the whole suite in the sandbox (see scripts/check)
 #   make bench      lvmm against KVM, in one sandbox boot
+#   make fuzz       lvmm_fuzz in the sandbox (FUZZ_SECONDS=60, FUZZ_SEED=time)
+#   make intree     lvmm built inside a kernel tree, =m and =y, with W=1
 #
 # KDIR: the running kernel's build directory when there is one, else the
 # newest installed Debian linux-headers-*-amd64.
@@ -15,7 +17,7 @@ KDIR ?= $(shell d=/lib/modules/$$(uname -r)/build; [ -d $$d ] && echo $$d || \
 # For the recipes: empty when no headers were installed before 'deps' ran.
 export KDIR
 
-.PHONY: all deps kmod lib tools guests selftests check run bench checkpatch clean
+.PHONY: all deps kmod lib tools guests selftests check run bench fuzz intree checkpatch clean
 
 all: kmod lib tools guests selftests
 
@@ -34,6 +36,7 @@ lib: deps
 tools: lib
 	@$(MAKE) --no-print-directory -C tools/vmctl
 	@$(MAKE) --no-print-directory -C tools/bench
+	@$(MAKE) --no-print-directory -C tools/fuzz
 
 guests: deps
 	@$(MAKE) --no-print-directory -C tools/guests
@@ -50,6 +53,14 @@ run: all
 bench: all
 	@scripts/bench
 
+FUZZ_SECONDS ?= 60
+FUZZ_SEED ?=
+fuzz: kmod tools
+	@scripts/fuzz --seconds $(FUZZ_SECONDS) $(if $(FUZZ_SEED),--seed $(FUZZ_SEED))
+
+intree: deps
+	@scripts/intree-build
+
 checkpatch:
 	@scripts/checkpatch
 
@@ -58,6 +69,7 @@ clean:
 	@$(MAKE) --no-print-directory -C tools/lib clean
 	@$(MAKE) --no-print-directory -C tools/vmctl clean
 	@$(MAKE) --no-print-directory -C tools/bench clean
+	@$(MAKE) --no-print-directory -C tools/fuzz clean
 	@$(MAKE) --no-print-directory -C tools/guests clean
 	@$(MAKE) --no-print-directory -C selftests clean
 	@rm -rf build

@@ -92,6 +92,26 @@ TEST(real_mode)
 	vm_free(vm);
 }
 
+/* Flat 32-bit protected mode, no paging, at @rip; the rest of @sregs as given. */
+static void enter_flat32(struct lvmm_vcpu *vcpu, struct lvmm_sregs *sregs,
+			 u64 rip)
+{
+	struct lvmm_regs regs;
+
+	sregs->cs = (struct lvmm_segment){ .base = 0, .limit = 0xffffffff,
+		.selector = GDT_CODE32, .type = 11, .s = 1, .present = 1,
+		.db = 1, .g = 1 };
+	sregs->ds = (struct lvmm_segment){ .base = 0, .limit = 0xffffffff,
+		.selector = GDT_DATA, .type = 3, .s = 1, .present = 1,
+		.db = 1, .g = 1 };
+	sregs->es = sregs->fs = sregs->gs = sregs->ss = sregs->ds;
+	vcpu_sregs_set(vcpu, sregs);
+	vcpu_regs_get(vcpu, &regs);
+	regs.rip = rip;
+	regs.rflags = 2;
+	vcpu_regs_set(vcpu, &regs);
+}
+
 TEST(protected_mode_32)
 {
 	static const u8 code[] = {
@@ -115,18 +135,7 @@ TEST(protected_mode_32)
 	vm = bare_vm_with_code(&vcpu, 0x1000, code, sizeof(code), &mem);
 	vcpu_sregs_get(vcpu, &sregs);
 	sregs.cr0 |= X86_CR0_PE;
-	sregs.cs = (struct lvmm_segment){ .base = 0, .limit = 0xffffffff,
-		.selector = GDT_CODE32, .type = 11, .s = 1, .present = 1,
-		.db = 1, .g = 1 };
-	sregs.ds = (struct lvmm_segment){ .base = 0, .limit = 0xffffffff,
-		.selector = GDT_DATA, .type = 3, .s = 1, .present = 1,
-		.db = 1, .g = 1 };
-	sregs.es = sregs.fs = sregs.gs = sregs.ss = sregs.ds;
-	vcpu_sregs_set(vcpu, &sregs);
-	vcpu_regs_get(vcpu, &regs);
-	regs.rip = 0x1000;
-	regs.rflags = 2;
-	vcpu_regs_set(vcpu, &regs);
+	enter_flat32(vcpu, &sregs, 0x1000);
 
 	vcpu_run(vcpu);
 	TEST_ASSERT_EXIT_REASON(vcpu, LVMM_EXIT_IO);
@@ -168,7 +177,6 @@ TEST(long_mode_enabled_not_active)
 		0xe7, 0x11,			/* out %eax, $0x11: never */
 	};
 	struct lvmm_sregs sregs;
-	struct lvmm_regs regs;
 	struct lvmm_vcpu *vcpu;
 	struct lvmm_vm *vm;
 	u8 *mem;
@@ -179,18 +187,7 @@ TEST(long_mode_enabled_not_active)
 	sregs.cr0 = X86_CR0_PE | X86_CR0_ET | X86_CR0_NE;
 	sregs.cr4 = 0;
 	sregs.efer = EFER_LME;
-	sregs.cs = (struct lvmm_segment){ .base = 0, .limit = 0xffffffff,
-		.selector = GDT_CODE32, .type = 11, .s = 1, .present = 1,
-		.db = 1, .g = 1 };
-	sregs.ds = (struct lvmm_segment){ .base = 0, .limit = 0xffffffff,
-		.selector = GDT_DATA, .type = 3, .s = 1, .present = 1,
-		.db = 1, .g = 1 };
-	sregs.es = sregs.fs = sregs.gs = sregs.ss = sregs.ds;
-	vcpu_sregs_set(vcpu, &sregs);
-	vcpu_regs_get(vcpu, &regs);
-	regs.rip = 0x1000;
-	regs.rflags = 2;
-	vcpu_regs_set(vcpu, &regs);
+	enter_flat32(vcpu, &sregs, 0x1000);
 
 	vcpu_run(vcpu);
 	TEST_ASSERT_EXIT_REASON(vcpu, LVMM_EXIT_IO);
