@@ -152,12 +152,9 @@ static void lvmm_memslot_free(struct lvmm_slot *slot)
 	kfree(slot);
 }
 
-static int lvmm_memslot_check(struct lvmm_vm *vm, const struct lvmm_memslot *req)
+/* What can be checked of a request alone, without slots_lock. */
+static int lvmm_memslot_check_req(const struct lvmm_memslot *req)
 {
-	struct lvmm_memslots *slots = lvmm_memslots(vm);
-	u64 gfn, npages;
-	int i;
-
 	if (req->slot >= LVMM_MAX_MEMSLOTS)
 		return -EINVAL;
 	if (req->flags & ~LVMM_MEMSLOT_READONLY)
@@ -165,13 +162,25 @@ static int lvmm_memslot_check(struct lvmm_vm *vm, const struct lvmm_memslot *req
 	if (memchr_inv(req->reserved, 0, sizeof(req->reserved)))
 		return -EINVAL;
 	if (!req->size)
-		return slots->slot[req->slot] ? 0 : -ENOENT;
+		return 0;
 	if (!PAGE_ALIGNED(req->guest_phys_addr) || !PAGE_ALIGNED(req->size))
 		return -EINVAL;
 	if (req->size > LVMM_MAX_MEMSLOT_SIZE ||
 	    req->guest_phys_addr >= LVMM_MAX_GPA ||
 	    req->size > LVMM_MAX_GPA - req->guest_phys_addr)
 		return -EINVAL;
+	return 0;
+}
+
+/* Against the VM's slots, under slots_lock, after lvmm_memslot_check_req(). */
+static int lvmm_memslot_check(struct lvmm_vm *vm, const struct lvmm_memslot *req)
+{
+	struct lvmm_memslots *slots = lvmm_memslots(vm);
+	u64 gfn, npages;
+	int i;
+
+	if (!req->size)
+		return slots->slot[req->slot] ? 0 : -ENOENT;
 	if (slots->slot[req->slot])
 		return -EEXIST;
 
@@ -282,18 +291,41 @@ static int lvmm_memslot_delete(struct lvmm_vm *vm, u32 id)
 	return 0;
 }
 
+/*
+ * Guest memory is pinned: it counts against the caller's RLIMIT_MEMLOCK
+ * (unless CAP_IPC_LOCK) in the creator's locked_vm, as VFIO's pinned
+ * pages do, besides its memory cgroup charge.  account_locked_vm() takes
+ * mmap_lock, which ranks above vm->slots_lock (see vm.c): call it without
+ * slots_lock, before a slot is added and after one is gone.
+ */
+static int lvmm_memslot_account(struct lvmm_vm *vm, u64 npages, bool inc)
+{
+	return account_locked_vm(vm->mm, npages, inc);
+}
+
 int lvmm_vm_set_memslot(struct lvmm_vm *vm, const struct lvmm_memslot *req)
 {
+	u64 npages = req->size >> PAGE_SHIFT, freed = 0;
 	struct lvmm_slot *slot;
 	struct lvmm_memslots *old;
 	int r;
 
+	r = lvmm_memslot_check_req(req);
+	if (r)
+		return r;
+	/* Unaccounted again below if the slot is not added after all. */
+	r = lvmm_memslot_account(vm, npages, true);
+	if (r)
+		return r;
 	mutex_lock(&vm->slots_lock);
 	r = lvmm_memslot_check(vm, req);
 	if (r)
 		goto out_unlock;
 	if (!req->size) {
+		freed = lvmm_memslots(vm)->slot[req->slot]->npages;
 		r = lvmm_memslot_delete(vm, req->slot);
+		if (r)
+			freed = 0;
 		goto out_unlock;
 	}
 
@@ -313,9 +345,11 @@ int lvmm_vm_set_memslot(struct lvmm_vm *vm, const struct lvmm_memslot *req)
 	 * the old array after they are gone, without making the VMM wait.
 	 */
 	lvmm_memslots_retire(vm, old);
+	npages = 0;		/* stays accounted, with the slot */
 	r = 0;
 out_unlock:
 	mutex_unlock(&vm->slots_lock);
+	lvmm_memslot_account(vm, npages + freed, false);
 	return r;
 }
 
@@ -324,9 +358,12 @@ void lvmm_vm_free_memslots(struct lvmm_vm *vm)
 	struct lvmm_memslots *slots = rcu_dereference_protected(vm->memslots, 1);
 	int i;
 
-	for (i = 0; i < LVMM_MAX_MEMSLOTS; i++)
-		if (slots->slot[i])
-			lvmm_memslot_free(slots->slot[i]);
+	for (i = 0; i < LVMM_MAX_MEMSLOTS; i++) {
+		if (!slots->slot[i])
+			continue;
+		lvmm_memslot_account(vm, slots->slot[i]->npages, false);
+		lvmm_memslot_free(slots->slot[i]);
+	}
 	kfree(slots);
 	/* The last reference is gone: no reader can be left. */
 	lvmm_memslots_free_retired(vm);

@@ -4,7 +4,10 @@
  * between the host mapping and the guest, deletion (user mapping zapped,
  * guest accesses become MMIO exits) and READONLY slots.
  */
+#include <grp.h>
 #include <signal.h>
+#include <stdio.h>
+#include <sys/resource.h>
 #include <sys/mman.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -352,6 +355,103 @@ TEST(readonly_slot)
 	EXPECT_EQ(0x77, hva[1]);
 	vcpu_expect_done(vcpu);
 	vm_free(vm);
+}
+
+/* The VmLck line of /proc/self/status, in KiB. */
+static long vm_locked_kb(void)
+{
+	char line[128];
+	long kb = -1;
+	FILE *f = fopen("/proc/self/status", "r");
+
+	while (f && fgets(line, sizeof(line), f))
+		if (sscanf(line, "VmLck: %ld kB", &kb) == 1)
+			break;
+	if (f)
+		fclose(f);
+	return kb;
+}
+
+#define CHILD_OK(cond, ...) do {					\
+	if (!(cond)) {							\
+		fprintf(stderr, "child: " __VA_ARGS__);			\
+		fprintf(stderr, "\n");					\
+		_exit(1);						\
+	}								\
+} while (0)
+
+/*
+ * Guest memory is pinned memory: a slot counts in the creator's locked
+ * memory (VmLck) against RLIMIT_MEMLOCK, unless CAP_IPC_LOCK.  Past the
+ * limit SET_MEMSLOT fails with ENOMEM, and a deleted slot gives it back.
+ */
+static void memlock_child(int dev)
+{
+	struct rlimit lim = { (2 * SZ_2M), (2 * SZ_2M) };
+	struct lvmm_create_vm req = {};
+	struct lvmm_memslot m = {};
+	long base;
+	int vm;
+
+	CHILD_OK(!setrlimit(RLIMIT_MEMLOCK, &lim), "setrlimit");
+	CHILD_OK(!setgroups(0, NULL) && !setresgid(65534, 65534, 65534) &&
+		 !setresuid(65534, 65534, 65534), "drop to nobody");
+	vm = ioctl(dev, LVMM_CREATE_VM, &req);
+	CHILD_OK(vm >= 0, "LVMM_CREATE_VM: %s", strerror(errno));
+	base = vm_locked_kb();
+	CHILD_OK(base >= 0, "no VmLck in /proc/self/status");
+
+	m.slot = 0;
+	m.size = SZ_2M;
+	CHILD_OK(!ioctl(vm, LVMM_SET_MEMSLOT, &m), "2 MiB: %s", strerror(errno));
+	CHILD_OK(vm_locked_kb() == base + 2048, "VmLck %ld kB", vm_locked_kb());
+
+	m.slot = 1;
+	m.guest_phys_addr = SZ_1G;
+	m.size = (2 * SZ_2M);
+	CHILD_OK(ioctl(vm, LVMM_SET_MEMSLOT, &m) < 0 && errno == ENOMEM,
+		 "6 MiB past a 4 MiB limit: %s", strerror(errno));
+	CHILD_OK(vm_locked_kb() == base + 2048, "VmLck %ld kB after ENOMEM",
+		 vm_locked_kb());
+
+	/* A bad request is EINVAL, limit or not, and changes nothing. */
+	m.flags = 0x80;
+	CHILD_OK(ioctl(vm, LVMM_SET_MEMSLOT, &m) < 0 && errno == EINVAL,
+		 "bad flags: %s", strerror(errno));
+	m.flags = 0;
+
+	m.slot = 0;
+	m.guest_phys_addr = 0;
+	m.size = 0;
+	CHILD_OK(!ioctl(vm, LVMM_SET_MEMSLOT, &m), "delete: %s", strerror(errno));
+	CHILD_OK(vm_locked_kb() == base, "VmLck %ld kB after delete",
+		 vm_locked_kb());
+	m.slot = 1;
+	m.guest_phys_addr = SZ_1G;
+	m.size = (2 * SZ_2M);
+	CHILD_OK(!ioctl(vm, LVMM_SET_MEMSLOT, &m), "4 MiB now: %s",
+		 strerror(errno));
+	close(vm);
+	_exit(0);
+}
+
+TEST(memlock_limit)
+{
+	int dev, status;
+	pid_t pid;
+
+	TEST_REQUIRE(lvmm_dev_present());
+	TEST_REQUIRE(geteuid() == 0);
+	dev = open_lvmm_dev();
+	pid = fork();
+	ASSERT_GE(pid, 0);
+	if (!pid)
+		memlock_child(dev);
+	ASSERT_EQ(pid, waitpid(pid, &status, 0));
+	EXPECT_TRUE(WIFEXITED(status) && !WEXITSTATUS(status))
+		TH_LOG("the child over its RLIMIT_MEMLOCK failed (status 0x%x)",
+		       status);
+	close(dev);
 }
 
 TEST_HARNESS_MAIN

@@ -822,7 +822,12 @@ static int run_create(struct run_vm *v, const struct run_opts *o,
 		goto out;
 	}
 	e = lvmm_set_memslot(&v->vm, 0, 0, 0, o->mem);
-	if (e) {
+	if (e == -ENOMEM) {
+		/* Guest memory is locked memory (RLIMIT_MEMLOCK). */
+		vmctl_err("vm '%s': cannot add %llu MiB of memory: over the locked-memory limit, or out of memory (see 'ulimit -l': raise it, give less --mem, or run with CAP_IPC_LOCK)",
+			  v->vm.name, (unsigned long long)(o->mem >> 20));
+		goto out;
+	} else if (e) {
 		vmctl_err("vm '%s': cannot add %llu MiB of memory: %s", v->vm.name,
 			  (unsigned long long)(o->mem >> 20), strerror(-e));
 		goto out;
