@@ -179,9 +179,13 @@ TEST_F_TIMEOUT(kill, under_load, 900)
 	/* Nothing is left: every VM went with its process. */
 	ASSERT_EQ(0, vmctl(list, out, sizeof(out)));
 	EXPECT_EQ(NULL, strstr(out, "\"name\"")) TH_LOG("left: %s", out);
-	/* 512 VMs of 2 MiB and more each: a leak of a few shows. */
+	/*
+	 * 512 VMs of 2 MiB and more each: a leak in one VM of 8 shows.  The
+	 * slack is for the debug kernel, whose KASAN quarantine holds up to
+	 * 1/32 of memory after it is freed (kmemleak checks it there).
+	 */
 	after = mem_available_kb();
-	EXPECT_GT(after + 16 * 1024, before)
+	EXPECT_GT(after + 128 * 1024, before)
 		TH_LOG("MemAvailable %ld kB before, %ld kB after", before, after);
 }
 
