@@ -317,7 +317,7 @@ void lvmm_watchdog_exit(void);
 void lvmm_watchdog_start(void);
 void lvmm_watchdog_stop(void);
 void lvmm_watchdog_cpu_online(void);
-void lvmm_watchdog_enter(void);
+void lvmm_watchdog_enter(u64 now);
 void lvmm_watchdog_exit_guest(void);
 
 /* ---- guest entry and exit, for the backends ------------------------------ */
@@ -332,11 +332,12 @@ extern bool lvmm_rebooting;
  * is in a quiescent state for RCU and RCU-Tasks, so that a vCPU spinning
  * in guest mode holds up neither grace periods nor the function tracer.
  * Called with IRQs off, right before the backend lets the CPU's IF be set
- * for the world switch; lockdep is told IRQs are on from here.
+ * for the world switch, with its local_clock() reading; lockdep is told
+ * IRQs are on from here.
  */
-static __always_inline void lvmm_guest_enter_irqoff(void)
+static __always_inline void lvmm_guest_enter_irqoff(u64 now)
 {
-	lvmm_watchdog_enter();
+	lvmm_watchdog_enter(now);
 	vtime_account_guest_enter();
 	trace_hardirqs_on_prepare();
 	lockdep_hardirqs_on_prepare();

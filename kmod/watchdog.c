@@ -17,10 +17,10 @@
  */
 #include <linux/cpumask.h>
 #include <linux/jiffies.h>
-#include <linux/ktime.h>
 #include <linux/math64.h>
 #include <linux/nmi.h>
 #include <linux/percpu.h>
+#include <linux/sched/clock.h>
 #include <linux/timer.h>
 #include <asm/apic.h>
 #include <asm/irq_vectors.h>
@@ -47,14 +47,15 @@ static DEFINE_PER_CPU(bool, lvmm_nmi_sent);		/* not claimed yet */
  */
 static DEFINE_PER_CPU(struct timer_list, lvmm_watchdog_timer);
 
-/* Called with IRQs off around the world switch (lvmm_guest_enter_irqoff()). */
-void lvmm_watchdog_enter(void)
+/*
+ * Called with IRQs off around the world switch (lvmm_guest_enter_irqoff())
+ * with the local_clock() the backend took anyway.  Not jiffies: the stuck
+ * CPU may be the one that keeps jiffies going.  local_clock() of two CPUs
+ * may differ by a tick or so; the watchdog's second does not mind.
+ */
+void lvmm_watchdog_enter(u64 now)
 {
-	/*
-	 * The fast monotonic clock, not jiffies: the stuck CPU may be the
-	 * one that keeps jiffies going.
-	 */
-	this_cpu_write(lvmm_guest_since, ktime_get_mono_fast_ns() | 1);
+	this_cpu_write(lvmm_guest_since, now | 1);
 }
 
 void lvmm_watchdog_exit_guest(void)
@@ -73,7 +74,7 @@ static int lvmm_watchdog_nmi(unsigned int type, struct pt_regs *regs)
 static void lvmm_watchdog_fn(struct timer_list *t)
 {
 	int me = smp_processor_id(), cpu;
-	u64 now = ktime_get_mono_fast_ns();
+	u64 now = local_clock();
 
 	for_each_online_cpu(cpu) {
 		u64 since = READ_ONCE(per_cpu(lvmm_guest_since, cpu));

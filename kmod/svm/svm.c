@@ -912,7 +912,7 @@ static int svm_enter(struct svm_vcpu *svm)
 	 * GIF=0 keeps the host's interrupts out until stgi; IF=1 at VMRUN
 	 * is what makes them end guest mode (V_INTR_MASKING).
 	 */
-	lvmm_guest_enter_irqoff();
+	lvmm_guest_enter_irqoff(start);
 	raw_local_irq_enable();
 	lvmm_svm_vmrun(vcpu->regs, svm->vmcb_pa, sc->host_save_pa);
 	raw_local_irq_disable();
