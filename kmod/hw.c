@@ -121,9 +121,10 @@ static int lvmm_hw_offline(unsigned int cpu)
 	return 0;
 }
 
-/* A normal reboot or kexec leaves the extension off, as the kernel expects. */
+/* Set by the reboot notifier; read by the backends before each entry. */
 bool lvmm_rebooting;
 
+/* A normal reboot or kexec leaves the extension off, as the kernel expects. */
 static int lvmm_hw_reboot(struct notifier_block *nb, unsigned long code,
 			  void *unused)
 {

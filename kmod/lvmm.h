@@ -223,7 +223,6 @@ struct lvmm_vcpu {
 	/* Kicks: who runs where, and what it must do before entering. */
 	int cpu;			/* (c) last physical CPU */
 	int mode;			/* lvmm_vcpu_mode, see lvmm_vcpu_request() */
-	unsigned long entered;		/* (c) jiffies at the last entry */
 	unsigned long requests;		/* LVMM_REQ_* bits, atomic */
 	int state;			/* (c) enum lvmm_vcpu_state, racy reads */
 	struct pid __rcu *pid;		/* (c) thread that last ran it */
@@ -309,7 +308,6 @@ int lvmm_vm_destroy(struct lvmm_vm *vm);
 /* ---- the guest-mode watchdog (watchdog.c) --------------------------------- */
 
 /* Longer than this in guest mode, and the vCPU's CPU gets an NMI. */
-#define LVMM_GUEST_STAY_MAX	HZ
 #define LVMM_GUEST_STAY_MAX_NS	NSEC_PER_SEC
 
 int lvmm_watchdog_init(void);

@@ -9,7 +9,7 @@
  * NMI ended it (Documentation/sandbox.rst).  A CPU that takes no
  * interrupts stalls RCU and everything that waits for it, so lvmm does
  * not rely on the promise: once a second this looks for CPUs in guest
- * mode since more than LVMM_GUEST_STAY_MAX and sends them an NMI, which
+ * mode since more than LVMM_GUEST_STAY_MAX_NS and sends them an NMI, which
  * every backend intercepts.  lvmm's NMI handler claims it; the backend
  * reports the stay, with the guest's state, when the vCPU comes out.
  *

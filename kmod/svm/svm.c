@@ -825,11 +825,11 @@ static void svm_handle_mce(void)
 }
 
 /*
- * The vCPU stayed in guest mode for over LVMM_GUEST_STAY_MAX, which no
+ * The vCPU stayed in guest mode for over LVMM_GUEST_STAY_MAX_NS, which no
  * hardware allows (its timer tick ends guest mode): say where the guest
  * was, so that the emulator's trigger can be found (watchdog.c).
  */
-static void svm_report_stay(struct svm_vcpu *svm)
+static void svm_report_stay(struct svm_vcpu *svm, u64 stay_ns)
 {
 	struct lvmm_vcpu *vcpu = &svm->vcpu;
 	struct vmcb_control_area *c = &svm->vmcb->control;
@@ -838,7 +838,7 @@ static void svm_report_stay(struct svm_vcpu *svm)
 
 	pr_warn_ratelimited("lvmm: VM %s vCPU %u stayed %u ms in guest mode (exit 0x%x): rip %llx cs %x/%llx cr0 %llx cr3 %llx cr4 %llx efer %llx rflags %llx int_state %x int_ctl %x exit_int_info %x\n",
 			    vcpu->vm->name, vcpu->id,
-			    jiffies_to_msecs(jiffies - vcpu->entered),
+			    (u32)div_u64(stay_ns, NSEC_PER_MSEC),
 			    (u32)c->exit_code, s->rip, s->cs.selector,
 			    s->cs.base, s->cr0, s->cr3, s->cr4, s->efer,
 			    s->rflags, (u32)c->int_state, c->int_ctl,
@@ -861,7 +861,7 @@ static int svm_enter(struct svm_vcpu *svm)
 	struct vmcb *vmcb = svm->vmcb;
 	struct svm_cpu *sc;
 	bool swap_xcr0, swap_tsc_aux;
-	u64 start;
+	u64 start, stay;
 	int cpu;
 
 	vmcb->save.rax = vcpu->regs[LVMM_RAX];
@@ -882,7 +882,6 @@ static int svm_enter(struct svm_vcpu *svm)
 		switch_fpu_return();
 	cpu = smp_processor_id();
 	WRITE_ONCE(vcpu->cpu, cpu);
-	WRITE_ONCE(vcpu->entered, jiffies);
 	WRITE_ONCE(vcpu->mode, LVMM_IN_GUEST_MODE);
 	/* Pairs with smp_mb__after_atomic() in lvmm_vcpu_request(). */
 	smp_mb();
@@ -917,7 +916,8 @@ static int svm_enter(struct svm_vcpu *svm)
 	lvmm_svm_vmrun(vcpu->regs, svm->vmcb_pa, sc->host_save_pa);
 	raw_local_irq_disable();
 	lvmm_guest_exit_irqoff();
-	vcpu->stat.guest_ns += local_clock() - start;
+	stay = local_clock() - start;
+	vcpu->stat.guest_ns += stay;
 	if (swap_tsc_aux)
 		wrmsrl(MSR_TSC_AUX, sc->host_tsc_aux);
 	if (swap_xcr0)
@@ -940,8 +940,8 @@ static int svm_enter(struct svm_vcpu *svm)
 	vcpu->rip = vmcb->save.rip;
 	vcpu->rflags = vmcb->save.rflags;
 	vcpu->stat.exits++;
-	if (unlikely(time_after(jiffies, vcpu->entered + LVMM_GUEST_STAY_MAX)))
-		svm_report_stay(svm);
+	if (unlikely(stay > LVMM_GUEST_STAY_MAX_NS))
+		svm_report_stay(svm, stay);
 	return READ_ONCE(lvmm_rebooting) ? -EIO : 0;
 }
 
