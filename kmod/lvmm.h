@@ -24,6 +24,9 @@
 #include <linux/irqflags.h>
 #include <linux/rcupdate.h>
 #include <linux/vtime.h>
+#include <linux/hrtimer.h>
+#include <linux/cpumask.h>
+#include <linux/atomic.h>
 #include <asm/fpu/api.h>
 #include <linux/lvmm.h>
 #include <linux/lvmm_nl.h>
@@ -45,6 +48,7 @@
 
 struct lvmm_vm;
 struct lvmm_vcpu;
+struct netlink_ext_ack;
 struct page;
 struct mem_cgroup;
 
@@ -91,6 +95,75 @@ int lvmm_guest_write(struct lvmm_vm *vm, u64 gpa, const void *data,
 
 static inline struct lvmm_memslots *lvmm_memslots(struct lvmm_vm *vm);
 
+/* ---- scheduling policy (sched.c) ----------------------------------------- */
+
+/*
+ * A VM's policy and the state of its cap.  (s) vm->sched.lock,
+ * (t) sched.timer_lock; READ_ONCE where the RUN loop reads it unlocked.
+ */
+struct lvmm_vm_sched {
+	struct mutex lock;		/* policy changes, pins */
+	u32 weight;			/* (s) */
+	bool weight_set;		/* (s) threads' nice is lvmm's */
+	int nice;			/* (s) what the weight maps to */
+	u32 cap, period_us;		/* (s) */
+	u32 seq;			/* (s) policy generation */
+
+	bool capped;			/* (s)(t) the RUN loop charges guest time */
+	u64 period_ns;			/* (s)(t) */
+	s64 quota;			/* (s)(t) guest ns per period */
+	atomic64_t budget;		/* ns left this period; < 0: overrun */
+	u64 gen;			/* (t) period number */
+	bool busy;			/* (t) a vCPU entered this period */
+	bool timer_on;			/* (t) */
+	spinlock_t timer_lock;
+	struct hrtimer timer;		/* refills the budget every period */
+	u64 nr_periods;			/* (t) */
+	u64 throttled_gen;		/* last period counted as throttled */
+	atomic64_t nr_throttled;
+};
+
+struct lvmm_vcpu_sched {
+	u32 seq;			/* (c) the policy generation applied */
+	cpumask_var_t pin;		/* (s) empty: not pinned */
+	bool pin_broken;		/* (s) no CPU of the pin is online */
+	cpumask_var_t saved;		/* (s) the thread's CPUs before the pin */
+	struct pid *pinned;		/* (s) that thread; compared only */
+	struct hrtimer slice;		/* ends a slice of the cap */
+	bool slice_on;			/* (c) set; the slice timer clears */
+	u64 nr_throttled, throttled_ns;	/* (c) racy reads */
+};
+
+/* A sched-set request, checked against the attribute policy already. */
+struct lvmm_sched_req {
+	bool has_weight, has_cap, has_period;
+	u32 weight, cap, period_us, reserve;
+	struct cpumask *pin[LVMM_MAX_VCPUS];	/* per vCPU; NULL: unchanged */
+};
+
+struct lvmm_sched_info {
+	u32 weight, cap, period_us;
+	bool weight_set;
+	int nice;
+	u64 nr_periods, nr_throttled, throttled_ns;
+};
+
+int lvmm_sched_init(void);
+void lvmm_sched_exit(void);
+void lvmm_sched_vm_init(struct lvmm_vm *vm);
+void lvmm_sched_vm_destroy(struct lvmm_vm *vm);
+int lvmm_sched_vcpu_init(struct lvmm_vcpu *vcpu);
+void lvmm_sched_vcpu_destroy(struct lvmm_vcpu *vcpu);
+int lvmm_sched_weight_to_nice(u32 weight);
+int lvmm_sched_set(struct lvmm_vm *vm, const struct lvmm_sched_req *req,
+		   bool admin, struct netlink_ext_ack *extack);
+void lvmm_sched_get(struct lvmm_vm *vm, struct lvmm_sched_info *info);
+bool lvmm_sched_vcpu_pin(struct lvmm_vcpu *vcpu, struct cpumask *pin,
+			 bool *broken);
+void lvmm_sched_run_start(struct lvmm_vcpu *vcpu, bool new_thread);
+int lvmm_sched_enter(struct lvmm_vcpu *vcpu);
+void lvmm_sched_charge(struct lvmm_vcpu *vcpu, u64 guest_ns);
+
 /* ---- VMs (vm.c) ----------------------------------------------------------- */
 
 struct lvmm_vm {
@@ -122,7 +195,9 @@ struct lvmm_vm {
 	bool paused;			/* vCPUs park before entering */
 	bool dead;			/* destroyed: never runs again */
 	bool listed;			/* lvmm_vms_lock: in lvmm_vms */
-	wait_queue_head_t pause_wq;	/* parked vCPUs */
+	wait_queue_head_t pause_wq;	/* parked and throttled vCPUs */
+
+	struct lvmm_vm_sched sched;	/* sched.c */
 };
 
 static inline struct lvmm_memslots *lvmm_memslots(struct lvmm_vm *vm)
@@ -150,6 +225,7 @@ enum lvmm_vcpu_mode {
 /* vcpu->requests bits, processed before each entry with IRQs off. */
 #define LVMM_REQ_TLB_FLUSH	0	/* flush the guest's TLB */
 #define LVMM_REQ_KICK		1	/* leave guest mode, recheck the VM */
+#define LVMM_REQ_SCHED		2	/* apply the VM's policy to the thread */
 
 /* Work the vCPU must finish on the next RUN, after userspace answered. */
 enum lvmm_pending {
@@ -253,7 +329,15 @@ struct lvmm_vcpu {
 	u64 dr[4], dr6, dr7;		/* (c) virtual debug registers */
 
 	struct lvmm_vcpu_stat stat;	/* (c) */
+	struct lvmm_vcpu_sched sched;	/* sched.c */
 };
+
+/* Does the RUN loop need lvmm_sched_enter() before this entry? */
+static inline bool lvmm_sched_pending(struct lvmm_vcpu *vcpu)
+{
+	return READ_ONCE(vcpu->vm->sched.capped) ||
+	       test_bit(LVMM_REQ_SCHED, &vcpu->requests);
+}
 
 long lvmm_vm_create_vcpu(struct lvmm_vm *vm, void __user *argp);
 void lvmm_vcpu_destroy(struct lvmm_vcpu *vcpu);
@@ -300,7 +384,7 @@ void lvmm_internal_error(struct lvmm_vcpu *vcpu, u32 suberror, int n, ...);
 
 int lvmm_netlink_init(void);
 void lvmm_netlink_exit(void);
-void lvmm_nl_event(struct lvmm_vm *vm, int event);
+void lvmm_nl_event(struct lvmm_vm *vm, int event, int vcpu_id);
 int lvmm_vm_pause(struct lvmm_vm *vm);
 int lvmm_vm_resume(struct lvmm_vm *vm);
 int lvmm_vm_destroy(struct lvmm_vm *vm);

@@ -96,15 +96,21 @@ static int __init lvmm_init(void)
 	if (r)
 		goto out_netlink_exit;
 
+	r = lvmm_sched_init();
+	if (r)
+		goto out_watchdog_exit;
+
 	r = misc_register(&lvmm_dev);
 	if (r) {
 		pr_err("lvmm: cannot register /dev/lvmm: %d\n", r);
-		goto out_watchdog_exit;
+		goto out_sched_exit;
 	}
 	pr_info("lvmm: loaded, %s backend, API version %d\n", lvmm_arch->name,
 		LVMM_API_VERSION);
 	return 0;
 
+out_sched_exit:
+	lvmm_sched_exit();
 out_watchdog_exit:
 	lvmm_watchdog_exit();
 out_netlink_exit:
@@ -121,6 +127,7 @@ out_arch_exit:
 static void __exit lvmm_exit(void)
 {
 	misc_deregister(&lvmm_dev);
+	lvmm_sched_exit();
 	lvmm_watchdog_exit();
 	lvmm_netlink_exit();
 	lvmm_vm_fs_exit();

@@ -5,9 +5,12 @@
  * Written from Documentation/netlink/specs/lvmm.yaml.  Who may do what:
  *  - anyone may list VMs and receive events (vm-get: names, owners and
  *    states, as ps shows processes);
- *  - a VM's details (vcpu-get: threads; stats-get) and every change of
- *    its state (pause, resume, destroy) need its owner or CAP_NET_ADMIN,
- *    else EPERM -- KVM, too, shows its statistics to root only.
+ *  - a VM's details (vcpu-get: threads; stats-get; sched-get) and every
+ *    change of its state (pause, resume, destroy) need its owner or
+ *    CAP_NET_ADMIN, else EPERM -- KVM, too, shows its statistics to root
+ *    only;
+ *  - sched-set lets the owner ask for less, as nice does; more needs
+ *    CAP_NET_ADMIN (sched.c decides).
  * VMs live in the network namespace of the process that created them and
  * are visible only there.
  */
@@ -45,6 +48,44 @@ static const struct nla_policy lvmm_vm_policy[LVMM_A_VM_MAX + 1] = {
 	[LVMM_A_VM_GUEST_NS]	= { .type = NLA_REJECT },
 	[LVMM_A_VM_EVENT]	= { .type = NLA_REJECT },
 	[LVMM_A_VM_PAD]		= { .type = NLA_REJECT },
+	[LVMM_A_VM_VCPU_ID]	= { .type = NLA_REJECT },
+};
+
+static struct netlink_range_validation lvmm_weight_range = {
+	.min = 1, .max = LVMM_SCHED_WEIGHT_MAX,
+};
+
+static struct netlink_range_validation lvmm_period_range = {
+	.min = LVMM_SCHED_PERIOD_US_MIN, .max = LVMM_SCHED_PERIOD_US_MAX,
+};
+
+/* A CPU bitmap: bit n of byte n / 8; no longer than the kernel's NR_CPUS. */
+#define LVMM_NL_CPUS_MAX	DIV_ROUND_UP(NR_CPUS, BITS_PER_BYTE)
+
+static const struct nla_policy lvmm_sched_vcpu_policy[LVMM_A_SCHED_VCPU_MAX + 1] = {
+	[LVMM_A_SCHED_VCPU_ID]		= { .type = NLA_U32 },
+	[LVMM_A_SCHED_VCPU_CPUS]	= { .type = NLA_BINARY,
+					    .len = LVMM_NL_CPUS_MAX },
+	[LVMM_A_SCHED_VCPU_PIN_BROKEN]	= { .type = NLA_REJECT },
+};
+
+/* sched-get and sched-set: the VM as in the vm set, then the policy. */
+static const struct nla_policy lvmm_sched_policy[LVMM_A_SCHED_MAX + 1] = {
+	[LVMM_A_SCHED_VM_ID]	= NLA_POLICY_MIN(NLA_U32, 1),
+	[LVMM_A_SCHED_VM_NAME]	= { .type = NLA_NUL_STRING,
+				    .len = LVMM_VM_NAME_LEN - 1 },
+	[LVMM_A_SCHED_WEIGHT]	= NLA_POLICY_FULL_RANGE(NLA_U32,
+							&lvmm_weight_range),
+	[LVMM_A_SCHED_CAP]	= NLA_POLICY_MAX(NLA_U32, LVMM_SCHED_CAP_MAX),
+	[LVMM_A_SCHED_PERIOD_US] = NLA_POLICY_FULL_RANGE(NLA_U32,
+							 &lvmm_period_range),
+	[LVMM_A_SCHED_RESERVE]	= NLA_POLICY_MAX(NLA_U32, LVMM_SCHED_CAP_MAX),
+	[LVMM_A_SCHED_VCPU]	= NLA_POLICY_NESTED(lvmm_sched_vcpu_policy),
+	[LVMM_A_SCHED_NICE]	= { .type = NLA_REJECT },
+	[LVMM_A_SCHED_NR_PERIODS] = { .type = NLA_REJECT },
+	[LVMM_A_SCHED_NR_THROTTLED] = { .type = NLA_REJECT },
+	[LVMM_A_SCHED_THROTTLED_NS] = { .type = NLA_REJECT },
+	[LVMM_A_SCHED_PAD]	= { .type = NLA_REJECT },
 };
 
 /*
@@ -118,7 +159,7 @@ static u64 lvmm_vm_guest_ns(struct lvmm_vm *vm)
  * pid namespace, whichever task's action fired it.
  */
 static int lvmm_nl_fill_vm(struct sk_buff *skb, struct lvmm_vm *vm, u32 portid,
-			   u32 seq, int flags, u8 cmd, int event)
+			   u32 seq, int flags, u8 cmd, int event, int vcpu_id)
 {
 	struct user_namespace *user_ns = event ? vm->net->user_ns :
 						 current_user_ns();
@@ -142,12 +183,23 @@ static int lvmm_nl_fill_vm(struct sk_buff *skb, struct lvmm_vm *vm, u32 portid,
 			      LVMM_A_VM_PAD) ||
 	    nla_put_u64_64bit(skb, LVMM_A_VM_GUEST_NS, lvmm_vm_guest_ns(vm),
 			      LVMM_A_VM_PAD) ||
-	    (event && nla_put_u32(skb, LVMM_A_VM_EVENT, event))) {
+	    (event && nla_put_u32(skb, LVMM_A_VM_EVENT, event)) ||
+	    (vcpu_id >= 0 && nla_put_u32(skb, LVMM_A_VM_VCPU_ID, vcpu_id))) {
 		genlmsg_cancel(skb, hdr);
 		return -EMSGSIZE;
 	}
 	genlmsg_end(skb, hdr);
 	return 0;
+}
+
+/* Send a do's reply @msg, or drop it if filling it failed with @r. */
+static int lvmm_nl_reply(struct sk_buff *msg, int r, struct genl_info *info)
+{
+	if (r) {
+		nlmsg_free(msg);
+		return r;
+	}
+	return genlmsg_reply(msg, info);
 }
 
 static int lvmm_nl_vm_get_doit(struct sk_buff *skb, struct genl_info *info)
@@ -161,13 +213,9 @@ static int lvmm_nl_vm_get_doit(struct sk_buff *skb, struct genl_info *info)
 		return PTR_ERR(vm);
 	msg = nlmsg_new(NLMSG_DEFAULT_SIZE, GFP_KERNEL);
 	r = msg ? lvmm_nl_fill_vm(msg, vm, info->snd_portid, info->snd_seq, 0,
-				  LVMM_CMD_VM_GET, 0) : -ENOMEM;
+				  LVMM_CMD_VM_GET, 0, -1) : -ENOMEM;
 	lvmm_vm_put(vm);
-	if (r) {
-		nlmsg_free(msg);
-		return r;
-	}
-	return genlmsg_reply(msg, info);
+	return lvmm_nl_reply(msg, r, info);
 }
 
 /* cb->args[0]: the next VM id to look at. */
@@ -181,7 +229,7 @@ static int lvmm_nl_vm_get_dumpit(struct sk_buff *skb,
 	while ((vm = lvmm_vm_next(sock_net(skb->sk), &id))) {
 		r = lvmm_nl_fill_vm(skb, vm, NETLINK_CB(cb->skb).portid,
 				    cb->nlh->nlmsg_seq, NLM_F_MULTI,
-				    LVMM_CMD_VM_GET, 0);
+				    LVMM_CMD_VM_GET, 0, -1);
 		lvmm_vm_put(vm);
 		if (r)
 			break;
@@ -190,6 +238,38 @@ static int lvmm_nl_vm_get_dumpit(struct sk_buff *skb,
 	cb->args[0] = id;
 	/* A full skb ends this round; the cursor starts the next one. */
 	return r == -EMSGSIZE && skb->len ? skb->len : r ?: skb->len;
+}
+
+/* @mask as a CPU bitmap attribute: bit n of byte n / 8 is CPU n. */
+static int lvmm_nl_put_cpus(struct sk_buff *skb, int attrtype,
+			    const struct cpumask *mask)
+{
+	struct nlattr *a;
+	u8 *bits;
+	int cpu;
+
+	a = nla_reserve(skb, attrtype, DIV_ROUND_UP(nr_cpu_ids, BITS_PER_BYTE));
+	if (!a)
+		return -EMSGSIZE;
+	bits = nla_data(a);
+	memset(bits, 0, nla_len(a));
+	for_each_cpu(cpu, mask)
+		bits[cpu / BITS_PER_BYTE] |= BIT(cpu % BITS_PER_BYTE);
+	return 0;
+}
+
+/* The CPUs the vCPU's thread may run on now, if it has one. */
+static int lvmm_nl_put_affinity(struct sk_buff *skb, struct lvmm_vcpu *vcpu)
+{
+	struct task_struct *t;
+	int r = 0;
+
+	rcu_read_lock();
+	t = pid_task(rcu_dereference(vcpu->pid), PIDTYPE_PID);
+	if (t)
+		r = lvmm_nl_put_cpus(skb, LVMM_A_VCPU_AFFINITY, t->cpus_ptr);
+	rcu_read_unlock();
+	return r;
 }
 
 static int lvmm_nl_fill_vcpu(struct sk_buff *skb, struct lvmm_vcpu *vcpu,
@@ -221,7 +301,14 @@ static int lvmm_nl_fill_vcpu(struct sk_buff *skb, struct lvmm_vcpu *vcpu,
 	    nla_put_u64_64bit(skb, LVMM_A_VCPU_HOST_NS,
 			      run > guest ? run - guest : 0, LVMM_A_VCPU_PAD) ||
 	    nla_put_u64_64bit(skb, LVMM_A_VCPU_EXITS, READ_ONCE(st->exits),
-			      LVMM_A_VCPU_PAD)) {
+			      LVMM_A_VCPU_PAD) ||
+	    nla_put_u64_64bit(skb, LVMM_A_VCPU_NR_THROTTLED,
+			      READ_ONCE(vcpu->sched.nr_throttled),
+			      LVMM_A_VCPU_PAD) ||
+	    nla_put_u64_64bit(skb, LVMM_A_VCPU_THROTTLED_NS,
+			      READ_ONCE(vcpu->sched.throttled_ns),
+			      LVMM_A_VCPU_PAD) ||
+	    lvmm_nl_put_affinity(skb, vcpu)) {
 		genlmsg_cancel(skb, hdr);
 		return -EMSGSIZE;
 	}
@@ -349,11 +436,7 @@ static int lvmm_nl_stats_get_doit(struct sk_buff *skb, struct genl_info *info)
 	msg = nlmsg_new(size, GFP_KERNEL);
 	r = msg ? lvmm_nl_fill_stats(msg, vm, info) : -ENOMEM;
 	lvmm_vm_put(vm);
-	if (r) {
-		nlmsg_free(msg);
-		return r;
-	}
-	return genlmsg_reply(msg, info);
+	return lvmm_nl_reply(msg, r, info);
 }
 
 /* pause, resume, destroy: the owner or CAP_NET_ADMIN. */
@@ -396,6 +479,195 @@ static int lvmm_nl_vm_destroy_doit(struct sk_buff *skb, struct genl_info *info)
 	return lvmm_nl_change(skb, info, lvmm_vm_destroy);
 }
 
+/* ---- scheduling policy ---------------------------------------------------- */
+
+static int lvmm_nl_fill_sched(struct sk_buff *skb, struct lvmm_vm *vm,
+			      struct genl_info *info, struct cpumask *pin)
+{
+	struct lvmm_sched_info si;
+	struct nlattr *nest;
+	void *hdr;
+	int i;
+
+	lvmm_sched_get(vm, &si);
+	hdr = genlmsg_put(skb, info->snd_portid, info->snd_seq,
+			  &lvmm_nl_family, 0, LVMM_CMD_SCHED_GET);
+	if (!hdr)
+		return -EMSGSIZE;
+	if (nla_put_u32(skb, LVMM_A_SCHED_VM_ID, vm->id) ||
+	    nla_put_string(skb, LVMM_A_SCHED_VM_NAME, vm->name) ||
+	    nla_put_u32(skb, LVMM_A_SCHED_WEIGHT, si.weight) ||
+	    nla_put_u32(skb, LVMM_A_SCHED_CAP, si.cap) ||
+	    nla_put_u32(skb, LVMM_A_SCHED_PERIOD_US, si.period_us) ||
+	    nla_put_u32(skb, LVMM_A_SCHED_RESERVE, 0) ||
+	    (si.weight_set && nla_put_s32(skb, LVMM_A_SCHED_NICE, si.nice)) ||
+	    nla_put_u64_64bit(skb, LVMM_A_SCHED_NR_PERIODS, si.nr_periods,
+			      LVMM_A_SCHED_PAD) ||
+	    nla_put_u64_64bit(skb, LVMM_A_SCHED_NR_THROTTLED, si.nr_throttled,
+			      LVMM_A_SCHED_PAD) ||
+	    nla_put_u64_64bit(skb, LVMM_A_SCHED_THROTTLED_NS, si.throttled_ns,
+			      LVMM_A_SCHED_PAD))
+		goto cancel;
+	for (i = 0; i < LVMM_MAX_VCPUS; i++) {
+		struct lvmm_vcpu *vcpu = READ_ONCE(vm->vcpus[i]);
+		bool pinned, broken;
+
+		if (!vcpu)
+			continue;
+		pinned = lvmm_sched_vcpu_pin(vcpu, pin, &broken);
+		nest = nla_nest_start(skb, LVMM_A_SCHED_VCPU);
+		if (!nest || nla_put_u32(skb, LVMM_A_SCHED_VCPU_ID, vcpu->id) ||
+		    (pinned &&
+		     lvmm_nl_put_cpus(skb, LVMM_A_SCHED_VCPU_CPUS, pin)) ||
+		    (broken && nla_put_flag(skb, LVMM_A_SCHED_VCPU_PIN_BROKEN)))
+			goto cancel;
+		nla_nest_end(skb, nest);
+	}
+	genlmsg_end(skb, hdr);
+	return 0;
+cancel:
+	genlmsg_cancel(skb, hdr);
+	return -EMSGSIZE;
+}
+
+static int lvmm_nl_sched_get_doit(struct sk_buff *skb, struct genl_info *info)
+{
+	cpumask_var_t pin;
+	struct lvmm_vm *vm;
+	struct sk_buff *msg;
+	size_t size;
+	int r;
+
+	vm = lvmm_nl_vm(skb, info->attrs, info->extack, true);
+	if (IS_ERR(vm))
+		return PTR_ERR(vm);
+	/* Each vCPU's nest: its id and a pin of nr_cpu_ids bits. */
+	size = NLMSG_DEFAULT_SIZE + READ_ONCE(vm->nr_vcpus) *
+	       (64 + DIV_ROUND_UP(nr_cpu_ids, BITS_PER_BYTE));
+	msg = nlmsg_new(size, GFP_KERNEL);
+	r = -ENOMEM;
+	if (msg && alloc_cpumask_var(&pin, GFP_KERNEL)) {
+		r = lvmm_nl_fill_sched(msg, vm, info, pin);
+		free_cpumask_var(pin);
+	}
+	lvmm_vm_put(vm);
+	return lvmm_nl_reply(msg, r, info);
+}
+
+/* One vCPU's new pin, from its sched-vcpu nest, into @req. */
+static int lvmm_nl_parse_pin(struct lvmm_vm *vm, struct nlattr *nest,
+			     struct lvmm_sched_req *req,
+			     struct netlink_ext_ack *extack)
+{
+	struct nlattr *tb[LVMM_A_SCHED_VCPU_MAX + 1], *cpus;
+	struct cpumask *mask;
+	const u8 *bits;
+	int r, i;
+	u32 id;
+
+	r = nla_parse_nested(tb, LVMM_A_SCHED_VCPU_MAX, nest,
+			     lvmm_sched_vcpu_policy, extack);
+	if (r)
+		return r;
+	if (!tb[LVMM_A_SCHED_VCPU_ID]) {
+		NL_SET_ERR_MSG_ATTR(extack, nest, "a vcpu nest needs the vCPU's id");
+		return -EINVAL;
+	}
+	id = nla_get_u32(tb[LVMM_A_SCHED_VCPU_ID]);
+	if (id >= LVMM_MAX_VCPUS || !READ_ONCE(vm->vcpus[id])) {
+		NL_SET_ERR_MSG_ATTR(extack, tb[LVMM_A_SCHED_VCPU_ID],
+				    "no such vCPU");
+		return -ENOENT;
+	}
+	if (req->pin[id]) {
+		NL_SET_ERR_MSG_ATTR(extack, tb[LVMM_A_SCHED_VCPU_ID],
+				    "the vCPU is given twice");
+		return -EINVAL;
+	}
+	cpus = tb[LVMM_A_SCHED_VCPU_CPUS];
+	if (!cpus) {
+		NL_SET_ERR_MSG_ATTR(extack, nest,
+				    "give the CPUs to pin the vCPU to (empty: unpin)");
+		return -EINVAL;
+	}
+	mask = kzalloc(cpumask_size(), GFP_KERNEL);
+	if (!mask)
+		return -ENOMEM;
+	req->pin[id] = mask;
+	bits = nla_data(cpus);
+	for (i = 0; i < nla_len(cpus) * BITS_PER_BYTE; i++) {
+		if (!(bits[i / BITS_PER_BYTE] & BIT(i % BITS_PER_BYTE)))
+			continue;
+		if (i >= nr_cpu_ids) {
+			NL_SET_ERR_MSG_ATTR(extack, cpus,
+					    "the host has no such CPU");
+			return -EINVAL;
+		}
+		cpumask_set_cpu(i, mask);
+	}
+	if (!cpumask_empty(mask) && !cpumask_intersects(mask, cpu_online_mask)) {
+		NL_SET_ERR_MSG_ATTR(extack, cpus,
+				    "none of these CPUs is online");
+		return -EINVAL;
+	}
+	return 0;
+}
+
+static int lvmm_nl_parse_sched(struct lvmm_vm *vm, struct genl_info *info,
+			       struct lvmm_sched_req *req)
+{
+	struct nlattr **attrs = info->attrs, *a;
+	int rem, r;
+
+	if (attrs[LVMM_A_SCHED_WEIGHT]) {
+		req->has_weight = true;
+		req->weight = nla_get_u32(attrs[LVMM_A_SCHED_WEIGHT]);
+	}
+	if (attrs[LVMM_A_SCHED_CAP]) {
+		req->has_cap = true;
+		req->cap = nla_get_u32(attrs[LVMM_A_SCHED_CAP]);
+	}
+	if (attrs[LVMM_A_SCHED_PERIOD_US]) {
+		req->has_period = true;
+		req->period_us = nla_get_u32(attrs[LVMM_A_SCHED_PERIOD_US]);
+	}
+	if (attrs[LVMM_A_SCHED_RESERVE])
+		req->reserve = nla_get_u32(attrs[LVMM_A_SCHED_RESERVE]);
+	nla_for_each_attr(a, genlmsg_data(info->genlhdr),
+			  genlmsg_len(info->genlhdr), rem) {
+		if (nla_type(a) != LVMM_A_SCHED_VCPU)
+			continue;
+		r = lvmm_nl_parse_pin(vm, a, req, info->extack);
+		if (r)
+			return r;
+	}
+	return 0;
+}
+
+static int lvmm_nl_sched_set_doit(struct sk_buff *skb, struct genl_info *info)
+{
+	struct lvmm_sched_req *req;
+	struct lvmm_vm *vm;
+	bool admin;
+	int i, r;
+
+	vm = lvmm_nl_vm(skb, info->attrs, info->extack, true);
+	if (IS_ERR(vm))
+		return PTR_ERR(vm);
+	req = kzalloc(sizeof(*req), GFP_KERNEL);
+	r = req ? lvmm_nl_parse_sched(vm, info, req) : -ENOMEM;
+	if (!r) {
+		admin = netlink_ns_capable(skb, sock_net(skb->sk)->user_ns,
+					   CAP_NET_ADMIN);
+		r = lvmm_sched_set(vm, req, admin, info->extack);
+	}
+	for (i = 0; req && i < LVMM_MAX_VCPUS; i++)
+		kfree(req->pin[i]);
+	kfree(req);
+	lvmm_vm_put(vm);
+	return r;
+}
+
 static const struct genl_ops lvmm_nl_ops[] = {
 	{
 		.cmd	= LVMM_CMD_VM_GET,
@@ -422,6 +694,18 @@ static const struct genl_ops lvmm_nl_ops[] = {
 		.cmd	= LVMM_CMD_VM_DESTROY,
 		.doit	= lvmm_nl_vm_destroy_doit,
 	},
+	{
+		.cmd	= LVMM_CMD_SCHED_GET,
+		.doit	= lvmm_nl_sched_get_doit,
+		.policy	= lvmm_sched_policy,
+		.maxattr = LVMM_A_SCHED_MAX,
+	},
+	{
+		.cmd	= LVMM_CMD_SCHED_SET,
+		.doit	= lvmm_nl_sched_set_doit,
+		.policy	= lvmm_sched_policy,
+		.maxattr = LVMM_A_SCHED_MAX,
+	},
 };
 
 static struct genl_family lvmm_nl_family __ro_after_init = {
@@ -438,7 +722,7 @@ static struct genl_family lvmm_nl_family __ro_after_init = {
 };
 
 /* Tell the events group, in the VM's namespace. */
-void lvmm_nl_event(struct lvmm_vm *vm, int event)
+void lvmm_nl_event(struct lvmm_vm *vm, int event, int vcpu_id)
 {
 	struct sk_buff *msg;
 
@@ -447,7 +731,8 @@ void lvmm_nl_event(struct lvmm_vm *vm, int event)
 	msg = nlmsg_new(NLMSG_DEFAULT_SIZE, GFP_KERNEL);
 	if (!msg)
 		return;
-	if (lvmm_nl_fill_vm(msg, vm, 0, 0, 0, LVMM_CMD_VM_EVENT, event)) {
+	if (lvmm_nl_fill_vm(msg, vm, 0, 0, 0, LVMM_CMD_VM_EVENT, event,
+			    vcpu_id)) {
 		nlmsg_free(msg);
 		return;
 	}

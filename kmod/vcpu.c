@@ -386,16 +386,20 @@ static void lvmm_exit_to_user(struct lvmm_vcpu *vcpu)
 	run->apic_base = vcpu->apic_base;
 }
 
-/* Remember which thread runs the vCPU, for vcpu-get; KVM does the same. */
-static void lvmm_vcpu_set_pid(struct lvmm_vcpu *vcpu)
+/*
+ * Remember which thread runs the vCPU, for vcpu-get; KVM does the same.
+ * True if it is a new one.
+ */
+static bool lvmm_vcpu_set_pid(struct lvmm_vcpu *vcpu)
 {
 	struct pid *old = rcu_access_pointer(vcpu->pid);
 
 	if (old == task_pid(current))
-		return;
+		return false;
 	rcu_assign_pointer(vcpu->pid, get_task_pid(current, PIDTYPE_PID));
 	synchronize_rcu();
 	put_pid(old);
+	return true;
 }
 
 /*
@@ -448,7 +452,7 @@ static int lvmm_vcpu_check_vm(struct lvmm_vcpu *vcpu)
 static long lvmm_vcpu_run(struct lvmm_vcpu *vcpu)
 {
 	struct lvmm_run *run = vcpu->run;
-	u64 start = local_clock();
+	u64 start = local_clock(), guest_ns;
 	long r;
 
 	if (READ_ONCE(vcpu->vm->dead)) {
@@ -470,7 +474,7 @@ static long lvmm_vcpu_run(struct lvmm_vcpu *vcpu)
 		goto out;
 	}
 
-	lvmm_vcpu_set_pid(vcpu);
+	lvmm_sched_run_start(vcpu, lvmm_vcpu_set_pid(vcpu));
 	WRITE_ONCE(vcpu->state, LVMM_VCPU_STATE_RUNNING);
 	if (!READ_ONCE(vcpu->vm->ran))
 		WRITE_ONCE(vcpu->vm->ran, true);
@@ -491,7 +495,19 @@ static long lvmm_vcpu_run(struct lvmm_vcpu *vcpu)
 			break;
 		}
 		cond_resched();
+		if (unlikely(lvmm_sched_pending(vcpu))) {
+			r = lvmm_sched_enter(vcpu);
+			if (r < 0) {
+				run->exit_reason = LVMM_EXIT_INTR;
+				break;
+			}
+			if (!r)
+				continue;
+		}
+		guest_ns = vcpu->stat.guest_ns;
 		r = lvmm_arch->vcpu_run(vcpu);
+		if (unlikely(READ_ONCE(vcpu->vm->sched.capped)))
+			lvmm_sched_charge(vcpu, vcpu->stat.guest_ns - guest_ns);
 		if (r <= 0)
 			break;
 	}
@@ -503,7 +519,7 @@ static long lvmm_vcpu_run(struct lvmm_vcpu *vcpu)
 	 * returned above without entering.
 	 */
 	if (vcpu->shutdown)
-		lvmm_nl_event(vcpu->vm, LVMM_EVENT_SHUTDOWN);
+		lvmm_nl_event(vcpu->vm, LVMM_EVENT_SHUTDOWN, -1);
 out:
 	lvmm_exit_to_user(vcpu);
 	vcpu->stat.run_ns += local_clock() - start;
@@ -592,6 +608,7 @@ static void lvmm_vcpu_free(struct lvmm_vcpu *vcpu)
 void lvmm_vcpu_destroy(struct lvmm_vcpu *vcpu)
 {
 	lvmm_arch->vcpu_destroy(vcpu);
+	lvmm_sched_vcpu_destroy(vcpu);
 	lvmm_vcpu_free(vcpu);
 }
 
@@ -650,9 +667,12 @@ long lvmm_vm_create_vcpu(struct lvmm_vm *vm, void __user *argp)
 	r = lvmm_cpuid_init(vcpu);
 	if (r)
 		goto out_free;
-	r = lvmm_arch->vcpu_init(vcpu);
+	r = lvmm_sched_vcpu_init(vcpu);
 	if (r)
 		goto out_free;
+	r = lvmm_arch->vcpu_init(vcpu);
+	if (r)
+		goto out_sched_destroy;
 
 	mutex_lock(&vm->lock);
 	if (vm->vcpus[req.id]) {
@@ -685,6 +705,8 @@ long lvmm_vm_create_vcpu(struct lvmm_vm *vm, void __user *argp)
 out_unlock:
 	mutex_unlock(&vm->lock);
 	lvmm_arch->vcpu_destroy(vcpu);
+out_sched_destroy:
+	lvmm_sched_vcpu_destroy(vcpu);
 out_free:
 	lvmm_vcpu_free(vcpu);
 	return r;

@@ -112,11 +112,12 @@ static void lvmm_vm_free(struct kref *ref)
 
 	WRITE_ONCE(vm->dead, true);	/* the event says "destroyed" */
 	if (lvmm_vm_unlist(vm))
-		lvmm_nl_event(vm, LVMM_EVENT_DESTROYED);
+		lvmm_nl_event(vm, LVMM_EVENT_DESTROYED, -1);
 
 	for (i = 0; i < LVMM_MAX_VCPUS; i++)
 		if (vm->vcpus[i])
 			lvmm_vcpu_destroy(vm->vcpus[i]);
+	lvmm_sched_vm_destroy(vm);
 	lvmm_vm_free_memslots(vm);
 	lvmm_arch->vm_destroy(vm);
 	cleanup_srcu_struct(&vm->srcu);
@@ -296,6 +297,7 @@ static int lvmm_vm_init(struct lvmm_vm *vm)
 	mutex_init(&vm->lock);
 	mutex_init(&vm->slots_lock);
 	init_waitqueue_head(&vm->pause_wq);
+	lvmm_sched_vm_init(vm);
 	vm->owner = current_euid();
 	vm->creator = get_task_pid(current, PIDTYPE_TGID);
 	vm->created_ns = ktime_get_real_ns();
@@ -387,7 +389,7 @@ long lvmm_dev_create_vm(void __user *argp)
 	 * Listed, so announce it now: once its fd is installed another
 	 * thread may close it, and "destroyed" must not come first.
 	 */
-	lvmm_nl_event(vm, LVMM_EVENT_CREATED);
+	lvmm_nl_event(vm, LVMM_EVENT_CREATED, -1);
 
 	fd = get_unused_fd_flags(O_CLOEXEC);
 	if (fd < 0) {
@@ -452,7 +454,10 @@ struct lvmm_vm *lvmm_vm_find(struct net *net, u32 id, const char *name)
 	return found;
 }
 
-/* The VM of @net with the lowest id >= *@id, with a reference; a cursor. */
+/*
+ * The VM of @net (NULL: of any namespace) with the lowest id >= *@id, with
+ * a reference; a cursor.
+ */
 struct lvmm_vm *lvmm_vm_next(struct net *net, u32 *id)
 {
 	struct lvmm_vm *vm = NULL;
@@ -464,7 +469,7 @@ struct lvmm_vm *lvmm_vm_next(struct net *net, u32 *id)
 	next = *id;
 	mutex_lock(&lvmm_vms_lock);
 	while ((vm = idr_get_next(&lvmm_vm_ids, &next))) {
-		if (net_eq(vm->net, net) && lvmm_vm_tryget(vm))
+		if ((!net || net_eq(vm->net, net)) && lvmm_vm_tryget(vm))
 			break;
 		if (++next >= INT_MAX) {
 			vm = NULL;
@@ -511,11 +516,12 @@ int lvmm_vm_pause(struct lvmm_vm *vm)
 		WRITE_ONCE(vm->paused, true);
 	/* Under the lock: events go out in the order the changes happen. */
 	if (!r)
-		lvmm_nl_event(vm, LVMM_EVENT_PAUSED);
+		lvmm_nl_event(vm, LVMM_EVENT_PAUSED, -1);
 	mutex_unlock(&vm->lock);
 	if (r)
 		return r;
 	lvmm_vm_kick_all(vm, LVMM_REQ_KICK);
+	wake_up_all(&vm->pause_wq);	/* throttled vCPUs park too */
 	return 0;
 }
 
@@ -531,7 +537,7 @@ int lvmm_vm_resume(struct lvmm_vm *vm)
 	else
 		WRITE_ONCE(vm->paused, false);
 	if (!r)
-		lvmm_nl_event(vm, LVMM_EVENT_RESUMED);
+		lvmm_nl_event(vm, LVMM_EVENT_RESUMED, -1);
 	mutex_unlock(&vm->lock);
 	if (r)
 		return r;
@@ -555,6 +561,6 @@ int lvmm_vm_destroy(struct lvmm_vm *vm)
 	lvmm_vm_kick_all(vm, LVMM_REQ_KICK);
 	wake_up_all(&vm->pause_wq);
 	if (lvmm_vm_unlist(vm))
-		lvmm_nl_event(vm, LVMM_EVENT_DESTROYED);
+		lvmm_nl_event(vm, LVMM_EVENT_DESTROYED, -1);
 	return 0;
 }

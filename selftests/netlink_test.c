@@ -6,248 +6,25 @@
  * running guest.  Talks netlink directly with libnl so that it can send
  * what a well-behaved tool never would.
  */
-#include <grp.h>
-#include <pthread.h>
 #include <sched.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <sys/resource.h>
-#include <sys/socket.h>
 #include <sys/syscall.h>
-#include <sys/time.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
-#include <linux/netlink.h>
-
-#include <netlink/netlink.h>
-#include <netlink/genl/genl.h>
-#include <netlink/genl/ctrl.h>
-
-#include <linux/lvmm_nl.h>
 
 #include "kselftest_harness.h"
-#include "lvmm_util.h"
+#include "nl_util.h"
+#include "vcpu_runner.h"
 
 #ifndef __packed
 #define __packed	__attribute__((packed))
 #endif
-#ifndef SOL_NETLINK
-#define SOL_NETLINK	270
-#endif
 
-/* ---- a small netlink client that sends whatever it is told ------------- */
-
-struct nlc {
-	struct nl_sock *sk;
-	int family;
-	char ext[256];		/* extack message of the last request */
-	bool ext_tlvs;		/* the last error came with extack TLVs */
-};
-
-struct nlc_req {
-	struct nlc *c;
-	int err;		/* 1 while waiting */
-	int (*cb)(struct nl_msg *msg, void *arg);
-	void *arg;
-};
-
-static void nlc_extack(struct nlc *c, void *tlvs, int len)
-{
-	struct nlattr *tb[NLMSGERR_ATTR_MAX + 1];
-
-	c->ext_tlvs = true;
-	if (len <= 0 || nla_parse(tb, NLMSGERR_ATTR_MAX, tlvs, len, NULL))
-		return;
-	if (tb[NLMSGERR_ATTR_MSG])
-		snprintf(c->ext, sizeof(c->ext), "%s",
-			 (char *)nla_data(tb[NLMSGERR_ATTR_MSG]));
-}
-
-static int nlc_error_cb(struct sockaddr_nl *nla, struct nlmsgerr *e, void *arg)
-{
-	struct nlmsghdr *nlh = (struct nlmsghdr *)e - 1;
-	struct nlc_req *req = arg;
-	int off = NLMSG_HDRLEN + sizeof(*e);
-
-	(void)nla;
-	if (nlh->nlmsg_flags & NLM_F_ACK_TLVS) {
-		if (!(nlh->nlmsg_flags & NLM_F_CAPPED))
-			off += e->msg.nlmsg_len - NLMSG_HDRLEN;
-		nlc_extack(req->c, (char *)nlh + off, (int)nlh->nlmsg_len - off);
-	}
-	req->err = e->error;
-	return NL_STOP;
-}
-
-static int nlc_finish_cb(struct nl_msg *msg, void *arg)
-{
-	struct nlmsghdr *nlh = nlmsg_hdr(msg);
-	struct nlc_req *req = arg;
-	int err = 0;
-
-	/* A dump that failed puts its error, and the extack, in DONE. */
-	if (nlh->nlmsg_len >= NLMSG_HDRLEN + sizeof(int)) {
-		memcpy(&err, nlmsg_data(nlh), sizeof(err));
-		if (nlh->nlmsg_flags & NLM_F_ACK_TLVS)
-			nlc_extack(req->c, (char *)nlmsg_data(nlh) + sizeof(int),
-				   (int)nlh->nlmsg_len - NLMSG_HDRLEN -
-				   (int)sizeof(int));
-	}
-	req->err = err;
-	return NL_STOP;
-}
-
-static int nlc_ack_cb(struct nl_msg *msg, void *arg)
-{
-	((struct nlc_req *)arg)->err = 0;
-	(void)msg;
-	return NL_STOP;
-}
-
-static int nlc_valid_cb(struct nl_msg *msg, void *arg)
-{
-	struct nlc_req *req = arg;
-
-	return req->cb ? req->cb(msg, req->arg) : NL_OK;
-}
-
-/* NULL when lvmm (or its family) is not there: the test skips. */
-static struct nlc *nlc_open(void)
-{
-	struct nlc *c = calloc(1, sizeof(*c));
-	int one = 1;
-
-	TEST_ASSERT(c, "out of memory");
-	c->sk = nl_socket_alloc();
-	TEST_ASSERT(c->sk, "nl_socket_alloc");
-	TEST_ASSERT(!genl_connect(c->sk), "genl_connect");
-	TEST_ASSERT(!setsockopt(nl_socket_get_fd(c->sk), SOL_NETLINK,
-				NETLINK_EXT_ACK, &one, sizeof(one)),
-		    "NETLINK_EXT_ACK");
-	c->family = genl_ctrl_resolve(c->sk, LVMM_FAMILY_NAME);
-	if (c->family < 0) {
-		nl_socket_free(c->sk);
-		free(c);
-		return NULL;
-	}
-	return c;
-}
-
-static void nlc_close(struct nlc *c)
-{
-	if (!c)
-		return;
-	nl_socket_free(c->sk);
-	free(c);
-}
-
-static struct nl_msg *nlc_msg(struct nlc *c, u8 cmd, int flags)
-{
-	struct nl_msg *msg = nlmsg_alloc();
-
-	TEST_ASSERT(msg, "nlmsg_alloc");
-	TEST_ASSERT(genlmsg_put(msg, NL_AUTO_PORT, NL_AUTO_SEQ, c->family, 0,
-				flags, cmd, LVMM_FAMILY_VERSION), "genlmsg_put");
-	return msg;
-}
-
-/* Send @msg (consumed), take the replies; 0 or -errno, extack in c->ext. */
-static int nlc_exec(struct nlc *c, struct nl_msg *msg,
-		    int (*cb)(struct nl_msg *msg, void *arg), void *arg)
-{
-	struct nlc_req req = { .c = c, .err = 1, .cb = cb, .arg = arg };
-	struct nl_cb *ncb = nl_cb_alloc(NL_CB_DEFAULT);
-	int r;
-
-	c->ext[0] = '\0';
-	c->ext_tlvs = false;
-	TEST_ASSERT(ncb, "nl_cb_alloc");
-	nl_cb_err(ncb, NL_CB_CUSTOM, nlc_error_cb, &req);
-	nl_cb_set(ncb, NL_CB_FINISH, NL_CB_CUSTOM, nlc_finish_cb, &req);
-	nl_cb_set(ncb, NL_CB_ACK, NL_CB_CUSTOM, nlc_ack_cb, &req);
-	nl_cb_set(ncb, NL_CB_VALID, NL_CB_CUSTOM, nlc_valid_cb, &req);
-	r = nl_send_auto(c->sk, msg);
-	nlmsg_free(msg);
-	TEST_ASSERT(r >= 0, "nl_send_auto: %s", nl_geterror(r));
-	while (req.err > 0) {
-		r = nl_recvmsgs(c->sk, ncb);
-		TEST_ASSERT(r >= 0 || req.err <= 0, "nl_recvmsgs: %s",
-			    nl_geterror(r));
-	}
-	nl_cb_put(ncb);
-	return req.err;
-}
-
-/* A VM as vm-get reports it. */
-struct nl_vm {
-	u32 id, owner_uid, creator_pid, state, nr_vcpus, event;
-	char name[LVMM_VM_NAME_LEN];
-	u64 mem_size, created_ns, guest_ns;
-	bool seen;
-};
-
-static int parse_vm(struct nl_msg *msg, struct nl_vm *vm)
-{
-	struct nlattr *tb[LVMM_A_VM_MAX + 1];
-
-	memset(vm, 0, sizeof(*vm));
-	if (genlmsg_parse(nlmsg_hdr(msg), 0, tb, LVMM_A_VM_MAX, NULL) < 0 ||
-	    !tb[LVMM_A_VM_ID] || !tb[LVMM_A_VM_NAME])
-		return -EPROTO;
-	vm->id = nla_get_u32(tb[LVMM_A_VM_ID]);
-	snprintf(vm->name, sizeof(vm->name), "%s",
-		 nla_get_string(tb[LVMM_A_VM_NAME]));
-	if (tb[LVMM_A_VM_OWNER_UID])
-		vm->owner_uid = nla_get_u32(tb[LVMM_A_VM_OWNER_UID]);
-	if (tb[LVMM_A_VM_CREATOR_PID])
-		vm->creator_pid = nla_get_u32(tb[LVMM_A_VM_CREATOR_PID]);
-	if (tb[LVMM_A_VM_STATE])
-		vm->state = nla_get_u32(tb[LVMM_A_VM_STATE]);
-	if (tb[LVMM_A_VM_NR_VCPUS])
-		vm->nr_vcpus = nla_get_u32(tb[LVMM_A_VM_NR_VCPUS]);
-	if (tb[LVMM_A_VM_MEM_SIZE])
-		vm->mem_size = nla_get_u64(tb[LVMM_A_VM_MEM_SIZE]);
-	if (tb[LVMM_A_VM_CREATED_NS])
-		vm->created_ns = nla_get_u64(tb[LVMM_A_VM_CREATED_NS]);
-	if (tb[LVMM_A_VM_GUEST_NS])
-		vm->guest_ns = nla_get_u64(tb[LVMM_A_VM_GUEST_NS]);
-	if (tb[LVMM_A_VM_EVENT])
-		vm->event = nla_get_u32(tb[LVMM_A_VM_EVENT]);
-	return 0;
-}
-
-static int vm_get_cb(struct nl_msg *msg, void *arg)
-{
-	struct nl_vm *vm = arg;
-
-	TEST_ASSERT(!parse_vm(msg, vm), "vm-get reply without id or name");
-	vm->seen = true;
-	return NL_OK;
-}
-
-/* vm-get do, by id (non-zero) or by name. */
-static int nl_vm_get(struct nlc *c, u32 id, const char *name, struct nl_vm *vm)
-{
-	struct nl_msg *msg = nlc_msg(c, LVMM_CMD_VM_GET, 0);
-
-	if (id)
-		nla_put_u32(msg, LVMM_A_VM_ID, id);
-	if (name)
-		nla_put_string(msg, LVMM_A_VM_NAME, name);
-	memset(vm, 0, sizeof(*vm));
-	return nlc_exec(c, msg, vm_get_cb, vm);
-}
-
-/* pause, resume, destroy and friends: one VM by id. */
-static int nl_vm_cmd(struct nlc *c, u8 cmd, u32 id)
-{
-	struct nl_msg *msg = nlc_msg(c, cmd, 0);
-
-	nla_put_u32(msg, LVMM_A_VM_ID, id);
-	return nlc_exec(c, msg, NULL, NULL);
-}
+/* ---- vm-get dumps and stats-get ---------------------------------------- */
 
 struct vm_dump {
 	struct nl_vm *vms;
@@ -284,53 +61,6 @@ static const struct nl_vm *dump_find(const struct vm_dump *d, u32 id)
 	return NULL;
 }
 
-struct nl_vcpu {
-	u32 vm_id, id, state, tid, cpu;
-	bool has_cpu;
-	u64 guest_ns, host_ns, exits;
-};
-
-struct vcpu_dump {
-	struct nl_vcpu v[MAX_VCPUS];
-	size_t n;
-};
-
-static int vcpu_dump_cb(struct nl_msg *msg, void *arg)
-{
-	struct nlattr *tb[LVMM_A_VCPU_MAX + 1];
-	struct vcpu_dump *d = arg;
-	struct nl_vcpu *v;
-
-	TEST_ASSERT(d->n < MAX_VCPUS, "too many vCPUs in vcpu-get");
-	TEST_ASSERT(genlmsg_parse(nlmsg_hdr(msg), 0, tb, LVMM_A_VCPU_MAX,
-				  NULL) >= 0, "vcpu-get: bad reply");
-	TEST_ASSERT(tb[LVMM_A_VCPU_VM_ID] && tb[LVMM_A_VCPU_ID] &&
-		    tb[LVMM_A_VCPU_STATE] && tb[LVMM_A_VCPU_TID] &&
-		    tb[LVMM_A_VCPU_GUEST_NS] && tb[LVMM_A_VCPU_HOST_NS] &&
-		    tb[LVMM_A_VCPU_EXITS], "vcpu-get: attribute missing");
-	v = &d->v[d->n++];
-	v->vm_id = nla_get_u32(tb[LVMM_A_VCPU_VM_ID]);
-	v->id = nla_get_u32(tb[LVMM_A_VCPU_ID]);
-	v->state = nla_get_u32(tb[LVMM_A_VCPU_STATE]);
-	v->tid = nla_get_u32(tb[LVMM_A_VCPU_TID]);
-	v->has_cpu = tb[LVMM_A_VCPU_CPU];
-	if (v->has_cpu)
-		v->cpu = nla_get_u32(tb[LVMM_A_VCPU_CPU]);
-	v->guest_ns = nla_get_u64(tb[LVMM_A_VCPU_GUEST_NS]);
-	v->host_ns = nla_get_u64(tb[LVMM_A_VCPU_HOST_NS]);
-	v->exits = nla_get_u64(tb[LVMM_A_VCPU_EXITS]);
-	return NL_OK;
-}
-
-static int nl_vcpu_dump(struct nlc *c, u32 vm_id, struct vcpu_dump *d)
-{
-	struct nl_msg *msg = nlc_msg(c, LVMM_CMD_VCPU_GET, NLM_F_DUMP);
-
-	nla_put_u32(msg, LVMM_A_VM_ID, vm_id);
-	memset(d, 0, sizeof(*d));
-	return nlc_exec(c, msg, vcpu_dump_cb, d);
-}
-
 #define NR_STATS	(LVMM_A_STATS_GUEST_NS - LVMM_A_STATS_EXITS + 1)
 
 struct nl_stats {
@@ -354,24 +84,22 @@ static void parse_counters(struct nlattr **tb, u64 *out)
 
 static int stats_cb(struct nl_msg *msg, void *arg)
 {
-	struct nlmsghdr *nlh = nlmsg_hdr(msg);
-	struct nlattr *tb[LVMM_A_STATS_MAX + 1], *a;
+	struct nlattr *tb[LVMM_A_STATS_MAX + 1], *nests[MAX_VCPUS + 1];
 	struct nl_stats *s = arg;
-	int rem;
+	int n;
 
-	TEST_ASSERT(genlmsg_parse(nlh, 0, tb, LVMM_A_STATS_MAX, NULL) >= 0,
-		    "stats-get: bad reply");
+	TEST_ASSERT(genlmsg_parse(nlmsg_hdr(msg), 0, tb, LVMM_A_STATS_MAX,
+				  NULL) >= 0, "stats-get: bad reply");
 	TEST_ASSERT(tb[LVMM_A_STATS_VM_ID], "stats-get: no vm id");
 	s->vm_id = nla_get_u32(tb[LVMM_A_STATS_VM_ID]);
 	parse_counters(tb, s->total);
-	nla_for_each_attr(a, genlmsg_attrdata(nlmsg_data(nlh), 0),
-			  genlmsg_attrlen(nlmsg_data(nlh), 0), rem) {
+	n = nl_attrs_of_type(msg, LVMM_A_STATS_VCPU, nests, ARRAY_SIZE(nests));
+	TEST_ASSERT(n <= MAX_VCPUS, "stats-get: %d vcpu nests", n);
+	for (int i = 0; i < n; i++) {
 		struct nlattr *vt[LVMM_A_STATS_MAX + 1];
 
-		if (nla_type(a) != LVMM_A_STATS_VCPU)
-			continue;
-		TEST_ASSERT(s->nr_vcpus < MAX_VCPUS &&
-			    !nla_parse_nested(vt, LVMM_A_STATS_MAX, a, NULL) &&
+		TEST_ASSERT(!nla_parse_nested(vt, LVMM_A_STATS_MAX, nests[i],
+					      NULL) &&
 			    vt[LVMM_A_STATS_VCPU_ID], "stats-get: bad vcpu nest");
 		s->vcpu_id[s->nr_vcpus] = nla_get_u32(vt[LVMM_A_STATS_VCPU_ID]);
 		parse_counters(vt, s->vcpu[s->nr_vcpus++]);
@@ -388,78 +116,7 @@ static int nl_stats_get(struct nlc *c, u32 vm_id, struct nl_stats *s)
 	return nlc_exec(c, msg, stats_cb, s);
 }
 
-/* ---- events -------------------------------------------------------------- */
-
-struct nl_events {
-	struct nl_sock *sk;
-	struct nl_vm last;
-};
-
-static int events_cb(struct nl_msg *msg, void *arg)
-{
-	struct genlmsghdr *g = nlmsg_data(nlmsg_hdr(msg));
-	struct nl_events *ev = arg;
-
-	if (g->cmd == LVMM_CMD_VM_EVENT && !parse_vm(msg, &ev->last))
-		ev->last.seen = true;
-	return NL_STOP;
-}
-
-static struct nl_events *events_open(void)
-{
-	struct nl_events *ev = calloc(1, sizeof(*ev));
-	struct timeval tv = { .tv_sec = 10 };
-	int grp;
-
-	TEST_ASSERT(ev, "out of memory");
-	ev->sk = nl_socket_alloc();
-	TEST_ASSERT(ev->sk && !genl_connect(ev->sk), "genl_connect");
-	grp = genl_ctrl_resolve_grp(ev->sk, LVMM_FAMILY_NAME,
-				    LVMM_MCGRP_EVENTS);
-	TEST_ASSERT(grp >= 0, "no '%s' group in the lvmm family",
-		    LVMM_MCGRP_EVENTS);
-	TEST_ASSERT(!nl_socket_add_membership(ev->sk, grp), "join events");
-	nl_socket_disable_seq_check(ev->sk);
-	nl_socket_modify_cb(ev->sk, NL_CB_VALID, NL_CB_CUSTOM, events_cb, ev);
-	setsockopt(nl_socket_get_fd(ev->sk), SOL_SOCKET, SO_RCVTIMEO, &tv,
-		   sizeof(tv));
-	return ev;
-}
-
-/*
- * The next event about VM @id (others are skipped); false after 10 s
- * without one.
- */
-static bool event_next(struct nl_events *ev, u32 id, struct nl_vm *out)
-{
-	for (;;) {
-		ev->last.seen = false;
-		if (nl_recvmsgs_default(ev->sk) < 0)
-			return false;
-		if (ev->last.seen && ev->last.id == id) {
-			*out = ev->last;
-			return true;
-		}
-	}
-}
-
-static void events_close(struct nl_events *ev)
-{
-	nl_socket_free(ev->sk);
-	free(ev);
-}
-
 /* ---- guests and the threads that run them -------------------------------- */
-
-static volatile u64 guest_counter;
-static volatile u64 guest_stop;
-
-static void guest_count(void)
-{
-	while (!guest_stop)
-		guest_counter++;
-	GUEST_DONE();
-}
 
 static void guest_sync_loop(void)
 {
@@ -476,105 +133,7 @@ static void guest_triple_fault(void)
 	GUEST_FAIL("survived a triple fault");
 }
 
-struct runner {
-	struct lvmm_vcpu *vcpu;
-	pthread_t thread;
-	volatile pid_t tid;
-	volatile int ret;		/* of the last LVMM_RUN */
-	volatile u32 exit_reason;
-	volatile bool in_run, done;
-	bool retry_eintr;
-	volatile int nr_eintr;
-};
-
-static void runner_sig(int sig)
-{
-	(void)sig;
-}
-
-static void *runner_fn(void *arg)
-{
-	struct runner *r = arg;
-
-	r->tid = syscall(SYS_gettid);
-	for (;;) {
-		r->in_run = true;
-		r->ret = __vcpu_run(r->vcpu);
-		r->in_run = false;
-		r->exit_reason = r->vcpu->run->exit_reason;
-		if (r->ret == -EINTR) {
-			r->nr_eintr++;
-			if (r->retry_eintr)
-				continue;
-		}
-		break;
-	}
-	r->done = true;
-	return NULL;
-}
-
-static void runner_start(struct runner *r, struct lvmm_vcpu *vcpu)
-{
-	memset(r, 0, sizeof(*r));
-	r->vcpu = vcpu;
-	r->retry_eintr = true;
-	signal(SIGUSR1, runner_sig);
-	TEST_ASSERT(!pthread_create(&r->thread, NULL, runner_fn, r),
-		    "pthread_create");
-}
-
-static void runner_join(struct runner *r)
-{
-	pthread_join(r->thread, NULL);
-}
-
-static u64 now_ns(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return ts.tv_sec * 1000000000ULL + ts.tv_nsec;
-}
-
-/* Poll @cond for up to @ms milliseconds. */
-#define wait_for(cond, ms) ({						\
-	u64 __end = now_ns() + (u64)(ms) * 1000000;			\
-	bool __ok;							\
-	while (!(__ok = (cond)) && now_ns() < __end)			\
-		usleep(1000);						\
-	__ok;								\
-})
-
-static u64 counter_of(struct lvmm_vm *vm)
-{
-	return *(volatile u64 *)addr_gva2hva(vm, &guest_counter);
-}
-
-static void stop_guest(struct lvmm_vm *vm)
-{
-	*(volatile u64 *)addr_gva2hva(vm, &guest_stop) = 1;
-}
-
-/* A VM counting in guest_counter on one vCPU, run by @r. */
-static struct lvmm_vm *counting_vm(struct runner *r)
-{
-	struct lvmm_vcpu *vcpu;
-	struct lvmm_vm *vm;
-
-	vm = vm_create_with_one_vcpu(&vcpu, guest_count);
-	runner_start(r, vcpu);
-	TEST_ASSERT(wait_for(counter_of(vm) > 1000, 20000),
-		    "the guest does not count");
-	return vm;
-}
-
 /* ---- the tests ------------------------------------------------------------ */
-
-#define REQUIRE_LVMM(c)	do {						\
-	TEST_REQUIRE(lvmm_dev_present());				\
-	(c) = nlc_open();						\
-	TEST_REQUIRE((c) != NULL);					\
-} while (0)
 
 TEST(vm_get)
 {
@@ -889,22 +448,6 @@ TEST(malformed_truncated_attribute)
 }
 
 /* ---- permissions ------------------------------------------------------------ */
-
-/* In a child: a check that fails exits with the line it failed on. */
-#define CHILD_CHECK(cond, fmt, ...) do {				\
-	if (!(cond)) {							\
-		fprintf(stderr, "# %s:%d: %s: " fmt "\n", __FILE__,	\
-			__LINE__, #cond, ##__VA_ARGS__);		\
-		_exit(__LINE__ & 0xff ? __LINE__ & 0xff : 1);		\
-	}								\
-} while (0)
-
-static void drop_to_nobody(void)
-{
-	CHILD_CHECK(!setgroups(0, NULL), "setgroups");
-	CHILD_CHECK(!setresgid(65534, 65534, 65534), "setresgid");
-	CHILD_CHECK(!setresuid(65534, 65534, 65534), "setresuid");
-}
 
 static void nobody_child(u32 root_vm, int dev_fd)
 {
@@ -1329,6 +872,7 @@ TEST(pause_resume_keeps_progress)
 
 TEST(signal_while_paused)
 {
+	struct vcpu_dump d;
 	struct lvmm_vm *vm;
 	struct runner r;
 	struct nlc *c;
@@ -1338,6 +882,9 @@ TEST(signal_while_paused)
 	vm = counting_vm(&r);
 	r.retry_eintr = false;
 	ASSERT_EQ(0, nl_vm_cmd(c, LVMM_CMD_VM_PAUSE, vm->h.id));
+	/* Pause does not wait: the guest counts until the vCPU parks. */
+	EXPECT_TRUE(wait_for(!nl_vcpu_dump(c, vm->h.id, &d) &&
+			     d.v[0].state == LVMM_VCPU_STATE_PAUSED, 5000));
 	c1 = counter_of(vm);
 	usleep(100000);
 	/* A signal takes the thread out of RUN, as any RUN. */
@@ -1349,9 +896,8 @@ TEST(signal_while_paused)
 	EXPECT_EQ(c1, counter_of(vm));
 
 	/* RUN again: still paused, it blocks without running the guest. */
-	r.done = false;
 	r.retry_eintr = true;
-	ASSERT_EQ(0, pthread_create(&r.thread, NULL, runner_fn, &r));
+	runner_restart(&r);
 	usleep(300000);
 	EXPECT_FALSE(r.done);
 	EXPECT_EQ(c1, counter_of(vm));

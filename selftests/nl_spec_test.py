@@ -2,8 +2,8 @@
 # SPDX-License-Identifier: GPL-2.0
 """Check that uapi/linux/lvmm_nl.h agrees with the YNL spec
 Documentation/netlink/specs/lvmm.yaml: family name and version, the
-multicast group, every enum value, attribute and command number, and the
-*_MAX defines.  Runs on the build host (python3, python3-yaml); prints
+multicast group, every constant and enum value, attribute and command
+number, and the *_MAX defines.  Runs on the build host (python3, python3-yaml); prints
 kselftest (TAP) output with a "# Totals:" line.
 
 usage: nl_spec_test.py [--spec FILE] [--header FILE]
@@ -121,6 +121,10 @@ def main():
                "multicast group")
 
     for d in spec.get("definitions", []):
+        if d["type"] == "const":
+            expect(tap, consts, c_name(spec["name"] + "-" + d["name"]),
+                   d["value"], "constant")
+            continue
         if d["type"] not in ("enum", "flags"):
             continue
         prefix = d.get("name-prefix", d["name"] + "-")

@@ -106,7 +106,7 @@ expect_rc 1 "unknown command"
 expect_err "vmctl: unknown command 'frobnicate'; see 'vmctl help'" "unknown command"
 vm help
 expect_rc 0 "help"
-for c in list show stat top pause resume destroy monitor version; do
+for c in list show sched pin stat top pause resume destroy monitor run version; do
 	expect_out_re "^  vmctl $c( |\$)" "help lists $c"
 done
 vm list extra
@@ -123,6 +123,74 @@ vm monitor -n 0
 expect_rc 1 "monitor -n 0"
 vm show --help
 expect_rc 0 "show --help"
+
+# sched, pin and run's policy options check their arguments before they
+# ask lvmm: no VM web1 exists yet.
+vm sched
+expect_rc 1 "sched without a VM"
+expect_err_re '^  vmctl sched VM \[weight N\]' "sched without a VM: its usage"
+vm sched web1 weight
+expect_rc 1 "sched weight without a value"
+expect_err_re '^vmctl: weight needs a value; give 1 to 65535 \(default 256\)$' "sched weight without a value"
+vm sched web1 weight abc
+expect_rc 1 "sched weight abc"
+expect_err_re "^vmctl: weight 'abc' is not a number; give 1 to 65535 \\(default 256\\)\$" "sched weight abc"
+vm sched web1 weight 0
+expect_rc 1 "sched weight 0"
+expect_err_re '^vmctl: weight 0 is out of range; give 1 to 65535 ' "sched weight 0"
+vm sched web1 cap 12801
+expect_rc 1 "sched cap 12801"
+expect_err_re '^vmctl: cap 12801 is out of range; give 0 to 12800 percent of one host CPU \(0: no cap\)$' "sched cap 12801"
+vm sched web1 period 1001
+expect_rc 1 "sched period 1001"
+expect_err_re '^vmctl: period 1001 is out of range; give 1 to 1000 milliseconds$' "sched period 1001"
+vm sched web1 period 0
+expect_rc 1 "sched period 0"
+vm sched web1 cap -5
+expect_rc 1 "sched cap -5"
+expect_err_re "^vmctl: cap '-5' is not a number; " "sched cap -5"
+vm sched web1 speed 3
+expect_rc 1 "sched with an unknown keyword"
+expect_err_re "^vmctl: unknown keyword 'speed'; give weight, cap, period or reserve\$" "sched with an unknown keyword"
+vm sched web1 cap 10 cap 20
+expect_rc 1 "sched cap given twice"
+expect_err_re '^vmctl: cap is given twice; give it once$' "sched cap given twice"
+vm pin web1 0
+expect_rc 1 "pin without a CPU list"
+expect_err_re '^  vmctl pin VM VCPU CPULIST[|]none$' "pin without a CPU list: its usage"
+vm pin web1 x 0
+expect_rc 1 "pin vCPU x"
+expect_err_re "^vmctl: vCPU 'x' is not a number; give 0 to " "pin vCPU x"
+for l in 3-1 "" a 0, ,0 1- 4096 0-4096 "0 1" "0;1"; do
+	vm pin web1 0 "$l"
+	expect_rc 1 "pin to '$l'"
+	expect_err_re "^vmctl: pin '$l' is not a CPU list: .*; write CPUs as in 0-3,5,7-8 \\(0 to 4095\\)\$" "pin to '$l'"
+done
+vm pin web1 0 3-1
+expect_err_re '^vmctl: pin .3-1. is not a CPU list: the range 3-1 goes down; ' "pin to 3-1: says why"
+vm pin web1 0 4096
+expect_err_re '^vmctl: pin .4096. is not a CPU list: CPU 4096 is past CPU 4095; ' "pin to 4096: says why"
+# jmp $ and cli; hlt: real-mode flat binaries that spin and that halt.
+printf '\353\376' >"$T/spin.bin"
+printf '\372\364' >"$T/halt.bin"
+vm run --weight 0 "$T/halt.bin"
+expect_rc 1 "run --weight 0"
+expect_err_re '^vmctl: run: --weight 0 is out of range; give 1 to 65535 ' "run --weight 0"
+vm run --period x "$T/halt.bin"
+expect_rc 1 "run --period x"
+expect_err_re "^vmctl: run: --period 'x' is not a number; give 1 to 1000 milliseconds\$" "run --period x"
+vm run --pin 0=3-1 "$T/halt.bin"
+expect_rc 1 "run --pin 0=3-1"
+expect_err_re "^vmctl: run: --pin '3-1' is not a CPU list: " "run --pin 0=3-1"
+vm run --pin x=0 "$T/halt.bin"
+expect_rc 1 "run --pin x=0"
+expect_err_re "^vmctl: run: --pin VCPU 'x' is not a number; give 0 to 15\$" "run --pin x=0"
+vm run --cpus 2 --pin 2=0 "$T/halt.bin"
+expect_rc 1 "run --pin for a vCPU past --cpus"
+expect_err_re '^vmctl: run: --pin 2=\.\.\.: the VM has vCPUs 0 to 1 \(--cpus 2\)$' "run --pin for a vCPU past --cpus"
+vm run --pin 0 --pin 1 "$T/halt.bin"
+expect_rc 1 "run --pin CPULIST twice"
+expect_err_re '^vmctl: run: --pin CPULIST is given twice; give it once$' "run --pin CPULIST twice"
 vm version
 expect_rc 0 "version still works"
 expect_out_re '^lvmm API version [0-9]+$' "version text"
@@ -204,7 +272,7 @@ expect_jget vcpu_list.0.state running "show -j $R"
 expect_jnum_gt vcpu_list.0.tid 0 "show -j $R"
 expect_jnum_gt guest_ns 0 "show -j $R"
 vm show "$R"
-expect_out_re '^  VCPU +STATE +TID +CPU +GUEST-TIME +HOST-TIME +EXITS$' "show: vCPU header"
+expect_out_re '^  VCPU +STATE +TID +CPU +GUEST-TIME +HOST-TIME +EXITS +THROTTLED +AFFINITY$' "show: vCPU header"
 expect_out_re '^  0 +running +[0-9]+ +[0-9]+ ' "show: vCPU 0 running"
 
 vm stat "$R"
@@ -227,7 +295,7 @@ vm top -n 2
 expect_rc 0 "top -n 2 (not a terminal)"
 if [ "$(grep -c '^ID ' "$T/out")" = 2 ]; then ok "top -n 2: two screens"
 else not_ok "top -n 2: two screens"; fi
-expect_out_re "^$run_id +$R +running +1 +[0-9.]+ +[0-9]+\$" "top: the running VM"
+expect_out_re "^$run_id +$R +running +1 +[0-9.]+ +[0-9]+ +- +[0-9.]+\$" "top: the running VM"
 cpu=$(awk -v n="$R" '$2 == n { v = $5 } END { print int(v) }' "$T/out")
 if [ "${cpu:-0}" -gt 5 ]; then ok "top: a counting guest uses CPU ($cpu%)"
 else not_ok "top: a counting guest uses CPU" "CPU% '$cpu'"; fi
@@ -237,6 +305,138 @@ expect_rc 0 "top -j -n 1"
 expect_json "top -j"
 i=$(index_of "$R")
 expect_jnum_gt "$i.cpu_percent" 5 "top -j"
+expect_jget "$i.cap" 0 "top -j"
+
+# ---- scheduling policy -------------------------------------------------------------
+
+vm -j sched "$R"
+expect_rc 0 "sched -j"
+expect_json "sched -j"
+expect_jget name "$R" "sched -j, nothing set"
+expect_jget weight 256 "sched -j, nothing set"
+expect_jget nice missing "sched -j, nothing set"
+expect_jget cap 0 "sched -j, nothing set"
+expect_jget period_us 10000 "sched -j, nothing set"
+expect_jget reserve 0 "sched -j, nothing set"
+expect_jget vcpus.0.id 0 "sched -j, nothing set"
+expect_jget vcpus.0.pin null "sched -j, nothing set"
+expect_jget vcpus.0.pin_broken false "sched -j, nothing set"
+
+"$VMCTL" monitor -n 1 >"$T/smon" 2>&1 &
+smonpid=$!
+"$VMCTL" -j monitor -n 1 >"$T/smonj" 2>&1 &
+smonjpid=$!
+pids="$pids $smonpid $smonjpid"
+sleep 1
+vm sched "$R" weight 128 cap 30
+expect_rc 0 "sched weight 128 cap 30"
+if [ -s "$T/out" ]; then not_ok "sched weight 128 cap 30: prints nothing"
+else ok "sched weight 128 cap 30: prints nothing"; fi
+vm -j sched "$R"
+expect_json "sched -j after a change"
+expect_jget weight 128 "sched -j after a change"
+expect_jget cap 30 "sched -j after a change"
+expect_jget period_us 10000 "sched -j after a change: the period stays"
+if [ "$(jget nice)" != missing ]; then ok "sched -j: nice once a weight is set"
+else not_ok "sched -j: nice once a weight is set"; fi
+vm sched "$R"
+expect_rc 0 "sched"
+expect_out_re "^name: +$R\$" "sched: name"
+expect_out_re '^weight: +128 \(nice -?[0-9]+\)$' "sched: weight and nice"
+expect_out_re '^cap: +30% of a CPU, period 10 ms$' "sched: cap"
+expect_out_re '^reserve: +none$' "sched: reserve"
+expect_out_re '^  0 +-$' "sched: vCPU 0 not pinned"
+i=0
+while kill -0 $smonpid 2>/dev/null && [ $i -lt 100 ]; do sleep 0.1; i=$((i + 1)); done
+grep -Eq "^sched +$R id $run_id uid 0 pid [0-9]+ state running\$" "$T/smon" &&
+	ok "monitor: a sched event" || not_ok "monitor: a sched event" "$(cat "$T/smon")"
+i=0
+while kill -0 $smonjpid 2>/dev/null && [ $i -lt 100 ]; do sleep 0.1; i=$((i + 1)); done
+if [ "$("$H" json-check -l event <"$T/smonj")" = sched ]; then ok "monitor -j: a sched event"
+else not_ok "monitor -j: a sched event" "$(cat "$T/smonj")"; fi
+
+# A guest that counts forever stays under its cap of 30 %, throttled.
+vm -j top -n 1
+i=$(index_of "$R")
+expect_jget "$i.cap" 30 "top -j of a capped VM"
+cpu=$(jget "$i.cpu_percent")
+if [ "${cpu%%.*}" -lt 50 ] 2>/dev/null; then ok "top -j: a VM capped at 30% uses less than 50% ($cpu%)"
+else not_ok "top -j: a VM capped at 30% uses less than 50%" "cpu_percent '$cpu'"; fi
+expect_jnum_gt "$i.throttled_percent" 10 "top -j of a capped VM"
+vm top -n 1
+expect_out_re "^$run_id +$R +running +1 +[0-9.]+ +[0-9]+ +30% +[0-9.]+\$" "top: CAP and THR% of a capped VM"
+vm -j sched "$R"
+expect_jnum_gt nr_periods 0 "sched -j of a capped VM"
+expect_jnum_gt nr_throttled 0 "sched -j of a capped VM"
+expect_jnum_gt throttled_ns 0 "sched -j of a capped VM"
+vm -j show "$R"
+expect_jnum_gt vcpu_list.0.nr_throttled 0 "show -j of a capped VM"
+expect_jnum_gt vcpu_list.0.throttled_ns 0 "show -j of a capped VM"
+
+vm sched "$R" period 20
+expect_rc 0 "sched period 20"
+vm -j sched "$R"
+expect_jget period_us 20000 "sched period 20: in microseconds"
+expect_jget cap 30 "sched period 20: the cap stays"
+vm sched "$R" reserve 10
+expect_rc 2 "sched reserve 10"
+expect_err "vmctl: cannot reserve CPU time for $R: reservations are not offered by this lvmm yet; leave out reserve" "sched reserve 10"
+vm sched "$R" cap 0 period 10 weight 256
+expect_rc 0 "sched: no cap again"
+vm -j sched "$R"
+expect_jget cap 0 "sched: no cap again"
+
+vm pin "$R" 0 0
+expect_rc 0 "pin vCPU 0 to CPU 0"
+if [ -s "$T/out" ]; then not_ok "pin: prints nothing"; else ok "pin: prints nothing"; fi
+vm -j sched "$R"
+expect_jget vcpus.0.pin 0 "pin: sched -j"
+expect_jget vcpus.0.pin_broken false "pin: sched -j"
+# The vCPU's thread moves when the kick reaches it.
+i=0
+while vm -j show "$R" && [ "$(jget vcpu_list.0.affinity)" != 0 ] && [ $i -lt 50 ]; do
+	sleep 0.1
+	i=$((i + 1))
+done
+expect_jget vcpu_list.0.affinity 0 "pin: show -j"
+vm show "$R"
+expect_out_re '^  0 +running +[0-9]+ +[0-9]+ +.* 0$' "pin: show's AFFINITY"
+vm sched "$R"
+expect_out_re '^  0 +0$' "pin: sched"
+vm pin "$R" 0 none
+expect_rc 0 "pin none"
+vm -j sched "$R"
+expect_jget vcpus.0.pin null "pin none: sched -j"
+vm pin "$R" 7 0
+expect_rc 2 "pin of a vCPU the VM lacks"
+expect_err_re "^vmctl: cannot pin a vCPU of $R: .*; 'vmctl sched $R' lists its vCPUs\$" "pin of a vCPU the VM lacks"
+vm pin "$R" 0 4095
+expect_rc 2 "pin to a CPU the host lacks"
+expect_err_re "^vmctl: cannot pin a vCPU of $R: .* \\(Invalid argument\\)\$" "pin to a CPU the host lacks"
+
+# vmctl run applies its policy before the guest runs.
+"$VMCTL" run --name sched1 --console none --cap 50 --weight 128 --pin 0 \
+	"$T/spin.bin" >"$T/srun.out" 2>"$T/srun.err" &
+srunpid=$!
+pids="$pids $srunpid"
+i=0
+while ! "$VMCTL" sched sched1 >/dev/null 2>&1 && [ $i -lt 100 ]; do sleep 0.1; i=$((i + 1)); done
+vm -j sched sched1
+expect_rc 0 "run --cap 50 --weight 128 --pin 0: sched -j"
+expect_jget cap 50 "run --cap 50"
+expect_jget weight 128 "run --weight 128"
+expect_jget vcpus.0.pin 0 "run --pin 0"
+vm destroy sched1
+i=0
+while kill -0 $srunpid 2>/dev/null && [ $i -lt 100 ]; do sleep 0.1; i=$((i + 1)); done
+wait $srunpid; rrc=$?
+if [ $rrc = 12 ]; then ok "run with a policy: destroyed, exit 12"
+else not_ok "run with a policy: destroyed, exit 12" "exit $rrc: $(cat "$T/srun.err")"; fi
+vm run --console none --pin 0=4095 "$T/halt.bin"
+expect_rc 2 "run --pin to a CPU the host lacks"
+expect_err_re '^vmctl: cannot apply --weight, --cap, --period or --pin to [^ ]+: .* \(Invalid argument\)$' "run --pin to a CPU the host lacks: says why"
+vm run --console none --cap 50 "$T/halt.bin"
+expect_rc 0 "run --cap 50 of a guest that halts"
 
 # ---- pause, resume, monitor ------------------------------------------------------
 
@@ -299,6 +499,16 @@ if [ "$(id -u)" = 0 ]; then
 	expect_jget vcpu_list missing "show -j as nobody: no vCPUs"
 	"$H" as 65534 "$VMCTL" show web1 >"$T/out" 2>"$T/err"; rc=$?
 	expect_out_re '^vcpu list: +not shown: the VM belongs to uid 0 ' "show as nobody: says why no vCPUs"
+	"$H" as 65534 "$VMCTL" sched web1 >"$T/out" 2>"$T/err"; rc=$?
+	expect_rc 2 "sched as nobody"
+	expect_err "vmctl: not permitted to read the scheduling policy of web1: it belongs to uid 0 (run as its owner or with CAP_NET_ADMIN)" "sched as nobody"
+	"$H" as 65534 "$VMCTL" sched web1 weight 1 >"$T/out" 2>"$T/err"; rc=$?
+	expect_rc 2 "sched weight 1 as nobody"
+	expect_err "vmctl: not permitted to change the scheduling policy of web1: it belongs to uid 0 (run as its owner or with CAP_NET_ADMIN)" "sched weight 1 as nobody"
+	"$H" as 65534 "$VMCTL" pin web1 0 0 >"$T/out" 2>"$T/err"; rc=$?
+	expect_rc 2 "pin as nobody"
+	"$H" as 65534 "$VMCTL" top -n 1 >"$T/out" 2>"$T/err"; rc=$?
+	expect_out_re '^[0-9]+ +web1 +created +0 +0\.0 +- +\? +\?$' "top as nobody: no cap or THR% of root's VM"
 else
 	n=$((n + 1)) skip=$((skip + 1))
 	echo "ok $n permissions # SKIP needs root to drop to nobody"

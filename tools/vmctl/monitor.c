@@ -25,12 +25,17 @@ static int vmctl_monitor_cb(struct nl_msg *msg, void *arg)
 	if (m->json) {
 		printf("{\"event\":\"%s\",", vmctl_event_str(vm.event));
 		vmctl_json_vm(stdout, &vm);
+		if (vm.has_vcpu_id)
+			printf(",\"vcpu_id\":%" PRIu32, vm.vcpu_id);
 		puts("}");
 	} else {
 		printf("%-9s %s id %" PRIu32 " uid %" PRIu32 " pid %" PRIu32
-		       " state %s\n", vmctl_event_str(vm.event), vm.name,
+		       " state %s", vmctl_event_str(vm.event), vm.name,
 		       vm.id, vm.owner_uid, vm.creator_pid,
 		       vmctl_vm_state_str(vm.state));
+		if (vm.has_vcpu_id)
+			printf(" vcpu %" PRIu32, vm.vcpu_id);
+		putchar('\n');
 	}
 	fflush(stdout);
 	m->seen++;
@@ -78,7 +83,8 @@ out_close:
 
 VMCTL_CMDS(vmctl_monitor_cmds) = {
 	{ "monitor", "[-n COUNT]",
-	  "Print VM events (created, paused, resumed, shutdown, destroyed) as they happen.",
+	  "Print VM events as they happen: created, paused, resumed, shutdown,\n"
+	  "      destroyed, sched, pin-broken, pin-restored.",
 	  vmctl_monitor },
 	{ NULL },
 };

@@ -30,6 +30,7 @@ static struct nla_policy vmctl_vm_policy[LVMM_A_VM_MAX + 1] = {
 	[LVMM_A_VM_CREATED_NS]	= { .type = NLA_U64 },
 	[LVMM_A_VM_GUEST_NS]	= { .type = NLA_U64 },
 	[LVMM_A_VM_EVENT]	= { .type = NLA_U32 },
+	[LVMM_A_VM_VCPU_ID]	= { .type = NLA_U32 },
 };
 
 int vmctl_nl_open(struct vmctl_nl *nl)
@@ -101,6 +102,18 @@ struct nl_msg *vmctl_nl_msg(struct vmctl_nl *nl, uint8_t cmd, int flags)
 		return NULL;
 	if (!genlmsg_put(msg, NL_AUTO_PORT, NL_AUTO_SEQ, nl->family, 0, flags,
 			 cmd, LVMM_FAMILY_VERSION)) {
+		nlmsg_free(msg);
+		return NULL;
+	}
+	return msg;
+}
+
+struct nl_msg *vmctl_nl_vm_msg(struct vmctl_nl *nl, uint8_t cmd, int flags,
+			       uint32_t vm_id)
+{
+	struct nl_msg *msg = vmctl_nl_msg(nl, cmd, flags);
+
+	if (msg && nla_put_u32(msg, LVMM_A_VM_ID, vm_id)) {
 		nlmsg_free(msg);
 		return NULL;
 	}
@@ -242,7 +255,9 @@ int vmctl_nl_parse_vm(struct nl_msg *msg, struct vmctl_vm *vm)
 	GET(LVMM_A_VM_CREATED_NS, created_ns, u64);
 	GET(LVMM_A_VM_GUEST_NS, guest_ns, u64);
 	GET(LVMM_A_VM_EVENT, event, u32);
+	GET(LVMM_A_VM_VCPU_ID, vcpu_id, u32);
 #undef GET
+	vm->has_vcpu_id = tb[LVMM_A_VM_VCPU_ID];
 	return 0;
 }
 
@@ -364,6 +379,19 @@ out:
 	return r;
 }
 
+int vmctl_nl_open_vm(struct vmctl_nl *nl, const char *arg,
+		     struct vmctl_vm *vm)
+{
+	int r = vmctl_nl_open(nl);
+
+	if (r)
+		return r;
+	r = vmctl_vm_lookup(nl, arg, vm);
+	if (r)
+		vmctl_nl_close(nl);
+	return r;
+}
+
 void vmctl_nl_report(struct vmctl_nl *nl, int err, const char *what,
 		     const struct vmctl_vm *vm)
 {
@@ -428,6 +456,9 @@ const char *vmctl_event_str(uint32_t event)
 		[LVMM_EVENT_PAUSED] = "paused",
 		[LVMM_EVENT_RESUMED] = "resumed",
 		[LVMM_EVENT_SHUTDOWN] = "shutdown",
+		[LVMM_EVENT_SCHED] = "sched",
+		[LVMM_EVENT_PIN_BROKEN] = "pin-broken",
+		[LVMM_EVENT_PIN_RESTORED] = "pin-restored",
 	};
 
 	return event < ARRAY_SIZE(s) && s[event] ? s[event] :
@@ -503,4 +534,151 @@ bool vmctl_parse_count(const char *s, unsigned long *n)
 	errno = 0;
 	*n = strtoul(s, &end, 10);
 	return !*end && !errno && *n > 0;
+}
+
+bool vmctl_parse_u32(const char *what, const char *s, uint32_t min,
+		     uint32_t max, const char *unit, uint32_t *v)
+{
+	unsigned long n;
+	char *end;
+
+	errno = 0;
+	n = strtoul(s, &end, 10);
+	if (!isdigit((unsigned char)*s) || *end) {
+		vmctl_err("%s '%s' is not a number; give %" PRIu32 " to %"
+			  PRIu32 "%s", what, s, min, max, unit);
+		return false;
+	}
+	if (errno || n < min || n > max) {
+		vmctl_err("%s %s is out of range; give %" PRIu32 " to %" PRIu32
+			  "%s", what, s, min, max, unit);
+		return false;
+	}
+	*v = n;
+	return true;
+}
+
+/* One CPU number at *@p, then *@p is past it; NULL, or why not. */
+static const char *vmctl_cpu_num(const char **p, unsigned long *n,
+				 char *why, size_t len)
+{
+	char *end;
+
+	if (!isdigit((unsigned char)**p)) {
+		if (**p)
+			snprintf(why, len, "'%s' does not start with a CPU number",
+				 *p);
+		else
+			snprintf(why, len, "a CPU number is missing at the end");
+		return why;
+	}
+	errno = 0;
+	*n = strtoul(*p, &end, 10);
+	if (errno || *n >= VMCTL_MAX_CPUS) {
+		snprintf(why, len, "CPU %.*s is past CPU %d", (int)(end - *p),
+			 *p, VMCTL_MAX_CPUS - 1);
+		return why;
+	}
+	*p = end;
+	return NULL;
+}
+
+/* One "N" or "N-M" at *@p, into @c; NULL, or why not. */
+static const char *vmctl_cpus_range(const char **p, struct vmctl_cpus *c,
+				    char *why, size_t len)
+{
+	unsigned long a, b;
+
+	if (vmctl_cpu_num(p, &a, why, len))
+		return why;
+	b = a;
+	if (**p == '-') {
+		(*p)++;
+		if (vmctl_cpu_num(p, &b, why, len))
+			return why;
+		if (b < a) {
+			snprintf(why, len, "the range %lu-%lu goes down", a, b);
+			return why;
+		}
+	}
+	for (; a <= b; a++)
+		c->map[a / 8] |= 1U << (a % 8);
+	if (b / 8 >= c->len)
+		c->len = b / 8 + 1;
+	return NULL;
+}
+
+bool vmctl_cpus_parse(const char *what, const char *s, struct vmctl_cpus *c)
+{
+	const char *p = s;
+	char why[96];
+
+	memset(c, 0, sizeof(*c));
+	if (!*s) {
+		snprintf(why, sizeof(why), "it is empty");
+		goto bad;
+	}
+	for (;;) {
+		if (vmctl_cpus_range(&p, c, why, sizeof(why)))
+			goto bad;
+		if (!*p)
+			return true;
+		if (*p++ != ',') {
+			snprintf(why, sizeof(why), "'%s' follows a CPU", p - 1);
+			goto bad;
+		}
+	}
+bad:
+	vmctl_err("%s '%s' is not a CPU list: %s; write CPUs as in 0-3,5,7-8 (0 to %d)",
+		  what, s, why, VMCTL_MAX_CPUS - 1);
+	return false;
+}
+
+void vmctl_cpus_from_attr(struct vmctl_cpus *c, const struct nlattr *a)
+{
+	size_t len = nla_len(a);
+
+	memset(c, 0, sizeof(*c));
+	if (len > sizeof(c->map))
+		len = sizeof(c->map);
+	memcpy(c->map, nla_data(a), len);
+	while (len && !c->map[len - 1])
+		len--;
+	c->len = len;
+}
+
+static bool vmctl_cpu_isset(const struct vmctl_cpus *c, size_t cpu)
+{
+	return cpu / 8 < c->len && c->map[cpu / 8] & (1U << (cpu % 8));
+}
+
+void vmctl_cpus_print(FILE *f, const struct vmctl_cpus *c)
+{
+	size_t i, j;
+	bool first = true;
+
+	if (!c->len)
+		fputc('-', f);
+	for (i = 0; i < c->len * 8; i = j + 1) {
+		j = i;
+		if (!vmctl_cpu_isset(c, i))
+			continue;
+		while (vmctl_cpu_isset(c, j + 1))
+			j++;
+		fprintf(f, "%s%zu", first ? "" : ",", i);
+		if (j > i)
+			fprintf(f, "-%zu", j);
+		first = false;
+	}
+}
+
+void vmctl_json_cpus(FILE *f, const struct vmctl_cpus *c)
+{
+	if (!c->len) {
+		fputs("null", f);
+		return;
+	}
+	fputc('"', f);
+	vmctl_cpus_print(f, c);
+	fputc('"', f);
 }

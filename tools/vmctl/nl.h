@@ -43,6 +43,8 @@ struct vmctl_vm {
 	uint64_t created_ns;
 	uint64_t guest_ns;
 	uint32_t event;		/* vm-event only, else 0 */
+	uint32_t vcpu_id;	/* pin-broken and pin-restored events only */
+	bool has_vcpu_id;
 };
 
 /* Open a socket and resolve the family; says what went wrong. */
@@ -53,6 +55,12 @@ int vmctl_nl_join_events(struct vmctl_nl *nl);
 
 /* A request of the family; NULL only when out of memory. */
 struct nl_msg *vmctl_nl_msg(struct vmctl_nl *nl, uint8_t cmd, int flags);
+/*
+ * A request about VM @vm_id (LVMM_A_VM_ID, which every attribute set that
+ * names a VM numbers alike); NULL only when out of memory.
+ */
+struct nl_msg *vmctl_nl_vm_msg(struct vmctl_nl *nl, uint8_t cmd, int flags,
+			       uint32_t vm_id);
 /*
  * Send @msg (consumed) and receive until the ack or the end of the dump,
  * calling @cb on every reply.  Returns 0 or a negative errno, with the
@@ -71,6 +79,9 @@ int vmctl_vm_dump(struct vmctl_nl *nl, struct vmctl_vm **vms, size_t *n);
  */
 int vmctl_vm_lookup(struct vmctl_nl *nl, const char *arg,
 		    struct vmctl_vm *vm);
+/* vmctl_nl_open(), then vmctl_vm_lookup(); on failure @nl is closed. */
+int vmctl_nl_open_vm(struct vmctl_nl *nl, const char *arg,
+		     struct vmctl_vm *vm);
 /*
  * Say why @what (e.g. "pause") of @vm failed with @err, in the user's
  * terms; the kernel's extack message when nothing better is known.
@@ -92,6 +103,36 @@ const char *vmctl_fmt_size(char *buf, size_t len, uint64_t bytes);
 const char *vmctl_fmt_ns(char *buf, size_t len, uint64_t ns);
 /* Parse a positive count for -n; false if @s is not one. */
 bool vmctl_parse_count(const char *s, unsigned long *n);
+/*
+ * Parse @s, a number from @min to @max, for @what ("weight", "run:
+ * --weight"); else say why not, with @unit (" milliseconds") after the
+ * range, and return false.
+ */
+bool vmctl_parse_u32(const char *what, const char *s, uint32_t min,
+		     uint32_t max, const char *unit, uint32_t *v);
+
+/*
+ * Host CPUs, as the kernel's bitmaps carry them: bit n of byte n / 8 is
+ * CPU n.  vmctl knows CPUs 0 to VMCTL_MAX_CPUS - 1.
+ */
+#define VMCTL_MAX_CPUS	4096
+
+struct vmctl_cpus {
+	size_t len;		/* bytes up to the highest CPU; 0: no CPU */
+	uint8_t map[VMCTL_MAX_CPUS / 8];
+};
+
+/*
+ * Parse a CPU list in the kernel's format ("0-3,5,7-8"); else say what is
+ * wrong with it, naming it @what, and return false.
+ */
+bool vmctl_cpus_parse(const char *what, const char *s, struct vmctl_cpus *c);
+/* A bitmap attribute from the kernel (CPUs past vmctl's last are cut). */
+void vmctl_cpus_from_attr(struct vmctl_cpus *c, const struct nlattr *a);
+/* @c as a CPU list, "-" when it has no CPU. */
+void vmctl_cpus_print(FILE *f, const struct vmctl_cpus *c);
+/* @c as a JSON string, null when it has no CPU. */
+void vmctl_json_cpus(FILE *f, const struct vmctl_cpus *c);
 
 /* Counters of a VM or of one vCPU, from stats-get. */
 struct vmctl_stats {
@@ -108,5 +149,47 @@ struct vmctl_stats {
 int vmctl_stats_get(struct vmctl_nl *nl, uint32_t vm_id,
 		    struct vmctl_stats *total, struct vmctl_stats *vcpus,
 		    size_t max, size_t *n);
+
+/* What a struct vmctl_sched holds: given in sched-set, sent by sched-get. */
+#define VMCTL_SCHED_WEIGHT	(1U << 0)
+#define VMCTL_SCHED_CAP		(1U << 1)
+#define VMCTL_SCHED_PERIOD	(1U << 2)
+#define VMCTL_SCHED_RESERVE	(1U << 3)
+#define VMCTL_SCHED_NICE	(1U << 4)
+
+/* One vCPU's pin. */
+struct vmctl_pin {
+	uint32_t vcpu;
+	bool broken;		/* sched-get: no CPU of the pin is online */
+	struct vmctl_cpus cpus;	/* none: not pinned (sched-set: unpin) */
+};
+
+/* A VM's scheduling policy (sched.c, Documentation/vmctl.rst). */
+struct vmctl_sched {
+	unsigned int given;	/* VMCTL_SCHED_* */
+	uint32_t weight, cap, period_us, reserve;
+	int32_t nice;
+	uint64_t nr_periods, nr_throttled, throttled_ns;
+	/* sched-get: up to max_pins (none if NULL); sched-set: all of them. */
+	struct vmctl_pin *pins;
+	size_t nr_pins, max_pins;
+};
+
+/*
+ * Parse @key ("weight", "cap", "period", "reserve") with @val (may be
+ * NULL) into @s: 0, or 1 after saying what is wrong, @prefix ("run: --")
+ * before the key.
+ */
+int vmctl_sched_parse(const char *prefix, const char *key, const char *val,
+		      struct vmctl_sched *s);
+/* sched-get; 0 or a negative errno, without a message. */
+int vmctl_sched_get(struct vmctl_nl *nl, uint32_t vm_id,
+		    struct vmctl_sched *s);
+/*
+ * sched-set of @s on VM @vm (a name or an id), to @what ("pin a vCPU
+ * of"); on failure says why, and what to do, and returns a negative errno.
+ */
+int vmctl_sched_change(const char *vm, const struct vmctl_sched *s,
+		       const char *what);
 
 #endif /* _VMCTL_NL_H */

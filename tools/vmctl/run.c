@@ -29,6 +29,7 @@
 #include <sys/signalfd.h>
 
 #include "lvmm.h"
+#include "nl.h"
 #include "run.h"
 #include "vmctl.h"
 
@@ -617,7 +618,39 @@ struct run_opts {
 	bool entry64;
 	bool verbose;
 	const char *image;
+	struct vmctl_sched sched;		/* --weight, --cap, --period */
+	struct vmctl_cpus pin_all;		/* --pin CPULIST */
+	struct vmctl_pin pins[RUN_MAX_CPUS];	/* --pin VCPU=CPULIST */
 };
+
+enum { RUN_OPT_WEIGHT = 256, RUN_OPT_CAP, RUN_OPT_PERIOD, RUN_OPT_PIN };
+
+/* --pin CPULIST (every vCPU) or --pin VCPU=CPULIST (that one). */
+static int run_parse_pin(struct run_opts *o, const char *arg)
+{
+	const char *eq = strchr(arg, '=');
+	struct vmctl_cpus *c = &o->pin_all;
+	uint32_t id;
+	char *vcpu;
+	bool ok;
+
+	if (eq) {
+		vcpu = strndup(arg, eq - arg);
+		ok = vcpu && vmctl_parse_u32("run: --pin VCPU", vcpu, 0,
+					     RUN_MAX_CPUS - 1, "", &id);
+		free(vcpu);
+		if (!ok)
+			return 1;
+		c = &o->pins[id].cpus;
+		arg = eq + 1;
+	}
+	if (c->len && eq)
+		run_usage_error("--pin %" PRIu32 "=... is given twice; give it once",
+				id);
+	else if (c->len)
+		run_usage_error("--pin CPULIST is given twice; give it once");
+	return c->len || !vmctl_cpus_parse("run: --pin", arg, c);
+}
 
 static int run_parse_opts(struct run_opts *o, int argc, char **argv)
 {
@@ -630,11 +663,15 @@ static int run_parse_opts(struct run_opts *o, int argc, char **argv)
 		{ "module", required_argument, NULL, 'M' },
 		{ "entry64", no_argument, NULL, '6' },
 		{ "verbose", no_argument, NULL, 'v' },
+		{ "weight", required_argument, NULL, RUN_OPT_WEIGHT },
+		{ "cap", required_argument, NULL, RUN_OPT_CAP },
+		{ "period", required_argument, NULL, RUN_OPT_PERIOD },
+		{ "pin", required_argument, NULL, RUN_OPT_PIN },
 		{ NULL, 0, NULL, 0 },
 	};
 	char *end;
 	long n;
-	int opt;
+	int opt, idx, i;
 
 	memset(o, 0, sizeof(*o));
 	o->mem = 64ULL << 20;
@@ -644,7 +681,7 @@ static int run_parse_opts(struct run_opts *o, int argc, char **argv)
 	optind = 0;
 	opterr = 0;
 	while ((opt = getopt_long(argc + 1, argv - 1, ":n:m:c:C:a:M:v",
-				  longopts, NULL)) != -1) {
+				  longopts, &idx)) != -1) {
 		switch (opt) {
 		case 'n':
 			o->name = strcmp(optarg, "auto") ? optarg : NULL;
@@ -698,6 +735,17 @@ static int run_parse_opts(struct run_opts *o, int argc, char **argv)
 		case 'v':
 			o->verbose = true;
 			break;
+		case RUN_OPT_WEIGHT:
+		case RUN_OPT_CAP:
+		case RUN_OPT_PERIOD:
+			if (vmctl_sched_parse("run: --", longopts[idx].name,
+					      optarg, &o->sched))
+				return 1;
+			break;
+		case RUN_OPT_PIN:
+			if (run_parse_pin(o, optarg))
+				return 1;
+			break;
 		case ':':
 			run_usage_error("option '%s' needs an argument",
 					argv[optind - 2]);
@@ -711,6 +759,13 @@ static int run_parse_opts(struct run_opts *o, int argc, char **argv)
 		run_usage_error(optind > argc ? "no IMAGE given" :
 				"give exactly one IMAGE");
 		return 1;
+	}
+	for (i = o->cpus; i < RUN_MAX_CPUS; i++) {
+		if (o->pins[i].cpus.len) {
+			run_usage_error("--pin %d=...: the VM has vCPUs 0 to %d (--cpus %d)",
+					i, o->cpus - 1, o->cpus);
+			return 1;
+		}
 	}
 	o->image = argv[optind - 1];
 	return 0;
@@ -867,6 +922,33 @@ out:
 	return e;
 }
 
+/*
+ * --weight, --cap, --period and --pin, in one sched-set while no vCPU has
+ * run: each vCPU's own pin, else the one for all, packed into o->pins.
+ */
+static int run_sched(const struct run_vm *v, struct run_opts *o)
+{
+	struct vmctl_sched *s = &o->sched;
+	struct vmctl_pin *p;
+	char id[16];
+	int i;
+
+	s->pins = o->pins;
+	for (i = 0; i < v->ncpus; i++) {
+		if (!o->pins[i].cpus.len && !o->pin_all.len)
+			continue;
+		p = &o->pins[s->nr_pins++];
+		*p = o->pins[i];
+		p->vcpu = i;
+		if (!p->cpus.len)
+			p->cpus = o->pin_all;
+	}
+	if (!s->given && !s->nr_pins)
+		return 0;
+	snprintf(id, sizeof(id), "%" PRIu32, v->vm.id);
+	return vmctl_sched_change(id, s, "apply --weight, --cap, --period or --pin to");
+}
+
 /* Stop every vCPU thread: immediate_exit covers one about to enter RUN. */
 static void run_join_all(struct run_vm *v)
 {
@@ -1004,6 +1086,9 @@ static int run_vm(struct run_opts *o, struct run_image *img,
 	e = run_create(v, o, img);
 	if (e)
 		goto out_close;
+	e = run_sched(v, o);
+	if (e)
+		goto out_teardown;
 	if (o->verbose) {
 		fprintf(stderr, "vmctl: %s: %s, 0x%llx-0x%llx, entry 0x%llx\n",
 			o->image, img->format, (unsigned long long)img->start,
@@ -1128,12 +1213,15 @@ static int vmctl_run(struct vmctl *ctx, int argc, char **argv)
 
 VMCTL_CMDS(vmctl_run_cmds) = {
 	{ "run",
-	  "[--name N] [--mem SIZE] [--cpus N] [--console stdio|none|FILE] [--cmdline STR] [--module 'FILE [ARGS]']... [--entry64] [-v] IMAGE",
+	  "[--name N] [--mem SIZE] [--cpus N] [--console stdio|none|FILE] [--cmdline STR] [--module 'FILE [ARGS]']... [--entry64] [--weight N] [--cap PERCENT] [--period MS] [--pin [VCPU=]CPULIST]... [-v] IMAGE",
 	  "Boot IMAGE (flat binary, ELF64 or multiboot kernel) in a new VM with a\n"
 	  "      16550 console, until the guest halts or writes V to port 0xf4.\n"
-	  "      Defaults: --mem 64M --cpus 1 --console stdio --name auto.  Exit status:\n"
-	  "      0 halted, 2 setup error, 4 triple fault, 6 unhandled exit, 8 runtime\n"
-	  "      error, 10 Ctrl-], 12 destroyed, 128+N signal N, (V<<1)|1 debug-exit.",
+	  "      Defaults: --mem 64M --cpus 1 --console stdio --name auto.  --weight,\n"
+	  "      --cap, --period and --pin (CPULIST: every vCPU, VCPU=CPULIST: one) set\n"
+	  "      its scheduling policy before it runs, as vmctl sched and pin do.\n"
+	  "      Exit status: 0 halted, 2 setup error, 4 triple fault, 6 unhandled\n"
+	  "      exit, 8 runtime error, 10 Ctrl-], 12 destroyed, 128+N signal N,\n"
+	  "      (V<<1)|1 debug-exit.",
 	  vmctl_run },
 	{ NULL },
 };

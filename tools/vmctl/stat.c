@@ -84,13 +84,9 @@ int vmctl_stats_get(struct vmctl_nl *nl, uint32_t vm_id,
 	struct nl_msg *msg;
 	int r;
 
-	msg = vmctl_nl_msg(nl, LVMM_CMD_STATS_GET, 0);
+	msg = vmctl_nl_vm_msg(nl, LVMM_CMD_STATS_GET, 0, vm_id);
 	if (!msg)
 		return -ENOMEM;
-	if (nla_put_u32(msg, LVMM_A_VM_ID, vm_id)) {
-		nlmsg_free(msg);
-		return -ENOMEM;
-	}
 	memset(total, 0, sizeof(*total));
 	r = vmctl_nl_exec(nl, msg, vmctl_stats_cb, &req);
 	if (n)
@@ -139,12 +135,9 @@ static int vmctl_stat(struct vmctl *ctx, int argc, char **argv)
 		vmctl_err("out of memory");
 		return -ENOMEM;
 	}
-	r = vmctl_nl_open(&nl);
+	r = vmctl_nl_open_vm(&nl, argv[0], &vm);
 	if (r)
 		goto out_free;
-	r = vmctl_vm_lookup(&nl, argv[0], &vm);
-	if (r)
-		goto out_close;
 	r = vmctl_stats_get(&nl, vm.id, &total, vcpus, VMCTL_MAX_VCPUS, &n);
 	if (r) {
 		vmctl_nl_report(&nl, r, "read the counters of", &vm);
@@ -189,6 +182,8 @@ struct vmctl_top_row {
 	struct vmctl_vm vm;
 	uint64_t exits;
 	bool has_exits;		/* stats-get is the owner's or an admin's */
+	struct vmctl_sched sched;
+	bool has_sched;		/* so is sched-get */
 };
 
 struct vmctl_top_sample {
@@ -229,6 +224,8 @@ static int vmctl_top_sample(struct vmctl_nl *nl, struct vmctl_top_sample *s)
 			s->rows[i].exits = total.exits;
 			s->rows[i].has_exits = true;
 		}
+		s->rows[i].has_sched = !vmctl_sched_get(nl, vms[i].id,
+							&s->rows[i].sched);
 	}
 	free(vms);
 	return 0;
@@ -245,11 +242,77 @@ vmctl_top_prev(const struct vmctl_top_sample *prev, uint32_t id)
 	return NULL;
 }
 
+/* One VM's figures over the interval; "has" ones need its counters. */
+struct vmctl_top_figures {
+	double cpu, rate, thr;
+	bool has_rate;
+};
+
+static void vmctl_top_figures(const struct vmctl_top_row *r,
+			      const struct vmctl_top_row *p, double dt,
+			      struct vmctl_top_figures *f)
+{
+	memset(f, 0, sizeof(*f));
+	f->has_rate = r->has_exits && p && p->has_exits;
+	if (!p || dt <= 0)
+		return;
+	if (r->vm.guest_ns >= p->vm.guest_ns)
+		f->cpu = (r->vm.guest_ns - p->vm.guest_ns) / 1e9 / dt * 100;
+	if (f->has_rate && r->exits >= p->exits)
+		f->rate = (r->exits - p->exits) / dt;
+	/* Throttled time is summed over the vCPUs: share of all of theirs. */
+	if (r->has_sched && p->has_sched && r->vm.nr_vcpus &&
+	    r->sched.throttled_ns >= p->sched.throttled_ns)
+		f->thr = (r->sched.throttled_ns - p->sched.throttled_ns) / 1e9 /
+			 dt / r->vm.nr_vcpus * 100;
+}
+
+static void vmctl_top_json(const struct vmctl_top_row *r,
+			   const struct vmctl_top_figures *f, bool first)
+{
+	printf("%s{\"id\":%" PRIu32 ",\"name\":", first ? "" : ",", r->vm.id);
+	vmctl_json_str(stdout, r->vm.name);
+	printf(",\"state\":\"%s\",\"vcpus\":%" PRIu32
+	       ",\"cpu_percent\":%.1f,\"exits_per_sec\":",
+	       vmctl_vm_state_str(r->vm.state), r->vm.nr_vcpus, f->cpu);
+	if (f->has_rate)
+		printf("%.0f", f->rate);
+	else
+		fputs("null", stdout);
+	if (r->has_sched)
+		printf(",\"cap\":%" PRIu32 ",\"throttled_percent\":%.1f}",
+		       r->sched.cap, f->thr);
+	else
+		fputs(",\"cap\":null,\"throttled_percent\":null}", stdout);
+}
+
+static void vmctl_top_text(const struct vmctl_top_row *r,
+			   const struct vmctl_top_figures *f)
+{
+	char cap[16] = "?", thr[16] = "?";
+
+	printf("%-6" PRIu32 " %-20s %-10s %5" PRIu32 " %7.1f ", r->vm.id,
+	       r->vm.name, vmctl_vm_state_str(r->vm.state), r->vm.nr_vcpus,
+	       f->cpu);
+	if (f->has_rate)
+		printf("%12.0f", f->rate);
+	else
+		printf("%12s", "-");
+	if (r->has_sched && r->sched.cap)
+		snprintf(cap, sizeof(cap), "%" PRIu32 "%%", r->sched.cap);
+	else if (r->has_sched)
+		snprintf(cap, sizeof(cap), "-");
+	if (r->has_sched)
+		snprintf(thr, sizeof(thr), "%.1f", f->thr);
+	printf(" %6s %6s\n", cap, thr);
+}
+
 static void vmctl_top_print(const struct vmctl_top_sample *prev,
 			    const struct vmctl_top_sample *cur, bool tty,
 			    bool json)
 {
 	double dt = (cur->t_ns - prev->t_ns) / 1e9;
+	struct vmctl_top_figures f;
 	size_t i;
 
 	if (tty)
@@ -257,40 +320,17 @@ static void vmctl_top_print(const struct vmctl_top_sample *prev,
 	if (json)
 		putchar('[');
 	else
-		printf("%-6s %-20s %-10s %5s %7s %12s%s", "ID", "NAME",
-		       "STATE", "VCPUS", "CPU%", "EXITS/S",
+		printf("%-6s %-20s %-10s %5s %7s %12s %6s %6s%s", "ID", "NAME",
+		       "STATE", "VCPUS", "CPU%", "EXITS/S", "CAP", "THR%",
 		       tty ? "    (q quits)\n" : "\n");
 	for (i = 0; i < cur->n; i++) {
 		const struct vmctl_top_row *r = &cur->rows[i];
-		const struct vmctl_top_row *p = vmctl_top_prev(prev, r->vm.id);
-		double cpu = 0, rate = 0;
-		bool has_rate = r->has_exits && p && p->has_exits;
 
-		if (p && r->vm.guest_ns >= p->vm.guest_ns && dt > 0)
-			cpu = (r->vm.guest_ns - p->vm.guest_ns) / 1e9 / dt * 100;
-		if (has_rate && r->exits >= p->exits && dt > 0)
-			rate = (r->exits - p->exits) / dt;
-		if (json) {
-			printf("%s{\"id\":%" PRIu32 ",\"name\":", i ? "," : "",
-			       r->vm.id);
-			vmctl_json_str(stdout, r->vm.name);
-			printf(",\"state\":\"%s\",\"vcpus\":%" PRIu32
-			       ",\"cpu_percent\":%.1f,\"exits_per_sec\":",
-			       vmctl_vm_state_str(r->vm.state),
-			       r->vm.nr_vcpus, cpu);
-			if (has_rate)
-				printf("%.0f}", rate);
-			else
-				fputs("null}", stdout);
-			continue;
-		}
-		printf("%-6" PRIu32 " %-20s %-10s %5" PRIu32 " %7.1f ",
-		       r->vm.id, r->vm.name, vmctl_vm_state_str(r->vm.state),
-		       r->vm.nr_vcpus, cpu);
-		if (has_rate)
-			printf("%12.0f\n", rate);
+		vmctl_top_figures(r, vmctl_top_prev(prev, r->vm.id), dt, &f);
+		if (json)
+			vmctl_top_json(r, &f, !i);
 		else
-			printf("%12s\n", "-");
+			vmctl_top_text(r, &f);
 	}
 	if (json)
 		putchar(']');
@@ -399,7 +439,8 @@ VMCTL_CMDS(vmctl_stat_cmds) = {
 	{ "stat", "VM", "Show a VM's exit and time counters, per vCPU.",
 	  vmctl_stat },
 	{ "top", "[-n COUNT] [-d SECONDS]",
-	  "Show every VM's CPU use and exits per second, each second (q quits).",
+	  "Show every VM's CPU use, exits per second, cap and time throttled,\n"
+	  "      each second (q quits).",
 	  vmctl_top },
 	{ NULL },
 };

@@ -63,7 +63,8 @@ static int vmctl_list(struct vmctl *ctx, int argc, char **argv)
 struct vmctl_vcpu {
 	uint32_t id, state, tid, cpu;
 	bool has_cpu;
-	uint64_t guest_ns, host_ns, exits;
+	uint64_t guest_ns, host_ns, exits, nr_throttled, throttled_ns;
+	struct vmctl_cpus affinity;	/* none: it has no thread */
 };
 
 struct vmctl_vcpus {
@@ -98,6 +99,12 @@ static int vmctl_vcpu_cb(struct nl_msg *msg, void *arg)
 		v->host_ns = nla_get_u64(tb[LVMM_A_VCPU_HOST_NS]);
 	if (tb[LVMM_A_VCPU_EXITS])
 		v->exits = nla_get_u64(tb[LVMM_A_VCPU_EXITS]);
+	if (tb[LVMM_A_VCPU_NR_THROTTLED])
+		v->nr_throttled = nla_get_u64(tb[LVMM_A_VCPU_NR_THROTTLED]);
+	if (tb[LVMM_A_VCPU_THROTTLED_NS])
+		v->throttled_ns = nla_get_u64(tb[LVMM_A_VCPU_THROTTLED_NS]);
+	if (tb[LVMM_A_VCPU_AFFINITY])
+		vmctl_cpus_from_attr(&v->affinity, tb[LVMM_A_VCPU_AFFINITY]);
 	return NL_OK;
 }
 
@@ -107,13 +114,9 @@ static int vmctl_vcpu_dump(struct vmctl_nl *nl, const struct vmctl_vm *vm,
 	struct nl_msg *msg;
 
 	l->n = 0;
-	msg = vmctl_nl_msg(nl, LVMM_CMD_VCPU_GET, NLM_F_DUMP);
+	msg = vmctl_nl_vm_msg(nl, LVMM_CMD_VCPU_GET, NLM_F_DUMP, vm->id);
 	if (!msg)
 		return -ENOMEM;
-	if (nla_put_u32(msg, LVMM_A_VM_ID, vm->id)) {
-		nlmsg_free(msg);
-		return -ENOMEM;
-	}
 	return vmctl_nl_exec(nl, msg, vmctl_vcpu_cb, l);
 }
 
@@ -139,18 +142,22 @@ static void vmctl_show_text(const struct vmctl_vm *vm,
 	printf("%-12s %" PRIu32 "\n", "vcpus:", vm->nr_vcpus);
 	if (vr || !l->n)
 		return;
-	printf("\n  %-5s %-8s %7s %4s %12s %12s %12s\n", "VCPU", "STATE",
-	       "TID", "CPU", "GUEST-TIME", "HOST-TIME", "EXITS");
+	printf("\n  %-5s %-8s %7s %4s %12s %12s %12s %12s %s\n", "VCPU",
+	       "STATE", "TID", "CPU", "GUEST-TIME", "HOST-TIME", "EXITS",
+	       "THROTTLED", "AFFINITY");
 	for (i = 0; i < l->n; i++) {
 		const struct vmctl_vcpu *v = &l->v[i];
-		char g[32], h[32], cpu[16] = "-";
+		char g[32], h[32], thr[32], cpu[16] = "-";
 
 		if (v->has_cpu)
 			snprintf(cpu, sizeof(cpu), "%" PRIu32, v->cpu);
 		printf("  %-5" PRIu32 " %-8s %7" PRIu32 " %4s %12s %12s %12"
-		       PRIu64 "\n", v->id, vmctl_vcpu_state_str(v->state),
+		       PRIu64 " %12s ", v->id, vmctl_vcpu_state_str(v->state),
 		       v->tid, cpu, vmctl_fmt_ns(g, sizeof(g), v->guest_ns),
-		       vmctl_fmt_ns(h, sizeof(h), v->host_ns), v->exits);
+		       vmctl_fmt_ns(h, sizeof(h), v->host_ns), v->exits,
+		       vmctl_fmt_ns(thr, sizeof(thr), v->throttled_ns));
+		vmctl_cpus_print(stdout, &v->affinity);
+		putchar('\n');
 	}
 }
 
@@ -172,9 +179,15 @@ static void vmctl_show_json(const struct vmctl_vm *vm,
 			       vmctl_vcpu_state_str(v->state), v->tid);
 			if (v->has_cpu)
 				printf(",\"cpu\":%" PRIu32, v->cpu);
+			if (v->affinity.len) {
+				fputs(",\"affinity\":", stdout);
+				vmctl_json_cpus(stdout, &v->affinity);
+			}
 			printf(",\"guest_ns\":%" PRIu64 ",\"host_ns\":%" PRIu64
-			       ",\"exits\":%" PRIu64 "}", v->guest_ns,
-			       v->host_ns, v->exits);
+			       ",\"exits\":%" PRIu64 ",\"nr_throttled\":%" PRIu64
+			       ",\"throttled_ns\":%" PRIu64 "}", v->guest_ns,
+			       v->host_ns, v->exits, v->nr_throttled,
+			       v->throttled_ns);
 		}
 		putchar(']');
 	}
@@ -190,12 +203,9 @@ static int vmctl_show(struct vmctl *ctx, int argc, char **argv)
 
 	if (argc != 1)
 		return 1;
-	r = vmctl_nl_open(&nl);
+	r = vmctl_nl_open_vm(&nl, argv[0], &vm);
 	if (r)
 		return r;
-	r = vmctl_vm_lookup(&nl, argv[0], &vm);
-	if (r)
-		goto out_close;
 	l = calloc(1, sizeof(*l));
 	if (!l) {
 		r = -ENOMEM;
@@ -232,15 +242,11 @@ static int vmctl_change(int argc, char **argv, uint8_t cmd, const char *what)
 
 	if (argc != 1)
 		return 1;
-	r = vmctl_nl_open(&nl);
+	r = vmctl_nl_open_vm(&nl, argv[0], &vm);
 	if (r)
 		return r;
-	r = vmctl_vm_lookup(&nl, argv[0], &vm);
-	if (r)
-		goto out_close;
-	msg = vmctl_nl_msg(&nl, cmd, 0);
-	if (!msg || nla_put_u32(msg, LVMM_A_VM_ID, vm.id)) {
-		nlmsg_free(msg);
+	msg = vmctl_nl_vm_msg(&nl, cmd, 0, vm.id);
+	if (!msg) {
 		r = -ENOMEM;
 		vmctl_err("out of memory");
 		goto out_close;

@@ -34,6 +34,7 @@ struct vmctl_cmd {
 
 extern VMCTL_CMDS(vmctl_version_cmds);
 extern VMCTL_CMDS(vmctl_vm_cmds);
+extern VMCTL_CMDS(vmctl_sched_cmds);
 extern VMCTL_CMDS(vmctl_run_cmds);
 extern VMCTL_CMDS(vmctl_stat_cmds);
 extern VMCTL_CMDS(vmctl_monitor_cmds);

@@ -12,6 +12,14 @@
 #define LVMM_FAMILY_VERSION	1
 #define LVMM_MCGRP_EVENTS	"events"
 
+/* Scheduling policy limits (Documentation/scheduling.rst). */
+#define LVMM_SCHED_WEIGHT_DEFAULT	256
+#define LVMM_SCHED_WEIGHT_MAX		65535
+#define LVMM_SCHED_CAP_MAX		12800	/* 128 vCPUs at 100 % */
+#define LVMM_SCHED_PERIOD_US_DEFAULT	10000
+#define LVMM_SCHED_PERIOD_US_MIN	1000
+#define LVMM_SCHED_PERIOD_US_MAX	1000000
+
 enum lvmm_vm_state {
 	LVMM_VM_STATE_CREATED = 1,	/* no vCPU has run yet */
 	LVMM_VM_STATE_RUNNING,
@@ -32,6 +40,9 @@ enum lvmm_event {
 	LVMM_EVENT_PAUSED,
 	LVMM_EVENT_RESUMED,
 	LVMM_EVENT_SHUTDOWN,
+	LVMM_EVENT_SCHED,		/* sched-set changed the policy */
+	LVMM_EVENT_PIN_BROKEN,		/* CPU hotplug left a pin no online CPU */
+	LVMM_EVENT_PIN_RESTORED,	/* a broken pin's CPUs are back */
 };
 
 /* A VM; also what requests use to name one (by id or by name). */
@@ -48,6 +59,7 @@ enum {
 	LVMM_A_VM_GUEST_NS,		/* u64: time in guest mode, all vCPUs */
 	LVMM_A_VM_EVENT,		/* u32: enum lvmm_event */
 	LVMM_A_VM_PAD,
+	LVMM_A_VM_VCPU_ID,		/* u32: the vCPU of a pin event */
 
 	__LVMM_A_VM_MAX,
 	LVMM_A_VM_MAX = __LVMM_A_VM_MAX - 1
@@ -64,6 +76,9 @@ enum {
 	LVMM_A_VCPU_HOST_NS,		/* u64: in LVMM_RUN, not in the guest */
 	LVMM_A_VCPU_EXITS,		/* u64 */
 	LVMM_A_VCPU_PAD,
+	LVMM_A_VCPU_AFFINITY,		/* binary: CPU bitmap of its thread */
+	LVMM_A_VCPU_NR_THROTTLED,	/* u64: times the cap stopped it */
+	LVMM_A_VCPU_THROTTLED_NS,	/* u64: time the cap held it back */
 
 	__LVMM_A_VCPU_MAX,
 	LVMM_A_VCPU_MAX = __LVMM_A_VCPU_MAX - 1
@@ -93,6 +108,41 @@ enum {
 	LVMM_A_STATS_MAX = __LVMM_A_STATS_MAX - 1
 };
 
+/*
+ * Scheduling policy of a VM (sched-get, sched-set).  Requests name the VM
+ * with vm-id or vm-name, as in the vm set.  CPU bitmaps: bit n of byte
+ * n / 8 is host CPU n.
+ */
+enum {
+	LVMM_A_SCHED_UNSPEC,
+	LVMM_A_SCHED_VM_ID,		/* u32 */
+	LVMM_A_SCHED_VM_NAME,		/* string */
+	LVMM_A_SCHED_WEIGHT,		/* u32: 1..65535, default 256 */
+	LVMM_A_SCHED_CAP,		/* u32: % of one host CPU, 0 = none */
+	LVMM_A_SCHED_PERIOD_US,		/* u32: the cap's period, 1000..1000000 */
+	LVMM_A_SCHED_RESERVE,		/* u32: % of one host CPU, 0 = none */
+	LVMM_A_SCHED_VCPU,		/* nested, multi: sched-vcpu */
+	LVMM_A_SCHED_NICE,		/* s32: nice the weight maps to */
+	LVMM_A_SCHED_NR_PERIODS,	/* u64: periods the capped VM ran in */
+	LVMM_A_SCHED_NR_THROTTLED,	/* u64: periods it ran out of budget */
+	LVMM_A_SCHED_THROTTLED_NS,	/* u64: vCPU time held back, summed */
+	LVMM_A_SCHED_PAD,
+
+	__LVMM_A_SCHED_MAX,
+	LVMM_A_SCHED_MAX = __LVMM_A_SCHED_MAX - 1
+};
+
+/* One vCPU's placement, nested in LVMM_A_SCHED_VCPU. */
+enum {
+	LVMM_A_SCHED_VCPU_UNSPEC,
+	LVMM_A_SCHED_VCPU_ID,		/* u32 */
+	LVMM_A_SCHED_VCPU_CPUS,		/* binary: pin bitmap; empty = none */
+	LVMM_A_SCHED_VCPU_PIN_BROKEN,	/* flag: no CPU of the pin is online */
+
+	__LVMM_A_SCHED_VCPU_MAX,
+	LVMM_A_SCHED_VCPU_MAX = __LVMM_A_SCHED_VCPU_MAX - 1
+};
+
 enum {
 	LVMM_CMD_UNSPEC,
 	LVMM_CMD_VM_GET,		/* do: one VM; dump: all VMs */
@@ -102,6 +152,8 @@ enum {
 	LVMM_CMD_VM_RESUME,
 	LVMM_CMD_VM_DESTROY,
 	LVMM_CMD_VM_EVENT,		/* notification, events group */
+	LVMM_CMD_SCHED_GET,		/* do: a VM's scheduling policy */
+	LVMM_CMD_SCHED_SET,		/* do: change it */
 
 	__LVMM_CMD_MAX,
 	LVMM_CMD_MAX = __LVMM_CMD_MAX - 1

@@ -1,0 +1,611 @@
+// SPDX-License-Identifier: GPL-2.0-only
+/*
+ * lvmm: scheduling policy -- a VM's weight, cap and per-vCPU pins
+ * (Documentation/scheduling.rst).
+ *
+ * The host scheduler stays the only arbiter.  lvmm never picks which
+ * thread runs; it only tells the host scheduler what it needs to know
+ * about the vCPU threads, and throttles guest time itself:
+ *
+ *  - a weight is the vCPU threads' nice value, the nearest CFS load
+ *    weight (each vCPU competes with its VM's weight, as in credit2);
+ *  - a pin is the vCPU thread's affinity, set by the thread itself when
+ *    it next enters or when a kick tells it to;
+ *  - a cap is a budget of guest time per period shared by the VM's
+ *    vCPUs: each exit charges what the guest used, a vCPU takes a slice
+ *    before it enters and a timer ends the slice, a vCPU that finds the
+ *    budget used up sleeps in RUN until the next refill.
+ *
+ * The RUN loop calls lvmm_sched_enter() only when a policy asks for it
+ * (lvmm_sched_pending()), so a VM with no cap pays nothing per exit.
+ *
+ * Locking: vm->sched.lock (a mutex) serializes policy changes with the
+ * vCPU threads applying them and with the hotplug work; it nests inside
+ * vcpu->mutex and takes nothing else.  sched.timer_lock (a spinlock,
+ * IRQ-safe) covers the period timer's state; the budget itself is an
+ * atomic that vCPUs charge without a lock.
+ */
+#include <linux/cpu.h>
+#include <linux/cpuhotplug.h>
+#include <linux/cpumask.h>
+#include <linux/hrtimer.h>
+#include <linux/netlink.h>
+#include <linux/pid.h>
+#include <linux/sched.h>
+#include <linux/sched/clock.h>
+#include <linux/sched/signal.h>
+#include <linux/slab.h>
+#include <linux/workqueue.h>
+#include <uapi/linux/sched/types.h>
+
+#include "lvmm.h"
+
+/* A vCPU takes at least this much of the budget before it enters. */
+#define LVMM_SCHED_SLICE_MIN_NS	(500 * NSEC_PER_USEC)
+
+/*
+ * CFS's load weight of nice -20..19 (kernel/sched/core.c,
+ * sched_prio_to_weight[]): not exported, and part of how the scheduler
+ * behaves, so kept here to map a weight onto the nearest nice value.
+ */
+static const int lvmm_nice_weight[40] = {
+	88761, 71755, 56483, 46273, 36291, 29154, 23254, 18705, 14949, 11916,
+	9548, 7620, 6100, 4904, 3906, 3121, 2501, 1991, 1586, 1277,
+	1024, 820, 655, 526, 423, 335, 272, 215, 172, 137,
+	110, 87, 70, 56, 45, 36, 29, 23, 18, 15,
+};
+
+/*
+ * The nice value whose CFS weight, relative to nice 0's, is nearest to
+ * @weight relative to the default, compared on a log scale: weight 512
+ * gives nice -3 (1991/1024 = 1.94 for 2), 1024 gives -6 (3.81 for 4).
+ */
+int lvmm_sched_weight_to_nice(u32 weight)
+{
+	/* Compare weight/256 with w/1024 as 4 * weight with w. */
+	u64 want = 4ULL * weight;
+	int i, best = 0;
+	u64 best_err = U64_MAX;
+
+	for (i = 0; i < ARRAY_SIZE(lvmm_nice_weight); i++) {
+		u64 w = lvmm_nice_weight[i];
+		/* log distance: ratio max/min, in 1/1024ths */
+		u64 err = want > w ? div64_u64(want << 10, w) :
+				     div64_u64(w << 10, want);
+
+		if (err < best_err) {
+			best_err = err;
+			best = i;
+		}
+	}
+	return best - 20;
+}
+
+/* ---- the cap's period timer and budget ------------------------------------ */
+
+/* The budget a period starts with: the quota, less the last one's debt. */
+static void lvmm_sched_refill(struct lvmm_vm_sched *s)
+{
+	s64 old = atomic64_read(&s->budget), new;
+
+	do {
+		/* Overrun is paid back, at most one quota's worth. */
+		new = s->quota + max_t(s64, min_t(s64, old, 0), -s->quota);
+	} while (!atomic64_try_cmpxchg(&s->budget, &old, new));
+	WRITE_ONCE(s->gen, s->gen + 1);
+}
+
+static enum hrtimer_restart lvmm_sched_period_fn(struct hrtimer *timer)
+{
+	struct lvmm_vm_sched *s = container_of(timer, struct lvmm_vm_sched,
+					       timer);
+	struct lvmm_vm *vm = container_of(s, struct lvmm_vm, sched);
+	unsigned long flags;
+
+	spin_lock_irqsave(&s->timer_lock, flags);
+	if (!s->busy) {
+		/* Nobody ran for a whole period: stop until somebody does. */
+		s->timer_on = false;
+		spin_unlock_irqrestore(&s->timer_lock, flags);
+		return HRTIMER_NORESTART;
+	}
+	s->busy = false;
+	s->nr_periods++;
+	lvmm_sched_refill(s);
+	spin_unlock_irqrestore(&s->timer_lock, flags);
+	/* Throttled vCPUs wait on the pause queue: see lvmm_sched_throttle(). */
+	wake_up_all(&vm->pause_wq);
+	hrtimer_forward_now(timer, ns_to_ktime(s->period_ns));
+	return HRTIMER_RESTART;
+}
+
+/* A vCPU is about to use the budget: make sure periods are counted. */
+static void lvmm_sched_mark_busy(struct lvmm_vm_sched *s)
+{
+	unsigned long flags;
+
+	if (READ_ONCE(s->busy))
+		return;
+	spin_lock_irqsave(&s->timer_lock, flags);
+	s->busy = true;
+	if (!s->timer_on) {
+		/* First use after idling: a fresh period, full budget. */
+		s->timer_on = true;
+		s->nr_periods++;
+		atomic64_set(&s->budget, 0);
+		lvmm_sched_refill(s);
+		hrtimer_start(&s->timer, ns_to_ktime(s->period_ns),
+			      HRTIMER_MODE_REL);
+	}
+	spin_unlock_irqrestore(&s->timer_lock, flags);
+}
+
+static enum hrtimer_restart lvmm_sched_slice_fn(struct hrtimer *timer)
+{
+	struct lvmm_vcpu *vcpu = container_of(timer, struct lvmm_vcpu,
+					      sched.slice);
+
+	/* The slice is over: out of guest mode, and take another. */
+	WRITE_ONCE(vcpu->sched.slice_on, false);
+	lvmm_vcpu_kick(vcpu, LVMM_REQ_KICK);
+	return HRTIMER_NORESTART;
+}
+
+/*
+ * Out of budget: sleep until the next period, or until anything else
+ * needs the vCPU (a signal, pause, destroy, a kick, a policy change).
+ * Returns 0 to look at the VM again, -EINTR on a signal.
+ */
+static int lvmm_sched_throttle(struct lvmm_vcpu *vcpu)
+{
+	struct lvmm_vm *vm = vcpu->vm;
+	struct lvmm_vm_sched *s = &vm->sched;
+	u64 gen = READ_ONCE(s->gen), seen = READ_ONCE(s->throttled_gen);
+	u64 start = local_clock();
+	int r;
+
+	/* One throttled period, however many vCPUs it stopped. */
+	if (seen != gen && try_cmpxchg64(&s->throttled_gen, &seen, gen))
+		atomic64_inc(&s->nr_throttled);
+	WRITE_ONCE(vcpu->sched.nr_throttled, vcpu->sched.nr_throttled + 1);
+	r = wait_event_interruptible(vm->pause_wq,
+				     READ_ONCE(s->gen) != gen ||
+				     !READ_ONCE(s->capped) ||
+				     READ_ONCE(vm->paused) ||
+				     READ_ONCE(vm->dead) ||
+				     (READ_ONCE(vcpu->requests) &
+				      (BIT(LVMM_REQ_KICK) | BIT(LVMM_REQ_SCHED))));
+	WRITE_ONCE(vcpu->sched.throttled_ns,
+		   vcpu->sched.throttled_ns + local_clock() - start);
+	return r ? -EINTR : 0;
+}
+
+/* Take a slice of the budget, or wait for one. */
+static int lvmm_sched_slice(struct lvmm_vcpu *vcpu)
+{
+	struct lvmm_vm_sched *s = &vcpu->vm->sched;
+	s64 budget;
+
+	lvmm_sched_mark_busy(s);
+	budget = atomic64_read(&s->budget);
+	if (budget <= 0)
+		return lvmm_sched_throttle(vcpu);
+	/*
+	 * A slice outlives the RUN that took it: a VMM that exits to
+	 * userspace often does not pay for a timer per RUN.  Its end kicks
+	 * a vCPU that may be out of guest mode by then, to no harm.
+	 */
+	if (READ_ONCE(vcpu->sched.slice_on))
+		return 1;
+	/*
+	 * The slice is what is left, within [500 us, half a period]: vCPUs
+	 * that take more than the budget holds between them pay it back in
+	 * the next period (lvmm_sched_refill()).  Half a period, so that a
+	 * vCPU that uses the budget enters at least once in every period
+	 * and the timer never takes it for idle.
+	 */
+	budget = clamp_t(s64, min_t(s64, budget, s->period_ns / 2),
+			 LVMM_SCHED_SLICE_MIN_NS, s->period_ns);
+	WRITE_ONCE(vcpu->sched.slice_on, true);
+	hrtimer_start(&vcpu->sched.slice, ns_to_ktime(budget),
+		      HRTIMER_MODE_REL_PINNED_HARD);
+	return 1;
+}
+
+/* ---- applying the policy to the vCPU thread ------------------------------- */
+
+static void lvmm_sched_set_nice(int nice)
+{
+	struct sched_attr attr = {
+		.sched_policy = SCHED_NORMAL,
+		.sched_nice = nice,
+	};
+	int r;
+
+	if (current->policy == SCHED_NORMAL && task_nice(current) == nice)
+		return;
+	r = sched_setattr_nocheck(current, &attr);
+	if (r)
+		pr_warn_ratelimited("lvmm: cannot set nice %d for thread %d: %d\n",
+				    nice, task_pid_nr(current), r);
+}
+
+/*
+ * Pin the current thread, remembering what it could use before so that
+ * an unpin gives it back; a thread that takes over the vCPU is pinned in
+ * its turn.  The old thread keeps its affinity: it is the VMM's.
+ */
+static void lvmm_sched_set_affinity(struct lvmm_vcpu *vcpu)
+{
+	struct lvmm_vcpu_sched *vs = &vcpu->sched;
+	struct pid *me = task_pid(current);
+
+	lockdep_assert_held(&vcpu->vm->sched.lock);
+	if (cpumask_empty(vs->pin)) {
+		if (vs->pinned == me)
+			set_cpus_allowed_ptr(current, vs->saved);
+		vs->pinned = NULL;
+		return;
+	}
+	if (vs->pin_broken)
+		return;		/* the host scheduler decides until it is back */
+	if (vs->pinned != me) {
+		cpumask_copy(vs->saved, current->cpus_ptr);
+		vs->pinned = me;
+	}
+	if (!cpumask_equal(current->cpus_ptr, vs->pin) &&
+	    set_cpus_allowed_ptr(current, vs->pin))
+		pr_warn_ratelimited("lvmm: cannot pin vCPU %u to %*pbl\n",
+				    vcpu->id, cpumask_pr_args(vs->pin));
+}
+
+static void lvmm_sched_apply(struct lvmm_vcpu *vcpu)
+{
+	struct lvmm_vm_sched *s = &vcpu->vm->sched;
+
+	mutex_lock(&s->lock);
+	vcpu->sched.seq = s->seq;
+	if (s->weight_set)
+		lvmm_sched_set_nice(s->nice);
+	lvmm_sched_set_affinity(vcpu);
+	mutex_unlock(&s->lock);
+}
+
+/*
+ * Has the thread lost what lvmm gave it (the VMM changed its nice value,
+ * policy or affinity)?  Read without sched.lock: a torn read only makes
+ * the thread apply the policy again, under the lock.
+ */
+static bool lvmm_sched_thread_stale(struct lvmm_vcpu *vcpu)
+{
+	struct lvmm_vm_sched *s = &vcpu->vm->sched;
+	struct lvmm_vcpu_sched *vs = &vcpu->sched;
+
+	if (READ_ONCE(s->weight_set) &&
+	    (current->policy != SCHED_NORMAL ||
+	     task_nice(current) != READ_ONCE(s->nice)))
+		return true;
+	return !cpumask_empty(vs->pin) && !READ_ONCE(vs->pin_broken) &&
+	       !cpumask_equal(current->cpus_ptr, vs->pin);
+}
+
+/*
+ * LVMM_RUN begins: a new thread, a policy it has not seen yet, or a
+ * thread that lost what it was given.
+ */
+void lvmm_sched_run_start(struct lvmm_vcpu *vcpu, bool new_thread)
+{
+	if (new_thread || vcpu->sched.seq != READ_ONCE(vcpu->vm->sched.seq) ||
+	    lvmm_sched_thread_stale(vcpu))
+		set_bit(LVMM_REQ_SCHED, &vcpu->requests);
+}
+
+/*
+ * Before an entry, when lvmm_sched_pending(): apply a policy change, take
+ * a slice of the cap.  1: enter; 0: look at the VM again first; -EINTR.
+ */
+int lvmm_sched_enter(struct lvmm_vcpu *vcpu)
+{
+	if (test_bit(LVMM_REQ_SCHED, &vcpu->requests)) {
+		clear_bit(LVMM_REQ_SCHED, &vcpu->requests);
+		lvmm_sched_apply(vcpu);
+		return 0;
+	}
+	if (!READ_ONCE(vcpu->vm->sched.capped))
+		return 1;
+	return lvmm_sched_slice(vcpu);
+}
+
+/* Back from the guest after @guest_ns in guest mode: pay for it. */
+void lvmm_sched_charge(struct lvmm_vcpu *vcpu, u64 guest_ns)
+{
+	atomic64_sub(guest_ns, &vcpu->vm->sched.budget);
+}
+
+/* ---- policy changes (sched-set) ------------------------------------------- */
+
+/* What the VM's creator may use: the limit of an unprivileged pin. */
+static void lvmm_sched_creator_cpus(struct lvmm_vm *vm, struct cpumask *mask)
+{
+	struct task_struct *t;
+
+	cpumask_clear(mask);
+	rcu_read_lock();
+	t = pid_task(vm->creator, PIDTYPE_TGID);
+	if (t)
+		cpumask_copy(mask, t->cpus_ptr);
+	rcu_read_unlock();
+}
+
+static int lvmm_sched_check(struct lvmm_vm *vm,
+			    const struct lvmm_sched_req *req, bool admin,
+			    struct netlink_ext_ack *extack)
+{
+	struct lvmm_vm_sched *s = &vm->sched;
+	cpumask_var_t allowed;
+	int i, r = 0;
+
+	lockdep_assert_held(&s->lock);
+	if (req->reserve) {
+		NL_SET_ERR_MSG(extack,
+			       "CPU reservations are not offered by this lvmm yet");
+		return -EOPNOTSUPP;
+	}
+	if (admin)
+		return 0;
+	/* As with nice: anyone may ask for less, only an admin for more. */
+	if (req->has_weight && req->weight > s->weight) {
+		NL_SET_ERR_MSG(extack,
+			       "raising a VM's weight needs CAP_NET_ADMIN");
+		return -EPERM;
+	}
+	if (req->has_cap && (!req->cap || (s->cap && req->cap > s->cap))) {
+		NL_SET_ERR_MSG(extack,
+			       "removing or raising a VM's cap needs CAP_NET_ADMIN");
+		return -EPERM;
+	}
+	if (!zalloc_cpumask_var(&allowed, GFP_KERNEL))
+		return -ENOMEM;
+	lvmm_sched_creator_cpus(vm, allowed);
+	for (i = 0; i < LVMM_MAX_VCPUS && !r; i++) {
+		if (req->pin[i] && !cpumask_subset(req->pin[i], allowed)) {
+			NL_SET_ERR_MSG(extack,
+				       "pinning outside the CPUs the VM's creator may use needs CAP_NET_ADMIN");
+			r = -EPERM;
+		}
+	}
+	free_cpumask_var(allowed);
+	return r;
+}
+
+/* The cap's new quota and period: the timer starts again on next use. */
+static void lvmm_sched_set_cap(struct lvmm_vm_sched *s, u32 cap, u32 period_us)
+{
+	unsigned long flags;
+
+	hrtimer_cancel(&s->timer);
+	spin_lock_irqsave(&s->timer_lock, flags);
+	s->timer_on = false;
+	s->busy = false;
+	s->period_ns = (u64)period_us * NSEC_PER_USEC;
+	s->quota = div_u64(s->period_ns * cap, 100);
+	atomic64_set(&s->budget, s->quota);
+	WRITE_ONCE(s->gen, s->gen + 1);
+	WRITE_ONCE(s->capped, cap != 0);
+	spin_unlock_irqrestore(&s->timer_lock, flags);
+}
+
+/*
+ * Apply a checked request: all of it, under vm->sched.lock.  Vcpus whose
+ * policy changed get LVMM_REQ_SCHED and a kick; throttled ones wake up.
+ */
+int lvmm_sched_set(struct lvmm_vm *vm, const struct lvmm_sched_req *req,
+		   bool admin, struct netlink_ext_ack *extack)
+{
+	struct lvmm_vm_sched *s = &vm->sched;
+	int i, r;
+
+	mutex_lock(&s->lock);
+	r = lvmm_sched_check(vm, req, admin, extack);
+	if (r)
+		goto out_unlock;
+	if (req->has_weight) {
+		s->weight = req->weight;
+		s->nice = lvmm_sched_weight_to_nice(req->weight);
+		s->weight_set = true;
+	}
+	if (req->has_cap || req->has_period) {
+		s->cap = req->has_cap ? req->cap : s->cap;
+		s->period_us = req->has_period ? req->period_us : s->period_us;
+		lvmm_sched_set_cap(s, s->cap, s->period_us);
+	}
+	for (i = 0; i < LVMM_MAX_VCPUS; i++) {
+		struct lvmm_vcpu *vcpu = READ_ONCE(vm->vcpus[i]);
+
+		if (!req->pin[i] || !vcpu)
+			continue;
+		cpumask_copy(vcpu->sched.pin, req->pin[i]);
+		vcpu->sched.pin_broken = false;
+	}
+	WRITE_ONCE(s->seq, s->seq + 1);
+	mutex_unlock(&s->lock);
+
+	for (i = 0; i < LVMM_MAX_VCPUS; i++) {
+		struct lvmm_vcpu *vcpu = READ_ONCE(vm->vcpus[i]);
+
+		if (vcpu) {
+			set_bit(LVMM_REQ_SCHED, &vcpu->requests);
+			lvmm_vcpu_kick(vcpu, LVMM_REQ_KICK);
+		}
+	}
+	wake_up_all(&vm->pause_wq);
+	lvmm_nl_event(vm, LVMM_EVENT_SCHED, -1);
+	return 0;
+
+out_unlock:
+	mutex_unlock(&s->lock);
+	return r;
+}
+
+/* A consistent copy of the policy, for sched-get. */
+void lvmm_sched_get(struct lvmm_vm *vm, struct lvmm_sched_info *info)
+{
+	struct lvmm_vm_sched *s = &vm->sched;
+	int i;
+
+	mutex_lock(&s->lock);
+	info->weight = s->weight;
+	info->weight_set = s->weight_set;
+	info->nice = s->nice;
+	info->cap = s->cap;
+	info->period_us = s->period_us;
+	spin_lock_irq(&s->timer_lock);
+	info->nr_periods = s->nr_periods;
+	spin_unlock_irq(&s->timer_lock);
+	info->nr_throttled = atomic64_read(&s->nr_throttled);
+	info->throttled_ns = 0;
+	for (i = 0; i < LVMM_MAX_VCPUS; i++) {
+		struct lvmm_vcpu *vcpu = READ_ONCE(vm->vcpus[i]);
+
+		if (vcpu)
+			info->throttled_ns += READ_ONCE(vcpu->sched.throttled_ns);
+	}
+	mutex_unlock(&s->lock);
+}
+
+/* A vCPU's pin, for sched-get: false if it has none. */
+bool lvmm_sched_vcpu_pin(struct lvmm_vcpu *vcpu, struct cpumask *pin,
+			 bool *broken)
+{
+	struct lvmm_vm_sched *s = &vcpu->vm->sched;
+	bool pinned;
+
+	mutex_lock(&s->lock);
+	pinned = !cpumask_empty(vcpu->sched.pin);
+	cpumask_copy(pin, vcpu->sched.pin);
+	*broken = vcpu->sched.pin_broken;
+	mutex_unlock(&s->lock);
+	return pinned;
+}
+
+/* ---- CPU hotplug ---------------------------------------------------------- */
+
+/* Pins that lost their last online CPU break, and mend when one is back. */
+static void lvmm_sched_check_pins(struct lvmm_vm *vm)
+{
+	struct lvmm_vm_sched *s = &vm->sched;
+	int i;
+
+	for (i = 0; i < LVMM_MAX_VCPUS; i++) {
+		struct lvmm_vcpu *vcpu = READ_ONCE(vm->vcpus[i]);
+		int event = 0;
+		bool online;
+
+		if (!vcpu)
+			continue;
+		mutex_lock(&s->lock);
+		online = cpumask_intersects(vcpu->sched.pin, cpu_active_mask);
+		if (!cpumask_empty(vcpu->sched.pin) &&
+		    online == vcpu->sched.pin_broken) {
+			vcpu->sched.pin_broken = !online;
+			event = online ? LVMM_EVENT_PIN_RESTORED :
+					 LVMM_EVENT_PIN_BROKEN;
+		}
+		mutex_unlock(&s->lock);
+		if (!event)
+			continue;
+		if (online) {
+			set_bit(LVMM_REQ_SCHED, &vcpu->requests);
+			lvmm_vcpu_kick(vcpu, LVMM_REQ_KICK);
+			wake_up_all(&vm->pause_wq);
+		}
+		lvmm_nl_event(vm, event, vcpu->id);
+	}
+}
+
+static void lvmm_sched_hotplug_fn(struct work_struct *work)
+{
+	struct lvmm_vm *vm;
+	u32 id = 1;
+
+	/* Wait for the hotplug operation that queued us to finish. */
+	cpus_read_lock();
+	cpus_read_unlock();
+	while ((vm = lvmm_vm_next(NULL, &id))) {
+		lvmm_sched_check_pins(vm);
+		lvmm_vm_put(vm);
+		id++;
+	}
+}
+
+static DECLARE_WORK(lvmm_sched_hotplug_work, lvmm_sched_hotplug_fn);
+static enum cpuhp_state lvmm_sched_hp_state;
+
+static int lvmm_sched_cpu_change(unsigned int cpu)
+{
+	schedule_work(&lvmm_sched_hotplug_work);
+	return 0;
+}
+
+int lvmm_sched_init(void)
+{
+	int r;
+
+	r = cpuhp_setup_state_nocalls(CPUHP_AP_ONLINE_DYN, "lvmm/sched:online",
+				      lvmm_sched_cpu_change,
+				      lvmm_sched_cpu_change);
+	if (r < 0)
+		return r;
+	lvmm_sched_hp_state = r;
+	return 0;
+}
+
+void lvmm_sched_exit(void)
+{
+	cpuhp_remove_state_nocalls(lvmm_sched_hp_state);
+	flush_work(&lvmm_sched_hotplug_work);
+}
+
+/* ---- object lifetime ------------------------------------------------------ */
+
+void lvmm_sched_vm_init(struct lvmm_vm *vm)
+{
+	struct lvmm_vm_sched *s = &vm->sched;
+
+	mutex_init(&s->lock);
+	spin_lock_init(&s->timer_lock);
+	hrtimer_init(&s->timer, CLOCK_MONOTONIC, HRTIMER_MODE_REL);
+	s->timer.function = lvmm_sched_period_fn;
+	s->weight = LVMM_SCHED_WEIGHT_DEFAULT;
+	s->period_us = LVMM_SCHED_PERIOD_US_DEFAULT;
+	s->period_ns = (u64)s->period_us * NSEC_PER_USEC;
+	atomic64_set(&s->nr_throttled, 0);
+	s->throttled_gen = -1ULL;
+}
+
+void lvmm_sched_vm_destroy(struct lvmm_vm *vm)
+{
+	hrtimer_cancel(&vm->sched.timer);
+}
+
+int lvmm_sched_vcpu_init(struct lvmm_vcpu *vcpu)
+{
+	struct lvmm_vcpu_sched *vs = &vcpu->sched;
+
+	if (!zalloc_cpumask_var(&vs->pin, GFP_KERNEL_ACCOUNT))
+		return -ENOMEM;
+	if (!zalloc_cpumask_var(&vs->saved, GFP_KERNEL_ACCOUNT)) {
+		free_cpumask_var(vs->pin);
+		return -ENOMEM;
+	}
+	hrtimer_init(&vs->slice, CLOCK_MONOTONIC, HRTIMER_MODE_REL_PINNED_HARD);
+	vs->slice.function = lvmm_sched_slice_fn;
+	return 0;
+}
+
+void lvmm_sched_vcpu_destroy(struct lvmm_vcpu *vcpu)
+{
+	hrtimer_cancel(&vcpu->sched.slice);
+	free_cpumask_var(vcpu->sched.saved);
+	free_cpumask_var(vcpu->sched.pin);
+}
