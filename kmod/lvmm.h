@@ -105,6 +105,7 @@ struct lvmm_vm_sched {
 	struct mutex lock;		/* policy changes, pins */
 	u32 weight;			/* (s) */
 	bool weight_set;		/* (s) threads' nice is lvmm's */
+	bool weight_admin;		/* (s) set by an admin, not the owner */
 	int nice;			/* (s) what the weight maps to */
 	u32 cap, period_us;		/* (s) */
 	u32 seq;			/* (s) policy generation */
@@ -121,16 +122,20 @@ struct lvmm_vm_sched {
 	u64 nr_periods;			/* (t) */
 	u64 throttled_gen;		/* last period counted as throttled */
 	atomic64_t nr_throttled;
+	atomic_t nr_waiting;		/* vCPUs throttled now */
 };
 
 struct lvmm_vcpu_sched {
 	u32 seq;			/* (c) the policy generation applied */
 	cpumask_var_t pin;		/* (s) empty: not pinned */
+	bool pin_admin;			/* (s) set by an admin, not the owner */
 	bool pin_broken;		/* (s) no CPU of the pin is online */
-	cpumask_var_t saved;		/* (s) the thread's CPUs before the pin */
-	struct pid *pinned;		/* (s) that thread; compared only */
+	cpumask_var_t saved;		/* (s) the thread's own CPUs */
+	cpumask_var_t applied;		/* (s) what lvmm gave the thread */
+	struct pid *pinned;		/* (s) that thread, with a reference */
 	struct hrtimer slice;		/* ends a slice of the cap */
 	bool slice_on;			/* (c) set; the slice timer clears */
+	u64 throttled_gen;		/* (c) last period it was throttled in */
 	u64 nr_throttled, throttled_ns;	/* (c) racy reads */
 };
 

@@ -17,13 +17,17 @@
  *    budget used up sleeps in RUN until the next refill.
  *
  * The RUN loop calls lvmm_sched_enter() only when a policy asks for it
- * (lvmm_sched_pending()), so a VM with no cap pays nothing per exit.
+ * (lvmm_sched_pending()), so a VM with no cap pays two loads and a bit
+ * test per entry.
  *
  * Locking: vm->sched.lock (a mutex) serializes policy changes with the
- * vCPU threads applying them and with the hotplug work; it nests inside
- * vcpu->mutex and takes nothing else.  sched.timer_lock (a spinlock,
- * IRQ-safe) covers the period timer's state; the budget itself is an
- * atomic that vCPUs charge without a lock.
+ * vCPU threads applying them and with the hotplug work.  It nests inside
+ * vcpu->mutex and inside cpus_read_lock() (sched-set holds that while it
+ * checks and stores pins); under it are sched.timer_lock and what
+ * sched_setattr_nocheck() and set_cpus_allowed_ptr() take (cpuset_rwsem,
+ * the CPU stopper).  sched.timer_lock (a spinlock, IRQ-safe) covers the
+ * period timer's state; the budget itself is an atomic that vCPUs charge
+ * without a lock.
  */
 #include <linux/cpu.h>
 #include <linux/cpuhotplug.h>
@@ -83,18 +87,28 @@ int lvmm_sched_weight_to_nice(u32 weight)
 
 /* ---- the cap's period timer and budget ------------------------------------ */
 
-/* The budget a period starts with: the quota, less the last one's debt. */
+/*
+ * The budget a period starts with: the quota, less what the VM overran
+ * before, all of it, so that the average over many periods is exact
+ * however many vCPUs overran together.  Then the next period number,
+ * with release semantics: whoever sees the new number sees the budget.
+ */
 static void lvmm_sched_refill(struct lvmm_vm_sched *s)
 {
 	s64 old = atomic64_read(&s->budget), new;
 
+	lockdep_assert_held(&s->timer_lock);
 	do {
-		/* Overrun is paid back, at most one quota's worth. */
-		new = s->quota + max_t(s64, min_t(s64, old, 0), -s->quota);
+		new = s->quota + min_t(s64, old, 0);
 	} while (!atomic64_try_cmpxchg(&s->budget, &old, new));
-	WRITE_ONCE(s->gen, s->gen + 1);
+	/* Pairs with smp_load_acquire() in lvmm_sched_slice() and _throttle(). */
+	smp_store_release(&s->gen, s->gen + 1);
 }
 
+/*
+ * A soft timer: the wake-ups it does (up to one per vCPU) run in softirq
+ * context, not with interrupts off.
+ */
 static enum hrtimer_restart lvmm_sched_period_fn(struct hrtimer *timer)
 {
 	struct lvmm_vm_sched *s = container_of(timer, struct lvmm_vm_sched,
@@ -112,14 +126,21 @@ static enum hrtimer_restart lvmm_sched_period_fn(struct hrtimer *timer)
 	s->busy = false;
 	s->nr_periods++;
 	lvmm_sched_refill(s);
-	spin_unlock_irqrestore(&s->timer_lock, flags);
-	/* Throttled vCPUs wait on the pause queue: see lvmm_sched_throttle(). */
-	wake_up_all(&vm->pause_wq);
+	/* Under the lock: sched-set may change the period meanwhile. */
 	hrtimer_forward_now(timer, ns_to_ktime(s->period_ns));
+	spin_unlock_irqrestore(&s->timer_lock, flags);
+	/* Throttled vCPUs wait on the pause queue: lvmm_sched_throttle(). */
+	if (atomic_read(&s->nr_waiting))
+		wake_up_all(&vm->pause_wq);
 	return HRTIMER_RESTART;
 }
 
-/* A vCPU is about to use the budget: make sure periods are counted. */
+/*
+ * A vCPU is about to use the budget: the period timer must run.  The
+ * caller read the period number before, so a refill that this call
+ * misses has already moved it on (lvmm_sched_throttle() then does not
+ * sleep).
+ */
 static void lvmm_sched_mark_busy(struct lvmm_vm_sched *s)
 {
 	unsigned long flags;
@@ -129,13 +150,11 @@ static void lvmm_sched_mark_busy(struct lvmm_vm_sched *s)
 	spin_lock_irqsave(&s->timer_lock, flags);
 	s->busy = true;
 	if (!s->timer_on) {
-		/* First use after idling: a fresh period, full budget. */
+		/* First use after idling: a fresh period. */
 		s->timer_on = true;
-		s->nr_periods++;
-		atomic64_set(&s->budget, 0);
 		lvmm_sched_refill(s);
 		hrtimer_start(&s->timer, ns_to_ktime(s->period_ns),
-			      HRTIMER_MODE_REL);
+			      HRTIMER_MODE_REL_SOFT);
 	}
 	spin_unlock_irqrestore(&s->timer_lock, flags);
 }
@@ -152,31 +171,36 @@ static enum hrtimer_restart lvmm_sched_slice_fn(struct hrtimer *timer)
 }
 
 /*
- * Out of budget: sleep until the next period, or until anything else
- * needs the vCPU (a signal, pause, destroy, a kick, a policy change).
- * Returns 0 to look at the VM again, -EINTR on a signal.
+ * Out of budget in period @gen: sleep until the next period, or until
+ * anything else needs the vCPU (a signal, pause, destroy, a kick, a
+ * policy change).  Returns 0 to look at the VM again, -EINTR on a signal.
  */
-static int lvmm_sched_throttle(struct lvmm_vcpu *vcpu)
+static int lvmm_sched_throttle(struct lvmm_vcpu *vcpu, u64 gen)
 {
 	struct lvmm_vm *vm = vcpu->vm;
 	struct lvmm_vm_sched *s = &vm->sched;
-	u64 gen = READ_ONCE(s->gen), seen = READ_ONCE(s->throttled_gen);
-	u64 start = local_clock();
+	struct lvmm_vcpu_sched *vs = &vcpu->sched;
+	u64 seen = READ_ONCE(s->throttled_gen), start = local_clock();
 	int r;
 
-	/* One throttled period, however many vCPUs it stopped. */
+	/* One throttled period, however many vCPUs and wake-ups it had. */
 	if (seen != gen && try_cmpxchg64(&s->throttled_gen, &seen, gen))
 		atomic64_inc(&s->nr_throttled);
-	WRITE_ONCE(vcpu->sched.nr_throttled, vcpu->sched.nr_throttled + 1);
+	if (vs->throttled_gen != gen) {
+		vs->throttled_gen = gen;
+		WRITE_ONCE(vs->nr_throttled, vs->nr_throttled + 1);
+	}
+	atomic_inc(&s->nr_waiting);
 	r = wait_event_interruptible(vm->pause_wq,
-				     READ_ONCE(s->gen) != gen ||
+				     /* pairs with the refill's release */
+				     smp_load_acquire(&s->gen) != gen ||
 				     !READ_ONCE(s->capped) ||
 				     READ_ONCE(vm->paused) ||
 				     READ_ONCE(vm->dead) ||
 				     (READ_ONCE(vcpu->requests) &
 				      (BIT(LVMM_REQ_KICK) | BIT(LVMM_REQ_SCHED))));
-	WRITE_ONCE(vcpu->sched.throttled_ns,
-		   vcpu->sched.throttled_ns + local_clock() - start);
+	atomic_dec(&s->nr_waiting);
+	WRITE_ONCE(vs->throttled_ns, vs->throttled_ns + local_clock() - start);
 	return r ? -EINTR : 0;
 }
 
@@ -184,12 +208,14 @@ static int lvmm_sched_throttle(struct lvmm_vcpu *vcpu)
 static int lvmm_sched_slice(struct lvmm_vcpu *vcpu)
 {
 	struct lvmm_vm_sched *s = &vcpu->vm->sched;
+	/* The period first: pairs with smp_store_release() in the refill. */
+	u64 gen = smp_load_acquire(&s->gen);
 	s64 budget;
 
 	lvmm_sched_mark_busy(s);
 	budget = atomic64_read(&s->budget);
 	if (budget <= 0)
-		return lvmm_sched_throttle(vcpu);
+		return lvmm_sched_throttle(vcpu, gen);
 	/*
 	 * A slice outlives the RUN that took it: a VMM that exits to
 	 * userspace often does not pay for a timer per RUN.  Its end kicks
@@ -214,7 +240,14 @@ static int lvmm_sched_slice(struct lvmm_vcpu *vcpu)
 
 /* ---- applying the policy to the vCPU thread ------------------------------- */
 
-static void lvmm_sched_set_nice(int nice)
+/*
+ * Give the current thread the weight's nice value.  A weight an admin set
+ * is the thread's, whatever it had.  One the owner set may lower the
+ * thread's priority, or raise it only as far as the thread could itself
+ * (can_nice(): RLIMIT_NICE, CAP_SYS_NICE), and leaves a policy other
+ * than SCHED_NORMAL (idle, batch, real-time) alone.
+ */
+static void lvmm_sched_set_nice(int nice, bool admin)
 {
 	struct sched_attr attr = {
 		.sched_policy = SCHED_NORMAL,
@@ -224,39 +257,74 @@ static void lvmm_sched_set_nice(int nice)
 
 	if (current->policy == SCHED_NORMAL && task_nice(current) == nice)
 		return;
+	if (!admin && (current->policy != SCHED_NORMAL ||
+		       (nice < task_nice(current) && !can_nice(current, nice))))
+		return;
 	r = sched_setattr_nocheck(current, &attr);
 	if (r)
 		pr_warn_ratelimited("lvmm: cannot set nice %d for thread %d: %d\n",
 				    nice, task_pid_nr(current), r);
 }
 
+/* The weight lost from the thread, where lvmm may give it back. */
+static bool lvmm_sched_nice_stale(struct lvmm_vm_sched *s)
+{
+	int nice = READ_ONCE(s->nice);
+
+	if (!READ_ONCE(s->weight_set))
+		return false;
+	if (READ_ONCE(s->weight_admin))
+		return current->policy != SCHED_NORMAL ||
+		       task_nice(current) != nice;
+	return current->policy == SCHED_NORMAL && task_nice(current) < nice;
+}
+
+static void lvmm_sched_forget_thread(struct lvmm_vcpu_sched *vs)
+{
+	put_pid(vs->pinned);
+	vs->pinned = NULL;
+}
+
 /*
- * Pin the current thread, remembering what it could use before so that
- * an unpin gives it back; a thread that takes over the vCPU is pinned in
- * its turn.  The old thread keeps its affinity: it is the VMM's.
+ * Pin the current thread.  What the thread may use when lvmm first pins
+ * it, or when somebody else (the VMM, a cpuset) changed its CPUs since,
+ * is its own: an unpin gives that back, and an owner's pin stays inside
+ * it, so that no pin widens what the thread's cpuset allows.  An admin's
+ * pin is applied as given.  A thread that stops running the vCPU keeps
+ * its CPUs: it is the VMM's thread.
  */
 static void lvmm_sched_set_affinity(struct lvmm_vcpu *vcpu)
 {
 	struct lvmm_vcpu_sched *vs = &vcpu->sched;
 	struct pid *me = task_pid(current);
+	bool changed = !cpumask_equal(current->cpus_ptr, vs->applied);
 
 	lockdep_assert_held(&vcpu->vm->sched.lock);
 	if (cpumask_empty(vs->pin)) {
-		if (vs->pinned == me)
+		if (vs->pinned == me && !changed)
 			set_cpus_allowed_ptr(current, vs->saved);
-		vs->pinned = NULL;
+		lvmm_sched_forget_thread(vs);
 		return;
 	}
 	if (vs->pin_broken)
 		return;		/* the host scheduler decides until it is back */
-	if (vs->pinned != me) {
+	if (vs->pinned != me || changed) {
 		cpumask_copy(vs->saved, current->cpus_ptr);
-		vs->pinned = me;
+		lvmm_sched_forget_thread(vs);
+		vs->pinned = get_pid(me);
 	}
-	if (!cpumask_equal(current->cpus_ptr, vs->pin) &&
-	    set_cpus_allowed_ptr(current, vs->pin))
-		pr_warn_ratelimited("lvmm: cannot pin vCPU %u to %*pbl\n",
-				    vcpu->id, cpumask_pr_args(vs->pin));
+	if (vs->pin_admin)
+		cpumask_copy(vs->applied, vs->pin);
+	else
+		cpumask_and(vs->applied, vs->pin, vs->saved);
+	if (cpumask_empty(vs->applied) ||
+	    (!cpumask_equal(current->cpus_ptr, vs->applied) &&
+	     set_cpus_allowed_ptr(current, vs->applied))) {
+		pr_warn_ratelimited("lvmm: cannot pin vCPU %u to %*pbl within %*pbl\n",
+				    vcpu->id, cpumask_pr_args(vs->pin),
+				    cpumask_pr_args(vs->saved));
+		cpumask_copy(vs->applied, current->cpus_ptr);
+	}
 }
 
 static void lvmm_sched_apply(struct lvmm_vcpu *vcpu)
@@ -266,27 +334,24 @@ static void lvmm_sched_apply(struct lvmm_vcpu *vcpu)
 	mutex_lock(&s->lock);
 	vcpu->sched.seq = s->seq;
 	if (s->weight_set)
-		lvmm_sched_set_nice(s->nice);
+		lvmm_sched_set_nice(s->nice, s->weight_admin);
 	lvmm_sched_set_affinity(vcpu);
 	mutex_unlock(&s->lock);
 }
 
 /*
  * Has the thread lost what lvmm gave it (the VMM changed its nice value,
- * policy or affinity)?  Read without sched.lock: a torn read only makes
- * the thread apply the policy again, under the lock.
+ * policy or CPUs)?  Read without sched.lock: a torn read only makes the
+ * thread apply the policy again, under the lock.
  */
 static bool lvmm_sched_thread_stale(struct lvmm_vcpu *vcpu)
 {
-	struct lvmm_vm_sched *s = &vcpu->vm->sched;
 	struct lvmm_vcpu_sched *vs = &vcpu->sched;
 
-	if (READ_ONCE(s->weight_set) &&
-	    (current->policy != SCHED_NORMAL ||
-	     task_nice(current) != READ_ONCE(s->nice)))
+	if (lvmm_sched_nice_stale(&vcpu->vm->sched))
 		return true;
 	return !cpumask_empty(vs->pin) && !READ_ONCE(vs->pin_broken) &&
-	       !cpumask_equal(current->cpus_ptr, vs->pin);
+	       !cpumask_equal(current->cpus_ptr, vs->applied);
 }
 
 /*
@@ -345,7 +410,14 @@ static int lvmm_sched_check(struct lvmm_vm *vm,
 	cpumask_var_t allowed;
 	int i, r = 0;
 
-	lockdep_assert_held(&s->lock);
+	lockdep_assert_held(&s->lock);	/* and cpus_read_lock() */
+	for (i = 0; i < LVMM_MAX_VCPUS; i++) {
+		if (req->pin[i] && !cpumask_empty(req->pin[i]) &&
+		    !cpumask_intersects(req->pin[i], cpu_active_mask)) {
+			NL_SET_ERR_MSG(extack, "none of these CPUs is online");
+			return -EINVAL;
+		}
+	}
 	if (req->reserve) {
 		NL_SET_ERR_MSG(extack,
 			       "CPU reservations are not offered by this lvmm yet");
@@ -359,7 +431,7 @@ static int lvmm_sched_check(struct lvmm_vm *vm,
 			       "raising a VM's weight needs CAP_NET_ADMIN");
 		return -EPERM;
 	}
-	if (req->has_cap && (!req->cap || (s->cap && req->cap > s->cap))) {
+	if (req->has_cap && s->cap && (!req->cap || req->cap > s->cap)) {
 		NL_SET_ERR_MSG(extack,
 			       "removing or raising a VM's cap needs CAP_NET_ADMIN");
 		return -EPERM;
@@ -378,19 +450,24 @@ static int lvmm_sched_check(struct lvmm_vm *vm,
 	return r;
 }
 
-/* The cap's new quota and period: the timer starts again on next use. */
+/*
+ * The cap's new quota and period.  Nothing is refilled: the current
+ * period runs on, with no more budget than the new quota, and the timer
+ * takes the new period from its next expiry.  A new cap starts with what
+ * the VM still owes.
+ */
 static void lvmm_sched_set_cap(struct lvmm_vm_sched *s, u32 cap, u32 period_us)
 {
 	unsigned long flags;
+	s64 old;
 
-	hrtimer_cancel(&s->timer);
 	spin_lock_irqsave(&s->timer_lock, flags);
-	s->timer_on = false;
-	s->busy = false;
 	s->period_ns = (u64)period_us * NSEC_PER_USEC;
 	s->quota = div_u64(s->period_ns * cap, 100);
-	atomic64_set(&s->budget, s->quota);
-	WRITE_ONCE(s->gen, s->gen + 1);
+	old = atomic64_read(&s->budget);
+	while (old > s->quota &&
+	       !atomic64_try_cmpxchg(&s->budget, &old, s->quota))
+		;
 	WRITE_ONCE(s->capped, cap != 0);
 	spin_unlock_irqrestore(&s->timer_lock, flags);
 }
@@ -403,21 +480,27 @@ int lvmm_sched_set(struct lvmm_vm *vm, const struct lvmm_sched_req *req,
 		   bool admin, struct netlink_ext_ack *extack)
 {
 	struct lvmm_vm_sched *s = &vm->sched;
+	bool cap_changed = false;
 	int i, r;
 
+	/* The CPUs a pin may name stay online until it is stored. */
+	cpus_read_lock();
 	mutex_lock(&s->lock);
 	r = lvmm_sched_check(vm, req, admin, extack);
 	if (r)
 		goto out_unlock;
 	if (req->has_weight) {
-		s->weight = req->weight;
-		s->nice = lvmm_sched_weight_to_nice(req->weight);
-		s->weight_set = true;
+		WRITE_ONCE(s->weight, req->weight);
+		WRITE_ONCE(s->nice, lvmm_sched_weight_to_nice(req->weight));
+		WRITE_ONCE(s->weight_admin, admin);
+		WRITE_ONCE(s->weight_set, true);
 	}
-	if (req->has_cap || req->has_period) {
+	if ((req->has_cap && req->cap != s->cap) ||
+	    (req->has_period && req->period_us != s->period_us)) {
 		s->cap = req->has_cap ? req->cap : s->cap;
 		s->period_us = req->has_period ? req->period_us : s->period_us;
 		lvmm_sched_set_cap(s, s->cap, s->period_us);
+		cap_changed = true;
 	}
 	for (i = 0; i < LVMM_MAX_VCPUS; i++) {
 		struct lvmm_vcpu *vcpu = READ_ONCE(vm->vcpus[i]);
@@ -425,18 +508,23 @@ int lvmm_sched_set(struct lvmm_vm *vm, const struct lvmm_sched_req *req,
 		if (!req->pin[i] || !vcpu)
 			continue;
 		cpumask_copy(vcpu->sched.pin, req->pin[i]);
-		vcpu->sched.pin_broken = false;
+		vcpu->sched.pin_admin = admin;
+		WRITE_ONCE(vcpu->sched.pin_broken, false);
 	}
 	WRITE_ONCE(s->seq, s->seq + 1);
 	mutex_unlock(&s->lock);
+	cpus_read_unlock();
 
 	for (i = 0; i < LVMM_MAX_VCPUS; i++) {
 		struct lvmm_vcpu *vcpu = READ_ONCE(vm->vcpus[i]);
 
-		if (vcpu) {
-			set_bit(LVMM_REQ_SCHED, &vcpu->requests);
-			lvmm_vcpu_kick(vcpu, LVMM_REQ_KICK);
-		}
+		if (!vcpu)
+			continue;
+		/* A slice of the old cap ends now; the kick takes a new one. */
+		if (cap_changed)
+			WRITE_ONCE(vcpu->sched.slice_on, false);
+		set_bit(LVMM_REQ_SCHED, &vcpu->requests);
+		lvmm_vcpu_kick(vcpu, LVMM_REQ_KICK);
 	}
 	wake_up_all(&vm->pause_wq);
 	lvmm_nl_event(vm, LVMM_EVENT_SCHED, -1);
@@ -444,6 +532,7 @@ int lvmm_sched_set(struct lvmm_vm *vm, const struct lvmm_sched_req *req,
 
 out_unlock:
 	mutex_unlock(&s->lock);
+	cpus_read_unlock();
 	return r;
 }
 
@@ -507,7 +596,7 @@ static void lvmm_sched_check_pins(struct lvmm_vm *vm)
 		online = cpumask_intersects(vcpu->sched.pin, cpu_active_mask);
 		if (!cpumask_empty(vcpu->sched.pin) &&
 		    online == vcpu->sched.pin_broken) {
-			vcpu->sched.pin_broken = !online;
+			WRITE_ONCE(vcpu->sched.pin_broken, !online);
 			event = online ? LVMM_EVENT_PIN_RESTORED :
 					 LVMM_EVENT_PIN_BROKEN;
 		}
@@ -574,12 +663,13 @@ void lvmm_sched_vm_init(struct lvmm_vm *vm)
 
 	mutex_init(&s->lock);
 	spin_lock_init(&s->timer_lock);
-	hrtimer_init(&s->timer, CLOCK_MONOTONIC, HRTIMER_MODE_REL);
+	hrtimer_init(&s->timer, CLOCK_MONOTONIC, HRTIMER_MODE_REL_SOFT);
 	s->timer.function = lvmm_sched_period_fn;
 	s->weight = LVMM_SCHED_WEIGHT_DEFAULT;
 	s->period_us = LVMM_SCHED_PERIOD_US_DEFAULT;
 	s->period_ns = (u64)s->period_us * NSEC_PER_USEC;
 	atomic64_set(&s->nr_throttled, 0);
+	atomic_set(&s->nr_waiting, 0);
 	s->throttled_gen = -1ULL;
 }
 
@@ -592,12 +682,15 @@ int lvmm_sched_vcpu_init(struct lvmm_vcpu *vcpu)
 {
 	struct lvmm_vcpu_sched *vs = &vcpu->sched;
 
-	if (!zalloc_cpumask_var(&vs->pin, GFP_KERNEL_ACCOUNT))
-		return -ENOMEM;
-	if (!zalloc_cpumask_var(&vs->saved, GFP_KERNEL_ACCOUNT)) {
+	if (!zalloc_cpumask_var(&vs->pin, GFP_KERNEL_ACCOUNT) ||
+	    !zalloc_cpumask_var(&vs->saved, GFP_KERNEL_ACCOUNT) ||
+	    !zalloc_cpumask_var(&vs->applied, GFP_KERNEL_ACCOUNT)) {
+		free_cpumask_var(vs->applied);
+		free_cpumask_var(vs->saved);
 		free_cpumask_var(vs->pin);
 		return -ENOMEM;
 	}
+	vs->throttled_gen = -1ULL;
 	hrtimer_init(&vs->slice, CLOCK_MONOTONIC, HRTIMER_MODE_REL_PINNED_HARD);
 	vs->slice.function = lvmm_sched_slice_fn;
 	return 0;
@@ -606,6 +699,8 @@ int lvmm_sched_vcpu_init(struct lvmm_vcpu *vcpu)
 void lvmm_sched_vcpu_destroy(struct lvmm_vcpu *vcpu)
 {
 	hrtimer_cancel(&vcpu->sched.slice);
+	put_pid(vcpu->sched.pinned);
+	free_cpumask_var(vcpu->sched.applied);
 	free_cpumask_var(vcpu->sched.saved);
 	free_cpumask_var(vcpu->sched.pin);
 }
