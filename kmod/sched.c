@@ -24,8 +24,8 @@
  * vCPU threads applying them and with the hotplug work.  It nests inside
  * vcpu->mutex and inside cpus_read_lock() (sched-set holds that while it
  * checks and stores pins); under it are sched.timer_lock and what
- * sched_setattr_nocheck() and set_cpus_allowed_ptr() take (cpuset_rwsem,
- * the CPU stopper).  sched.timer_lock (a spinlock, IRQ-safe) covers the
+ * sched_setattr_nocheck() and set_cpus_allowed_ptr() take (cpuset's lock
+ * for deadline tasks, the CPU stopper).  sched.timer_lock (a spinlock, IRQ-safe) covers the
  * period timer's state; the budget itself is an atomic that vCPUs charge
  * without a lock.
  */
@@ -95,11 +95,19 @@ int lvmm_sched_weight_to_nice(u32 weight)
  */
 static void lvmm_sched_refill(struct lvmm_vm_sched *s)
 {
-	s64 old = atomic64_read(&s->budget), new;
+	struct lvmm_vm *vm = container_of(s, struct lvmm_vm, sched);
+	s64 old = atomic64_read(&s->budget), new, debt_max;
 
 	lockdep_assert_held(&s->timer_lock);
+	/*
+	 * vCPUs overrun by at most a slice (half a period) each, and the
+	 * timer's lateness: a period per vCPU is all a VM can owe.  More is
+	 * no scheduling overrun but a stay that the guest-mode watchdog
+	 * reports (an emulator's), and is forgiven.
+	 */
+	debt_max = (s64)max(READ_ONCE(vm->nr_vcpus), 1) * s->period_ns;
 	do {
-		new = s->quota + min_t(s64, old, 0);
+		new = s->quota + max(min_t(s64, old, 0), -debt_max);
 	} while (!atomic64_try_cmpxchg(&s->budget, &old, new));
 	/* Pairs with smp_load_acquire() in lvmm_sched_slice() and _throttle(). */
 	smp_store_release(&s->gen, s->gen + 1);
@@ -118,7 +126,11 @@ static enum hrtimer_restart lvmm_sched_period_fn(struct hrtimer *timer)
 
 	spin_lock_irqsave(&s->timer_lock, flags);
 	if (!s->busy) {
-		/* Nobody ran for a whole period: stop until somebody does. */
+		/*
+		 * Nobody entered for a whole period: stop until somebody
+		 * does.  A throttled vCPU still asleep here was woken for a
+		 * period already (it marks the period busy before it sleeps).
+		 */
 		s->timer_on = false;
 		spin_unlock_irqrestore(&s->timer_lock, flags);
 		return HRTIMER_NORESTART;
@@ -129,7 +141,13 @@ static enum hrtimer_restart lvmm_sched_period_fn(struct hrtimer *timer)
 	/* Under the lock: sched-set may change the period meanwhile. */
 	hrtimer_forward_now(timer, ns_to_ktime(s->period_ns));
 	spin_unlock_irqrestore(&s->timer_lock, flags);
-	/* Throttled vCPUs wait on the pause queue: lvmm_sched_throttle(). */
+	/*
+	 * Throttled vCPUs wait on the pause queue (lvmm_sched_throttle()).
+	 * The new period number before the count of sleepers: pairs with
+	 * smp_mb__after_atomic() there, so that either we see the sleeper
+	 * or it sees the new number.
+	 */
+	smp_mb();
 	if (atomic_read(&s->nr_waiting))
 		wake_up_all(&vm->pause_wq);
 	return HRTIMER_RESTART;
@@ -191,6 +209,7 @@ static int lvmm_sched_throttle(struct lvmm_vcpu *vcpu, u64 gen)
 		WRITE_ONCE(vs->nr_throttled, vs->nr_throttled + 1);
 	}
 	atomic_inc(&s->nr_waiting);
+	smp_mb__after_atomic();	/* the count before the period number */
 	r = wait_event_interruptible(vm->pause_wq,
 				     /* pairs with the refill's release */
 				     smp_load_acquire(&s->gen) != gen ||
@@ -285,6 +304,41 @@ static void lvmm_sched_forget_thread(struct lvmm_vcpu_sched *vs)
 	vs->pinned = NULL;
 }
 
+/* What the VM's creator may use: the limit of an unprivileged pin. */
+static void lvmm_sched_creator_cpus(struct lvmm_vm *vm, struct cpumask *mask)
+{
+	struct task_struct *t;
+
+	cpumask_clear(mask);
+	rcu_read_lock();
+	t = pid_task(vm->creator, PIDTYPE_TGID);
+	if (t)
+		cpumask_copy(mask, t->cpus_ptr);
+	rcu_read_unlock();
+}
+
+/*
+ * Give the current thread back its own CPUs.  After an owner's pin, only
+ * those the VM's creator may still use: a cpuset that shrank meanwhile
+ * does not grow back through lvmm.
+ */
+static void lvmm_sched_unpin(struct lvmm_vcpu *vcpu)
+{
+	struct lvmm_vcpu_sched *vs = &vcpu->sched;
+	cpumask_var_t mask;
+
+	if (vs->pin_admin) {
+		set_cpus_allowed_ptr(current, vs->saved);
+		return;
+	}
+	if (!alloc_cpumask_var(&mask, GFP_KERNEL))
+		return;
+	lvmm_sched_creator_cpus(vcpu->vm, mask);
+	if (cpumask_and(mask, mask, vs->saved))
+		set_cpus_allowed_ptr(current, mask);
+	free_cpumask_var(mask);
+}
+
 /*
  * Pin the current thread.  What the thread may use when lvmm first pins
  * it, or when somebody else (the VMM, a cpuset) changed its CPUs since,
@@ -302,7 +356,7 @@ static void lvmm_sched_set_affinity(struct lvmm_vcpu *vcpu)
 	lockdep_assert_held(&vcpu->vm->sched.lock);
 	if (cpumask_empty(vs->pin)) {
 		if (vs->pinned == me && !changed)
-			set_cpus_allowed_ptr(current, vs->saved);
+			lvmm_sched_unpin(vcpu);
 		lvmm_sched_forget_thread(vs);
 		return;
 	}
@@ -389,19 +443,6 @@ void lvmm_sched_charge(struct lvmm_vcpu *vcpu, u64 guest_ns)
 
 /* ---- policy changes (sched-set) ------------------------------------------- */
 
-/* What the VM's creator may use: the limit of an unprivileged pin. */
-static void lvmm_sched_creator_cpus(struct lvmm_vm *vm, struct cpumask *mask)
-{
-	struct task_struct *t;
-
-	cpumask_clear(mask);
-	rcu_read_lock();
-	t = pid_task(vm->creator, PIDTYPE_TGID);
-	if (t)
-		cpumask_copy(mask, t->cpus_ptr);
-	rcu_read_unlock();
-}
-
 static int lvmm_sched_check(struct lvmm_vm *vm,
 			    const struct lvmm_sched_req *req, bool admin,
 			    struct netlink_ext_ack *extack)
@@ -453,8 +494,7 @@ static int lvmm_sched_check(struct lvmm_vm *vm,
 /*
  * The cap's new quota and period.  Nothing is refilled: the current
  * period runs on, with no more budget than the new quota, and the timer
- * takes the new period from its next expiry.  A new cap starts with what
- * the VM still owes.
+ * takes the new period from its next expiry.
  */
 static void lvmm_sched_set_cap(struct lvmm_vm_sched *s, u32 cap, u32 period_us)
 {
@@ -464,6 +504,9 @@ static void lvmm_sched_set_cap(struct lvmm_vm_sched *s, u32 cap, u32 period_us)
 	spin_lock_irqsave(&s->timer_lock, flags);
 	s->period_ns = (u64)period_us * NSEC_PER_USEC;
 	s->quota = div_u64(s->period_ns * cap, 100);
+	/* A cap set anew owes nothing: an admin's way to forgive a debt. */
+	if (!s->capped)
+		atomic64_set(&s->budget, 0);
 	old = atomic64_read(&s->budget);
 	while (old > s->quota &&
 	       !atomic64_try_cmpxchg(&s->budget, &old, s->quota))
@@ -490,9 +533,12 @@ int lvmm_sched_set(struct lvmm_vm *vm, const struct lvmm_sched_req *req,
 	if (r)
 		goto out_unlock;
 	if (req->has_weight) {
+		/* The owner re-sending an admin's weight leaves it the admin's. */
+		bool same = s->weight_set && req->weight == s->weight;
+
 		WRITE_ONCE(s->weight, req->weight);
 		WRITE_ONCE(s->nice, lvmm_sched_weight_to_nice(req->weight));
-		WRITE_ONCE(s->weight_admin, admin);
+		WRITE_ONCE(s->weight_admin, admin || (same && s->weight_admin));
 		WRITE_ONCE(s->weight_set, true);
 	}
 	if ((req->has_cap && req->cap != s->cap) ||
@@ -507,8 +553,10 @@ int lvmm_sched_set(struct lvmm_vm *vm, const struct lvmm_sched_req *req,
 
 		if (!req->pin[i] || !vcpu)
 			continue;
+		vcpu->sched.pin_admin = admin ||
+			(vcpu->sched.pin_admin &&
+			 cpumask_equal(vcpu->sched.pin, req->pin[i]));
 		cpumask_copy(vcpu->sched.pin, req->pin[i]);
-		vcpu->sched.pin_admin = admin;
 		WRITE_ONCE(vcpu->sched.pin_broken, false);
 	}
 	WRITE_ONCE(s->seq, s->seq + 1);
