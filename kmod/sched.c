@@ -114,8 +114,9 @@ static void lvmm_sched_refill(struct lvmm_vm_sched *s)
 }
 
 /*
- * A soft timer: the wake-ups it does (up to one per vCPU) run in softirq
- * context, not with interrupts off.
+ * In the timer interrupt (softirq on PREEMPT_RT): a soft timer's expiry
+ * waits for the softirq, which under load is ksoftirqd's, and a cap
+ * loses that wait in every period.  It wakes only throttled vCPUs.
  */
 static enum hrtimer_restart lvmm_sched_period_fn(struct hrtimer *timer)
 {
@@ -172,7 +173,7 @@ static void lvmm_sched_mark_busy(struct lvmm_vm_sched *s)
 		s->timer_on = true;
 		lvmm_sched_refill(s);
 		hrtimer_start(&s->timer, ns_to_ktime(s->period_ns),
-			      HRTIMER_MODE_REL_SOFT);
+			      HRTIMER_MODE_REL);
 	}
 	spin_unlock_irqrestore(&s->timer_lock, flags);
 }
@@ -711,7 +712,7 @@ void lvmm_sched_vm_init(struct lvmm_vm *vm)
 
 	mutex_init(&s->lock);
 	spin_lock_init(&s->timer_lock);
-	hrtimer_init(&s->timer, CLOCK_MONOTONIC, HRTIMER_MODE_REL_SOFT);
+	hrtimer_init(&s->timer, CLOCK_MONOTONIC, HRTIMER_MODE_REL);
 	s->timer.function = lvmm_sched_period_fn;
 	s->weight = LVMM_SCHED_WEIGHT_DEFAULT;
 	s->period_us = LVMM_SCHED_PERIOD_US_DEFAULT;

@@ -36,6 +36,8 @@ static DEFINE_PER_CPU(struct svm_cpu, svm_cpu);
 static struct page *svm_iopm, *svm_msrpm;
 static u32 svm_max_asid;
 static bool svm_has_nrips, svm_has_flush_by_asid, svm_has_tsc_aux;
+/* Running nested: guard against the emulator's VMRUN (svm_guard_entry()). */
+static bool svm_nested_guard;
 static u64 svm_host_xcr0;
 
 /* ---- enabling SVM --------------------------------------------------------- */
@@ -108,6 +110,7 @@ static int svm_hardware_setup(void)
 	/* RDPID cannot be intercepted: the guest reads TSC_AUX directly. */
 	svm_has_tsc_aux = boot_cpu_has(X86_FEATURE_RDTSCP) ||
 			  boot_cpu_has(X86_FEATURE_RDPID);
+	svm_nested_guard = boot_cpu_has(X86_FEATURE_HYPERVISOR);
 	if (boot_cpu_has(X86_FEATURE_XSAVE))
 		svm_host_xcr0 = xgetbv(XCR_XFEATURE_ENABLED_MASK);
 
@@ -855,12 +858,55 @@ static void svm_report_stay(struct svm_vcpu *svm, u64 stay_ns)
  * Enter the guest once.  Returns 0 after a #VMEXIT, 1 if the entry was
  * abandoned for a request, a signal or a reschedule, -EIO on reboot.
  */
+/*
+ * QEMU 7.2's multi-threaded TCG now and then ends a VMRUN with the host's
+ * own state in the VMCB's save area: RIP just after VMRUN, RAX the VMCB,
+ * the host's CR3, and a nested page fault on the host's page tables for
+ * an exit code (Documentation/sandbox.rst, section 4).  The guest ran,
+ * and what it had become is gone.  Left alone, that state would be the
+ * guest's next entry and show host addresses to GET_REGS/GET_SREGS.
+ * Under a hypervisor keep what the entry loaded, and if an exit comes
+ * back with the host's RAX and CR3, put it back and stop the vCPU with an
+ * internal error: re-entering would run the guest's last stretch twice.
+ * On bare metal this costs nothing.  IRQs off, on the entry's CPU.
+ */
+static void svm_guard_snapshot(struct svm_vcpu *svm, struct svm_cpu *sc)
+{
+	struct vmcb *vmcb = svm->vmcb;
+
+	memcpy(&sc->save_snap, &vmcb->save, sizeof(sc->save_snap));
+	memcpy(sc->regs_snap, svm->vcpu.regs, sizeof(sc->regs_snap));
+	sc->event_inj_snap = vmcb->control.event_inj;
+	sc->event_inj_err_snap = vmcb->control.event_inj_err;
+}
+
+static bool svm_guard_entry(struct svm_vcpu *svm, struct svm_cpu *sc,
+			    u64 host_cr3)
+{
+	struct vmcb *vmcb = svm->vmcb;
+
+	if (likely(vmcb->save.rax != svm->vmcb_pa ||
+		   vmcb->save.cr3 != host_cr3))
+		return false;
+	memcpy(&vmcb->save, &sc->save_snap, sizeof(vmcb->save));
+	memcpy(svm->vcpu.regs, sc->regs_snap, sizeof(sc->regs_snap));
+	vmcb->control.event_inj = sc->event_inj_snap;
+	vmcb->control.event_inj_err = sc->event_inj_err_snap;
+	sc->last_vmcb = NULL;		/* reload it all */
+	pr_warn_ratelimited("lvmm: vCPU %u: the CPU (an emulator) left the host's state for the guest's at an exit; the vCPU stops with an internal error\n",
+			    svm->vcpu.id);
+	return true;
+}
+
+/* svm_enter(): the exit is not the guest's; run->exit_reason is set. */
+#define SVM_ENTER_LOST	2
+
 static int svm_enter(struct svm_vcpu *svm)
 {
 	struct lvmm_vcpu *vcpu = &svm->vcpu;
 	struct vmcb *vmcb = svm->vmcb;
 	struct svm_cpu *sc;
-	bool swap_xcr0, swap_tsc_aux;
+	bool swap_xcr0, swap_tsc_aux, bogus;
 	u64 start, stay;
 	int cpu;
 
@@ -906,6 +952,8 @@ static int svm_enter(struct svm_vcpu *svm)
 		xsetbv(XCR_XFEATURE_ENABLED_MASK, vcpu->xcr0);
 	if (swap_tsc_aux)
 		wrmsrl(MSR_TSC_AUX, vcpu->tsc_aux);
+	if (svm_nested_guard)
+		svm_guard_snapshot(svm, sc);
 	start = local_clock();
 	/*
 	 * GIF=0 keeps the host's interrupts out until stgi; IF=1 at VMRUN
@@ -932,8 +980,15 @@ static int svm_enter(struct svm_vcpu *svm)
 
 	WRITE_ONCE(vcpu->mode, LVMM_OUTSIDE_GUEST_MODE);
 	vmcb->control.tlb_ctl = TLB_CONTROL_DO_NOTHING;
+	bogus = svm_nested_guard && svm_guard_entry(svm, sc, __read_cr3());
 	local_irq_enable();
 	preempt_enable();
+	if (unlikely(bogus)) {
+		lvmm_internal_error(vcpu, LVMM_INTERNAL_ERROR_STATE_LOST, 2,
+				    (u64)vmcb->control.exit_code,
+				    vmcb->control.exit_info_2);
+		return READ_ONCE(lvmm_rebooting) ? -EIO : SVM_ENTER_LOST;
+	}
 
 	vcpu->regs[LVMM_RAX] = vmcb->save.rax;
 	vcpu->regs[LVMM_RSP] = vmcb->save.rsp;
@@ -1419,6 +1474,8 @@ static int svm_vcpu_run(struct lvmm_vcpu *vcpu)
 	u32 code;
 	int r = svm_enter(svm);
 
+	if (r == SVM_ENTER_LOST)
+		return 0;
 	if (r)
 		return r;
 	c->event_inj = 0;

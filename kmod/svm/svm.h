@@ -47,6 +47,10 @@ struct svm_cpu {
 	u32 next_asid;
 	struct vmcb *last_vmcb;		/* clean bits, IBPB */
 	u64 host_tsc_aux;		/* at enable; what RDPID reads here */
+	/* Under a hypervisor: the entry's state, see svm_guard_entry(). */
+	struct vmcb_save_area save_snap;
+	u64 regs_snap[LVMM_NR_GPRS];
+	u32 event_inj_snap, event_inj_err_snap;
 };
 
 /* Pages the nested page fault path may need, allocated before the lock. */

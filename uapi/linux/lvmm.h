@@ -221,6 +221,7 @@ struct lvmm_interrupt {
 #define LVMM_INTERNAL_ERROR_EMULATION		1	/* instruction not decoded */
 #define LVMM_INTERNAL_ERROR_UNEXPECTED_EXIT	2	/* hardware exit code */
 #define LVMM_INTERNAL_ERROR_DELIVERY_EV		3	/* fault delivering an event */
+#define LVMM_INTERNAL_ERROR_STATE_LOST		4	/* the CPU lost the guest's state */
 
 /* Offset (in pages) of the string I/O data area within the vCPU mmap. */
 #define LVMM_RUN_IO_PAGE_OFFSET	1
