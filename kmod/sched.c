@@ -517,6 +517,26 @@ static void lvmm_sched_set_cap(struct lvmm_vm_sched *s, u32 cap, u32 period_us)
 }
 
 /*
+ * vCPUs with a pin, host-wide: with none, hotplug has nothing to check,
+ * and the work's references do not hold up a VM's teardown.
+ */
+static atomic_t lvmm_sched_nr_pinned = ATOMIC_INIT(0);
+
+/* @vcpu's pin becomes @pin, under sched.lock: keep the count. */
+static void lvmm_sched_store_pin(struct lvmm_vcpu *vcpu,
+				 const struct cpumask *pin)
+{
+	bool was = !cpumask_empty(vcpu->sched.pin);
+	bool now = !cpumask_empty(pin);
+
+	if (now && !was)
+		atomic_inc(&lvmm_sched_nr_pinned);
+	else if (was && !now)
+		atomic_dec(&lvmm_sched_nr_pinned);
+	cpumask_copy(vcpu->sched.pin, pin);
+}
+
+/*
  * Apply a checked request: all of it, under vm->sched.lock.  Vcpus whose
  * policy changed get LVMM_REQ_SCHED and a kick; throttled ones wake up.
  */
@@ -557,7 +577,7 @@ int lvmm_sched_set(struct lvmm_vm *vm, const struct lvmm_sched_req *req,
 		vcpu->sched.pin_admin = admin ||
 			(vcpu->sched.pin_admin &&
 			 cpumask_equal(vcpu->sched.pin, req->pin[i]));
-		cpumask_copy(vcpu->sched.pin, req->pin[i]);
+		lvmm_sched_store_pin(vcpu, req->pin[i]);
 		WRITE_ONCE(vcpu->sched.pin_broken, false);
 	}
 	WRITE_ONCE(s->seq, s->seq + 1);
@@ -681,7 +701,8 @@ static enum cpuhp_state lvmm_sched_hp_state;
 
 static int lvmm_sched_cpu_change(unsigned int cpu)
 {
-	schedule_work(&lvmm_sched_hotplug_work);
+	if (atomic_read(&lvmm_sched_nr_pinned))
+		schedule_work(&lvmm_sched_hotplug_work);
 	return 0;
 }
 
@@ -748,6 +769,8 @@ int lvmm_sched_vcpu_init(struct lvmm_vcpu *vcpu)
 void lvmm_sched_vcpu_destroy(struct lvmm_vcpu *vcpu)
 {
 	hrtimer_cancel(&vcpu->sched.slice);
+	if (!cpumask_empty(vcpu->sched.pin))
+		atomic_dec(&lvmm_sched_nr_pinned);
 	put_pid(vcpu->sched.pinned);
 	free_cpumask_var(vcpu->sched.applied);
 	free_cpumask_var(vcpu->sched.saved);
