@@ -893,8 +893,10 @@ static bool svm_guard_entry(struct svm_vcpu *svm, struct svm_cpu *sc,
 	vmcb->control.event_inj = sc->event_inj_snap;
 	vmcb->control.event_inj_err = sc->event_inj_err_snap;
 	sc->last_vmcb = NULL;		/* reload it all */
-	pr_warn_ratelimited("lvmm: vCPU %u: the CPU (an emulator) left the host's state for the guest's at an exit; the vCPU stops with an internal error\n",
-			    svm->vcpu.id);
+	pr_warn_ratelimited("lvmm: vCPU %u: the CPU (an emulator) left the host's state for the guest's at an exit (CPU %d, info1 0x%llx, info2 0x%llx); the vCPU stops with an internal error\n",
+			    svm->vcpu.id, smp_processor_id(),
+			    vmcb->control.exit_info_1,
+			    vmcb->control.exit_info_2);
 	return true;
 }
 
