@@ -123,6 +123,11 @@ struct lvmm_vm_sched {
 	u64 throttled_gen;		/* last period counted as throttled */
 	atomic64_t nr_throttled;
 	atomic_t nr_waiting;		/* vCPUs throttled now */
+
+	/* The reservation: (r) also under the host's lvmm_resv_admit. */
+	u32 reserve;			/* (s)(r) % of one CPU, 0: none */
+	bool reserved;			/* (s)(r) the RUN loop boosts */
+	struct list_head resv_node;	/* (r) in lvmm_resv_vms */
 };
 
 struct lvmm_vcpu_sched {
@@ -137,17 +142,32 @@ struct lvmm_vcpu_sched {
 	bool slice_on;			/* (c) set; the slice timer clears */
 	u64 throttled_gen;		/* (c) last period it was throttled in */
 	u64 nr_throttled, throttled_ns;	/* (c) racy reads */
+
+	/*
+	 * Its share of the reservation.  (c) the vCPU thread, (l) the host's
+	 * lvmm_resv_lock, which the boosting kthread takes too.
+	 */
+	s64 resv_quota;			/* (s)(r) guest ns per window */
+	s64 resv_budget;		/* (c) ns left in this window */
+	u64 resv_gen;			/* (c) the window it was filled for */
+	struct task_struct *run_task;	/* (c) the thread in RUN; RCU */
+	bool boosted;			/* (l) that thread is real-time now */
+	struct task_struct *boosted_task; /* (l) */
+	int saved_policy, saved_nice;	/* (l) what the boost replaced */
+	struct list_head resv_node;	/* (l)(r) while the VM reserves */
+	u64 nr_boosts, boosted_ns;	/* (c) racy reads */
+	u64 boost_start;		/* (c) */
 };
 
 /* A sched-set request, checked against the attribute policy already. */
 struct lvmm_sched_req {
-	bool has_weight, has_cap, has_period;
+	bool has_weight, has_cap, has_period, has_reserve;
 	u32 weight, cap, period_us, reserve;
 	struct cpumask *pin[LVMM_MAX_VCPUS];	/* per vCPU; NULL: unchanged */
 };
 
 struct lvmm_sched_info {
-	u32 weight, cap, period_us;
+	u32 weight, cap, period_us, reserve;
 	bool weight_set;
 	int nice;
 	u64 nr_periods, nr_throttled, throttled_ns;
@@ -160,12 +180,16 @@ void lvmm_sched_vm_destroy(struct lvmm_vm *vm);
 int lvmm_sched_vcpu_init(struct lvmm_vcpu *vcpu);
 void lvmm_sched_vcpu_destroy(struct lvmm_vcpu *vcpu);
 int lvmm_sched_weight_to_nice(u32 weight);
+/* What the caller of sched-set may ask for beyond less. */
+#define LVMM_SCHED_PRIV_ADMIN	BIT(0)	/* CAP_NET_ADMIN: more weight, cap, pins */
+#define LVMM_SCHED_PRIV_NICE	BIT(1)	/* CAP_SYS_NICE: a reservation */
 int lvmm_sched_set(struct lvmm_vm *vm, const struct lvmm_sched_req *req,
-		   bool admin, struct netlink_ext_ack *extack);
+		   unsigned int privs, struct netlink_ext_ack *extack);
 void lvmm_sched_get(struct lvmm_vm *vm, struct lvmm_sched_info *info);
 bool lvmm_sched_vcpu_pin(struct lvmm_vcpu *vcpu, struct cpumask *pin,
 			 bool *broken);
 void lvmm_sched_run_start(struct lvmm_vcpu *vcpu, bool new_thread);
+void lvmm_sched_run_end(struct lvmm_vcpu *vcpu);
 int lvmm_sched_enter(struct lvmm_vcpu *vcpu);
 void lvmm_sched_charge(struct lvmm_vcpu *vcpu, u64 guest_ns);
 
@@ -337,10 +361,16 @@ struct lvmm_vcpu {
 	struct lvmm_vcpu_sched sched;	/* sched.c */
 };
 
+/* Does the RUN loop account guest time (a cap or a reservation)? */
+static inline bool lvmm_sched_active(struct lvmm_vm *vm)
+{
+	return READ_ONCE(vm->sched.capped) || READ_ONCE(vm->sched.reserved);
+}
+
 /* Does the RUN loop need lvmm_sched_enter() before this entry? */
 static inline bool lvmm_sched_pending(struct lvmm_vcpu *vcpu)
 {
-	return READ_ONCE(vcpu->vm->sched.capped) ||
+	return lvmm_sched_active(vcpu->vm) ||
 	       test_bit(LVMM_REQ_SCHED, &vcpu->requests);
 }
 
@@ -406,6 +436,7 @@ void lvmm_watchdog_stop(void);
 void lvmm_watchdog_cpu_online(void);
 void lvmm_watchdog_enter(u64 now);
 void lvmm_watchdog_exit_guest(void);
+u64 lvmm_guest_stay_ns(int cpu);
 
 /* ---- guest entry and exit, for the backends ------------------------------ */
 

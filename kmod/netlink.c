@@ -142,6 +142,39 @@ static struct lvmm_vm *lvmm_nl_vm(struct sk_buff *skb, struct nlattr **attrs,
 	return vm;
 }
 
+/*
+ * A vCPU's guest time up to now: what its exits added, and the stay in
+ * guest mode it is in.  Racy by the few instructions of an exit, never by
+ * a stay: a vCPU that spins in the guest shows its time at once, not when
+ * its next exit comes.
+ */
+static u64 lvmm_vcpu_guest_ns(struct lvmm_vcpu *vcpu)
+{
+	u64 ns, stay;
+	int cpu;
+
+	/*
+	 * Again if an exit added its stay meanwhile: never counted twice.
+	 * An exit caught between its two stores shows its stay only at the
+	 * next reading.
+	 */
+	do {
+		/*
+		 * The exit path clears the CPU's stay and then adds it to
+		 * the count, in that order (x86 keeps stores in order): read
+		 * them the other way round.
+		 */
+		ns = READ_ONCE(vcpu->stat.guest_ns);
+		smp_rmb();	/* the count before the stay */
+		cpu = READ_ONCE(vcpu->cpu);
+		stay = READ_ONCE(vcpu->mode) == LVMM_IN_GUEST_MODE &&
+		       (unsigned int)cpu < nr_cpu_ids ?
+		       lvmm_guest_stay_ns(cpu) : 0;
+		smp_rmb();	/* the stay before the count again */
+	} while (READ_ONCE(vcpu->stat.guest_ns) != ns);
+	return ns + stay;
+}
+
 static u64 lvmm_vm_guest_ns(struct lvmm_vm *vm)
 {
 	u64 ns = 0;
@@ -151,7 +184,7 @@ static u64 lvmm_vm_guest_ns(struct lvmm_vm *vm)
 		struct lvmm_vcpu *vcpu = READ_ONCE(vm->vcpus[i]);
 
 		if (vcpu)
-			ns += READ_ONCE(vcpu->stat.guest_ns);
+			ns += lvmm_vcpu_guest_ns(vcpu);
 	}
 	return ns;
 }
@@ -280,7 +313,7 @@ static int lvmm_nl_fill_vcpu(struct sk_buff *skb, struct lvmm_vcpu *vcpu,
 			     struct netlink_callback *cb)
 {
 	struct lvmm_vcpu_stat *st = &vcpu->stat;
-	u64 guest = READ_ONCE(st->guest_ns), run = READ_ONCE(st->run_ns);
+	u64 guest = lvmm_vcpu_guest_ns(vcpu), run = READ_ONCE(st->run_ns);
 	struct pid *pid;
 	u32 tid;
 	void *hdr;
@@ -311,6 +344,12 @@ static int lvmm_nl_fill_vcpu(struct sk_buff *skb, struct lvmm_vcpu *vcpu,
 			      LVMM_A_VCPU_PAD) ||
 	    nla_put_u64_64bit(skb, LVMM_A_VCPU_THROTTLED_NS,
 			      READ_ONCE(vcpu->sched.throttled_ns),
+			      LVMM_A_VCPU_PAD) ||
+	    nla_put_u64_64bit(skb, LVMM_A_VCPU_NR_BOOSTS,
+			      READ_ONCE(vcpu->sched.nr_boosts),
+			      LVMM_A_VCPU_PAD) ||
+	    nla_put_u64_64bit(skb, LVMM_A_VCPU_BOOSTED_NS,
+			      READ_ONCE(vcpu->sched.boosted_ns),
 			      LVMM_A_VCPU_PAD) ||
 	    lvmm_nl_put_affinity(skb, vcpu)) {
 		genlmsg_cancel(skb, hdr);
@@ -503,7 +542,7 @@ static int lvmm_nl_fill_sched(struct sk_buff *skb, struct lvmm_vm *vm,
 	    nla_put_u32(skb, LVMM_A_SCHED_WEIGHT, si.weight) ||
 	    nla_put_u32(skb, LVMM_A_SCHED_CAP, si.cap) ||
 	    nla_put_u32(skb, LVMM_A_SCHED_PERIOD_US, si.period_us) ||
-	    nla_put_u32(skb, LVMM_A_SCHED_RESERVE, 0) ||
+	    nla_put_u32(skb, LVMM_A_SCHED_RESERVE, si.reserve) ||
 	    (si.weight_set && nla_put_s32(skb, LVMM_A_SCHED_NICE, si.nice)) ||
 	    nla_put_u64_64bit(skb, LVMM_A_SCHED_NR_PERIODS, si.nr_periods,
 			      LVMM_A_SCHED_PAD) ||
@@ -630,8 +669,10 @@ static int lvmm_nl_parse_sched(struct lvmm_vm *vm, struct genl_info *info,
 		req->has_period = true;
 		req->period_us = nla_get_u32(attrs[LVMM_A_SCHED_PERIOD_US]);
 	}
-	if (attrs[LVMM_A_SCHED_RESERVE])
+	if (attrs[LVMM_A_SCHED_RESERVE]) {
+		req->has_reserve = true;
 		req->reserve = nla_get_u32(attrs[LVMM_A_SCHED_RESERVE]);
+	}
 	nla_for_each_attr(a, genlmsg_data(info->genlhdr),
 			  genlmsg_len(info->genlhdr), rem) {
 		if (nla_type(a) != LVMM_A_SCHED_VCPU)
@@ -646,8 +687,8 @@ static int lvmm_nl_parse_sched(struct lvmm_vm *vm, struct genl_info *info,
 static int lvmm_nl_sched_set_doit(struct sk_buff *skb, struct genl_info *info)
 {
 	struct lvmm_sched_req *req;
+	unsigned int privs = 0;
 	struct lvmm_vm *vm;
-	bool admin;
 	int i, r;
 
 	vm = lvmm_nl_vm(skb, info->attrs, info->extack, true);
@@ -658,10 +699,14 @@ static int lvmm_nl_sched_set_doit(struct sk_buff *skb, struct genl_info *info)
 	if (!r) {
 		/*
 		 * More CPU for a VM takes CAP_NET_ADMIN over the whole host,
-		 * not in a namespace any user can make.
+		 * not in a namespace any user can make; real-time priority,
+		 * which a reservation is, CAP_SYS_NICE.
 		 */
-		admin = netlink_capable(skb, CAP_NET_ADMIN);
-		r = lvmm_sched_set(vm, req, admin, info->extack);
+		if (netlink_capable(skb, CAP_NET_ADMIN))
+			privs |= LVMM_SCHED_PRIV_ADMIN;
+		if (netlink_capable(skb, CAP_SYS_NICE))
+			privs |= LVMM_SCHED_PRIV_NICE;
+		r = lvmm_sched_set(vm, req, privs, info->extack);
 	}
 	for (i = 0; req && i < LVMM_MAX_VCPUS; i++)
 		kfree(req->pin[i]);

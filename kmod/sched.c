@@ -14,7 +14,11 @@
  *  - a cap is a budget of guest time per period shared by the VM's
  *    vCPUs: each exit charges what the guest used, a vCPU takes a slice
  *    before it enters and a timer ends the slice, a vCPU that finds the
- *    budget used up sleeps in RUN until the next refill.
+ *    budget used up sleeps in RUN until the next refill;
+ *  - a reservation is real-time priority for a bounded time: in every
+ *    window, each vCPU of the VM is a SCHED_FIFO thread until the guest
+ *    has used its share, then the fair thread it was.  lvmm admits a
+ *    reservation only if every admitted share still fits.
  *
  * The RUN loop calls lvmm_sched_enter() only when a policy asks for it
  * (lvmm_sched_pending()), so a VM with no cap pays two loads and a bit
@@ -27,12 +31,17 @@
  * sched_setattr_nocheck() and set_cpus_allowed_ptr() take (cpuset's lock
  * for deadline tasks, the CPU stopper).  sched.timer_lock (a spinlock, IRQ-safe) covers the
  * period timer's state; the budget itself is an atomic that vCPUs charge
- * without a lock.
+ * without a lock.  Reservations add two host-wide locks: lvmm_resv_admit
+ * (a mutex, inside sched.lock and vm->lock) for admission, and
+ * lvmm_resv_lock (a spinlock, innermost but for the scheduler's own) for
+ * boosting and demoting threads.
  */
 #include <linux/cpu.h>
 #include <linux/cpuhotplug.h>
 #include <linux/cpumask.h>
 #include <linux/hrtimer.h>
+#include <linux/kthread.h>
+#include <linux/moduleparam.h>
 #include <linux/netlink.h>
 #include <linux/pid.h>
 #include <linux/sched.h>
@@ -224,8 +233,24 @@ static int lvmm_sched_throttle(struct lvmm_vcpu *vcpu, u64 gen)
 	return r ? -EINTR : 0;
 }
 
-/* Take a slice of the budget, or wait for one. */
-static int lvmm_sched_slice(struct lvmm_vcpu *vcpu)
+/* End the vCPU's slice within @ns: keep a timer that ends it sooner. */
+static void lvmm_sched_arm(struct lvmm_vcpu *vcpu, s64 ns)
+{
+	struct lvmm_vcpu_sched *vs = &vcpu->sched;
+
+	if (READ_ONCE(vs->slice_on) &&
+	    ktime_to_ns(hrtimer_get_remaining(&vs->slice)) <= ns)
+		return;
+	WRITE_ONCE(vs->slice_on, true);
+	hrtimer_start(&vs->slice, ns_to_ktime(ns), HRTIMER_MODE_REL_PINNED_HARD);
+}
+
+/*
+ * Take a slice of the budget, or wait for one.  @boosted: the guest time
+ * the thread may still run at real-time priority, which no slice
+ * outlasts.
+ */
+static int lvmm_sched_slice(struct lvmm_vcpu *vcpu, s64 boosted)
 {
 	struct lvmm_vm_sched *s = &vcpu->vm->sched;
 	/* The period first: pairs with smp_store_release() in the refill. */
@@ -241,7 +266,7 @@ static int lvmm_sched_slice(struct lvmm_vcpu *vcpu)
 	 * userspace often does not pay for a timer per RUN.  Its end kicks
 	 * a vCPU that may be out of guest mode by then, to no harm.
 	 */
-	if (READ_ONCE(vcpu->sched.slice_on))
+	if (READ_ONCE(vcpu->sched.slice_on) && !boosted)
 		return 1;
 	/*
 	 * The slice is what is left, within [500 us, half a period]: vCPUs
@@ -252,10 +277,207 @@ static int lvmm_sched_slice(struct lvmm_vcpu *vcpu)
 	 */
 	budget = clamp_t(s64, min_t(s64, budget, s->period_ns / 2),
 			 LVMM_SCHED_SLICE_MIN_NS, s->period_ns);
-	WRITE_ONCE(vcpu->sched.slice_on, true);
-	hrtimer_start(&vcpu->sched.slice, ns_to_ktime(budget),
-		      HRTIMER_MODE_REL_PINNED_HARD);
+	lvmm_sched_arm(vcpu, boosted ? min(budget, boosted) : budget);
 	return 1;
+}
+
+/* ---- the reservation ------------------------------------------------------ */
+
+/*
+ * Windows are host-wide, so that every reserved vCPU is released at once
+ * and admission is a test of jobs that share one deadline, the window's
+ * end (lvmm_resv_admissible()).  A VM's period is its cap's alone.
+ */
+#define LVMM_RESV_WINDOW_NS	(10 * NSEC_PER_MSEC)
+/* Less than this left is used up: no timer for a few microseconds. */
+#define LVMM_RESV_SLICE_MIN_NS	(20 * NSEC_PER_USEC)
+/* The boosted threads' priority: the lowest real-time one. */
+#define LVMM_RESV_PRIO		1
+
+/*
+ * The share of each host CPU that reservations may take.  The kernel's
+ * real-time throttling (sched_rt_runtime_us, 95 % by default) must leave
+ * at least this much, and fair tasks get the rest in every window.
+ */
+static unsigned int reserve_max = 90;
+
+static int lvmm_reserve_max_set(const char *val, const struct kernel_param *kp)
+{
+	unsigned int v;
+	int r = kstrtouint(val, 0, &v);
+
+	if (r)
+		return r;
+	if (v > 95)
+		return -EINVAL;
+	/* Taken under lvmm_resv_admit by admission: a plain store. */
+	WRITE_ONCE(reserve_max, v);
+	return 0;
+}
+
+static const struct kernel_param_ops lvmm_reserve_max_ops = {
+	.set = lvmm_reserve_max_set,
+	.get = param_get_uint,
+};
+module_param_cb(reserve_max, &lvmm_reserve_max_ops, &reserve_max, 0644);
+MODULE_PARM_DESC(reserve_max,
+		 "percent of each host CPU that reservations may take, 0-95 (default 90)");
+
+static DEFINE_MUTEX(lvmm_resv_admit);	/* admission, lvmm_resv_vms */
+static LIST_HEAD(lvmm_resv_vms);	/* VMs with a reservation */
+static DEFINE_SPINLOCK(lvmm_resv_lock);	/* boosts, lvmm_resv_vcpus */
+static LIST_HEAD(lvmm_resv_vcpus);	/* the vCPUs of those VMs */
+static u64 lvmm_resv_gen;		/* the window's number */
+static struct hrtimer lvmm_resv_timer;	/* runs while any VM reserves */
+static struct kthread_worker *lvmm_resv_worker;
+static struct kthread_work lvmm_resv_work;
+
+/*
+ * Make @t, the thread in RUN of @vs, real-time.  A thread that already
+ * outranks every fair task (the VMM made it real-time or deadline) keeps
+ * what it has.
+ */
+static void lvmm_resv_boost(struct lvmm_vcpu_sched *vs, struct task_struct *t)
+{
+	struct sched_attr attr = {
+		.sched_policy = SCHED_FIFO,
+		.sched_priority = LVMM_RESV_PRIO,
+	};
+
+	lockdep_assert_held(&lvmm_resv_lock);
+	if (vs->boosted || (t->policy != SCHED_NORMAL &&
+			    t->policy != SCHED_BATCH &&
+			    t->policy != SCHED_IDLE))
+		return;
+	vs->saved_policy = t->policy;
+	vs->saved_nice = task_nice(t);
+	/* Neither policy sleeps in here: no deadline, no cpuset lock. */
+	if (sched_setattr_nocheck(t, &attr))
+		return;
+	vs->boosted_task = t;
+	WRITE_ONCE(vs->boosted, true);
+	vs->nr_boosts++;
+	vs->boost_start = local_clock();
+}
+
+/* Give the thread back the fair policy and nice value it had. */
+static void lvmm_resv_demote(struct lvmm_vcpu_sched *vs)
+{
+	struct sched_attr attr = {
+		.sched_policy = vs->saved_policy,
+		.sched_nice = vs->saved_nice,
+	};
+	int r;
+
+	lockdep_assert_held(&lvmm_resv_lock);
+	if (!vs->boosted)
+		return;
+	r = sched_setattr_nocheck(vs->boosted_task, &attr);
+	if (r)
+		pr_warn_ratelimited("lvmm: cannot end the boost of thread %d: %d\n",
+				    task_pid_nr(vs->boosted_task), r);
+	WRITE_ONCE(vs->boosted, false);
+	vs->boosted_task = NULL;
+	vs->boosted_ns += local_clock() - vs->boost_start;
+}
+
+/* The vCPU thread itself: boost or demote under the lock. */
+static void lvmm_resv_self(struct lvmm_vcpu_sched *vs, bool boost)
+{
+	spin_lock(&lvmm_resv_lock);
+	if (boost)
+		lvmm_resv_boost(vs, current);
+	else
+		lvmm_resv_demote(vs);
+	spin_unlock(&lvmm_resv_lock);
+}
+
+/*
+ * A new window: boost the thread of every reserved vCPU inside RUN, above
+ * the fair tasks that keep it off its CPU.  A vCPU that is running boosts
+ * itself anyway (lvmm_resv_enter()); this is for the others.
+ *
+ * The thread may be leaving RUN as we boost it: after the boost we look
+ * again, and lvmm_sched_run_end() looks at the boost after it left, with
+ * a full barrier on both sides, so one of us sees the other and takes the
+ * boost back.  The task is the thread's, read under RCU while it is
+ * published: it cannot be freed before a grace period.
+ */
+static void lvmm_resv_work_fn(struct kthread_work *work)
+{
+	struct lvmm_vcpu_sched *vs;
+
+	rcu_read_lock();
+	spin_lock(&lvmm_resv_lock);
+	list_for_each_entry(vs, &lvmm_resv_vcpus, resv_node) {
+		struct task_struct *t = READ_ONCE(vs->run_task);
+
+		if (vs->boosted || !t)
+			continue;
+		lvmm_resv_boost(vs, t);
+		if (!vs->boosted)
+			continue;
+		smp_mb();	/* the boost before the thread */
+		if (READ_ONCE(vs->run_task) != t) {
+			lvmm_resv_demote(vs);
+			continue;
+		}
+		/*
+		 * It may have been preempted on its way into the guest, with
+		 * no timer to end the share: the kick sends it back through
+		 * lvmm_resv_enter() first.
+		 */
+		lvmm_vcpu_kick(container_of(vs, struct lvmm_vcpu, sched),
+			       LVMM_REQ_KICK);
+	}
+	spin_unlock(&lvmm_resv_lock);
+	rcu_read_unlock();
+}
+
+static enum hrtimer_restart lvmm_resv_window_fn(struct hrtimer *timer)
+{
+	WRITE_ONCE(lvmm_resv_gen, lvmm_resv_gen + 1);
+	if (!list_empty_careful(&lvmm_resv_vcpus))
+		kthread_queue_work(lvmm_resv_worker, &lvmm_resv_work);
+	hrtimer_forward_now(timer, ns_to_ktime(LVMM_RESV_WINDOW_NS));
+	return HRTIMER_RESTART;
+}
+
+/*
+ * Before an entry of a reserved vCPU: its share of this window, at
+ * real-time priority while it lasts.  Returns the guest time left at that
+ * priority, 0 when the thread is not boosted.  The budget and its window
+ * outlive the RUN, so a VMM that comes back often gets no more.
+ */
+static s64 lvmm_resv_enter(struct lvmm_vcpu *vcpu)
+{
+	struct lvmm_vcpu_sched *vs = &vcpu->sched;
+	u64 gen;
+
+again:
+	gen = READ_ONCE(lvmm_resv_gen);
+	if (vs->resv_gen != gen) {
+		/*
+		 * A reservation is a minimum: an overrun (a kick that came
+		 * late) is not taken from the next window's share, which
+		 * would fall short of it.  Admission leaves room for it.
+		 */
+		vs->resv_gen = gen;
+		vs->resv_budget = READ_ONCE(vs->resv_quota);
+	}
+	if (vs->resv_budget < LVMM_RESV_SLICE_MIN_NS) {
+		if (!READ_ONCE(vs->boosted))
+			return 0;
+		lvmm_resv_self(vs, false);
+		/*
+		 * The fair tasks it gave way to ran until now: perhaps into
+		 * the next window, whose boost it already has.
+		 */
+		goto again;
+	}
+	if (!READ_ONCE(vs->boosted))
+		lvmm_resv_self(vs, true);
+	return READ_ONCE(vs->boosted) ? vs->resv_budget : 0;
 }
 
 /* ---- applying the policy to the vCPU thread ------------------------------- */
@@ -388,6 +610,9 @@ static void lvmm_sched_apply(struct lvmm_vcpu *vcpu)
 
 	mutex_lock(&s->lock);
 	vcpu->sched.seq = s->seq;
+	/* Unboosted first: the next entry boosts again what is reserved. */
+	if (READ_ONCE(vcpu->sched.boosted))
+		lvmm_resv_self(&vcpu->sched, false);
 	if (s->weight_set)
 		lvmm_sched_set_nice(s->nice, s->weight_admin);
 	lvmm_sched_set_affinity(vcpu);
@@ -415,40 +640,70 @@ static bool lvmm_sched_thread_stale(struct lvmm_vcpu *vcpu)
  */
 void lvmm_sched_run_start(struct lvmm_vcpu *vcpu, bool new_thread)
 {
+	/* Published for the reservation's boosts until lvmm_sched_run_end(). */
+	WRITE_ONCE(vcpu->sched.run_task, current);
 	if (new_thread || vcpu->sched.seq != READ_ONCE(vcpu->vm->sched.seq) ||
 	    lvmm_sched_thread_stale(vcpu))
 		set_bit(LVMM_REQ_SCHED, &vcpu->requests);
 }
 
 /*
+ * LVMM_RUN returns to userspace, where the VMM never runs boosted: the
+ * thread is no longer the vCPU's to boost, then it looks whether it was
+ * (pairs with smp_mb() in lvmm_resv_work_fn()).
+ */
+void lvmm_sched_run_end(struct lvmm_vcpu *vcpu)
+{
+	struct lvmm_vcpu_sched *vs = &vcpu->sched;
+
+	WRITE_ONCE(vs->run_task, NULL);
+	smp_mb();	/* pairs with lvmm_resv_work_fn()'s */
+	if (READ_ONCE(vs->boosted))
+		lvmm_resv_self(vs, false);
+}
+
+/*
  * Before an entry, when lvmm_sched_pending(): apply a policy change, take
- * a slice of the cap.  1: enter; 0: look at the VM again first; -EINTR.
+ * the reservation's share and a slice of the cap.  1: enter; 0: look at
+ * the VM again first; -EINTR.
  */
 int lvmm_sched_enter(struct lvmm_vcpu *vcpu)
 {
+	struct lvmm_vm_sched *s = &vcpu->vm->sched;
+	s64 boosted = 0;
+
 	if (test_bit(LVMM_REQ_SCHED, &vcpu->requests)) {
 		clear_bit(LVMM_REQ_SCHED, &vcpu->requests);
 		lvmm_sched_apply(vcpu);
 		return 0;
 	}
-	if (!READ_ONCE(vcpu->vm->sched.capped))
-		return 1;
-	return lvmm_sched_slice(vcpu);
+	if (READ_ONCE(s->reserved))
+		boosted = lvmm_resv_enter(vcpu);
+	if (READ_ONCE(s->capped))
+		return lvmm_sched_slice(vcpu, boosted);
+	if (boosted)
+		lvmm_sched_arm(vcpu, boosted);
+	return 1;
 }
 
 /* Back from the guest after @guest_ns in guest mode: pay for it. */
 void lvmm_sched_charge(struct lvmm_vcpu *vcpu, u64 guest_ns)
 {
-	atomic64_sub(guest_ns, &vcpu->vm->sched.budget);
+	if (READ_ONCE(vcpu->sched.boosted))
+		vcpu->sched.resv_budget -= guest_ns;
+	if (READ_ONCE(vcpu->vm->sched.capped))
+		atomic64_sub(guest_ns, &vcpu->vm->sched.budget);
 }
 
 /* ---- policy changes (sched-set) ------------------------------------------- */
 
 static int lvmm_sched_check(struct lvmm_vm *vm,
-			    const struct lvmm_sched_req *req, bool admin,
-			    struct netlink_ext_ack *extack)
+			    const struct lvmm_sched_req *req,
+			    unsigned int privs, struct netlink_ext_ack *extack)
 {
 	struct lvmm_vm_sched *s = &vm->sched;
+	u32 cap = req->has_cap ? req->cap : s->cap;
+	u32 reserve = req->has_reserve ? req->reserve : s->reserve;
 	cpumask_var_t allowed;
 	int i, r = 0;
 
@@ -460,12 +715,18 @@ static int lvmm_sched_check(struct lvmm_vm *vm,
 			return -EINVAL;
 		}
 	}
-	if (req->reserve) {
+	if (cap && reserve > cap) {
 		NL_SET_ERR_MSG(extack,
-			       "CPU reservations are not offered by this lvmm yet");
-		return -EOPNOTSUPP;
+			       "a cap below the reservation cannot be honoured: raise the cap or lower the reservation");
+		return -EINVAL;
 	}
-	if (admin)
+	/* Like a real-time policy, whoever asks: the host's CPU, not a VM's. */
+	if (req->has_reserve && req->reserve > s->reserve &&
+	    !(privs & LVMM_SCHED_PRIV_NICE)) {
+		NL_SET_ERR_MSG(extack, "reserving CPU time needs CAP_SYS_NICE");
+		return -EPERM;
+	}
+	if (privs & LVMM_SCHED_PRIV_ADMIN)
 		return 0;
 	/* As with nice: anyone may ask for less, only an admin for more. */
 	if (req->has_weight && req->weight > s->weight) {
@@ -537,22 +798,233 @@ static void lvmm_sched_store_pin(struct lvmm_vcpu *vcpu,
 }
 
 /*
+ * Admission.  Each reserved vCPU is a job released at the start of every
+ * window: its share of the window (the VM's reservation split evenly over
+ * its vCPUs) on the CPUs it may use (its pin, or every online CPU).  All
+ * jobs run at one real-time priority, so a job that is runnable and not
+ * running has every CPU it may use busy with other reserved jobs that may
+ * use them too.  It therefore ends by
+ *
+ *	share(i) + sum of share(j) over the jobs j that share a CPU with i,
+ *		   divided by the number of CPUs i may use,
+ *
+ * and a reservation is admitted when that is within reserve_max of the
+ * window for every job, its own and those admitted before.  The bound is
+ * safe but not tight: a refused request may have fitted.
+ */
+struct lvmm_resv_job {
+	struct cpumask *cpus;
+	u64 share;			/* parts per million of a window */
+};
+
+/* The CPUs a reserved vCPU may use, as admission counts them. */
+static void lvmm_resv_cpus(struct cpumask *dst, const struct cpumask *pin)
+{
+	if (!pin || !cpumask_and(dst, pin, cpu_active_mask))
+		cpumask_copy(dst, cpu_active_mask);
+}
+
+static int lvmm_resv_admissible(struct lvmm_vm *vm,
+				const struct lvmm_sched_req *req, u32 reserve,
+				struct netlink_ext_ack *extack)
+{
+	u64 limit = (u64)READ_ONCE(reserve_max) * 10000;
+	struct lvmm_resv_job *jobs;
+	struct lvmm_vm *w;
+	int n = 0, nr = 0, i, j, r = 0;
+	void *masks;
+
+	lockdep_assert_held(&lvmm_resv_admit);
+	/* A destroyed VM runs no more: what it reserved is free. */
+	list_for_each_entry(w, &lvmm_resv_vms, sched.resv_node)
+		if (w != vm && !READ_ONCE(w->dead))
+			nr += w->nr_vcpus;
+	nr += vm->nr_vcpus;
+	jobs = kvcalloc(nr, sizeof(*jobs), GFP_KERNEL);
+	masks = kvcalloc(nr, cpumask_size(), GFP_KERNEL);
+	if (!jobs || !masks) {
+		r = -ENOMEM;
+		goto out;
+	}
+	for (i = 0; i < nr; i++)
+		jobs[i].cpus = masks + i * cpumask_size();
+
+	/* Everybody admitted before, then this VM as it would be. */
+	list_for_each_entry(w, &lvmm_resv_vms, sched.resv_node) {
+		if (w == vm || READ_ONCE(w->dead))
+			continue;
+		for (i = 0; i < LVMM_MAX_VCPUS; i++) {
+			struct lvmm_vcpu *v = w->vcpus[i];
+
+			if (!v)
+				continue;
+			lvmm_resv_cpus(jobs[n].cpus, v->sched.pin);
+			jobs[n++].share = div_u64((u64)w->sched.reserve * 10000,
+						  w->nr_vcpus);
+		}
+	}
+	for (i = 0; i < LVMM_MAX_VCPUS; i++) {
+		struct lvmm_vcpu *v = vm->vcpus[i];
+
+		if (!v)
+			continue;
+		lvmm_resv_cpus(jobs[n].cpus, req->pin[i] ? req->pin[i] :
+							   v->sched.pin);
+		jobs[n++].share = div_u64((u64)reserve * 10000, vm->nr_vcpus);
+	}
+
+	for (i = 0; i < n && !r; i++) {
+		u64 others = 0;
+
+		if (jobs[i].share > limit) {
+			NL_SET_ERR_MSG(extack,
+				       "a vCPU's share of this reservation is more than one CPU may reserve (reserve_max): reserve less, or spread it over more vCPUs");
+			r = -EBUSY;
+			break;
+		}
+		for (j = 0; j < n; j++)
+			if (j != i && cpumask_intersects(jobs[i].cpus, jobs[j].cpus))
+				others += jobs[j].share;
+		if (jobs[i].share + div_u64(others, cpumask_weight(jobs[i].cpus)) > limit) {
+			NL_SET_ERR_MSG(extack,
+				       "the host cannot honour this reservation: with those admitted already, the CPUs its vCPUs may use would be over-committed (reserve_max); reserve less, or pin to CPUs with room");
+			r = -EBUSY;
+		}
+	}
+out:
+	kvfree(masks);
+	kvfree(jobs);
+	return r;
+}
+
+/* Start or stop the windows, and the thread that boosts. */
+static int lvmm_resv_start(void)
+{
+	struct kthread_worker *w;
+
+	lockdep_assert_held(&lvmm_resv_admit);
+	if (!lvmm_resv_worker) {
+		w = kthread_create_worker(0, "lvmm-resv");
+		if (IS_ERR(w))
+			return PTR_ERR(w);
+		/* Above the boosted vCPUs, as it has to get them going. */
+		sched_set_fifo(w->task);
+		lvmm_resv_worker = w;
+	}
+	if (list_empty(&lvmm_resv_vms))
+		hrtimer_start(&lvmm_resv_timer, ns_to_ktime(LVMM_RESV_WINDOW_NS),
+			      HRTIMER_MODE_REL_HARD);
+	return 0;
+}
+
+/*
+ * The VM's reservation becomes @reserve, already admitted: each vCPU's
+ * quota, and the VM on the host's list.  The vCPUs take the new quota at
+ * their next window.
+ */
+static int lvmm_resv_store(struct lvmm_vm *vm, u32 reserve)
+{
+	struct lvmm_vm_sched *s = &vm->sched;
+	s64 quota = 0;
+	int i, r;
+
+	lockdep_assert_held(&lvmm_resv_admit);
+	if (reserve && !s->reserve) {
+		r = lvmm_resv_start();
+		if (r)
+			return r;
+		list_add_tail(&s->resv_node, &lvmm_resv_vms);
+	} else if (!reserve && s->reserve) {
+		list_del_init(&s->resv_node);
+		if (list_empty(&lvmm_resv_vms))
+			hrtimer_cancel(&lvmm_resv_timer);
+	}
+	if (reserve)
+		quota = div_u64((u64)LVMM_RESV_WINDOW_NS * reserve,
+				100 * vm->nr_vcpus);
+	spin_lock(&lvmm_resv_lock);
+	for (i = 0; i < LVMM_MAX_VCPUS; i++) {
+		struct lvmm_vcpu_sched *vs = vm->vcpus[i] ?
+					     &vm->vcpus[i]->sched : NULL;
+
+		if (!vs)
+			continue;
+		WRITE_ONCE(vs->resv_quota, quota);
+		/* Boosted ones end it themselves, at the kick of sched-set. */
+		if (reserve && list_empty(&vs->resv_node))
+			list_add_tail(&vs->resv_node, &lvmm_resv_vcpus);
+		else if (!reserve)
+			list_del_init(&vs->resv_node);
+	}
+	spin_unlock(&lvmm_resv_lock);
+	WRITE_ONCE(s->reserve, reserve);
+	WRITE_ONCE(s->reserved, reserve != 0);
+	return 0;
+}
+
+/*
+ * The reservation part of a request: checked against what the VM's
+ * vCPUs can use, admitted, and stored.  Under vm->lock, which vCPU
+ * creation takes: a VM with a reservation gets no new vCPU, as its
+ * reservation was split among those it had.  Under lvmm_resv_admit, as
+ * the pins of the request, which admission counted, are stored.
+ */
+static int lvmm_sched_set_reserve(struct lvmm_vm *vm,
+				  const struct lvmm_sched_req *req,
+				  struct netlink_ext_ack *extack)
+{
+	struct lvmm_vm_sched *s = &vm->sched;
+	u32 reserve = req->has_reserve ? req->reserve : s->reserve;
+	bool pins = false;
+	int i, r;
+
+	for (i = 0; i < LVMM_MAX_VCPUS; i++)
+		pins |= !!req->pin[i];
+	if (reserve == s->reserve && !(reserve && pins))
+		return 0;
+	lockdep_assert_held(&vm->lock);
+	lockdep_assert_held(&lvmm_resv_admit);
+	if (reserve && !vm->nr_vcpus) {
+		NL_SET_ERR_MSG(extack,
+			       "the VM has no vCPUs yet: create them before reserving CPU time");
+		return -EINVAL;
+	}
+	if (reserve > 100 * vm->nr_vcpus) {
+		NL_SET_ERR_MSG(extack,
+			       "a reservation of more than 100 per vCPU is more than the VM can use");
+		return -EINVAL;
+	}
+	r = reserve ? lvmm_resv_admissible(vm, req, reserve, extack) : 0;
+	return r ?: lvmm_resv_store(vm, reserve);
+}
+
+/*
  * Apply a checked request: all of it, under vm->sched.lock.  Vcpus whose
  * policy changed get LVMM_REQ_SCHED and a kick; throttled ones wake up.
  */
 int lvmm_sched_set(struct lvmm_vm *vm, const struct lvmm_sched_req *req,
-		   bool admin, struct netlink_ext_ack *extack)
+		   unsigned int privs, struct netlink_ext_ack *extack)
 {
 	struct lvmm_vm_sched *s = &vm->sched;
+	bool admin = privs & LVMM_SCHED_PRIV_ADMIN;
 	bool cap_changed = false;
 	int i, r;
 
 	/* The CPUs a pin may name stay online until it is stored. */
 	cpus_read_lock();
 	mutex_lock(&s->lock);
-	r = lvmm_sched_check(vm, req, admin, extack);
+	r = lvmm_sched_check(vm, req, privs, extack);
 	if (r)
 		goto out_unlock;
+	/* First what may still be refused: then nothing else has changed. */
+	mutex_lock(&vm->lock);
+	mutex_lock(&lvmm_resv_admit);
+	r = lvmm_sched_set_reserve(vm, req, extack);
+	if (r) {
+		mutex_unlock(&lvmm_resv_admit);
+		mutex_unlock(&vm->lock);
+		goto out_unlock;
+	}
 	if (req->has_weight) {
 		/* The owner re-sending an admin's weight leaves it the admin's. */
 		bool same = s->weight_set && req->weight == s->weight;
@@ -580,6 +1052,8 @@ int lvmm_sched_set(struct lvmm_vm *vm, const struct lvmm_sched_req *req,
 		lvmm_sched_store_pin(vcpu, req->pin[i]);
 		WRITE_ONCE(vcpu->sched.pin_broken, false);
 	}
+	mutex_unlock(&lvmm_resv_admit);
+	mutex_unlock(&vm->lock);
 	WRITE_ONCE(s->seq, s->seq + 1);
 	mutex_unlock(&s->lock);
 	cpus_read_unlock();
@@ -617,6 +1091,7 @@ void lvmm_sched_get(struct lvmm_vm *vm, struct lvmm_sched_info *info)
 	info->nice = s->nice;
 	info->cap = s->cap;
 	info->period_us = s->period_us;
+	info->reserve = s->reserve;
 	spin_lock_irq(&s->timer_lock);
 	info->nr_periods = s->nr_periods;
 	spin_unlock_irq(&s->timer_lock);
@@ -716,6 +1191,9 @@ int lvmm_sched_init(void)
 	if (r < 0)
 		return r;
 	lvmm_sched_hp_state = r;
+	hrtimer_init(&lvmm_resv_timer, CLOCK_MONOTONIC, HRTIMER_MODE_REL_HARD);
+	lvmm_resv_timer.function = lvmm_resv_window_fn;
+	kthread_init_work(&lvmm_resv_work, lvmm_resv_work_fn);
 	return 0;
 }
 
@@ -723,6 +1201,9 @@ void lvmm_sched_exit(void)
 {
 	cpuhp_remove_state_nocalls(lvmm_sched_hp_state);
 	flush_work(&lvmm_sched_hotplug_work);
+	/* No VM is left, so no reservation: the timer is stopped. */
+	if (lvmm_resv_worker)
+		kthread_destroy_worker(lvmm_resv_worker);
 }
 
 /* ---- object lifetime ------------------------------------------------------ */
@@ -741,11 +1222,18 @@ void lvmm_sched_vm_init(struct lvmm_vm *vm)
 	atomic64_set(&s->nr_throttled, 0);
 	atomic_set(&s->nr_waiting, 0);
 	s->throttled_gen = -1ULL;
+	INIT_LIST_HEAD(&s->resv_node);
 }
 
+/* Before the vCPUs go: admission reads their pins. */
 void lvmm_sched_vm_destroy(struct lvmm_vm *vm)
 {
 	hrtimer_cancel(&vm->sched.timer);
+	if (vm->sched.reserve) {
+		mutex_lock(&lvmm_resv_admit);
+		lvmm_resv_store(vm, 0);
+		mutex_unlock(&lvmm_resv_admit);
+	}
 }
 
 int lvmm_sched_vcpu_init(struct lvmm_vcpu *vcpu)
@@ -761,6 +1249,8 @@ int lvmm_sched_vcpu_init(struct lvmm_vcpu *vcpu)
 		return -ENOMEM;
 	}
 	vs->throttled_gen = -1ULL;
+	vs->resv_gen = -1ULL;
+	INIT_LIST_HEAD(&vs->resv_node);
 	hrtimer_init(&vs->slice, CLOCK_MONOTONIC, HRTIMER_MODE_REL_PINNED_HARD);
 	vs->slice.function = lvmm_sched_slice_fn;
 	return 0;

@@ -506,12 +506,13 @@ static long lvmm_vcpu_run(struct lvmm_vcpu *vcpu)
 		}
 		guest_ns = vcpu->stat.guest_ns;
 		r = lvmm_arch->vcpu_run(vcpu);
-		if (unlikely(READ_ONCE(vcpu->vm->sched.capped)))
+		if (unlikely(lvmm_sched_active(vcpu->vm)))
 			lvmm_sched_charge(vcpu, vcpu->stat.guest_ns - guest_ns);
 		if (r <= 0)
 			break;
 	}
 	fpu_swap_kvm_fpstate(&vcpu->fpu, false);
+	lvmm_sched_run_end(vcpu);
 	WRITE_ONCE(vcpu->state, LVMM_VCPU_STATE_IDLE);
 	/*
 	 * A shutdown in this RUN, as the kernel saw it: run->exit_reason is
@@ -677,6 +678,11 @@ long lvmm_vm_create_vcpu(struct lvmm_vm *vm, void __user *argp)
 	mutex_lock(&vm->lock);
 	if (vm->vcpus[req.id]) {
 		r = -EEXIST;
+		goto out_unlock;
+	}
+	/* A reservation is split among the vCPUs it was admitted for. */
+	if (vm->sched.reserve) {
+		r = -EBUSY;
 		goto out_unlock;
 	}
 	fd = get_unused_fd_flags(O_CLOEXEC);

@@ -114,10 +114,11 @@ static void lvmm_vm_free(struct kref *ref)
 	if (lvmm_vm_unlist(vm))
 		lvmm_nl_event(vm, LVMM_EVENT_DESTROYED, -1);
 
+	/* First: the host's reservations must not see its vCPUs go. */
+	lvmm_sched_vm_destroy(vm);
 	for (i = 0; i < LVMM_MAX_VCPUS; i++)
 		if (vm->vcpus[i])
 			lvmm_vcpu_destroy(vm->vcpus[i]);
-	lvmm_sched_vm_destroy(vm);
 	lvmm_vm_free_memslots(vm);
 	lvmm_arch->vm_destroy(vm);
 	cleanup_srcu_struct(&vm->srcu);

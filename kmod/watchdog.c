@@ -63,6 +63,18 @@ void lvmm_watchdog_exit_guest(void)
 	this_cpu_write(lvmm_guest_since, 0);
 }
 
+/*
+ * How long @cpu has been in guest mode, now; 0 if it is not.  For the
+ * management plane's guest time, which adds the stay in progress.
+ */
+u64 lvmm_guest_stay_ns(int cpu)
+{
+	u64 since = READ_ONCE(per_cpu(lvmm_guest_since, cpu)) & ~1ULL;
+	u64 now = local_clock();
+
+	return since && (s64)(now - since) > 0 ? now - since : 0;
+}
+
 static int lvmm_watchdog_nmi(unsigned int type, struct pt_regs *regs)
 {
 	if (!this_cpu_read(lvmm_nmi_sent))

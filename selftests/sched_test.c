@@ -6,8 +6,9 @@
  * without CAP_NET_ADMIN, and what the policy does to running vCPUs: the
  * cap holds, weights share a contended CPU, a throttled vCPU still
  * answers a signal, pause and destroy at once, a pin moves a running
- * vCPU and lives through CPU hotplug, and sched-set is announced on the
- * events group.
+ * vCPU and lives through CPU hotplug, a reservation holds against
+ * nice -20 hogs and is refused when the host cannot honour it, and
+ * sched-set is announced on the events group.
  */
 #include <fcntl.h>
 #include <sched.h>
@@ -21,6 +22,7 @@
 
 #include "kselftest_harness.h"
 #include "nl_util.h"
+#include "ucall.h"
 #include "vcpu_runner.h"
 
 #define MS		1000000ULL	/* ns */
@@ -470,7 +472,10 @@ static const struct bad_set {
 	{ "CPU beyond nr_cpu_ids", -EINVAL, .nr_pins = 1,
 	  .pin_cpu = PIN_BEYOND },
 	{ "the same vCPU twice", -EINVAL, .nr_pins = 2, .pin_cpu = PIN_USABLE },
-	{ "reserve 10", -EOPNOTSUPP, .attr = LVMM_A_SCHED_RESERVE, .val = 10 },
+	{ "reserve above the cap", -EINVAL, .attr = LVMM_A_SCHED_RESERVE,
+	  .val = 50 },
+	{ "reserve over 100 per vCPU", -EINVAL, .attr = LVMM_A_SCHED_RESERVE,
+	  .val = 101 },
 };
 
 /* A pin nest of @vcpu to CPU nr_cpu_ids, which no host has. */
@@ -1317,6 +1322,303 @@ TEST_F(cpu1, pin_broken_and_restored)
 
 /* ---- events ------------------------------------------------------------------ */
 
+/* ---- reservations ------------------------------------------------------------ */
+
+/* The host's reserve_max: percent of each CPU reservations may take. */
+static unsigned int reserve_max(void)
+{
+	FILE *f = fopen("/sys/module/lvmm/parameters/reserve_max", "r");
+	unsigned int v = 0;
+
+	TEST_ASSERT(f && fscanf(f, "%u", &v) == 1, "reading reserve_max");
+	fclose(f);
+	return v;
+}
+
+/* sched-set @msg must fail with @err and an extack, and change nothing. */
+static void set_refused(struct nlc *c, u32 vm_id, struct nl_msg *msg,
+			int err, const char *what)
+{
+	struct nl_sched *was = calloc(1, sizeof(*was));
+	struct nl_sched *now = calloc(1, sizeof(*now));
+	int r;
+
+	TEST_ASSERT(was && now && !sched_get(c, vm_id, was), "sched-get");
+	r = nlc_exec(c, msg, NULL, NULL);
+	TEST_ASSERT(r == err, "%s: %s where %s was due (%s)", what,
+		    strerror(-r), strerror(-err), c->ext);
+	TEST_ASSERT(c->ext[0], "%s: no extack message", what);
+	TEST_ASSERT(!sched_get(c, vm_id, now) && same_policy(was, now),
+		    "%s changed the policy", what);
+	free(was);
+	free(now);
+}
+
+static struct lvmm_vm *one_vcpu_vm(void)
+{
+	struct lvmm_vm *vm = vm_create_bare(NULL);
+
+	vm_vcpu_add_raw(vm, 0);
+	return vm;
+}
+
+/*
+ * Admission: one CPU takes reservations up to reserve_max and no more,
+ * a pin onto a full CPU is refused, lowering always fits, a destroyed
+ * VM's reservation is free again, and a reserved VM creates no vCPU.
+ */
+TEST(reserve_admission)
+{
+	unsigned int max = reserve_max(), half = max / 2;
+	struct lvmm_vcpu_handle extra;
+	struct lvmm_vm *a, *b, *d;
+	cpu_set_t usable, pin;
+	struct nl_sched *s;
+	struct nlc *c;
+	int cpu;
+
+	REQUIRE_LVMM(c);
+	if (geteuid())
+		SKIP(return, "needs CAP_SYS_NICE");
+	ASSERT_GE(max, 20) TH_LOG("reserve_max %u is too small to test", max);
+	s = calloc(1, sizeof(*s));
+	ASSERT_NE(NULL, s);
+	ASSERT_GE(usable_cpus(&usable), 1);
+	cpu = nth_cpu(&usable, 0);
+	pin = cpus_of(cpu);
+	a = one_vcpu_vm();
+	b = one_vcpu_vm();
+	ASSERT_EQ(0, sched_pin(c, a->h.id, 0, &pin)) TH_LOG("%s", c->ext);
+	ASSERT_EQ(0, sched_pin(c, b->h.id, 0, &pin)) TH_LOG("%s", c->ext);
+
+	/* More than one CPU may reserve, for a single vCPU. */
+	set_refused(c, a->h.id, sched_set_msg(c, a->h.id, LVMM_A_SCHED_RESERVE,
+					      max + 1),
+		    -EBUSY, "a vCPU's share above reserve_max");
+	/* Two VMs on one CPU: up to reserve_max between them. */
+	ASSERT_EQ(0, sched_set(c, a->h.id, LVMM_A_SCHED_RESERVE, half))
+		TH_LOG("%s", c->ext);
+	ASSERT_EQ(0, sched_get(c, a->h.id, s));
+	EXPECT_EQ(half, s->reserve);
+	set_refused(c, b->h.id, sched_set_msg(c, b->h.id, LVMM_A_SCHED_RESERVE,
+					      max - half + 1),
+		    -EBUSY, "one point more than the CPU has");
+	ASSERT_EQ(0, sched_set(c, b->h.id, LVMM_A_SCHED_RESERVE, max - half))
+		TH_LOG("%s", c->ext);
+
+	/* A reserved vCPU elsewhere may not be pinned onto the full CPU. */
+	if (usable_cpus(&usable) >= 2) {
+		cpu_set_t other = cpus_of(nth_cpu(&usable, 1));
+
+		d = one_vcpu_vm();
+		ASSERT_EQ(0, sched_pin(c, d->h.id, 0, &other));
+		ASSERT_EQ(0, sched_set(c, d->h.id, LVMM_A_SCHED_RESERVE, 10))
+			TH_LOG("%s", c->ext);
+		set_refused(c, d->h.id, sched_pin_msg(c, d->h.id, 0, &pin),
+			    -EBUSY, "a pin onto a full CPU");
+		vm_free(d);
+	}
+
+	/* Less always fits. */
+	ASSERT_EQ(0, sched_set(c, a->h.id, LVMM_A_SCHED_RESERVE, 5))
+		TH_LOG("%s", c->ext);
+	/* The reservation was split among the vCPUs it had. */
+	EXPECT_EQ(-EBUSY, lvmm_vcpu_create(&a->h, 1, &extra));
+	ASSERT_EQ(0, sched_set(c, a->h.id, LVMM_A_SCHED_RESERVE, 0))
+		TH_LOG("%s", c->ext);
+	ASSERT_EQ(0, lvmm_vcpu_create(&a->h, 1, &extra));
+
+	/*
+	 * b's reservation goes with b.  a's two vCPUs, one pinned, one not,
+	 * may then share reserve_max: half each, the pinned one meeting the
+	 * other on its CPU.  Two points more are too much.
+	 */
+	vm_free(b);
+	set_refused(c, a->h.id, sched_set_msg(c, a->h.id, LVMM_A_SCHED_RESERVE,
+					      max + 2),
+		    -EBUSY, "two vCPUs over reserve_max on one CPU");
+	ASSERT_EQ(0, sched_set(c, a->h.id, LVMM_A_SCHED_RESERVE, max & ~1u))
+		TH_LOG("%s", c->ext);
+
+	lvmm_vcpu_close(&extra);
+	vm_free(a);
+	free(s);
+	nlc_close(c);
+}
+
+/* Reserving is for CAP_SYS_NICE, as a real-time policy is. */
+TEST(reserve_needs_cap_sys_nice)
+{
+	struct lvmm_vcpu_handle vcpu;
+	struct lvmm_vm_handle vm;
+	int status, dev;
+	pid_t pid;
+
+	if (!lvmm_dev_present())
+		SKIP(return, "no /dev/lvmm");
+	if (geteuid())
+		SKIP(return, "needs root, to drop to uid 65534");
+	dev = open_lvmm_dev();
+	pid = fork();
+	ASSERT_GE(pid, 0);
+	if (!pid) {
+		struct nl_sched *s = calloc(1, sizeof(*s));
+		struct nlc *c;
+		int r;
+
+		drop_to_nobody();
+		c = nlc_open();
+		CHILD_CHECK(s && c, "no lvmm family");
+		CHILD_CHECK(!lvmm_vm_create(dev, NULL, &vm) &&
+			    !lvmm_vcpu_create(&vm, 0, &vcpu), "a VM as nobody");
+		r = sched_set(c, vm.id, LVMM_A_SCHED_RESERVE, 10);
+		CHILD_CHECK(r == -EPERM, "reserve as nobody: %s", strerror(-r));
+		CHILD_CHECK(strstr(c->ext, "CAP_SYS_NICE"),
+			    "extack '%s' does not name CAP_SYS_NICE", c->ext);
+		CHILD_CHECK(!sched_get(c, vm.id, s) && !s->reserve,
+			    "reserve %u after EPERM", s->reserve);
+		/* Asking for none is asking for less. */
+		r = sched_set(c, vm.id, LVMM_A_SCHED_RESERVE, 0);
+		CHILD_CHECK(!r, "reserve 0 as nobody: %s", strerror(-r));
+		_exit(0);
+	}
+	ASSERT_EQ(pid, waitpid(pid, &status, 0));
+	EXPECT_TRUE(WIFEXITED(status) && !WEXITSTATUS(status));
+	close(dev);
+}
+
+/* A process spinning on @cpu at @nice. */
+static pid_t hog_start(int cpu, int nice)
+{
+	cpu_set_t set = cpus_of(cpu);
+	pid_t pid = fork();
+
+	TEST_ASSERT(pid >= 0, "fork");
+	if (!pid) {
+		if (sched_setaffinity(0, sizeof(set), &set) ||
+		    setpriority(PRIO_PROCESS, 0, nice))
+			_exit(1);
+		for (;;)
+			;
+	}
+	return pid;
+}
+
+static void hog_stop(pid_t pid)
+{
+	kill(pid, SIGKILL);
+	waitpid(pid, NULL, 0);
+}
+
+/*
+ * Two nice -20 hogs on the vCPU's CPU leave it next to nothing; a
+ * reservation of 40 gives it 40 % of the CPU, and no more than the hogs
+ * let it have beyond that.
+ */
+TEST(reservation_holds_against_hogs)
+{
+	double guest, thread;
+	cpu_set_t usable, pin;
+	struct lvmm_vm *vm;
+	struct nl_vcpu v;
+	struct runner r;
+	struct nlc *c;
+	pid_t hogs[2];
+	int cpu;
+
+	REQUIRE_LVMM(c);
+	if (geteuid())
+		SKIP(return, "needs CAP_SYS_NICE, for nice -20 and the reservation");
+	ASSERT_GE(usable_cpus(&usable), 1);
+	cpu = nth_cpu(&usable, 0);
+	pin = cpus_of(cpu);
+	vm = counting_vm(&r);
+	ASSERT_EQ(0, sched_pin(c, vm->h.id, 0, &pin)) TH_LOG("%s", c->ext);
+	ASSERT_TRUE(wait_for(vcpu_on(c, vm->h.id, 0, cpu), 1000));
+	hogs[0] = hog_start(cpu, -20);
+	hogs[1] = hog_start(cpu, -20);
+	usleep(100000);
+
+	/* CFS: 1024 against 2 x 88761, about 0.6 %. */
+	measure_share(c, vm, &r, 500, &guest, &thread);
+	EXPECT_LT(guest, 15) TH_LOG("guest share %.1f %% before reserving",
+				    guest);
+
+	ASSERT_EQ(0, sched_set(c, vm->h.id, LVMM_A_SCHED_RESERVE, 40))
+		TH_LOG("%s", c->ext);
+	usleep(50000);
+	measure_share(c, vm, &r, 1000, &guest, &thread);
+	ksft_print_msg("reserve 40 beside two nice -20 hogs: guest share %.1f %%\n",
+		       guest);
+	fflush(stdout);
+	EXPECT_GE(guest, 40 - CAP_TOLERANCE)
+		TH_LOG("guest share %.1f %% with 40 reserved", guest);
+	EXPECT_LE(guest, 40 + CAP_TOLERANCE)
+		TH_LOG("guest share %.1f %% with 40 reserved", guest);
+	v = vcpu_get(c, vm->h.id, 0);
+	EXPECT_GT(v.nr_boosts, 10) TH_LOG("%llu boosts",
+					  (unsigned long long)v.nr_boosts);
+	EXPECT_GT(v.boosted_ns, 100 * MS) TH_LOG("boosted for %llu ms",
+				(unsigned long long)(v.boosted_ns / MS));
+
+	/* Gone: a fair thread again, and the hogs' CPU is theirs. */
+	ASSERT_EQ(0, sched_set(c, vm->h.id, LVMM_A_SCHED_RESERVE, 0))
+		TH_LOG("%s", c->ext);
+	EXPECT_TRUE(wait_for(sched_getscheduler(r.tid) == SCHED_OTHER, 1000));
+	usleep(50000);
+	measure_share(c, vm, &r, 500, &guest, &thread);
+	EXPECT_LT(guest, 15) TH_LOG("guest share %.1f %% after the reservation",
+				    guest);
+	EXPECT_EQ(SCHED_OTHER, sched_getscheduler(r.tid));
+
+	hog_stop(hogs[0]);
+	hog_stop(hogs[1]);
+	destroy_running_vm(c, vm, &r);
+	nlc_close(c);
+}
+
+static void guest_sync_loop(void)
+{
+	for (;;) {
+		for (volatile int i = 0; i < 20000; i++)
+			;
+		GUEST_SYNC(0);
+	}
+}
+
+/*
+ * The boost is for guest time: every return from RUN finds the VMM's
+ * thread with the policy it had, however often the guest exits.
+ */
+TEST(reservation_never_boosts_userspace)
+{
+	struct lvmm_vcpu *vcpu;
+	struct lvmm_vm *vm;
+	struct ucall uc;
+	int runs = 0, boosted = 0;
+	struct nlc *c;
+	u64 end;
+
+	REQUIRE_LVMM(c);
+	if (geteuid())
+		SKIP(return, "needs CAP_SYS_NICE");
+	vm = vm_create_with_one_vcpu(&vcpu, guest_sync_loop);
+	ASSERT_EQ(0, sched_set(c, vm->h.id, LVMM_A_SCHED_RESERVE, 50))
+		TH_LOG("%s", c->ext);
+	ASSERT_EQ(SCHED_OTHER, sched_getscheduler(0));
+	end = now_ns() + 300 * MS;
+	while (now_ns() < end) {
+		ASSERT_EQ(UCALL_SYNC, vcpu_run_ucall(vcpu, &uc));
+		runs++;
+		boosted += sched_getscheduler(0) != SCHED_OTHER;
+	}
+	EXPECT_EQ(0, boosted) TH_LOG("%d of %d returns from RUN real-time",
+				     boosted, runs);
+	EXPECT_GT(vcpu_get(c, vm->h.id, 0).nr_boosts, 0);
+	vm_free(vm);
+	nlc_close(c);
+}
+
 TEST(sched_event)
 {
 	struct nl_events *ev;
@@ -1345,7 +1647,8 @@ TEST(sched_event)
 
 	/* A refused sched-set and a sched-get tell nobody. */
 	EXPECT_NE(0, sched_set(c, vm->h.id, LVMM_A_SCHED_WEIGHT, 0));
-	EXPECT_EQ(-EOPNOTSUPP, sched_set(c, vm->h.id, LVMM_A_SCHED_RESERVE, 10));
+	/* No vCPU to reserve for. */
+	EXPECT_EQ(-EINVAL, sched_set(c, vm->h.id, LVMM_A_SCHED_RESERVE, 10));
 	ASSERT_EQ(0, sched_get(c, vm->h.id, s));
 	ASSERT_EQ(0, nl_vm_cmd(c, LVMM_CMD_VM_DESTROY, vm->h.id));
 	ASSERT_TRUE(event_next(ev, vm->h.id, &e));

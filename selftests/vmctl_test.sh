@@ -152,6 +152,9 @@ expect_err_re "^vmctl: cap '-5' is not a number; " "sched cap -5"
 vm sched web1 speed 3
 expect_rc 1 "sched with an unknown keyword"
 expect_err_re "^vmctl: unknown keyword 'speed'; give weight, cap, period or reserve\$" "sched with an unknown keyword"
+vm sched web1 reserve 100000
+expect_rc 1 "sched reserve 100000"
+expect_err_re '^vmctl: reserve 100000 is out of range; give 0 to 12800 percent of one host CPU \(0: none\)$' "sched reserve 100000"
 vm sched web1 cap 10 cap 20
 expect_rc 1 "sched cap given twice"
 expect_err_re '^vmctl: cap is given twice; give it once$' "sched cap given twice"
@@ -179,6 +182,15 @@ expect_err_re '^vmctl: run: --weight 0 is out of range; give 1 to 65535 ' "run -
 vm run --period x "$T/halt.bin"
 expect_rc 1 "run --period x"
 expect_err_re "^vmctl: run: --period 'x' is not a number; give 1 to 1000 milliseconds\$" "run --period x"
+vm run --reserve 12801 "$T/halt.bin"
+expect_rc 1 "run --reserve 12801"
+expect_err_re '^vmctl: run: --reserve 12801 is out of range; give 0 to 12800 percent of one host CPU \(0: none\)$' "run --reserve 12801"
+vm run --cpus 2 --reserve 201 "$T/halt.bin"
+expect_rc 1 "run --reserve above 100 per vCPU"
+expect_err_re '^vmctl: run: --reserve 201 is more than 2 vCPUs can use; give at most 100 per vCPU \(--cpus\)$' "run --reserve above 100 per vCPU"
+vm run --cap 10 --reserve 20 "$T/halt.bin"
+expect_rc 1 "run --reserve above --cap"
+expect_err_re '^vmctl: run: --reserve 20 is above --cap 10, which would not let the VM have it; lower --reserve or raise --cap$' "run --reserve above --cap"
 vm run --pin 0=3-1 "$T/halt.bin"
 expect_rc 1 "run --pin 0=3-1"
 expect_err_re "^vmctl: run: --pin '3-1' is not a CPU list: " "run --pin 0=3-1"
@@ -238,6 +250,10 @@ expect_json "show -j"
 expect_jget name web1 "show -j"
 expect_jget vcpu_list "array 0" "show -j"
 
+vm sched web1 reserve 20
+expect_rc 2 "sched reserve 20 of a VM without vCPUs"
+expect_err_re "^vmctl: cannot change the scheduling policy of web1: .*vCPU.* \\(Invalid argument\\)\$" "sched reserve 20 of a VM without vCPUs"
+
 vm show nosuch
 expect_rc 2 "show of no such VM"
 expect_err "vmctl: no VM named nosuch; see vmctl list" "show of no such VM"
@@ -272,7 +288,8 @@ expect_jget vcpu_list.0.state running "show -j $R"
 expect_jnum_gt vcpu_list.0.tid 0 "show -j $R"
 expect_jnum_gt guest_ns 0 "show -j $R"
 vm show "$R"
-expect_out_re '^  VCPU +STATE +TID +CPU +GUEST-TIME +HOST-TIME +EXITS +THROTTLED +AFFINITY$' "show: vCPU header"
+expect_out_re '^  VCPU +STATE +TID +CPU +GUEST-TIME +HOST-TIME +EXITS +THROTTLED +BOOSTS +BOOSTED +AFFINITY$' "show: vCPU header"
+expect_out_re '^  0 +running +[0-9]+ +[0-9]+ +[0-9:.s]+ +[0-9:.s]+ +[0-9]+ +0\.00s +0 +0\.00s ' "show: no boosts without a reservation"
 expect_out_re '^  0 +running +[0-9]+ +[0-9]+ ' "show: vCPU 0 running"
 
 vm stat "$R"
@@ -295,7 +312,7 @@ vm top -n 2
 expect_rc 0 "top -n 2 (not a terminal)"
 if [ "$(grep -c '^ID ' "$T/out")" = 2 ]; then ok "top -n 2: two screens"
 else not_ok "top -n 2: two screens"; fi
-expect_out_re "^$run_id +$R +running +1 +[0-9.]+ +[0-9]+ +- +[0-9.]+\$" "top: the running VM"
+expect_out_re "^$run_id +$R +running +1 +[0-9.]+ +[0-9]+ +- +- +[0-9.]+\$" "top: the running VM"
 cpu=$(awk -v n="$R" '$2 == n { v = $5 } END { print int(v) }' "$T/out")
 if [ "${cpu:-0}" -gt 5 ]; then ok "top: a counting guest uses CPU ($cpu%)"
 else not_ok "top: a counting guest uses CPU" "CPU% '$cpu'"; fi
@@ -306,6 +323,7 @@ expect_json "top -j"
 i=$(index_of "$R")
 expect_jnum_gt "$i.cpu_percent" 5 "top -j"
 expect_jget "$i.cap" 0 "top -j"
+expect_jget "$i.reserve" 0 "top -j"
 
 # ---- scheduling policy -------------------------------------------------------------
 
@@ -364,7 +382,7 @@ if [ "${cpu%%.*}" -lt 50 ] 2>/dev/null; then ok "top -j: a VM capped at 30% uses
 else not_ok "top -j: a VM capped at 30% uses less than 50%" "cpu_percent '$cpu'"; fi
 expect_jnum_gt "$i.throttled_percent" 10 "top -j of a capped VM"
 vm top -n 1
-expect_out_re "^$run_id +$R +running +1 +[0-9.]+ +[0-9]+ +30% +[0-9.]+\$" "top: CAP and THR% of a capped VM"
+expect_out_re "^$run_id +$R +running +1 +[0-9.]+ +[0-9]+ +30% +- +[0-9.]+\$" "top: CAP and THR% of a capped VM"
 vm -j sched "$R"
 expect_jnum_gt nr_periods 0 "sched -j of a capped VM"
 expect_jnum_gt nr_throttled 0 "sched -j of a capped VM"
@@ -378,13 +396,70 @@ expect_rc 0 "sched period 20"
 vm -j sched "$R"
 expect_jget period_us 20000 "sched period 20: in microseconds"
 expect_jget cap 30 "sched period 20: the cap stays"
-vm sched "$R" reserve 10
-expect_rc 2 "sched reserve 10"
-expect_err "vmctl: cannot reserve CPU time for $R: reservations are not offered by this lvmm yet; leave out reserve" "sched reserve 10"
-vm sched "$R" cap 0 period 10 weight 256
-expect_rc 0 "sched: no cap again"
+
+# A reservation: what lvmm refuses says what to do; then it is in force.
+vm sched "$R" cap 10 reserve 20
+expect_rc 2 "sched cap 10 reserve 20"
+expect_err_re "^vmctl: cannot change the scheduling policy of $R: .*cap.*reservation.* \\(Invalid argument\\)\$" "sched cap 10 reserve 20: a cap below the reservation"
+vm -j sched "$R"
+expect_jget cap 30 "sched cap 10 reserve 20: all or nothing"
+expect_jget reserve 0 "sched cap 10 reserve 20: all or nothing"
+vm sched "$R" cap 0 reserve 101
+expect_rc 2 "sched reserve 101 of a VM with one vCPU"
+expect_err_re "^vmctl: cannot change the scheduling policy of $R: .*vCPU.* \\(Invalid argument\\)\$" "sched reserve 101 of a VM with one vCPU"
+# reserve_max is at most 95: one vCPU's 100 is always more.
+rmax=$(cat /sys/module/lvmm/parameters/reserve_max 2>/dev/null)
+vm sched "$R" cap 0 reserve 100
+expect_rc 2 "sched reserve 100 of a VM with one vCPU"
+expect_err_re "^vmctl: cannot change the scheduling policy of $R: .+; the reservations of all VMs together may take ${rmax:-?}% of each host CPU \\(reserve_max, in /sys/module/lvmm/parameters/reserve_max\\): 'vmctl sched VM' shows what another VM reserves\$" "sched reserve 100: names reserve_max and its value"
+vm -j sched "$R"
+expect_jget cap 30 "sched cap 0 reserve 100: all or nothing"
+vm sched "$R" reserve 20
+expect_rc 0 "sched reserve 20"
+if [ -s "$T/out" ]; then not_ok "sched reserve 20: prints nothing"
+else ok "sched reserve 20: prints nothing"; fi
+vm -j sched "$R"
+expect_jget reserve 20 "sched -j of a reserved VM"
+expect_jget cap 30 "sched -j of a reserved VM: the cap stays"
+vm sched "$R"
+expect_out_re '^reserve: +20% of a CPU$' "sched: reserve"
+vm -j top -n 1
+expect_jget "$(index_of "$R").reserve" 20 "top -j of a reserved VM"
+vm top -n 1
+expect_out_re "^$run_id +$R +running +1 +[0-9.]+ +[0-9]+ +30% +20% +[0-9.]+\$" "top: RES of a reserved VM"
+# Its vCPU thread is boosted from its next entry, and demoted when its
+# share of a window is used up.
+i=0
+while vm -j show "$R" && { [ "$(jget vcpu_list.0.nr_boosts)" = 0 ] ||
+			   [ "$(jget vcpu_list.0.boosted_ns)" = 0 ]; } && [ $i -lt 100 ]; do
+	sleep 0.1
+	i=$((i + 1))
+done
+expect_jnum_gt vcpu_list.0.nr_boosts 0 "show -j of a reserved VM"
+expect_jnum_gt vcpu_list.0.boosted_ns 0 "show -j of a reserved VM"
+vm show "$R"
+expect_out_re '^  0 +running +[0-9]+ +[0-9]+ +[0-9:.s]+ +[0-9:.s]+ +[0-9]+ +[0-9:.s]+ +[1-9][0-9]* +[0-9:.s]+ +[0-9,-]+$' "show: BOOSTS of a reserved VM"
+vm sched "$R" cap 10
+expect_rc 2 "sched cap 10 below the reservation"
+# Raising a reservation takes CAP_SYS_NICE in the initial user namespace,
+# which root in a user namespace of its own lacks; lowering it does not.
+if [ "$(id -u)" = 0 ] && unshare -r true 2>/dev/null; then
+	unshare -r "$VMCTL" sched "$R" reserve 30 >"$T/out" 2>"$T/err"; rc=$?
+	expect_rc 2 "sched reserve 30 without CAP_SYS_NICE"
+	expect_err_re "^vmctl: not permitted to reserve CPU time for $R .*: a reservation makes the VM's vCPU threads real-time, which needs CAP_SYS_NICE; run as root, or with it\$" "sched reserve 30 without CAP_SYS_NICE"
+	unshare -r "$VMCTL" sched "$R" reserve 10 >"$T/out" 2>"$T/err"; rc=$?
+	expect_rc 0 "sched reserve 10 without CAP_SYS_NICE: lowering is the owner's"
+	vm -j sched "$R"
+	expect_jget reserve 10 "sched reserve 10 without CAP_SYS_NICE"
+else
+	n=$((n + 1)) skip=$((skip + 1))
+	echo "ok $n reserve without CAP_SYS_NICE # SKIP needs root and unshare -r"
+fi
+vm sched "$R" reserve 0 cap 0 period 10 weight 256
+expect_rc 0 "sched: no reservation, no cap again"
 vm -j sched "$R"
 expect_jget cap 0 "sched: no cap again"
+expect_jget reserve 0 "sched: no reservation again"
 
 vm pin "$R" 0 0
 expect_rc 0 "pin vCPU 0 to CPU 0"
@@ -434,9 +509,49 @@ if [ $rrc = 12 ]; then ok "run with a policy: destroyed, exit 12"
 else not_ok "run with a policy: destroyed, exit 12" "exit $rrc: $(cat "$T/srun.err")"; fi
 vm run --console none --pin 0=4095 "$T/halt.bin"
 expect_rc 2 "run --pin to a CPU the host lacks"
-expect_err_re '^vmctl: cannot apply --weight, --cap, --period or --pin to [^ ]+: .* \(Invalid argument\)$' "run --pin to a CPU the host lacks: says why"
+expect_err_re '^vmctl: cannot apply --weight, --cap, --period, --reserve or --pin to [^ ]+: .* \(Invalid argument\)$' "run --pin to a CPU the host lacks: says why"
 vm run --console none --cap 50 "$T/halt.bin"
 expect_rc 0 "run --cap 50 of a guest that halts"
+vm run --console none --reserve 20 "$T/halt.bin"
+expect_rc 0 "run --reserve 20 of a guest that halts"
+
+# --reserve is set once both vCPUs exist (lvmm creates none after it).
+"$VMCTL" run --name rsv1 --cpus 2 --console none --reserve 30 \
+	"$T/spin.bin" >"$T/srun.out" 2>"$T/srun.err" &
+srunpid=$!
+pids="$pids $srunpid"
+i=0
+while ! "$VMCTL" sched rsv1 >/dev/null 2>&1 && [ $i -lt 100 ]; do sleep 0.1; i=$((i + 1)); done
+vm -j sched rsv1
+expect_rc 0 "run --cpus 2 --reserve 30: sched -j"
+expect_jget reserve 30 "run --reserve 30"
+vm sched rsv1
+expect_out_re '^reserve: +30% of a CPU, 15% per vCPU$' "run --reserve 30: sched shows the share per vCPU"
+i=0
+while vm -j show rsv1 && { [ "$(jget vcpu_list.0.nr_boosts)" = 0 ] ||
+			   [ "$(jget vcpu_list.1.nr_boosts)" = 0 ]; } && [ $i -lt 100 ]; do
+	sleep 0.1
+	i=$((i + 1))
+done
+expect_jnum_gt vcpu_list.0.nr_boosts 0 "run --reserve 30: vCPU 0 boosted"
+expect_jnum_gt vcpu_list.1.nr_boosts 0 "run --reserve 30: vCPU 1 boosted"
+vm destroy rsv1
+i=0
+while kill -0 $srunpid 2>/dev/null && [ $i -lt 100 ]; do sleep 0.1; i=$((i + 1)); done
+wait $srunpid; rrc=$?
+if [ $rrc = 12 ]; then ok "run with a reservation: destroyed, exit 12"
+else not_ok "run with a reservation: destroyed, exit 12" "exit $rrc: $(cat "$T/srun.err")"; fi
+vm run --console none --reserve 100 "$T/halt.bin"
+expect_rc 2 "run --reserve 100 with one vCPU"
+expect_err_re '^vmctl: cannot apply --weight, --cap, --period, --reserve or --pin to [^ ]+: .+; the reservations of all VMs together may take [0-9]+% of each host CPU ' "run --reserve 100 with one vCPU: says why"
+if [ "$(id -u)" = 0 ] && unshare -r true 2>/dev/null; then
+	unshare -r "$VMCTL" run --mem 1M --console none --reserve 20 "$T/halt.bin" >"$T/out" 2>"$T/err"; rc=$?
+	expect_rc 2 "run --reserve 20 without CAP_SYS_NICE"
+	expect_err_re '^vmctl: not permitted to reserve CPU time for [^ ]+ .*needs CAP_SYS_NICE; run as root, or with it$' "run --reserve 20 without CAP_SYS_NICE"
+else
+	n=$((n + 1)) skip=$((skip + 1))
+	echo "ok $n run --reserve without CAP_SYS_NICE # SKIP needs root and unshare -r"
+fi
 
 # ---- pause, resume, monitor ------------------------------------------------------
 
@@ -508,7 +623,7 @@ if [ "$(id -u)" = 0 ]; then
 	"$H" as 65534 "$VMCTL" pin web1 0 0 >"$T/out" 2>"$T/err"; rc=$?
 	expect_rc 2 "pin as nobody"
 	"$H" as 65534 "$VMCTL" top -n 1 >"$T/out" 2>"$T/err"; rc=$?
-	expect_out_re '^[0-9]+ +web1 +created +0 +0\.0 +- +\? +\?$' "top as nobody: no cap or THR% of root's VM"
+	expect_out_re '^[0-9]+ +web1 +created +0 +0\.0 +- +\? +\? +\?$' "top as nobody: no cap, RES or THR% of root's VM"
 else
 	n=$((n + 1)) skip=$((skip + 1))
 	echo "ok $n permissions # SKIP needs root to drop to nobody"

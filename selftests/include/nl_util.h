@@ -77,6 +77,7 @@ struct nl_vcpu {
 	bool has_affinity;
 	cpu_set_t affinity;
 	u64 nr_throttled, throttled_ns;
+	u64 nr_boosts, boosted_ns;
 };
 
 struct vcpu_dump {

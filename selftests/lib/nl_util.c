@@ -294,6 +294,10 @@ static int vcpu_dump_cb(struct nl_msg *msg, void *arg)
 		v->nr_throttled = nla_get_u64(tb[LVMM_A_VCPU_NR_THROTTLED]);
 	if (tb[LVMM_A_VCPU_THROTTLED_NS])
 		v->throttled_ns = nla_get_u64(tb[LVMM_A_VCPU_THROTTLED_NS]);
+	if (tb[LVMM_A_VCPU_NR_BOOSTS])
+		v->nr_boosts = nla_get_u64(tb[LVMM_A_VCPU_NR_BOOSTS]);
+	if (tb[LVMM_A_VCPU_BOOSTED_NS])
+		v->boosted_ns = nla_get_u64(tb[LVMM_A_VCPU_BOOSTED_NS]);
 	return NL_OK;
 }
 

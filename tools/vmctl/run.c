@@ -618,12 +618,15 @@ struct run_opts {
 	bool entry64;
 	bool verbose;
 	const char *image;
-	struct vmctl_sched sched;		/* --weight, --cap, --period */
+	struct vmctl_sched sched;	/* --weight, --cap, --period, --reserve */
 	struct vmctl_cpus pin_all;		/* --pin CPULIST */
 	struct vmctl_pin pins[RUN_MAX_CPUS];	/* --pin VCPU=CPULIST */
 };
 
-enum { RUN_OPT_WEIGHT = 256, RUN_OPT_CAP, RUN_OPT_PERIOD, RUN_OPT_PIN };
+enum {
+	RUN_OPT_WEIGHT = 256, RUN_OPT_CAP, RUN_OPT_PERIOD, RUN_OPT_RESERVE,
+	RUN_OPT_PIN,
+};
 
 /* --pin CPULIST (every vCPU) or --pin VCPU=CPULIST (that one). */
 static int run_parse_pin(struct run_opts *o, const char *arg)
@@ -666,6 +669,7 @@ static int run_parse_opts(struct run_opts *o, int argc, char **argv)
 		{ "weight", required_argument, NULL, RUN_OPT_WEIGHT },
 		{ "cap", required_argument, NULL, RUN_OPT_CAP },
 		{ "period", required_argument, NULL, RUN_OPT_PERIOD },
+		{ "reserve", required_argument, NULL, RUN_OPT_RESERVE },
 		{ "pin", required_argument, NULL, RUN_OPT_PIN },
 		{ NULL, 0, NULL, 0 },
 	};
@@ -738,6 +742,7 @@ static int run_parse_opts(struct run_opts *o, int argc, char **argv)
 		case RUN_OPT_WEIGHT:
 		case RUN_OPT_CAP:
 		case RUN_OPT_PERIOD:
+		case RUN_OPT_RESERVE:
 			if (vmctl_sched_parse("run: --", longopts[idx].name,
 					      optarg, &o->sched))
 				return 1;
@@ -766,6 +771,20 @@ static int run_parse_opts(struct run_opts *o, int argc, char **argv)
 					i, o->cpus - 1, o->cpus);
 			return 1;
 		}
+	}
+	/* What lvmm would refuse only once the VM exists. */
+	if (o->sched.given & VMCTL_SCHED_RESERVE &&
+	    o->sched.reserve > 100U * o->cpus) {
+		run_usage_error("--reserve %" PRIu32 " is more than %d vCPU%s can use; give at most 100 per vCPU (--cpus)",
+				o->sched.reserve, o->cpus, o->cpus > 1 ? "s" : "");
+		return 1;
+	}
+	if (o->sched.given & VMCTL_SCHED_RESERVE &&
+	    o->sched.given & VMCTL_SCHED_CAP && o->sched.cap &&
+	    o->sched.reserve > o->sched.cap) {
+		run_usage_error("--reserve %" PRIu32 " is above --cap %" PRIu32 ", which would not let the VM have it; lower --reserve or raise --cap",
+				o->sched.reserve, o->sched.cap);
+		return 1;
 	}
 	o->image = argv[optind - 1];
 	return 0;
@@ -923,8 +942,10 @@ out:
 }
 
 /*
- * --weight, --cap, --period and --pin, in one sched-set while no vCPU has
- * run: each vCPU's own pin, else the one for all, packed into o->pins.
+ * --weight, --cap, --period, --reserve and --pin, in one sched-set once
+ * every vCPU exists (lvmm creates none for a VM with a reservation, which
+ * it splits among those it has) and while none has run: each vCPU's own
+ * pin, else the one for all, packed into o->pins.
  */
 static int run_sched(const struct run_vm *v, struct run_opts *o)
 {
@@ -946,7 +967,7 @@ static int run_sched(const struct run_vm *v, struct run_opts *o)
 	if (!s->given && !s->nr_pins)
 		return 0;
 	snprintf(id, sizeof(id), "%" PRIu32, v->vm.id);
-	return vmctl_sched_change(id, s, "apply --weight, --cap, --period or --pin to");
+	return vmctl_sched_change(id, s, "apply --weight, --cap, --period, --reserve or --pin to");
 }
 
 /* Stop every vCPU thread: immediate_exit covers one about to enter RUN. */
@@ -1213,12 +1234,13 @@ static int vmctl_run(struct vmctl *ctx, int argc, char **argv)
 
 VMCTL_CMDS(vmctl_run_cmds) = {
 	{ "run",
-	  "[--name N] [--mem SIZE] [--cpus N] [--console stdio|none|FILE] [--cmdline STR] [--module 'FILE [ARGS]']... [--entry64] [--weight N] [--cap PERCENT] [--period MS] [--pin [VCPU=]CPULIST]... [-v] IMAGE",
+	  "[--name N] [--mem SIZE] [--cpus N] [--console stdio|none|FILE] [--cmdline STR] [--module 'FILE [ARGS]']... [--entry64] [--weight N] [--cap PERCENT] [--period MS] [--reserve PERCENT] [--pin [VCPU=]CPULIST]... [-v] IMAGE",
 	  "Boot IMAGE (flat binary, ELF64 or multiboot kernel) in a new VM with a\n"
 	  "      16550 console, until the guest halts or writes V to port 0xf4.\n"
 	  "      Defaults: --mem 64M --cpus 1 --console stdio --name auto.  --weight,\n"
-	  "      --cap, --period and --pin (CPULIST: every vCPU, VCPU=CPULIST: one) set\n"
-	  "      its scheduling policy before it runs, as vmctl sched and pin do.\n"
+	  "      --cap, --period, --reserve and --pin (CPULIST: every vCPU,\n"
+	  "      VCPU=CPULIST: one) set its scheduling policy before it runs, as\n"
+	  "      vmctl sched and pin do.\n"
 	  "      Exit status: 0 halted, 2 setup error, 4 triple fault, 6 unhandled\n"
 	  "      exit, 8 runtime error, 10 Ctrl-], 12 destroyed, 128+N signal N,\n"
 	  "      (V<<1)|1 debug-exit.",

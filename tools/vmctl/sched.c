@@ -12,6 +12,9 @@
 #include "nl.h"
 #include "vmctl.h"
 
+/* What the reservations of all VMs may take of each host CPU. */
+#define VMCTL_RESERVE_MAX_PATH	"/sys/module/lvmm/parameters/reserve_max"
+
 /* The u32 settings: keyword, attribute, range; in VMCTL_SCHED_* order. */
 static const struct vmctl_sched_field {
 	const char *key;	/* vmctl sched KEY N, vmctl run --KEY N */
@@ -172,6 +175,62 @@ static int vmctl_sched_put(struct nl_msg *msg, const struct vmctl_sched *s)
 	return 0;
 }
 
+/* The host-wide share of each CPU that reservations may take, or -1. */
+static int vmctl_reserve_max(void)
+{
+	FILE *f = fopen(VMCTL_RESERVE_MAX_PATH, "r");
+	int v = -1;
+
+	if (f) {
+		if (fscanf(f, "%d", &v) != 1)
+			v = -1;
+		fclose(f);
+	}
+	return v;
+}
+
+/*
+ * Was @s refused for raising @vm's reservation?  It raises it, and asks
+ * for nothing else the owner may be refused (more weight, a looser cap,
+ * pins, as Documentation/vmctl.rst has it).
+ */
+static bool vmctl_sched_raises_reserve(struct vmctl_nl *nl,
+				       const struct vmctl_vm *vm,
+				       const struct vmctl_sched *s)
+{
+	struct vmctl_sched cur = {};
+	char ext_msg[sizeof(nl->ext_msg)];
+	int r;
+
+	if (!(s->given & VMCTL_SCHED_RESERVE) || !s->reserve || s->nr_pins)
+		return false;
+	/* Keep the refusal's reason for the message. */
+	memcpy(ext_msg, nl->ext_msg, sizeof(ext_msg));
+	r = vmctl_sched_get(nl, vm->id, &cur);
+	memcpy(nl->ext_msg, ext_msg, sizeof(ext_msg));
+	if (r || s->reserve <= cur.reserve)
+		return false;
+	if (s->given & VMCTL_SCHED_WEIGHT && s->weight > cur.weight)
+		return false;
+	return !(s->given & VMCTL_SCHED_CAP && cur.cap &&
+		 (!s->cap || s->cap > cur.cap));
+}
+
+/* Admission refused a reservation, or pins of a VM with one. */
+static void vmctl_sched_report_busy(struct vmctl_nl *nl, const char *what,
+				    const struct vmctl_vm *vm)
+{
+	char limit[64] = "a share of each host CPU";
+	int max = vmctl_reserve_max();
+
+	if (max >= 0)
+		snprintf(limit, sizeof(limit), "%d%% of each host CPU", max);
+	vmctl_err("cannot %s %s: %s; the reservations of all VMs together may take %s (reserve_max, in %s): 'vmctl sched VM' shows what another VM reserves",
+		  what, vm->name,
+		  nl->ext_msg[0] ? nl->ext_msg : "the host cannot honour its reservation",
+		  limit, VMCTL_RESERVE_MAX_PATH);
+}
+
 /* Say why sched-get or sched-set (@s; NULL for get) of @vm failed. */
 static void vmctl_sched_report(struct vmctl_nl *nl, int err, const char *what,
 			       const struct vmctl_vm *vm,
@@ -180,12 +239,16 @@ static void vmctl_sched_report(struct vmctl_nl *nl, int err, const char *what,
 	const char *lvmm = nl->ext_msg[0] ? " (lvmm: " : "";
 	const char *end = nl->ext_msg[0] ? ")" : "";
 
-	if (err == -EPERM && s && vm->owner_uid == geteuid())
-		vmctl_err("not permitted to %s %s%s%s%s: raising a weight, removing or loosening a cap, or pinning outside the CPUs its creator may use needs CAP_NET_ADMIN; ask for less, or run with it",
-			  what, vm->name, lvmm, nl->ext_msg, end);
-	else if (err == -EOPNOTSUPP && s && s->reserve)
-		vmctl_err("cannot reserve CPU time for %s: reservations are not offered by this lvmm yet; leave out reserve",
-			  vm->name);
+	if (err == -EPERM && s && vmctl_sched_raises_reserve(nl, vm, s))
+		vmctl_err("not permitted to reserve CPU time for %s%s%s%s: a reservation makes the VM's vCPU threads real-time, which needs CAP_SYS_NICE; run as root, or with it",
+			  vm->name, lvmm, nl->ext_msg, end);
+	else if (err == -EPERM && s && vm->owner_uid == geteuid())
+		vmctl_err("not permitted to %s %s%s%s%s: raising a weight, removing or loosening a cap, or pinning outside the CPUs its creator may use needs CAP_NET_ADMIN%s; ask for less, or run with it",
+			  what, vm->name, lvmm, nl->ext_msg, end,
+			  s->given & VMCTL_SCHED_RESERVE ?
+			  ", and raising a reservation CAP_SYS_NICE" : "");
+	else if (err == -EBUSY && s)
+		vmctl_sched_report_busy(nl, what, vm);
 	else if (err == -ENOENT && s && s->nr_pins)
 		vmctl_err("cannot %s %s: %s; 'vmctl sched %s' lists its vCPUs",
 			  what, vm->name,
@@ -249,7 +312,11 @@ static void vmctl_sched_text(const struct vmctl_vm *vm,
 		       s->cap, buf);
 	else
 		printf("%-12s none (period %s)\n", "cap:", buf);
-	if (s->reserve)
+	if (s->reserve && vm->nr_vcpus > 1)
+		printf("%-12s %" PRIu32 "%% of a CPU, %.3g%% per vCPU\n",
+		       "reserve:", s->reserve,
+		       (double)s->reserve / vm->nr_vcpus);
+	else if (s->reserve)
 		printf("%-12s %" PRIu32 "%% of a CPU\n", "reserve:", s->reserve);
 	else
 		printf("%-12s none\n", "reserve:");
@@ -360,7 +427,8 @@ VMCTL_CMDS(vmctl_sched_cmds) = {
 	{ "sched", "VM [weight N] [cap PERCENT] [period MS] [reserve PERCENT]",
 	  "Show a VM's scheduling policy and pins, or change what is given:\n"
 	  "      weight 1-65535 (default 256), cap in percent of one host CPU (0: none),\n"
-	  "      the cap's period 1-1000 ms (default 10), reserve (not offered yet).",
+	  "      the cap's period 1-1000 ms (default 10), reserve: CPU time guaranteed,\n"
+	  "      in percent of one host CPU, split among the vCPUs (0: none).",
 	  vmctl_sched },
 	{ "pin", "VM VCPU CPULIST|none",
 	  "Pin a vCPU to host CPUs, as in 0-3,6; none unpins it.", vmctl_pin },

@@ -280,16 +280,18 @@ static void vmctl_top_json(const struct vmctl_top_row *r,
 	else
 		fputs("null", stdout);
 	if (r->has_sched)
-		printf(",\"cap\":%" PRIu32 ",\"throttled_percent\":%.1f}",
-		       r->sched.cap, f->thr);
+		printf(",\"cap\":%" PRIu32 ",\"reserve\":%" PRIu32
+		       ",\"throttled_percent\":%.1f}", r->sched.cap,
+		       r->sched.reserve, f->thr);
 	else
-		fputs(",\"cap\":null,\"throttled_percent\":null}", stdout);
+		fputs(",\"cap\":null,\"reserve\":null,\"throttled_percent\":null}",
+		      stdout);
 }
 
 static void vmctl_top_text(const struct vmctl_top_row *r,
 			   const struct vmctl_top_figures *f)
 {
-	char cap[16] = "?", thr[16] = "?";
+	char cap[16] = "?", res[16] = "?", thr[16] = "?";
 
 	printf("%-6" PRIu32 " %-20s %-10s %5" PRIu32 " %7.1f ", r->vm.id,
 	       r->vm.name, vmctl_vm_state_str(r->vm.state), r->vm.nr_vcpus,
@@ -302,9 +304,13 @@ static void vmctl_top_text(const struct vmctl_top_row *r,
 		snprintf(cap, sizeof(cap), "%" PRIu32 "%%", r->sched.cap);
 	else if (r->has_sched)
 		snprintf(cap, sizeof(cap), "-");
+	if (r->has_sched && r->sched.reserve)
+		snprintf(res, sizeof(res), "%" PRIu32 "%%", r->sched.reserve);
+	else if (r->has_sched)
+		snprintf(res, sizeof(res), "-");
 	if (r->has_sched)
 		snprintf(thr, sizeof(thr), "%.1f", f->thr);
-	printf(" %6s %6s\n", cap, thr);
+	printf(" %6s %6s %6s\n", cap, res, thr);
 }
 
 static void vmctl_top_print(const struct vmctl_top_sample *prev,
@@ -320,9 +326,9 @@ static void vmctl_top_print(const struct vmctl_top_sample *prev,
 	if (json)
 		putchar('[');
 	else
-		printf("%-6s %-20s %-10s %5s %7s %12s %6s %6s%s", "ID", "NAME",
-		       "STATE", "VCPUS", "CPU%", "EXITS/S", "CAP", "THR%",
-		       tty ? "    (q quits)\n" : "\n");
+		printf("%-6s %-20s %-10s %5s %7s %12s %6s %6s %6s%s", "ID",
+		       "NAME", "STATE", "VCPUS", "CPU%", "EXITS/S", "CAP", "RES",
+		       "THR%", tty ? "    (q quits)\n" : "\n");
 	for (i = 0; i < cur->n; i++) {
 		const struct vmctl_top_row *r = &cur->rows[i];
 
@@ -439,8 +445,8 @@ VMCTL_CMDS(vmctl_stat_cmds) = {
 	{ "stat", "VM", "Show a VM's exit and time counters, per vCPU.",
 	  vmctl_stat },
 	{ "top", "[-n COUNT] [-d SECONDS]",
-	  "Show every VM's CPU use, exits per second, cap and time throttled,\n"
-	  "      each second (q quits).",
+	  "Show every VM's CPU use, exits per second, cap, reservation and time\n"
+	  "      throttled, each second (q quits).",
 	  vmctl_top },
 	{ NULL },
 };

@@ -64,6 +64,7 @@ struct vmctl_vcpu {
 	uint32_t id, state, tid, cpu;
 	bool has_cpu;
 	uint64_t guest_ns, host_ns, exits, nr_throttled, throttled_ns;
+	uint64_t nr_boosts, boosted_ns;
 	struct vmctl_cpus affinity;	/* none: it has no thread */
 };
 
@@ -103,6 +104,10 @@ static int vmctl_vcpu_cb(struct nl_msg *msg, void *arg)
 		v->nr_throttled = nla_get_u64(tb[LVMM_A_VCPU_NR_THROTTLED]);
 	if (tb[LVMM_A_VCPU_THROTTLED_NS])
 		v->throttled_ns = nla_get_u64(tb[LVMM_A_VCPU_THROTTLED_NS]);
+	if (tb[LVMM_A_VCPU_NR_BOOSTS])
+		v->nr_boosts = nla_get_u64(tb[LVMM_A_VCPU_NR_BOOSTS]);
+	if (tb[LVMM_A_VCPU_BOOSTED_NS])
+		v->boosted_ns = nla_get_u64(tb[LVMM_A_VCPU_BOOSTED_NS]);
 	if (tb[LVMM_A_VCPU_AFFINITY])
 		vmctl_cpus_from_attr(&v->affinity, tb[LVMM_A_VCPU_AFFINITY]);
 	return NL_OK;
@@ -142,20 +147,23 @@ static void vmctl_show_text(const struct vmctl_vm *vm,
 	printf("%-12s %" PRIu32 "\n", "vcpus:", vm->nr_vcpus);
 	if (vr || !l->n)
 		return;
-	printf("\n  %-5s %-8s %7s %4s %12s %12s %12s %12s %s\n", "VCPU",
-	       "STATE", "TID", "CPU", "GUEST-TIME", "HOST-TIME", "EXITS",
-	       "THROTTLED", "AFFINITY");
+	printf("\n  %-5s %-8s %7s %4s %12s %12s %12s %12s %10s %12s %s\n",
+	       "VCPU", "STATE", "TID", "CPU", "GUEST-TIME", "HOST-TIME", "EXITS",
+	       "THROTTLED", "BOOSTS", "BOOSTED", "AFFINITY");
 	for (i = 0; i < l->n; i++) {
 		const struct vmctl_vcpu *v = &l->v[i];
-		char g[32], h[32], thr[32], cpu[16] = "-";
+		char g[32], h[32], thr[32], bst[32], cpu[16] = "-";
 
 		if (v->has_cpu)
 			snprintf(cpu, sizeof(cpu), "%" PRIu32, v->cpu);
 		printf("  %-5" PRIu32 " %-8s %7" PRIu32 " %4s %12s %12s %12"
-		       PRIu64 " %12s ", v->id, vmctl_vcpu_state_str(v->state),
-		       v->tid, cpu, vmctl_fmt_ns(g, sizeof(g), v->guest_ns),
+		       PRIu64 " %12s %10" PRIu64 " %12s ", v->id,
+		       vmctl_vcpu_state_str(v->state), v->tid, cpu,
+		       vmctl_fmt_ns(g, sizeof(g), v->guest_ns),
 		       vmctl_fmt_ns(h, sizeof(h), v->host_ns), v->exits,
-		       vmctl_fmt_ns(thr, sizeof(thr), v->throttled_ns));
+		       vmctl_fmt_ns(thr, sizeof(thr), v->throttled_ns),
+		       v->nr_boosts,
+		       vmctl_fmt_ns(bst, sizeof(bst), v->boosted_ns));
 		vmctl_cpus_print(stdout, &v->affinity);
 		putchar('\n');
 	}
@@ -185,9 +193,11 @@ static void vmctl_show_json(const struct vmctl_vm *vm,
 			}
 			printf(",\"guest_ns\":%" PRIu64 ",\"host_ns\":%" PRIu64
 			       ",\"exits\":%" PRIu64 ",\"nr_throttled\":%" PRIu64
-			       ",\"throttled_ns\":%" PRIu64 "}", v->guest_ns,
-			       v->host_ns, v->exits, v->nr_throttled,
-			       v->throttled_ns);
+			       ",\"throttled_ns\":%" PRIu64 ",\"nr_boosts\":%"
+			       PRIu64 ",\"boosted_ns\":%" PRIu64 "}",
+			       v->guest_ns, v->host_ns, v->exits,
+			       v->nr_throttled, v->throttled_ns, v->nr_boosts,
+			       v->boosted_ns);
 		}
 		putchar(']');
 	}

@@ -79,6 +79,8 @@ enum {
 	LVMM_A_VCPU_AFFINITY,		/* binary: CPU bitmap of its thread */
 	LVMM_A_VCPU_NR_THROTTLED,	/* u64: times the cap stopped it */
 	LVMM_A_VCPU_THROTTLED_NS,	/* u64: time the cap held it back */
+	LVMM_A_VCPU_NR_BOOSTS,		/* u64: times its reservation boosted it */
+	LVMM_A_VCPU_BOOSTED_NS,		/* u64: time it ran boosted */
 
 	__LVMM_A_VCPU_MAX,
 	LVMM_A_VCPU_MAX = __LVMM_A_VCPU_MAX - 1
