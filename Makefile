@@ -8,6 +8,9 @@
 #   make bench      lvmm against KVM, in one sandbox boot
 #   make fuzz       lvmm_fuzz in the sandbox (FUZZ_SECONDS=60, FUZZ_SEED=time)
 #   make intree     lvmm built inside a kernel tree, =m and =y, with W=1
+#   make dkms-install   lvmm's sources in /usr/src/lvmm-VERSION, built and
+#                   installed by DKMS for KVER (default: the running kernel)
+#   make dkms-remove    every lvmm version from DKMS, and its sources
 #
 # KDIR: the running kernel's build directory when there is one, else the
 # newest installed Debian linux-headers-*-amd64.
@@ -17,7 +20,8 @@ KDIR ?= $(shell d=/lib/modules/$$(uname -r)/build; [ -d $$d ] && echo $$d || \
 # For the recipes: empty when no headers were installed before 'deps' ran.
 export KDIR
 
-.PHONY: all deps kmod lib tools guests selftests check run bench fuzz intree checkpatch clean
+.PHONY: all deps kmod lib tools guests selftests check run bench fuzz intree checkpatch clean \
+	dkms-deps dkms-install dkms-remove
 
 all: kmod lib tools guests selftests
 
@@ -60,6 +64,41 @@ fuzz: kmod tools
 
 intree: deps
 	@scripts/intree-build
+
+# DKMS (README.md, "With DKMS"): only what the module's build reads goes
+# to the source tree.  DKMS and DKMS_SOURCE let scripts/dkms-test give
+# dkms private trees.
+LVMM_VERSION := $(shell cat VERSION)
+KVER ?= $(shell uname -r)
+DKMS ?= dkms
+DKMS_SOURCE ?= /usr/src
+DKMS_DIR := $(DKMS_SOURCE)/lvmm-$(LVMM_VERSION)
+DKMS_FILES := dkms.conf VERSION Kbuild uapi/linux/lvmm.h uapi/linux/lvmm_nl.h kmod/Makefile \
+	$(sort $(filter-out %.mod.c,$(wildcard kmod/*.[ch] kmod/svm/*.[chS])))
+
+dkms-deps:
+	@scripts/install-deps --quiet dkms
+
+# Re-running replaces what an earlier run (of any version) installed.
+dkms-install: dkms-deps dkms-remove
+	mkdir -p $(DKMS_DIR)
+	cp --parents $(DKMS_FILES) $(DKMS_DIR)/
+	$(DKMS) add lvmm/$(LVMM_VERSION)
+	$(DKMS) build lvmm/$(LVMM_VERSION) -k $(KVER)
+	$(DKMS) install lvmm/$(LVMM_VERSION) -k $(KVER)
+	@echo "lvmm $(LVMM_VERSION) installed for $(KVER) (modprobe lvmm loads it)"
+
+# Every version DKMS knows, from every kernel, and its sources.
+dkms-remove:
+	@if command -v $(firstword $(DKMS)) >/dev/null; then \
+		for v in $$($(DKMS) status lvmm | sed -n 's|^lvmm/\([^,:]*\).*|\1|p' | sort -u); do \
+			echo "$(DKMS) remove lvmm/$$v --all"; \
+			$(DKMS) remove lvmm/$$v --all || exit 1; \
+			echo "rm -rf $(DKMS_SOURCE)/lvmm-$$v"; \
+			rm -rf $(DKMS_SOURCE)/lvmm-$$v; \
+		done; \
+	fi
+	rm -rf $(DKMS_DIR)
 
 checkpatch:
 	@scripts/checkpatch

@@ -141,3 +141,7 @@ module_exit(lvmm_exit);
 
 MODULE_DESCRIPTION("lvmm: lightweight virtualization manager");
 MODULE_LICENSE("GPL");
+/* The release, from VERSION, in the out-of-tree and DKMS builds (Kbuild). */
+#ifdef LVMM_VERSION
+MODULE_VERSION(LVMM_VERSION);
+#endif
