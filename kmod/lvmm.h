@@ -147,16 +147,18 @@ struct lvmm_vcpu_sched {
 	 * Its share of the reservation.  (c) the vCPU thread, (l) the host's
 	 * lvmm_resv_lock, which the boosting kthread takes too.
 	 */
-	s64 resv_quota;			/* (s)(r) guest ns per window */
+	s64 resv_quota;			/* (s)(r) ns per window */
 	s64 resv_budget;		/* (c) ns left in this window */
-	u64 resv_gen;			/* (c) the window it was filled for */
-	struct task_struct *run_task;	/* (c) the thread in RUN; RCU */
+	u64 resv_end;			/* (c) the window it was filled for */
+	struct task_struct *run_task;	/* (c) the thread in RUN */
 	bool boosted;			/* (l) that thread is real-time now */
 	struct task_struct *boosted_task; /* (l) */
 	int saved_policy, saved_nice;	/* (l) what the boost replaced */
+	u64 saved_flags;		/* (l) its reset-on-fork */
+	u64 resv_mark;			/* (l)(c) boosted time paid up to */
+	u64 boost_start;		/* (l) */
 	struct list_head resv_node;	/* (l)(r) while the VM reserves */
-	u64 nr_boosts, boosted_ns;	/* (c) racy reads */
-	u64 boost_start;		/* (c) */
+	u64 nr_boosts, boosted_ns;	/* (l) racy reads */
 };
 
 /* A sched-set request, checked against the attribute policy already. */

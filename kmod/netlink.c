@@ -164,11 +164,15 @@ static u64 lvmm_vcpu_guest_ns(struct lvmm_vcpu *vcpu)
 		 * the count, in that order (x86 keeps stores in order): read
 		 * them the other way round.
 		 */
+		bool in_guest;
+
 		ns = READ_ONCE(vcpu->stat.guest_ns);
 		smp_rmb();	/* the count before the stay */
+		in_guest = READ_ONCE(vcpu->mode) == LVMM_IN_GUEST_MODE;
+		/* The entry writes the CPU, then the mode: read them back. */
+		smp_rmb();
 		cpu = READ_ONCE(vcpu->cpu);
-		stay = READ_ONCE(vcpu->mode) == LVMM_IN_GUEST_MODE &&
-		       (unsigned int)cpu < nr_cpu_ids ?
+		stay = in_guest && (unsigned int)cpu < nr_cpu_ids ?
 		       lvmm_guest_stay_ns(cpu) : 0;
 		smp_rmb();	/* the stay before the count again */
 	} while (READ_ONCE(vcpu->stat.guest_ns) != ns);
@@ -447,6 +451,7 @@ static int lvmm_nl_fill_stats(struct sk_buff *skb, struct lvmm_vm *vm,
 		if (!vcpu)
 			continue;
 		lvmm_stat_read(&one, &vcpu->stat);
+		one.guest_ns = lvmm_vcpu_guest_ns(vcpu);
 		for (j = 0; j < sizeof(one) / sizeof(u64); j++)
 			((u64 *)&total)[j] += ((u64 *)&one)[j];
 		nest = nla_nest_start(skb, LVMM_A_STATS_VCPU);

@@ -33,7 +33,7 @@
  * period timer's state; the budget itself is an atomic that vCPUs charge
  * without a lock.  Reservations add two host-wide locks: lvmm_resv_admit
  * (a mutex, inside sched.lock and vm->lock) for admission, and
- * lvmm_resv_lock (a spinlock, innermost but for the scheduler's own) for
+ * lvmm_resv_lock (an rt_mutex, inside sched.lock and lvmm_resv_admit) for
  * boosting and demoting threads.
  */
 #include <linux/cpu.h>
@@ -44,6 +44,7 @@
 #include <linux/moduleparam.h>
 #include <linux/netlink.h>
 #include <linux/pid.h>
+#include <linux/rtmutex.h>
 #include <linux/sched.h>
 #include <linux/sched/clock.h>
 #include <linux/sched/signal.h>
@@ -325,17 +326,34 @@ MODULE_PARM_DESC(reserve_max,
 
 static DEFINE_MUTEX(lvmm_resv_admit);	/* admission, lvmm_resv_vms */
 static LIST_HEAD(lvmm_resv_vms);	/* VMs with a reservation */
-static DEFINE_SPINLOCK(lvmm_resv_lock);	/* boosts, lvmm_resv_vcpus */
+/*
+ * Boosts, and the list of reserved vCPUs.  An rt_mutex: its holder may be
+ * a vCPU thread just demoted and preempted by the fair tasks it gave way
+ * to, and lvmm-resv, which waits for it, lends it its priority.  Never
+ * a spinlock: sched_setattr_nocheck() may sleep (cpuset's lock, for
+ * deadline tasks and on some 6.1 releases for every policy).
+ */
+static DEFINE_RT_MUTEX(lvmm_resv_lock);
 static LIST_HEAD(lvmm_resv_vcpus);	/* the vCPUs of those VMs */
-static u64 lvmm_resv_gen;		/* the window's number */
+/*
+ * The current window, named by the time it ends (ktime_get_ns()): one
+ * word says which window it is and how long it has left.
+ */
+static u64 lvmm_resv_end;
 static struct hrtimer lvmm_resv_timer;	/* runs while any VM reserves */
 static struct kthread_worker *lvmm_resv_worker;
 static struct kthread_work lvmm_resv_work;
 
+static bool lvmm_resv_fair(const struct task_struct *t)
+{
+	return t->policy == SCHED_NORMAL || t->policy == SCHED_BATCH ||
+	       t->policy == SCHED_IDLE;
+}
+
 /*
  * Make @t, the thread in RUN of @vs, real-time.  A thread that already
  * outranks every fair task (the VMM made it real-time or deadline) keeps
- * what it has.
+ * what it has.  Its reset-on-fork flag stays as it was.
  */
 static void lvmm_resv_boost(struct lvmm_vcpu_sched *vs, struct task_struct *t)
 {
@@ -343,141 +361,169 @@ static void lvmm_resv_boost(struct lvmm_vcpu_sched *vs, struct task_struct *t)
 		.sched_policy = SCHED_FIFO,
 		.sched_priority = LVMM_RESV_PRIO,
 	};
+	int r;
 
 	lockdep_assert_held(&lvmm_resv_lock);
-	if (vs->boosted || (t->policy != SCHED_NORMAL &&
-			    t->policy != SCHED_BATCH &&
-			    t->policy != SCHED_IDLE))
+	if (vs->boosted || !lvmm_resv_fair(t))
 		return;
 	vs->saved_policy = t->policy;
 	vs->saved_nice = task_nice(t);
-	/* Neither policy sleeps in here: no deadline, no cpuset lock. */
-	if (sched_setattr_nocheck(t, &attr))
+	vs->saved_flags = t->sched_reset_on_fork ? SCHED_FLAG_RESET_ON_FORK : 0;
+	attr.sched_flags = vs->saved_flags;
+	r = sched_setattr_nocheck(t, &attr);
+	if (r) {
+		/* E.g. RT group scheduling with no runtime for the cgroup. */
+		pr_warn_ratelimited("lvmm: cannot make thread %d real-time for its reservation: %d\n",
+				    task_pid_nr(t), r);
 		return;
+	}
 	vs->boosted_task = t;
-	WRITE_ONCE(vs->boosted, true);
+	vs->boost_start = ktime_get_ns();
+	vs->resv_mark = vs->boost_start;
 	vs->nr_boosts++;
-	vs->boost_start = local_clock();
+	/* The mark before the flag: pairs with lvmm_resv_enter(). */
+	smp_store_release(&vs->boosted, true);
 }
 
-/* Give the thread back the fair policy and nice value it had. */
+/*
+ * Give the thread back the fair policy and nice value it had, unless
+ * somebody gave it a policy of their own meanwhile.
+ */
 static void lvmm_resv_demote(struct lvmm_vcpu_sched *vs)
 {
+	struct task_struct *t = vs->boosted_task;
 	struct sched_attr attr = {
 		.sched_policy = vs->saved_policy,
 		.sched_nice = vs->saved_nice,
+		.sched_flags = vs->saved_flags,
 	};
 	int r;
 
 	lockdep_assert_held(&lvmm_resv_lock);
 	if (!vs->boosted)
 		return;
-	r = sched_setattr_nocheck(vs->boosted_task, &attr);
-	if (r)
-		pr_warn_ratelimited("lvmm: cannot end the boost of thread %d: %d\n",
-				    task_pid_nr(vs->boosted_task), r);
+	if (t->policy == SCHED_FIFO && t->rt_priority == LVMM_RESV_PRIO) {
+		r = sched_setattr_nocheck(t, &attr);
+		if (r)
+			pr_warn_ratelimited("lvmm: cannot end the boost of thread %d: %d\n",
+					    task_pid_nr(t), r);
+	}
 	WRITE_ONCE(vs->boosted, false);
 	vs->boosted_task = NULL;
-	vs->boosted_ns += local_clock() - vs->boost_start;
+	WRITE_ONCE(vs->boosted_ns,
+		   vs->boosted_ns + ktime_get_ns() - vs->boost_start);
 }
 
 /* The vCPU thread itself: boost or demote under the lock. */
 static void lvmm_resv_self(struct lvmm_vcpu_sched *vs, bool boost)
 {
-	spin_lock(&lvmm_resv_lock);
+	rt_mutex_lock(&lvmm_resv_lock);
 	if (boost)
 		lvmm_resv_boost(vs, current);
 	else
 		lvmm_resv_demote(vs);
-	spin_unlock(&lvmm_resv_lock);
+	rt_mutex_unlock(&lvmm_resv_lock);
 }
 
 /*
  * A new window: boost the thread of every reserved vCPU inside RUN, above
- * the fair tasks that keep it off its CPU.  A vCPU that is running boosts
- * itself anyway (lvmm_resv_enter()); this is for the others.
+ * the fair tasks that keep it off its CPU, and kick it so that it takes
+ * the new share before it enters (it may have been preempted on its way
+ * into the guest, with no timer to end a share).  A vCPU that is running
+ * boosts itself anyway (lvmm_resv_enter()).  One still boosted from the
+ * last window ends it at the window's end and takes the new share then.
  *
- * The thread may be leaving RUN as we boost it: after the boost we look
- * again, and lvmm_sched_run_end() looks at the boost after it left, with
- * a full barrier on both sides, so one of us sees the other and takes the
- * boost back.  The task is the thread's, read under RCU while it is
- * published: it cannot be freed before a grace period.
+ * The thread may be leaving RUN: lvmm_sched_run_end() unpublishes it and
+ * then (a full barrier each side) looks whether the vCPU is reserved, and
+ * if so takes this lock before it returns to userspace.  So a thread read
+ * here under the lock is either not leaving, or waiting for the lock to
+ * take the boost back: it cannot run userspace code boosted, nor exit.
  */
 static void lvmm_resv_work_fn(struct kthread_work *work)
 {
 	struct lvmm_vcpu_sched *vs;
 
-	rcu_read_lock();
-	spin_lock(&lvmm_resv_lock);
+	rt_mutex_lock(&lvmm_resv_lock);
 	list_for_each_entry(vs, &lvmm_resv_vcpus, resv_node) {
-		struct task_struct *t = READ_ONCE(vs->run_task);
+		struct task_struct *t;
 
-		if (vs->boosted || !t)
+		if (vs->boosted)
+			continue;
+		smp_mb();	/* the list before the thread: pairs with run_end */
+		t = READ_ONCE(vs->run_task);
+		if (!t)
 			continue;
 		lvmm_resv_boost(vs, t);
-		if (!vs->boosted)
-			continue;
-		smp_mb();	/* the boost before the thread */
-		if (READ_ONCE(vs->run_task) != t) {
-			lvmm_resv_demote(vs);
-			continue;
-		}
-		/*
-		 * It may have been preempted on its way into the guest, with
-		 * no timer to end the share: the kick sends it back through
-		 * lvmm_resv_enter() first.
-		 */
-		lvmm_vcpu_kick(container_of(vs, struct lvmm_vcpu, sched),
-			       LVMM_REQ_KICK);
+		if (vs->boosted)
+			lvmm_vcpu_kick(container_of(vs, struct lvmm_vcpu, sched),
+				       LVMM_REQ_KICK);
 	}
-	spin_unlock(&lvmm_resv_lock);
-	rcu_read_unlock();
+	rt_mutex_unlock(&lvmm_resv_lock);
 }
 
 static enum hrtimer_restart lvmm_resv_window_fn(struct hrtimer *timer)
 {
-	WRITE_ONCE(lvmm_resv_gen, lvmm_resv_gen + 1);
+	hrtimer_forward_now(timer, ns_to_ktime(LVMM_RESV_WINDOW_NS));
+	WRITE_ONCE(lvmm_resv_end, ktime_to_ns(hrtimer_get_expires(timer)));
 	if (!list_empty_careful(&lvmm_resv_vcpus))
 		kthread_queue_work(lvmm_resv_worker, &lvmm_resv_work);
-	hrtimer_forward_now(timer, ns_to_ktime(LVMM_RESV_WINDOW_NS));
 	return HRTIMER_RESTART;
 }
 
 /*
  * Before an entry of a reserved vCPU: its share of this window, at
- * real-time priority while it lasts.  Returns the guest time left at that
- * priority, 0 when the thread is not boosted.  The budget and its window
- * outlive the RUN, so a VMM that comes back often gets no more.
+ * real-time priority while it lasts.  Returns how long it may stay in the
+ * guest at that priority, 0 when the thread is not boosted.
+ *
+ * Everything the boosted thread does is paid from the share, its exits
+ * handled in the kernel too: a guest that exits all the time is held to
+ * its share as one that spins.  No share outlasts its window, and the
+ * share belongs to the window, not to the RUN, so a VMM that comes back
+ * often gets no more.
  */
 static s64 lvmm_resv_enter(struct lvmm_vcpu *vcpu)
 {
 	struct lvmm_vcpu_sched *vs = &vcpu->sched;
-	u64 gen;
+	u64 end, now;
+	s64 left;
 
 again:
-	gen = READ_ONCE(lvmm_resv_gen);
-	if (vs->resv_gen != gen) {
+	end = READ_ONCE(lvmm_resv_end);
+	now = ktime_get_ns();
+	/* Pairs with smp_store_release() in lvmm_resv_boost(). */
+	if (smp_load_acquire(&vs->boosted)) {
+		vs->resv_budget -= now - vs->resv_mark;
+		vs->resv_mark = now;
+	}
+	if (vs->resv_end != end) {
 		/*
-		 * A reservation is a minimum: an overrun (a kick that came
-		 * late) is not taken from the next window's share, which
-		 * would fall short of it.  Admission leaves room for it.
+		 * A new window and its share.  What was left of the last
+		 * one is lost; an overrun (a kick that came late) is not
+		 * taken from this one, which would fall short of the
+		 * minimum: admission leaves room for it.
 		 */
-		vs->resv_gen = gen;
+		vs->resv_end = end;
 		vs->resv_budget = READ_ONCE(vs->resv_quota);
 	}
-	if (vs->resv_budget < LVMM_RESV_SLICE_MIN_NS) {
+	left = min_t(s64, vs->resv_budget, (s64)(end - now));
+	if (left < LVMM_RESV_SLICE_MIN_NS) {
 		if (!READ_ONCE(vs->boosted))
 			return 0;
-		lvmm_resv_self(vs, false);
+		rt_mutex_lock(&lvmm_resv_lock);
 		/*
-		 * The fair tasks it gave way to ran until now: perhaps into
-		 * the next window, whose boost it already has.
+		 * Not if a new window began meanwhile: lvmm-resv passed
+		 * this vCPU by, as it was boosted.  The fair tasks it gives
+		 * way to may also run into the next window, whose boost it
+		 * then already has.
 		 */
+		if (READ_ONCE(lvmm_resv_end) == end)
+			lvmm_resv_demote(vs);
+		rt_mutex_unlock(&lvmm_resv_lock);
 		goto again;
 	}
 	if (!READ_ONCE(vs->boosted))
 		lvmm_resv_self(vs, true);
-	return READ_ONCE(vs->boosted) ? vs->resv_budget : 0;
+	return READ_ONCE(vs->boosted) ? left : 0;
 }
 
 /* ---- applying the policy to the vCPU thread ------------------------------- */
@@ -610,11 +656,15 @@ static void lvmm_sched_apply(struct lvmm_vcpu *vcpu)
 
 	mutex_lock(&s->lock);
 	vcpu->sched.seq = s->seq;
-	/* Unboosted first: the next entry boosts again what is reserved. */
-	if (READ_ONCE(vcpu->sched.boosted))
-		lvmm_resv_self(&vcpu->sched, false);
+	/*
+	 * Unboosted first, and no boost until the nice value is the new
+	 * one: the next entry boosts again what is reserved, and saves that.
+	 */
+	rt_mutex_lock(&lvmm_resv_lock);
+	lvmm_resv_demote(&vcpu->sched);
 	if (s->weight_set)
 		lvmm_sched_set_nice(s->nice, s->weight_admin);
+	rt_mutex_unlock(&lvmm_resv_lock);
 	lvmm_sched_set_affinity(vcpu);
 	mutex_unlock(&s->lock);
 }
@@ -649,16 +699,17 @@ void lvmm_sched_run_start(struct lvmm_vcpu *vcpu, bool new_thread)
 
 /*
  * LVMM_RUN returns to userspace, where the VMM never runs boosted: the
- * thread is no longer the vCPU's to boost, then it looks whether it was
- * (pairs with smp_mb() in lvmm_resv_work_fn()).
+ * thread is no longer the vCPU's to boost, then, if the vCPU is reserved,
+ * it waits for any boost in flight and takes it back (lvmm_resv_work_fn()
+ * says why that is enough).
  */
 void lvmm_sched_run_end(struct lvmm_vcpu *vcpu)
 {
 	struct lvmm_vcpu_sched *vs = &vcpu->sched;
 
 	WRITE_ONCE(vs->run_task, NULL);
-	smp_mb();	/* pairs with lvmm_resv_work_fn()'s */
-	if (READ_ONCE(vs->boosted))
+	smp_mb();	/* the thread before the list: pairs with lvmm-resv */
+	if (!list_empty_careful(&vs->resv_node) || READ_ONCE(vs->boosted))
 		lvmm_resv_self(vs, false);
 }
 
@@ -686,11 +737,9 @@ int lvmm_sched_enter(struct lvmm_vcpu *vcpu)
 	return 1;
 }
 
-/* Back from the guest after @guest_ns in guest mode: pay for it. */
+/* Back from the guest after @guest_ns in guest mode: pay the cap. */
 void lvmm_sched_charge(struct lvmm_vcpu *vcpu, u64 guest_ns)
 {
-	if (READ_ONCE(vcpu->sched.boosted))
-		vcpu->sched.resv_budget -= guest_ns;
 	if (READ_ONCE(vcpu->vm->sched.capped))
 		atomic64_sub(guest_ns, &vcpu->vm->sched.budget);
 }
@@ -704,6 +753,7 @@ static int lvmm_sched_check(struct lvmm_vm *vm,
 	struct lvmm_vm_sched *s = &vm->sched;
 	u32 cap = req->has_cap ? req->cap : s->cap;
 	u32 reserve = req->has_reserve ? req->reserve : s->reserve;
+	u32 period_us = req->has_period ? req->period_us : s->period_us;
 	cpumask_var_t allowed;
 	int i, r = 0;
 
@@ -718,6 +768,13 @@ static int lvmm_sched_check(struct lvmm_vm *vm,
 	if (cap && reserve > cap) {
 		NL_SET_ERR_MSG(extack,
 			       "a cap below the reservation cannot be honoured: raise the cap or lower the reservation");
+		return -EINVAL;
+	}
+	/* It could spend a long period's budget early and then sit out windows. */
+	if (cap && reserve &&
+	    (u64)period_us * NSEC_PER_USEC > LVMM_RESV_WINDOW_NS) {
+		NL_SET_ERR_MSG(extack,
+			       "a reservation with a cap needs the cap's period to be at most 10 ms, the reservation's window");
 		return -EINVAL;
 	}
 	/* Like a real-time policy, whoever asks: the host's CPU, not a VM's. */
@@ -911,9 +968,13 @@ static int lvmm_resv_start(void)
 		sched_set_fifo(w->task);
 		lvmm_resv_worker = w;
 	}
-	if (list_empty(&lvmm_resv_vms))
-		hrtimer_start(&lvmm_resv_timer, ns_to_ktime(LVMM_RESV_WINDOW_NS),
-			      HRTIMER_MODE_REL_HARD);
+	if (list_empty(&lvmm_resv_vms)) {
+		u64 end = ktime_get_ns() + LVMM_RESV_WINDOW_NS;
+
+		WRITE_ONCE(lvmm_resv_end, end);
+		hrtimer_start(&lvmm_resv_timer, ns_to_ktime(end),
+			      HRTIMER_MODE_ABS_HARD);
+	}
 	return 0;
 }
 
@@ -942,7 +1003,7 @@ static int lvmm_resv_store(struct lvmm_vm *vm, u32 reserve)
 	if (reserve)
 		quota = div_u64((u64)LVMM_RESV_WINDOW_NS * reserve,
 				100 * vm->nr_vcpus);
-	spin_lock(&lvmm_resv_lock);
+	rt_mutex_lock(&lvmm_resv_lock);
 	for (i = 0; i < LVMM_MAX_VCPUS; i++) {
 		struct lvmm_vcpu_sched *vs = vm->vcpus[i] ?
 					     &vm->vcpus[i]->sched : NULL;
@@ -956,7 +1017,7 @@ static int lvmm_resv_store(struct lvmm_vm *vm, u32 reserve)
 		else if (!reserve)
 			list_del_init(&vs->resv_node);
 	}
-	spin_unlock(&lvmm_resv_lock);
+	rt_mutex_unlock(&lvmm_resv_lock);
 	WRITE_ONCE(s->reserve, reserve);
 	WRITE_ONCE(s->reserved, reserve != 0);
 	return 0;
@@ -994,8 +1055,13 @@ static int lvmm_sched_set_reserve(struct lvmm_vm *vm,
 			       "a reservation of more than 100 per vCPU is more than the VM can use");
 		return -EINVAL;
 	}
-	r = reserve ? lvmm_resv_admissible(vm, req, reserve, extack) : 0;
-	return r ?: lvmm_resv_store(vm, reserve);
+	/* Less, with the same pins, always fits: even over a lower limit. */
+	if (reserve && (reserve > s->reserve || pins)) {
+		r = lvmm_resv_admissible(vm, req, reserve, extack);
+		if (r)
+			return r;
+	}
+	return lvmm_resv_store(vm, reserve);
 }
 
 /*
@@ -1202,6 +1268,8 @@ void lvmm_sched_exit(void)
 	cpuhp_remove_state_nocalls(lvmm_sched_hp_state);
 	flush_work(&lvmm_sched_hotplug_work);
 	/* No VM is left, so no reservation: the timer is stopped. */
+	WARN_ON_ONCE(!list_empty(&lvmm_resv_vms));
+	hrtimer_cancel(&lvmm_resv_timer);
 	if (lvmm_resv_worker)
 		kthread_destroy_worker(lvmm_resv_worker);
 }
@@ -1249,7 +1317,6 @@ int lvmm_sched_vcpu_init(struct lvmm_vcpu *vcpu)
 		return -ENOMEM;
 	}
 	vs->throttled_gen = -1ULL;
-	vs->resv_gen = -1ULL;
 	INIT_LIST_HEAD(&vs->resv_node);
 	hrtimer_init(&vs->slice, CLOCK_MONOTONIC, HRTIMER_MODE_REL_PINNED_HARD);
 	vs->slice.function = lvmm_sched_slice_fn;

@@ -9,6 +9,11 @@
  *     vm->slots_lock           memory slot changes
  *       slot->alloc_lock       first-touch allocation of a slot chunk
  *         arch mmu lock        (spinlock) the nested page tables
+ *   cpus_read_lock()           sched-set (sched.c), around:
+ *     vm->sched.lock           policy and pins, also under vcpu->mutex
+ *       vm->lock               sched-set, around:
+ *         lvmm_resv_admit      reservations' admission
+ *           lvmm_resv_lock     (rt_mutex) boosts; also under vcpu->mutex
  *   lvmm_vms_lock              the global list and names; taken alone
  *
  * The netlink plane (netlink.c) finds a VM under lvmm_vms_lock, takes a

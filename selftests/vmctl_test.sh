@@ -415,6 +415,11 @@ expect_err_re "^vmctl: cannot change the scheduling policy of $R: .+; the reserv
 vm -j sched "$R"
 expect_jget cap 30 "sched cap 0 reserve 100: all or nothing"
 vm sched "$R" reserve 20
+expect_rc 2 "sched reserve 20 beside a 20 ms cap period"
+expect_err_re "^vmctl: cannot change the scheduling policy of $R: .*period.*10 ms.* \\(Invalid argument\\)\$" "sched reserve 20 beside a 20 ms cap period: says why"
+vm sched "$R" period 10
+expect_rc 0 "sched period 10"
+vm sched "$R" reserve 20
 expect_rc 0 "sched reserve 20"
 if [ -s "$T/out" ]; then not_ok "sched reserve 20: prints nothing"
 else ok "sched reserve 20: prints nothing"; fi
@@ -489,24 +494,39 @@ vm pin "$R" 0 4095
 expect_rc 2 "pin to a CPU the host lacks"
 expect_err_re "^vmctl: cannot pin a vCPU of $R: .* \\(Invalid argument\\)\$" "pin to a CPU the host lacks"
 
+# A vmctl run of spin.bin named $1 with options $2...: in the background
+# ($srunpid) until sched-get finds the VM.
+run_spin() {
+	local name=$1 i=0
+	shift
+	"$VMCTL" run --name "$name" --console none "$@" "$T/spin.bin" \
+		>"$T/srun.out" 2>"$T/srun.err" &
+	srunpid=$!
+	pids="$pids $srunpid"
+	while ! "$VMCTL" sched "$name" >/dev/null 2>&1 && [ $i -lt 100 ]; do
+		sleep 0.1
+		i=$((i + 1))
+	done
+}
+
+# Destroy VM $1, which run_spin started: vmctl run must exit 12 ($2 says what).
+destroy_spin() {
+	local i=0 rrc
+	vm destroy "$1"
+	while kill -0 $srunpid 2>/dev/null && [ $i -lt 100 ]; do sleep 0.1; i=$((i + 1)); done
+	wait $srunpid; rrc=$?
+	if [ $rrc = 12 ]; then ok "$2: destroyed, exit 12"
+	else not_ok "$2: destroyed, exit 12" "exit $rrc: $(cat "$T/srun.err")"; fi
+}
+
 # vmctl run applies its policy before the guest runs.
-"$VMCTL" run --name sched1 --console none --cap 50 --weight 128 --pin 0 \
-	"$T/spin.bin" >"$T/srun.out" 2>"$T/srun.err" &
-srunpid=$!
-pids="$pids $srunpid"
-i=0
-while ! "$VMCTL" sched sched1 >/dev/null 2>&1 && [ $i -lt 100 ]; do sleep 0.1; i=$((i + 1)); done
+run_spin sched1 --cap 50 --weight 128 --pin 0
 vm -j sched sched1
 expect_rc 0 "run --cap 50 --weight 128 --pin 0: sched -j"
 expect_jget cap 50 "run --cap 50"
 expect_jget weight 128 "run --weight 128"
 expect_jget vcpus.0.pin 0 "run --pin 0"
-vm destroy sched1
-i=0
-while kill -0 $srunpid 2>/dev/null && [ $i -lt 100 ]; do sleep 0.1; i=$((i + 1)); done
-wait $srunpid; rrc=$?
-if [ $rrc = 12 ]; then ok "run with a policy: destroyed, exit 12"
-else not_ok "run with a policy: destroyed, exit 12" "exit $rrc: $(cat "$T/srun.err")"; fi
+destroy_spin sched1 "run with a policy"
 vm run --console none --pin 0=4095 "$T/halt.bin"
 expect_rc 2 "run --pin to a CPU the host lacks"
 expect_err_re '^vmctl: cannot apply --weight, --cap, --period, --reserve or --pin to [^ ]+: .* \(Invalid argument\)$' "run --pin to a CPU the host lacks: says why"
@@ -516,12 +536,7 @@ vm run --console none --reserve 20 "$T/halt.bin"
 expect_rc 0 "run --reserve 20 of a guest that halts"
 
 # --reserve is set once both vCPUs exist (lvmm creates none after it).
-"$VMCTL" run --name rsv1 --cpus 2 --console none --reserve 30 \
-	"$T/spin.bin" >"$T/srun.out" 2>"$T/srun.err" &
-srunpid=$!
-pids="$pids $srunpid"
-i=0
-while ! "$VMCTL" sched rsv1 >/dev/null 2>&1 && [ $i -lt 100 ]; do sleep 0.1; i=$((i + 1)); done
+run_spin rsv1 --cpus 2 --reserve 30
 vm -j sched rsv1
 expect_rc 0 "run --cpus 2 --reserve 30: sched -j"
 expect_jget reserve 30 "run --reserve 30"
@@ -535,12 +550,7 @@ while vm -j show rsv1 && { [ "$(jget vcpu_list.0.nr_boosts)" = 0 ] ||
 done
 expect_jnum_gt vcpu_list.0.nr_boosts 0 "run --reserve 30: vCPU 0 boosted"
 expect_jnum_gt vcpu_list.1.nr_boosts 0 "run --reserve 30: vCPU 1 boosted"
-vm destroy rsv1
-i=0
-while kill -0 $srunpid 2>/dev/null && [ $i -lt 100 ]; do sleep 0.1; i=$((i + 1)); done
-wait $srunpid; rrc=$?
-if [ $rrc = 12 ]; then ok "run with a reservation: destroyed, exit 12"
-else not_ok "run with a reservation: destroyed, exit 12" "exit $rrc: $(cat "$T/srun.err")"; fi
+destroy_spin rsv1 "run with a reservation"
 vm run --console none --reserve 100 "$T/halt.bin"
 expect_rc 2 "run --reserve 100 with one vCPU"
 expect_err_re '^vmctl: cannot apply --weight, --cap, --period, --reserve or --pin to [^ ]+: .+; the reservations of all VMs together may take [0-9]+% of each host CPU ' "run --reserve 100 with one vCPU: says why"
