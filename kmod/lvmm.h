@@ -155,7 +155,10 @@ struct lvmm_vcpu_sched {
 	struct task_struct *boosted_task; /* (l) */
 	int saved_policy, saved_nice;	/* (l) what the boost replaced */
 	u64 saved_flags;		/* (l) its reset-on-fork */
-	u64 resv_mark;			/* (l)(c) boosted time paid up to */
+	u64 resv_mark;			/* (c) paid up to; also a boost's */
+	struct preempt_notifier resv_pn; /* (c) */
+	bool resv_pn_on;		/* (c) registered for this RUN */
+	bool resv_listed;		/* (l)(r) on lvmm_resv_vcpus */
 	u64 boost_start;		/* (l) */
 	struct list_head resv_node;	/* (l)(r) while the VM reserves */
 	u64 nr_boosts, boosted_ns;	/* (l) racy reads */

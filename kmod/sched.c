@@ -44,6 +44,7 @@
 #include <linux/moduleparam.h>
 #include <linux/netlink.h>
 #include <linux/pid.h>
+#include <linux/preempt.h>
 #include <linux/rtmutex.h>
 #include <linux/sched.h>
 #include <linux/sched/clock.h>
@@ -378,11 +379,57 @@ static void lvmm_resv_boost(struct lvmm_vcpu_sched *vs, struct task_struct *t)
 		return;
 	}
 	vs->boosted_task = t;
-	vs->boost_start = ktime_get_ns();
+	vs->boost_start = local_clock();
+	/* On a CPU from now, if it is; lvmm_resv_sched_in() if it is not. */
 	vs->resv_mark = vs->boost_start;
 	vs->nr_boosts++;
-	/* The mark before the flag: pairs with lvmm_resv_enter(). */
+	/* The mark before the flag: pairs with lvmm_resv_pay(). */
 	smp_store_release(&vs->boosted, true);
+}
+
+/*
+ * The share pays for the boosted thread's time on a CPU: in the guest and
+ * in lvmm's handling of its exits, not while it sleeps or waits for its
+ * CPU behind another reserved vCPU.  The vCPU thread's own preempt
+ * notifier, registered for its RUN (lvmm_resv_enter()), marks when it gets
+ * a CPU and pays when it leaves it; lvmm_resv_pay() pays up to now.
+ */
+static void lvmm_resv_sched_in(struct preempt_notifier *pn, int cpu)
+{
+	struct lvmm_vcpu_sched *vs = container_of(pn, struct lvmm_vcpu_sched,
+						  resv_pn);
+
+	vs->resv_mark = local_clock();
+}
+
+static void lvmm_resv_sched_out(struct preempt_notifier *pn,
+				struct task_struct *next)
+{
+	struct lvmm_vcpu_sched *vs = container_of(pn, struct lvmm_vcpu_sched,
+						  resv_pn);
+
+	/* Pairs with smp_store_release() in lvmm_resv_boost(). */
+	if (smp_load_acquire(&vs->boosted))
+		vs->resv_budget -= local_clock() - vs->resv_mark;
+}
+
+static struct preempt_ops lvmm_resv_preempt_ops = {
+	.sched_in = lvmm_resv_sched_in,
+	.sched_out = lvmm_resv_sched_out,
+};
+
+/* The vCPU thread: pay for its boosted time on this CPU up to now. */
+static void lvmm_resv_pay(struct lvmm_vcpu_sched *vs)
+{
+	u64 now;
+
+	preempt_disable();	/* no sched_out between the two */
+	now = local_clock();
+	/* Pairs with smp_store_release() in lvmm_resv_boost(). */
+	if (smp_load_acquire(&vs->boosted))
+		vs->resv_budget -= now - vs->resv_mark;
+	vs->resv_mark = now;
+	preempt_enable();
 }
 
 /*
@@ -402,6 +449,9 @@ static void lvmm_resv_demote(struct lvmm_vcpu_sched *vs)
 	lockdep_assert_held(&lvmm_resv_lock);
 	if (!vs->boosted)
 		return;
+	/* Only the thread demotes itself: what it used is its to pay. */
+	WARN_ON_ONCE(t != current);
+	lvmm_resv_pay(vs);
 	if (t->policy == SCHED_FIFO && t->rt_priority == LVMM_RESV_PRIO) {
 		r = sched_setattr_nocheck(t, &attr);
 		if (r)
@@ -411,7 +461,7 @@ static void lvmm_resv_demote(struct lvmm_vcpu_sched *vs)
 	WRITE_ONCE(vs->boosted, false);
 	vs->boosted_task = NULL;
 	WRITE_ONCE(vs->boosted_ns,
-		   vs->boosted_ns + ktime_get_ns() - vs->boost_start);
+		   vs->boosted_ns + local_clock() - vs->boost_start);
 }
 
 /* The vCPU thread itself: boost or demote under the lock. */
@@ -471,15 +521,30 @@ static enum hrtimer_restart lvmm_resv_window_fn(struct hrtimer *timer)
 }
 
 /*
+ * The window @now is in, by its end.  The timer publishes each window a
+ * moment after it began; the grid is fixed (an absolute timer, forwarded
+ * by whole windows), so a vCPU that gets there first works it out.
+ */
+static u64 lvmm_resv_window(u64 now)
+{
+	u64 end = READ_ONCE(lvmm_resv_end);
+
+	if (now >= end)
+		end += LVMM_RESV_WINDOW_NS *
+		       (1 + div64_u64(now - end, LVMM_RESV_WINDOW_NS));
+	return end;
+}
+
+/*
  * Before an entry of a reserved vCPU: its share of this window, at
  * real-time priority while it lasts.  Returns how long it may stay in the
  * guest at that priority, 0 when the thread is not boosted.
  *
- * Everything the boosted thread does is paid from the share, its exits
- * handled in the kernel too: a guest that exits all the time is held to
- * its share as one that spins.  No share outlasts its window, and the
- * share belongs to the window, not to the RUN, so a VMM that comes back
- * often gets no more.
+ * The share pays for the thread's time on a CPU while boosted, its exits
+ * handled in the kernel too (lvmm_resv_pay()): a guest that exits all the
+ * time is held to its share as one that spins.  No share outlasts its
+ * window, and the share belongs to the window, not to the RUN, so a VMM
+ * that comes back often gets no more.
  */
 static s64 lvmm_resv_enter(struct lvmm_vcpu *vcpu)
 {
@@ -487,14 +552,17 @@ static s64 lvmm_resv_enter(struct lvmm_vcpu *vcpu)
 	u64 end, now;
 	s64 left;
 
-again:
-	end = READ_ONCE(lvmm_resv_end);
-	now = ktime_get_ns();
-	/* Pairs with smp_store_release() in lvmm_resv_boost(). */
-	if (smp_load_acquire(&vs->boosted)) {
-		vs->resv_budget -= now - vs->resv_mark;
-		vs->resv_mark = now;
+	if (!vs->resv_pn_on) {
+		preempt_disable();
+		vs->resv_mark = local_clock();
+		preempt_notifier_register(&vs->resv_pn);
+		preempt_enable();
+		vs->resv_pn_on = true;
 	}
+again:
+	lvmm_resv_pay(vs);
+	now = ktime_get_ns();
+	end = lvmm_resv_window(now);
 	if (vs->resv_end != end) {
 		/*
 		 * A new window and its share.  What was left of the last
@@ -516,14 +584,21 @@ again:
 		 * way to may also run into the next window, whose boost it
 		 * then already has.
 		 */
-		if (READ_ONCE(lvmm_resv_end) == end)
+		if (lvmm_resv_window(ktime_get_ns()) == end)
 			lvmm_resv_demote(vs);
 		rt_mutex_unlock(&lvmm_resv_lock);
 		goto again;
 	}
-	if (!READ_ONCE(vs->boosted))
-		lvmm_resv_self(vs, true);
-	return READ_ONCE(vs->boosted) ? left : 0;
+	if (!READ_ONCE(vs->boosted)) {
+		/* Real-time already, or no boost to be had: this window. */
+		if (lvmm_resv_fair(current))
+			lvmm_resv_self(vs, true);
+		if (!READ_ONCE(vs->boosted)) {
+			vs->resv_budget = 0;
+			return 0;
+		}
+	}
+	return left;
 }
 
 /* ---- applying the policy to the vCPU thread ------------------------------- */
@@ -709,8 +784,12 @@ void lvmm_sched_run_end(struct lvmm_vcpu *vcpu)
 
 	WRITE_ONCE(vs->run_task, NULL);
 	smp_mb();	/* the thread before the list: pairs with lvmm-resv */
-	if (!list_empty_careful(&vs->resv_node) || READ_ONCE(vs->boosted))
+	if (READ_ONCE(vs->resv_listed) || READ_ONCE(vs->boosted))
 		lvmm_resv_self(vs, false);
+	if (vs->resv_pn_on) {
+		preempt_notifier_unregister(&vs->resv_pn);
+		vs->resv_pn_on = false;
+	}
 }
 
 /*
@@ -967,6 +1046,8 @@ static int lvmm_resv_start(void)
 		/* Above the boosted vCPUs, as it has to get them going. */
 		sched_set_fifo(w->task);
 		lvmm_resv_worker = w;
+		/* For the boosted threads' time on a CPU; until unload. */
+		preempt_notifier_inc();
 	}
 	if (list_empty(&lvmm_resv_vms)) {
 		u64 end = ktime_get_ns() + LVMM_RESV_WINDOW_NS;
@@ -1012,10 +1093,11 @@ static int lvmm_resv_store(struct lvmm_vm *vm, u32 reserve)
 			continue;
 		WRITE_ONCE(vs->resv_quota, quota);
 		/* Boosted ones end it themselves, at the kick of sched-set. */
-		if (reserve && list_empty(&vs->resv_node))
+		if (reserve && !vs->resv_listed)
 			list_add_tail(&vs->resv_node, &lvmm_resv_vcpus);
-		else if (!reserve)
-			list_del_init(&vs->resv_node);
+		else if (!reserve && vs->resv_listed)
+			list_del(&vs->resv_node);
+		WRITE_ONCE(vs->resv_listed, reserve != 0);
 	}
 	rt_mutex_unlock(&lvmm_resv_lock);
 	WRITE_ONCE(s->reserve, reserve);
@@ -1053,6 +1135,12 @@ static int lvmm_sched_set_reserve(struct lvmm_vm *vm,
 	if (reserve > 100 * vm->nr_vcpus) {
 		NL_SET_ERR_MSG(extack,
 			       "a reservation of more than 100 per vCPU is more than the VM can use");
+		return -EINVAL;
+	}
+	if (reserve && div_u64((u64)LVMM_RESV_WINDOW_NS * reserve,
+			       100 * vm->nr_vcpus) < LVMM_RESV_SLICE_MIN_NS) {
+		NL_SET_ERR_MSG(extack,
+			       "a vCPU's share of this reservation is too small to use (20 us of each 10 ms window at least): reserve more");
 		return -EINVAL;
 	}
 	/* Less, with the same pins, always fits: even over a lower limit. */
@@ -1270,8 +1358,10 @@ void lvmm_sched_exit(void)
 	/* No VM is left, so no reservation: the timer is stopped. */
 	WARN_ON_ONCE(!list_empty(&lvmm_resv_vms));
 	hrtimer_cancel(&lvmm_resv_timer);
-	if (lvmm_resv_worker)
+	if (lvmm_resv_worker) {
 		kthread_destroy_worker(lvmm_resv_worker);
+		preempt_notifier_dec();
+	}
 }
 
 /* ---- object lifetime ------------------------------------------------------ */
@@ -1318,6 +1408,7 @@ int lvmm_sched_vcpu_init(struct lvmm_vcpu *vcpu)
 	}
 	vs->throttled_gen = -1ULL;
 	INIT_LIST_HEAD(&vs->resv_node);
+	preempt_notifier_init(&vs->resv_pn, &lvmm_resv_preempt_ops);
 	hrtimer_init(&vs->slice, CLOCK_MONOTONIC, HRTIMER_MODE_REL_PINNED_HARD);
 	vs->slice.function = lvmm_sched_slice_fn;
 	return 0;

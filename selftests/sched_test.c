@@ -1345,6 +1345,15 @@ static bool set_reserve_max(unsigned int v)
 	return f && !fclose(f) && ok;
 }
 
+/* A test that lowers reserve_max puts it back, even when it fails. */
+static unsigned int saved_reserve_max;
+
+static void restore_reserve_max(void)
+{
+	if (saved_reserve_max && set_reserve_max(saved_reserve_max))
+		saved_reserve_max = 0;
+}
+
 /* sched-set @msg must fail with @err and an extack, and change nothing. */
 static void set_refused(struct nlc *c, u32 vm_id, struct nl_msg *msg,
 			int err, const char *what)
@@ -1433,13 +1442,15 @@ TEST(reserve_admission)
 	 * Less always fits, even over a lower limit: with reserve_max down
 	 * to what a has, b may go down but not back up.
 	 */
-	ASSERT_TRUE(set_reserve_max(half));
-	ASSERT_EQ(0, sched_set(c, b->h.id, LVMM_A_SCHED_RESERVE, 1))
-		TH_LOG("%s", c->ext);
+	saved_reserve_max = max;
+	atexit(restore_reserve_max);	/* TEST_ASSERT() exits */
+	TEST_ASSERT(set_reserve_max(half), "lowering reserve_max");
+	TEST_ASSERT(!sched_set(c, b->h.id, LVMM_A_SCHED_RESERVE, 1),
+		    "less over a lowered reserve_max: %s", c->ext);
 	set_refused(c, b->h.id, sched_set_msg(c, b->h.id, LVMM_A_SCHED_RESERVE,
 					      2),
 		    -EBUSY, "more over a lowered reserve_max");
-	ASSERT_TRUE(set_reserve_max(max));
+	restore_reserve_max();
 	ASSERT_EQ(0, sched_set(c, a->h.id, LVMM_A_SCHED_RESERVE, 5))
 		TH_LOG("%s", c->ext);
 	/* The reservation was split among the vCPUs it had. */
@@ -1459,6 +1470,15 @@ TEST(reserve_admission)
 		    -EBUSY, "two vCPUs over reserve_max on one CPU");
 	ASSERT_EQ(0, sched_set(c, a->h.id, LVMM_A_SCHED_RESERVE, max & ~1u))
 		TH_LOG("%s", c->ext);
+
+	/* Reserve 1 on six vCPUs: under 20 us of a window each. */
+	d = vm_create_bare(NULL);
+	for (u32 i = 0; i < 6; i++)
+		vm_vcpu_add_raw(d, i);
+	set_refused(c, d->h.id, sched_set_msg(c, d->h.id, LVMM_A_SCHED_RESERVE,
+					      1),
+		    -EINVAL, "a share too small to use");
+	vm_free(d);
 
 	lvmm_vcpu_close(&extra);
 	vm_free(a);
@@ -1537,8 +1557,9 @@ static void hog_stop(pid_t pid)
  */
 TEST(reservation_holds_against_hogs)
 {
-	double guest, thread;
+	double guest, thread, boosted;
 	cpu_set_t usable, pin;
+	u64 b0, t0;
 	struct lvmm_vm *vm;
 	struct nl_vcpu v;
 	struct runner r;
@@ -1567,9 +1588,13 @@ TEST(reservation_holds_against_hogs)
 	ASSERT_EQ(0, sched_set(c, vm->h.id, LVMM_A_SCHED_RESERVE, 40))
 		TH_LOG("%s", c->ext);
 	usleep(50000);
+	b0 = vcpu_get(c, vm->h.id, 0).boosted_ns;
+	t0 = now_ns();
 	measure_share(c, vm, &r, 1000, &guest, &thread);
-	ksft_print_msg("reserve 40 beside two nice -20 hogs: thread %.1f %%, guest %.1f %%\n",
-		       thread, guest);
+	v = vcpu_get(c, vm->h.id, 0);
+	boosted = 100.0 * (double)(v.boosted_ns - b0) / (double)(now_ns() - t0);
+	ksft_print_msg("reserve 40 beside two nice -20 hogs: thread %.1f %%, guest %.1f %%, real-time %.1f %%\n",
+		       thread, guest, boosted);
 	fflush(stdout);
 	/*
 	 * The share is the thread's CPU time, exits included; what the
@@ -1578,22 +1603,26 @@ TEST(reservation_holds_against_hogs)
 	 */
 	EXPECT_GE(thread, 40 - CAP_TOLERANCE)
 		TH_LOG("thread share %.1f %% with 40 reserved", thread);
-	/*
-	 * Each window's boost ends late by an exit and a demotion, slow on
-	 * the emulated debug kernel; a boost that never ended would give
-	 * the thread the CPU (95 %, the kernel's real-time limit).
-	 */
-	EXPECT_LE(thread, 40 + 2 * CAP_TOLERANCE)
-		TH_LOG("thread share %.1f %% with 40 reserved", thread);
 	EXPECT_GE(guest, 10) TH_LOG("guest share %.1f %% with 40 reserved",
 				    guest);
-	v = vcpu_get(c, vm->h.id, 0);
+	/*
+	 * Its share and a late kick's overrun (an exit and a demotion, slow
+	 * on the emulated debug kernel), then the fair thread until the next
+	 * tick: a boost that never ended would take the CPU from the hogs
+	 * (95 %, the kernel's real-time limit).  On the debug kernel the
+	 * thread is real-time for much longer than it is on a CPU
+	 * (Documentation/scheduling.rst, section 7), so the wall-clock
+	 * figure only has to show that the boost ends.
+	 */
+	EXPECT_LE(thread, 85) TH_LOG("thread share %.1f %% with 40 reserved",
+				     thread);
+	EXPECT_LE(boosted, 90)
+		TH_LOG("real-time %.1f %% of the time with 40 reserved", boosted);
 	EXPECT_GT(v.nr_boosts, 10) TH_LOG("%llu boosts",
 					  (unsigned long long)v.nr_boosts);
-	EXPECT_GT(v.boosted_ns, 100 * MS) TH_LOG("boosted for %llu ms",
-				(unsigned long long)(v.boosted_ns / MS));
 
-	/* Gone: a fair thread again, and the hogs' CPU is theirs. */
+	/* Gone, while boosted: a fair thread again, the hogs' CPU theirs. */
+	EXPECT_TRUE(wait_for(sched_getscheduler(r.tid) == SCHED_FIFO, 1000));
 	ASSERT_EQ(0, sched_set(c, vm->h.id, LVMM_A_SCHED_RESERVE, 0))
 		TH_LOG("%s", c->ext);
 	EXPECT_TRUE(wait_for(sched_getscheduler(r.tid) == SCHED_OTHER, 1000));
@@ -1628,8 +1657,9 @@ TEST(reservation_never_boosts_userspace)
 	struct lvmm_vm *vm;
 	struct ucall uc;
 	int runs = 0, boosted = 0;
+	struct nl_vcpu v;
 	struct nlc *c;
-	u64 end;
+	u64 start, end;
 
 	REQUIRE_LVMM(c);
 	if (geteuid())
@@ -1638,15 +1668,27 @@ TEST(reservation_never_boosts_userspace)
 	ASSERT_EQ(0, sched_set(c, vm->h.id, LVMM_A_SCHED_RESERVE, 50))
 		TH_LOG("%s", c->ext);
 	ASSERT_EQ(SCHED_OTHER, sched_getscheduler(0));
-	end = now_ns() + 300 * MS;
+	start = now_ns();
+	end = start + 300 * MS;
 	while (now_ns() < end) {
 		ASSERT_EQ(UCALL_SYNC, vcpu_run_ucall(vcpu, &uc));
 		runs++;
 		boosted += sched_getscheduler(0) != SCHED_OTHER;
 	}
+	end = now_ns();
 	EXPECT_EQ(0, boosted) TH_LOG("%d of %d returns from RUN real-time",
 				     boosted, runs);
-	EXPECT_GT(vcpu_get(c, vm->h.id, 0).nr_boosts, 0);
+	v = vcpu_get(c, vm->h.id, 0);
+	EXPECT_GT(v.nr_boosts, 0);
+	/*
+	 * Every RUN paid for its boost: near the share in all (50 %, with
+	 * the debug kernel's slow exits and demotions on top), where a RUN
+	 * that did not pay would leave it real-time nearly all the time.
+	 */
+	EXPECT_LT(v.boosted_ns, (end - start) * 80 / 100)
+		TH_LOG("boosted %llu of %llu ms",
+		       (unsigned long long)(v.boosted_ns / MS),
+		       (unsigned long long)((end - start) / MS));
 	vm_free(vm);
 	nlc_close(c);
 }
