@@ -14,6 +14,7 @@
 #include <linux/mm_types.h>
 #include <linux/uidgid.h>
 #include <linux/mutex.h>
+#include <linux/rwsem.h>
 #include <linux/spinlock.h>
 #include <linux/list.h>
 #include <linux/kref.h>
@@ -64,9 +65,18 @@ struct lvmm_chunk {
 	struct page **small;		/* LVMM_PAGES_PER_HPAGE pages, or NULL */
 };
 
+/*
+ * Dirty logging (memslot.c): while @dirty_bitmap is set, every page of the
+ * slot is write-protected -- in the nested page tables and in the VMM's
+ * mappings -- until a write sets its bit, and CLEAR_DIRTY_LOG clears the
+ * bit and protects the page again.  Whoever makes a page writable sets its
+ * bit first, under the lock that CLEAR_DIRTY_LOG protects it under: the
+ * arch mmu lock for the guest, @log_lock for the VMM.  So a page that is
+ * writable anywhere always has its bit set.
+ */
 struct lvmm_slot {
 	u32 id;				/* (i) */
-	u32 flags;			/* (i) LVMM_MEMSLOT_* */
+	u32 flags;			/* (i) LVMM_MEMSLOT_READONLY */
 	u64 base_gfn;			/* (i) */
 	u64 npages;			/* (i) */
 	bool huge_ok;			/* (i) base is 2 MiB aligned */
@@ -74,6 +84,15 @@ struct lvmm_slot {
 	struct mutex alloc_lock;	/* serializes chunk allocation */
 	unsigned long nchunks;		/* (i) */
 	struct lvmm_chunk *chunks;	/* (i) array; entries under alloc_lock */
+	/*
+	 * Set and cleared under vm->slots_lock and @log_lock (write); read
+	 * under vm->srcu, which keeps a cleared bitmap alive.  NULL: not
+	 * logging.
+	 */
+	unsigned long *dirty_bitmap;
+	/* Pages the VMM's mappings may write: a subset of the dirty ones. */
+	unsigned long *user_writable;	/* as dirty_bitmap */
+	struct rw_semaphore log_lock;	/* VMM write faults (read) vs. clear */
 };
 
 /* An immutable snapshot of the slots, replaced whole under vm->slots_lock. */
@@ -87,8 +106,13 @@ struct lvmm_slot *lvmm_memslot_find(struct lvmm_memslots *slots, u64 gfn);
 struct page *lvmm_memslot_get_page(struct lvmm_slot *slot, u64 gfn,
 				   bool *huge);
 int lvmm_vm_set_memslot(struct lvmm_vm *vm, const struct lvmm_memslot *req);
+int lvmm_vm_set_memslot_flags(struct lvmm_vm *vm,
+			      const struct lvmm_memslot_flags *req);
+int lvmm_vm_dirty_log(struct lvmm_vm *vm, const struct lvmm_dirty_log *log,
+		      bool clear);
 void lvmm_vm_free_memslots(struct lvmm_vm *vm);
 vm_fault_t lvmm_vm_mmap_fault(struct vm_fault *vmf);
+vm_fault_t lvmm_vm_mmap_mkwrite(struct vm_fault *vmf);
 int lvmm_guest_read(struct lvmm_vm *vm, u64 gpa, void *data, unsigned int len);
 int lvmm_guest_write(struct lvmm_vm *vm, u64 gpa, const void *data,
 		     unsigned int len);
@@ -501,6 +525,16 @@ struct lvmm_arch_ops {
 	void (*vm_destroy)(struct lvmm_vm *vm);
 	/* Drop guest mappings of [gfn, gfn + npages); caller flushes TLBs. */
 	void (*vm_zap_gfn_range)(struct lvmm_vm *vm, u64 gfn, u64 npages);
+	/*
+	 * Dirty logging.  Write-protect the guest's mappings of
+	 * [gfn, gfn + npages), or of page gfn + 64 w + i for each bit i
+	 * of mask[w]; the caller flushes TLBs.  Map @slot, which stopped
+	 * logging, writable and with 2 MiB pages again; flushes itself.
+	 */
+	void (*vm_write_protect)(struct lvmm_vm *vm, u64 gfn, u64 npages);
+	void (*vm_write_protect_mask)(struct lvmm_vm *vm, u64 gfn,
+				      const unsigned long *mask, u64 nwords);
+	void (*vm_unprotect_slot)(struct lvmm_vm *vm, struct lvmm_slot *slot);
 
 	/* vCPU scope */
 	size_t vcpu_size;

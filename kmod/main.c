@@ -30,6 +30,7 @@ static long lvmm_check_extension(unsigned long ext)
 	case LVMM_CAP_NMI:
 	case LVMM_CAP_XSAVE:
 	case LVMM_CAP_HYPERCALL:
+	case LVMM_CAP_DIRTY_LOG:
 		return 1;
 	default:
 		return 0;

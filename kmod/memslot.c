@@ -10,6 +10,7 @@
 #include <linux/memcontrol.h>
 #include <linux/mm.h>
 #include <linux/pfn_t.h>
+#include <linux/rwsem.h>
 #include <linux/sched/mm.h>
 #include <linux/slab.h>
 #include <linux/vmalloc.h>
@@ -148,6 +149,8 @@ static void lvmm_memslot_free(struct lvmm_slot *slot)
 	for (i = 0; i < slot->nchunks; i++)
 		lvmm_free_chunk(&slot->chunks[i], lvmm_chunk_pages(slot, i));
 	kvfree(slot->chunks);
+	kvfree(slot->dirty_bitmap);
+	kvfree(slot->user_writable);
 	mem_cgroup_put(slot->memcg);
 	kfree(slot);
 }
@@ -157,7 +160,11 @@ static int lvmm_memslot_check_req(const struct lvmm_memslot *req)
 {
 	if (req->slot >= LVMM_MAX_MEMSLOTS)
 		return -EINVAL;
-	if (req->flags & ~LVMM_MEMSLOT_READONLY)
+	if (req->flags & ~(LVMM_MEMSLOT_READONLY | LVMM_MEMSLOT_LOG_DIRTY))
+		return -EINVAL;
+	/* Nothing writes a read-only slot: there is nothing to log. */
+	if ((req->flags & LVMM_MEMSLOT_READONLY) &&
+	    (req->flags & LVMM_MEMSLOT_LOG_DIRTY))
 		return -EINVAL;
 	if (memchr_inv(req->reserved, 0, sizeof(req->reserved)))
 		return -EINVAL;
@@ -196,6 +203,20 @@ static int lvmm_memslot_check(struct lvmm_vm *vm, const struct lvmm_memslot *req
 	return 0;
 }
 
+static int lvmm_dirty_log_alloc(u64 npages, unsigned long **dirty,
+				unsigned long **user_writable)
+{
+	size_t size = BITS_TO_LONGS(npages) * sizeof(long);
+
+	*dirty = kvzalloc(size, GFP_KERNEL_ACCOUNT);
+	*user_writable = kvzalloc(size, GFP_KERNEL_ACCOUNT);
+	if (*dirty && *user_writable)
+		return 0;
+	kvfree(*dirty);
+	kvfree(*user_writable);
+	return -ENOMEM;
+}
+
 static struct lvmm_slot *lvmm_memslot_alloc(const struct lvmm_memslot *req)
 {
 	struct lvmm_slot *slot;
@@ -204,15 +225,24 @@ static struct lvmm_slot *lvmm_memslot_alloc(const struct lvmm_memslot *req)
 	if (!slot)
 		return NULL;
 	slot->id = req->slot;
-	slot->flags = req->flags;
+	slot->flags = req->flags & LVMM_MEMSLOT_READONLY;
 	slot->base_gfn = req->guest_phys_addr >> PAGE_SHIFT;
 	slot->npages = req->size >> PAGE_SHIFT;
 	slot->huge_ok = IS_ALIGNED(req->guest_phys_addr, LVMM_HPAGE_SIZE);
 	slot->nchunks = DIV_ROUND_UP(slot->npages, LVMM_PAGES_PER_HPAGE);
 	mutex_init(&slot->alloc_lock);
+	init_rwsem(&slot->log_lock);
 	slot->chunks = kvcalloc(slot->nchunks, sizeof(*slot->chunks),
 				GFP_KERNEL_ACCOUNT);
 	if (!slot->chunks) {
+		kfree(slot);
+		return NULL;
+	}
+	/* Nothing is mapped yet: logging from the start is only the log. */
+	if ((req->flags & LVMM_MEMSLOT_LOG_DIRTY) &&
+	    lvmm_dirty_log_alloc(slot->npages, &slot->dirty_bitmap,
+				 &slot->user_writable)) {
+		kvfree(slot->chunks);
 		kfree(slot);
 		return NULL;
 	}
@@ -369,8 +399,13 @@ void lvmm_vm_free_memslots(struct lvmm_vm *vm)
 	lvmm_memslots_free_retired(vm);
 }
 
-/* The VMM's mmap of slot memory: insert the page, allocating it if new. */
-vm_fault_t lvmm_vm_mmap_fault(struct vm_fault *vmf)
+/*
+ * The VMM's mmap of slot memory: insert the page, allocating it if new.
+ * Shared mappings start read-only (the VM fd's vm_ops have pfn_mkwrite):
+ * a write fault, or the first write to a page mapped for reading, makes
+ * the page writable here, and sets its dirty bit first if the slot logs.
+ */
+static vm_fault_t lvmm_vm_mmap_insert(struct vm_fault *vmf, bool write)
 {
 	struct vm_area_struct *vma = vmf->vma;
 	struct lvmm_vm *vm = vma->vm_file->private_data;
@@ -380,6 +415,8 @@ vm_fault_t lvmm_vm_mmap_fault(struct vm_fault *vmf)
 	struct lvmm_slot *slot;
 	struct page *page;
 	vm_fault_t ret = VM_FAULT_SIGBUS;
+	unsigned long *log;
+	pfn_t pfn;
 	bool huge;
 	int srcu;
 
@@ -394,12 +431,54 @@ vm_fault_t lvmm_vm_mmap_fault(struct vm_fault *vmf)
 		ret = VM_FAULT_OOM;
 		goto out_unlock;
 	}
+	pfn = pfn_to_pfn_t(page_to_pfn(page));
 	/* Inserted inside the read section: a delete then zaps it. */
-	ret = vmf_insert_mixed(vma, vmf->address,
-			       pfn_to_pfn_t(page_to_pfn(page)));
+	if (!write || !(vma->vm_flags & VM_SHARED)) {
+		ret = vmf_insert_mixed(vma, vmf->address, pfn);
+		goto out_unlock;
+	}
+	/* Against CLEAR_DIRTY_LOG's round: the bit before the write. */
+	down_read(&slot->log_lock);
+	log = slot->dirty_bitmap;
+	if (log) {
+		set_bit(idx, log);
+		set_bit(idx, slot->user_writable);
+	}
+	ret = vmf_insert_mixed_mkwrite(vma, vmf->address, pfn);
+	up_read(&slot->log_lock);
 out_unlock:
 	srcu_read_unlock(&vm->srcu, srcu);
 	return ret;
+}
+
+vm_fault_t lvmm_vm_mmap_fault(struct vm_fault *vmf)
+{
+	return lvmm_vm_mmap_insert(vmf, vmf->flags & FAULT_FLAG_WRITE);
+}
+
+/* A write to a page mapped read-only: make it writable ourselves. */
+vm_fault_t lvmm_vm_mmap_mkwrite(struct vm_fault *vmf)
+{
+	vm_fault_t ret = lvmm_vm_mmap_insert(vmf, true);
+
+	/* NOPAGE: the PTE is done, the core must not touch it again. */
+	return ret ? ret : VM_FAULT_NOPAGE;
+}
+
+/*
+ * lvmm itself wrote @gfn (inside vm->srcu): log it, after the data.  The
+ * barrier pairs with the one in lvmm_dirty_log_start(): either this sees
+ * the new log, or whoever reads memory after logging started sees the
+ * data.
+ */
+static void lvmm_slot_mark_dirty(struct lvmm_slot *slot, u64 gfn)
+{
+	unsigned long *log;
+
+	smp_mb();	/* the data before reading the log's pointer */
+	log = READ_ONCE(slot->dirty_bitmap);
+	if (log)
+		set_bit(gfn - slot->base_gfn, log);
 }
 
 /* Copy to or from guest-physical memory, within slots only. */
@@ -435,6 +514,8 @@ static int lvmm_guest_rw(struct lvmm_vm *vm, u64 gpa, void *data,
 		else
 			memcpy(data, va + off, n);
 		kunmap_local(va);
+		if (write)
+			lvmm_slot_mark_dirty(slot, gpa >> PAGE_SHIFT);
 		gpa += n;
 		data += n;
 		len -= n;
@@ -452,4 +533,247 @@ int lvmm_guest_write(struct lvmm_vm *vm, u64 gpa, const void *data,
 		     unsigned int len)
 {
 	return lvmm_guest_rw(vm, gpa, (void *)data, len, true);
+}
+
+/* ---- dirty logging ------------------------------------------------------ */
+
+/* Words of the log copied per round, through a page-sized buffer. */
+#define LVMM_LOG_ROUND_WORDS	(PAGE_SIZE / sizeof(u64))
+
+/*
+ * Write-protect pages [first, first + n) of @slot in the VMM's shared
+ * mappings (under slot->log_lock, for writing).  Without the kernel's
+ * write-protect helper, zap them: the next access faults them in again.
+ */
+static void lvmm_user_write_protect(struct lvmm_vm *vm, struct lvmm_slot *slot,
+				    u64 first, u64 n)
+{
+	pgoff_t off = (LVMM_MEMSLOT_MMAP_OFFSET(slot->id) >> PAGE_SHIFT) + first;
+
+#if IS_ENABLED(CONFIG_MAPPING_DIRTY_HELPERS)
+	wp_shared_mapping_range(vm->inode->i_mapping, off, n);
+#else
+	unmap_mapping_pages(vm->inode->i_mapping, off, n, false);
+#endif
+}
+
+/* Under vm->slots_lock. */
+static int lvmm_dirty_log_start(struct lvmm_vm *vm, struct lvmm_slot *slot)
+{
+	unsigned long *dirty, *user_writable;
+	int r;
+
+	r = lvmm_dirty_log_alloc(slot->npages, &dirty, &user_writable);
+	if (r)
+		return r;
+	down_write(&slot->log_lock);
+	slot->user_writable = user_writable;
+	/* An empty log before the pointer, for the fault paths. */
+	smp_store_release(&slot->dirty_bitmap, dirty);
+	smp_mb();	/* pairs with lvmm_slot_mark_dirty() */
+	lvmm_arch->vm_write_protect(vm, slot->base_gfn, slot->npages);
+	lvmm_user_write_protect(vm, slot, 0, slot->npages);
+	up_write(&slot->log_lock);
+	lvmm_vm_flush_tlb_all(vm);
+	return 0;
+}
+
+/* Under vm->slots_lock. */
+static void lvmm_dirty_log_stop(struct lvmm_vm *vm, struct lvmm_slot *slot)
+{
+	unsigned long *dirty, *user_writable;
+
+	down_write(&slot->log_lock);
+	dirty = slot->dirty_bitmap;
+	user_writable = slot->user_writable;
+	WRITE_ONCE(slot->dirty_bitmap, NULL);
+	slot->user_writable = NULL;
+	up_write(&slot->log_lock);
+	/* The VMM's read-only pages become writable on their next write. */
+	lvmm_arch->vm_unprotect_slot(vm, slot);
+	/* GET_DIRTY_LOG and lvmm's own writes read the log under srcu. */
+	synchronize_srcu_expedited(&vm->srcu);
+	kvfree(dirty);
+	kvfree(user_writable);
+}
+
+int lvmm_vm_set_memslot_flags(struct lvmm_vm *vm,
+			      const struct lvmm_memslot_flags *req)
+{
+	bool log = req->flags & LVMM_MEMSLOT_LOG_DIRTY;
+	struct lvmm_slot *slot;
+	int r = 0;
+
+	if (req->slot >= LVMM_MAX_MEMSLOTS ||
+	    req->flags & ~(LVMM_MEMSLOT_READONLY | LVMM_MEMSLOT_LOG_DIRTY) ||
+	    memchr_inv(req->reserved, 0, sizeof(req->reserved)))
+		return -EINVAL;
+	mutex_lock(&vm->slots_lock);
+	slot = lvmm_memslots(vm)->slot[req->slot];
+	if (!slot)
+		r = -ENOENT;
+	else if ((req->flags & LVMM_MEMSLOT_READONLY) != slot->flags)
+		r = -EINVAL;	/* only logging changes in place */
+	else if (log && (slot->flags & LVMM_MEMSLOT_READONLY))
+		r = -EINVAL;
+	else if (log && !slot->dirty_bitmap)
+		r = lvmm_dirty_log_start(vm, slot);
+	else if (!log && slot->dirty_bitmap)
+		lvmm_dirty_log_stop(vm, slot);
+	mutex_unlock(&vm->slots_lock);
+	return r;
+}
+
+/* What can be checked of a GET/CLEAR_DIRTY_LOG request alone. */
+static int lvmm_dirty_log_check_req(const struct lvmm_dirty_log *log)
+{
+	if (log->slot >= LVMM_MAX_MEMSLOTS || log->flags ||
+	    memchr_inv(log->reserved, 0, sizeof(log->reserved)) ||
+	    !IS_ALIGNED(log->first_page, BITS_PER_LONG) || !log->num_pages)
+		return -EINVAL;
+	return 0;
+}
+
+/*
+ * The slot a request names, inside vm->srcu, checked against it: the slot
+ * may change between the rounds of one request.  An ERR_PTR on failure.
+ */
+static struct lvmm_slot *lvmm_dirty_log_slot(struct lvmm_vm *vm,
+					     const struct lvmm_dirty_log *log)
+{
+	struct lvmm_slot *slot;
+
+	slot = srcu_dereference(vm->memslots, &vm->srcu)->slot[log->slot];
+	if (!slot)
+		return ERR_PTR(-ENOENT);
+	if (!READ_ONCE(slot->dirty_bitmap) ||
+	    log->first_page > slot->npages ||
+	    log->num_pages > slot->npages - log->first_page)
+		return ERR_PTR(-EINVAL);
+	/* Whole words, but for the slot's last one. */
+	if (!IS_ALIGNED(log->num_pages, BITS_PER_LONG) &&
+	    log->first_page + log->num_pages != slot->npages)
+		return ERR_PTR(-EINVAL);
+	return slot;
+}
+
+/* Check a request against its slot before any user memory is touched. */
+static int lvmm_dirty_log_check(struct lvmm_vm *vm,
+				const struct lvmm_dirty_log *log)
+{
+	struct lvmm_slot *slot;
+	int srcu, r;
+
+	r = lvmm_dirty_log_check_req(log);
+	if (r)
+		return r;
+	srcu = srcu_read_lock(&vm->srcu);
+	slot = lvmm_dirty_log_slot(vm, log);
+	srcu_read_unlock(&vm->srcu, srcu);
+	return PTR_ERR_OR_ZERO(slot);
+}
+
+/*
+ * Clear the bits of @n words of @slot's log from word @first on, as
+ * @mask asks; leave in @mask the bits that were set, and write-protect
+ * those pages for the guest and the VMM.  Under slot->log_lock (write),
+ * so no VMM write fault can set a bit between the clear and the
+ * protection; the guest's fault path sets its bit under the arch mmu
+ * lock, which vm_write_protect_mask() takes after the clear.
+ */
+static void lvmm_dirty_log_clear_words(struct lvmm_vm *vm,
+				       struct lvmm_slot *slot, u64 first,
+				       unsigned long *mask, u64 n)
+{
+	u64 i, lo = U64_MAX, hi = 0;
+
+	for (i = 0; i < n; i++) {
+		unsigned long *word = &slot->dirty_bitmap[first + i];
+		unsigned long user;
+
+		if (!mask[i])
+			continue;
+		mask[i] &= atomic_long_fetch_andnot(mask[i],
+						    (atomic_long_t *)word);
+		user = slot->user_writable[first + i] & mask[i];
+		if (!user)
+			continue;
+		slot->user_writable[first + i] &= ~user;
+		lo = min(lo, (first + i) * BITS_PER_LONG + __ffs(user));
+		hi = max(hi, (first + i) * BITS_PER_LONG + __fls(user));
+	}
+	lvmm_arch->vm_write_protect_mask(vm, slot->base_gfn +
+					 first * BITS_PER_LONG, mask, n);
+	/* Pages between them are protected already, or dirty: no harm. */
+	if (lo <= hi)
+		lvmm_user_write_protect(vm, slot, lo, hi - lo + 1);
+}
+
+/* One round of GET (copy @n words from @first into @buf) or of CLEAR. */
+static int lvmm_dirty_log_round(struct lvmm_vm *vm, struct lvmm_slot *slot,
+				u64 first, unsigned long *buf, u64 n,
+				bool clear)
+{
+	unsigned long *log;
+	u64 i;
+
+	if (clear) {
+		down_write(&slot->log_lock);
+		/* Logging may have stopped since the check. */
+		log = slot->dirty_bitmap;
+		if (log)
+			lvmm_dirty_log_clear_words(vm, slot, first, buf, n);
+		up_write(&slot->log_lock);
+		return log ? 0 : -EINVAL;
+	}
+	/* As above; vm->srcu keeps a log that stopped. */
+	log = READ_ONCE(slot->dirty_bitmap);
+	if (!log)
+		return -EINVAL;
+	for (i = 0; i < n; i++)
+		buf[i] = READ_ONCE(log[first + i]);
+	return 0;
+}
+
+/*
+ * GET_DIRTY_LOG or CLEAR_DIRTY_LOG, in rounds through a buffer: user
+ * memory is never touched inside vm->srcu (a fault there could wait on a
+ * mmap() that waits for a slot deletion that waits for us).
+ */
+int lvmm_vm_dirty_log(struct lvmm_vm *vm, const struct lvmm_dirty_log *log,
+		      bool clear)
+{
+	u64 __user *ubitmap = u64_to_user_ptr(log->bitmap);
+	u64 words = DIV_ROUND_UP(log->num_pages, BITS_PER_LONG), w, n;
+	u64 first = log->first_page / BITS_PER_LONG;
+	struct lvmm_slot *slot;
+	unsigned long *buf;
+	int srcu, r;
+
+	r = lvmm_dirty_log_check(vm, log);
+	if (r)
+		return r;
+	buf = (unsigned long *)__get_free_page(GFP_KERNEL);
+	if (!buf)
+		return -ENOMEM;
+	for (w = 0; w < words && !r; w += n) {
+		n = min_t(u64, words - w, LVMM_LOG_ROUND_WORDS);
+		if (clear && copy_from_user(buf, ubitmap + w, n * sizeof(u64))) {
+			r = -EFAULT;
+			break;
+		}
+		srcu = srcu_read_lock(&vm->srcu);
+		slot = lvmm_dirty_log_slot(vm, log);
+		r = IS_ERR(slot) ? PTR_ERR(slot) :
+		    lvmm_dirty_log_round(vm, slot, first + w, buf, n, clear);
+		srcu_read_unlock(&vm->srcu, srcu);
+		if (!r && !clear && copy_to_user(ubitmap + w, buf,
+						 n * sizeof(u64)))
+			r = -EFAULT;
+	}
+	free_page((unsigned long)buf);
+	/* No write through an old translation once CLEAR returns. */
+	if (clear)
+		lvmm_vm_flush_tlb_all(vm);
+	return r;
 }

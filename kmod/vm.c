@@ -7,8 +7,10 @@
  *   vcpu->mutex
  *     vm->lock                 vCPU creation
  *     vm->slots_lock           memory slot changes
- *       slot->alloc_lock       first-touch allocation of a slot chunk
- *         arch mmu lock        (spinlock) the nested page tables
+ *       slot->log_lock         (rwsem) dirty logging; also under mmap_lock
+ *                              (read) and inside vm->srcu
+ *         slot->alloc_lock     first-touch allocation of a slot chunk
+ *           arch mmu lock      (spinlock) the nested page tables
  *   cpus_read_lock()           sched-set (sched.c), around:
  *     vm->sched.lock           policy and pins, also under vcpu->mutex
  *       vm->lock               sched-set, around:
@@ -238,6 +240,21 @@ static long lvmm_vm_ioctl(struct file *filp, unsigned int cmd,
 			return -EFAULT;
 		return lvmm_vm_set_memslot(vm, &req);
 	}
+	case LVMM_SET_MEMSLOT_FLAGS: {
+		struct lvmm_memslot_flags req;
+
+		if (copy_from_user(&req, argp, sizeof(req)))
+			return -EFAULT;
+		return lvmm_vm_set_memslot_flags(vm, &req);
+	}
+	case LVMM_GET_DIRTY_LOG:
+	case LVMM_CLEAR_DIRTY_LOG: {
+		struct lvmm_dirty_log log;
+
+		if (copy_from_user(&log, argp, sizeof(log)))
+			return -EFAULT;
+		return lvmm_vm_dirty_log(vm, &log, cmd == LVMM_CLEAR_DIRTY_LOG);
+	}
 	case LVMM_CREATE_VCPU:
 		return lvmm_vm_create_vcpu(vm, argp);
 	case LVMM_GET_VM_INFO:
@@ -249,6 +266,8 @@ static long lvmm_vm_ioctl(struct file *filp, unsigned int cmd,
 
 static const struct vm_operations_struct lvmm_vm_vm_ops = {
 	.fault = lvmm_vm_mmap_fault,
+	/* Shared mappings start read-only: a first write is seen (logging). */
+	.pfn_mkwrite = lvmm_vm_mmap_mkwrite,
 };
 
 static int lvmm_vm_mmap(struct file *filp, struct vm_area_struct *vma)

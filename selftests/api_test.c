@@ -36,9 +36,10 @@ TEST(extensions)
 		{ LVMM_CAP_XSAVE, 1 },
 		{ LVMM_CAP_HYPERCALL, 1 },
 		{ LVMM_CAP_MAX_VM_NAME, LVMM_VM_NAME_LEN },
+		{ LVMM_CAP_DIRTY_LOG, 1 },
 		/* Unknown extensions report 0, not an error. */
 		{ 0, 0 },
-		{ 10, 0 },
+		{ 11, 0 },
 		{ 0x7fffffff, 0 },
 		{ ~0UL, 0 },
 	};

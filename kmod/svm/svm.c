@@ -1175,8 +1175,8 @@ static int svm_handle_npf(struct svm_vcpu *svm)
 	}
 	page = lvmm_memslot_get_page(slot, gpa >> PAGE_SHIFT, &huge);
 	if (page)
-		svm_npt_map(svm, gpa >> PAGE_SHIFT, page_to_phys(page), huge,
-			    !(slot->flags & LVMM_MEMSLOT_READONLY));
+		svm_npt_map(svm, slot, gpa >> PAGE_SHIFT, page_to_phys(page),
+			    huge, write);
 	srcu_read_unlock(&vcpu->vm->srcu, srcu);
 	return page ? 1 : -ENOMEM;
 }
@@ -1512,6 +1512,9 @@ const struct lvmm_arch_ops lvmm_svm_ops = {
 	.vm_init		= svm_vm_init,
 	.vm_destroy		= svm_vm_destroy,
 	.vm_zap_gfn_range	= svm_npt_zap,
+	.vm_write_protect	= svm_npt_write_protect,
+	.vm_write_protect_mask	= svm_npt_write_protect_mask,
+	.vm_unprotect_slot	= svm_npt_unprotect_slot,
 
 	.vcpu_size		= sizeof(struct svm_vcpu),
 	.vcpu_init		= svm_vcpu_init,

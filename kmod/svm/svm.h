@@ -98,9 +98,13 @@ int svm_npt_init(struct svm_vm *svm_vm);
 void svm_npt_free(struct svm_vm *svm_vm);
 int svm_npt_topup(struct svm_vcpu *svm);
 void svm_npt_drain(struct svm_vcpu *svm);
-void svm_npt_map(struct svm_vcpu *svm, u64 gfn, u64 pa, bool huge,
-		 bool writable);
+void svm_npt_map(struct svm_vcpu *svm, struct lvmm_slot *slot, u64 gfn,
+		 u64 pa, bool huge, bool write);
 void svm_npt_zap(struct lvmm_vm *vm, u64 gfn, u64 npages);
+void svm_npt_write_protect(struct lvmm_vm *vm, u64 gfn, u64 npages);
+void svm_npt_write_protect_mask(struct lvmm_vm *vm, u64 gfn,
+				const unsigned long *mask, u64 nwords);
+void svm_npt_unprotect_slot(struct lvmm_vm *vm, struct lvmm_slot *slot);
 
 /* vmrun.S */
 void lvmm_svm_vmrun(u64 *regs, u64 vmcb_pa, u64 host_save_pa);

@@ -101,6 +101,22 @@ int __vm_set_memslot(struct lvmm_vm *vm, u32 slot, u32 flags, u64 gpa,
 /* Delete and unmap a slot. */
 void vm_delete_memslot(struct lvmm_vm *vm, u32 slot);
 
+/*
+ * Dirty logging: LVMM_SET_MEMSLOT_FLAGS, LVMM_GET_DIRTY_LOG and
+ * LVMM_CLEAR_DIRTY_LOG of pages [first_page, first_page + num_pages) of
+ * @slot.  The __ forms return 0 or -errno, the others assert.
+ */
+int __vm_set_memslot_flags(struct lvmm_vm *vm, u32 slot, u32 flags);
+void vm_set_memslot_flags(struct lvmm_vm *vm, u32 slot, u32 flags);
+int __vm_get_dirty_log(struct lvmm_vm *vm, u32 slot, u64 first_page,
+		       u64 num_pages, u64 *bitmap);
+void vm_get_dirty_log(struct lvmm_vm *vm, u32 slot, u64 first_page,
+		      u64 num_pages, u64 *bitmap);
+int __vm_clear_dirty_log(struct lvmm_vm *vm, u32 slot, u64 first_page,
+			 u64 num_pages, const u64 *bitmap);
+void vm_clear_dirty_log(struct lvmm_vm *vm, u32 slot, u64 first_page,
+			u64 num_pages, const u64 *bitmap);
+
 void *addr_gpa2hva(struct lvmm_vm *vm, u64 gpa);
 #define addr_gva2hva(vm, gva)	addr_gpa2hva(vm, (u64)(gva))
 /* Allocate zeroed guest memory from slot 0's heap; returns its GPA/GVA. */

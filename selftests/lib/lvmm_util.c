@@ -113,6 +113,54 @@ void vm_delete_memslot(struct lvmm_vm *vm, u32 slot)
 	r->used = false;
 }
 
+int __vm_set_memslot_flags(struct lvmm_vm *vm, u32 slot, u32 flags)
+{
+	return lvmm_set_memslot_flags(&vm->h, slot, flags);
+}
+
+void vm_set_memslot_flags(struct lvmm_vm *vm, u32 slot, u32 flags)
+{
+	int ret = __vm_set_memslot_flags(vm, slot, flags);
+
+	TEST_ASSERT(!ret, "LVMM_SET_MEMSLOT_FLAGS(slot %u, flags 0x%x) failed: %s",
+		    slot, flags, strerror(-ret));
+	if (slot < NR_MEMSLOTS && vm->slots[slot].used)
+		vm->slots[slot].flags = flags;
+}
+
+int __vm_get_dirty_log(struct lvmm_vm *vm, u32 slot, u64 first_page,
+		       u64 num_pages, u64 *bitmap)
+{
+	return lvmm_get_dirty_log(&vm->h, slot, first_page, num_pages, bitmap);
+}
+
+void vm_get_dirty_log(struct lvmm_vm *vm, u32 slot, u64 first_page,
+		      u64 num_pages, u64 *bitmap)
+{
+	int ret = __vm_get_dirty_log(vm, slot, first_page, num_pages, bitmap);
+
+	TEST_ASSERT(!ret, "LVMM_GET_DIRTY_LOG(slot %u, pages %llu + %llu) failed: %s",
+		    slot, (unsigned long long)first_page,
+		    (unsigned long long)num_pages, strerror(-ret));
+}
+
+int __vm_clear_dirty_log(struct lvmm_vm *vm, u32 slot, u64 first_page,
+			 u64 num_pages, const u64 *bitmap)
+{
+	return lvmm_clear_dirty_log(&vm->h, slot, first_page, num_pages,
+				    bitmap);
+}
+
+void vm_clear_dirty_log(struct lvmm_vm *vm, u32 slot, u64 first_page,
+			u64 num_pages, const u64 *bitmap)
+{
+	int ret = __vm_clear_dirty_log(vm, slot, first_page, num_pages, bitmap);
+
+	TEST_ASSERT(!ret, "LVMM_CLEAR_DIRTY_LOG(slot %u, pages %llu + %llu) failed: %s",
+		    slot, (unsigned long long)first_page,
+		    (unsigned long long)num_pages, strerror(-ret));
+}
+
 void *addr_gpa2hva(struct lvmm_vm *vm, u64 gpa)
 {
 	for (int i = 0; i < NR_MEMSLOTS; i++) {

@@ -18,6 +18,33 @@
  *               then unmap and close everything, per VM
  *   slot_1g     a 1 GiB slot as a VMM pays for it: lvmm SET_MEMSLOT + mmap
  *               of the slot; KVM mmap(MAP_NORESERVE) + SET_USER_MEMORY_REGION
+ *   dirty_enable_1g
+ *               turn dirty logging on for a 1 GiB slot (2 MiB aligned) that
+ *               the guest has written every 4 KiB page of: lvmm
+ *               SET_MEMSLOT_FLAGS(LOG_DIRTY), KVM SET_USER_MEMORY_REGION with
+ *               the same slot and KVM_MEM_LOG_DIRTY_PAGES, per ioctl.  Between
+ *               samples logging goes off and the guest writes every page
+ *               again, so that both map the slot with 2 MiB pages again.
+ *               KVM (eager_page_split, on by default) splits them all to
+ *               4 KiB in this ioctl; lvmm splits a 2 MiB mapping at the
+ *               first logged write in it, which no row times (the first
+ *               pass after turning logging on is a warm-up)
+ *   dirty_harvest_1g
+ *               get and clear the log of that slot, logging on, after the
+ *               guest wrote every 10th 4 KiB page (10 % dirty): lvmm
+ *               GET_DIRTY_LOG of the whole slot, then CLEAR_DIRTY_LOG with
+ *               the bitmap GET returned; KVM GET_DIRTY_LOG in its classic
+ *               mode (no MANUAL_DIRTY_LOG_PROTECT2: it gets, clears and
+ *               write-protects in one call), per harvest
+ *   dirty_fault the guest's first write to a page after the log was cleared:
+ *               every 4th page (4096 pages) of a fully written 64 MiB slot,
+ *               logging on, RUN to the completion OUT, per page
+ *
+ * The two 1 GiB rows share one VM, so that a run zeroes 1 GiB once.
+ * dirty_harvest_1g takes a third of the -r samples (at least one): each
+ * needs the guest's 26215 logged writes first, about 2 s in the sandbox.
+ * Guest memory is the VMM's to read but never to write here: KVM does not
+ * log the VMM's writes, lvmm does.
  *
  * Guests run in 32-bit protected mode with flat segments and paging off,
  * set directly through SET_SREGS, from hand-assembled code at 0x1000.
@@ -52,8 +79,12 @@
 #define TOUCH_SIZE	(64 * MIB)
 #define TOUCH_PAGES	(TOUCH_SIZE / 4096)
 #define TOUCH_BYTE	0x5a
-#define BIG_GPA		GIB		/* slot 1 for slot_1g */
+#define BIG_GPA		GIB		/* slot 1 for slot_1g, dirty_*_1g */
 #define BIG_SIZE	GIB
+#define BIG_PAGES	(BIG_SIZE / 4096)
+#define HARVEST_EVERY	10		/* dirty_harvest_1g: 10 % dirty */
+#define FAULT_EVERY	4		/* dirty_fault: every 4th page... */
+#define FAULT_PAGES	(TOUCH_PAGES / FAULT_EVERY)	/* ...of 64 MiB */
 
 #define PORT_LOOP	0x10
 #define PORT_READY	0x11
@@ -96,6 +127,18 @@ static const uint8_t code_touch[] = {
 	0xe6, PORT_DONE,		/* 100e out %al,$0x12      */
 	0xf4,				/* 1010 hlt                */
 	0xeb, 0xfe,			/* 1011 jmp .              */
+};
+
+/* edi = base, ecx = pages, esi = stride, dl = byte: as code_touch */
+static const uint8_t code_stride[] = {
+	0xe6, PORT_READY,		/* 1000 out %al,$0x11      */
+	0x88, 0x17,			/* 1002 mov %dl,(%edi)     */
+	0x01, 0xf7,			/* 1004 add %esi,%edi      */
+	0x49,				/* 1006 dec %ecx           */
+	0x75, 0xf9,			/* 1007 jnz 1002           */
+	0xe6, PORT_DONE,		/* 1009 out %al,$0x12      */
+	0xf4,				/* 100b hlt                */
+	0xeb, 0xfe,			/* 100c jmp .              */
 };
 
 static void die(const char *fmt, ...)
@@ -142,8 +185,9 @@ struct bvm {
 	int vm_fd, vcpu_fd;
 	struct kvm_run *krun;
 	size_t krun_size;
-	/* both: the host view of each slot */
+	/* both: each slot and the host view of it */
 	void *hva[MAX_SLOTS];
+	uint64_t gpa[MAX_SLOTS];
 	uint64_t size[MAX_SLOTS];
 	int has_vcpu;
 };
@@ -152,8 +196,12 @@ struct backend {
 	const char *name;
 	void (*open)(void);
 	void (*vm_create)(struct bvm *vm);
-	void (*slot_add)(struct bvm *vm, int slot, uint64_t gpa, uint64_t size);
+	void (*slot_add)(struct bvm *vm, int slot, uint64_t gpa, uint64_t size,
+			 unsigned int how);
 	void (*slot_del)(struct bvm *vm, int slot);
+	void (*log_dirty)(struct bvm *vm, int slot, int on);
+	/* Get the slot's whole log into @bitmap, clear it, write-protect. */
+	void (*harvest)(struct bvm *vm, int slot, __u64 *bitmap);
 	void (*vcpu_create)(struct bvm *vm);
 	void (*set_flat32)(struct bvm *vm);
 	void (*set_regs)(struct bvm *vm, const struct bregs *r);
@@ -161,6 +209,9 @@ struct backend {
 	void (*run)(struct bvm *vm, struct bexit *e);
 	void (*vm_destroy)(struct bvm *vm);
 };
+
+/* slot_add() @how: for KVM a bare mmap(MAP_NORESERVE), as slot_1g times it */
+#define SLOT_BARE	1
 
 /* ---- lvmm ----------------------------------------------------------------- */
 
@@ -184,10 +235,13 @@ static void lv_vm_create(struct bvm *vm)
 		die("LVMM_CREATE_VM: %s (KVM has VMs?)", strerror(-r));
 }
 
-static void lv_slot_add(struct bvm *vm, int slot, uint64_t gpa, uint64_t size)
+static void lv_slot_add(struct bvm *vm, int slot, uint64_t gpa, uint64_t size,
+			unsigned int how)
 {
-	int r = lvmm_set_memslot(&vm->lvm, slot, 0, gpa, size);
+	int r;
 
+	(void)how;	/* lvmm allocates a slot's memory itself */
+	r = lvmm_set_memslot(&vm->lvm, slot, 0, gpa, size);
 	if (r)
 		die("LVMM_SET_MEMSLOT %d (%llu MiB): %s", slot,
 		    (unsigned long long)(size / MIB), strerror(-r));
@@ -195,6 +249,7 @@ static void lv_slot_add(struct bvm *vm, int slot, uint64_t gpa, uint64_t size)
 			     &vm->hva[slot]);
 	if (r)
 		die("mmap of lvmm slot %d: %s", slot, strerror(-r));
+	vm->gpa[slot] = gpa;
 	vm->size[slot] = size;
 }
 
@@ -207,6 +262,30 @@ static void lv_slot_del(struct bvm *vm, int slot)
 	r = lvmm_delete_memslot(&vm->lvm, slot);
 	if (r)
 		die("deleting lvmm slot %d: %s", slot, strerror(-r));
+}
+
+static void lv_log_dirty(struct bvm *vm, int slot, int on)
+{
+	int r = lvmm_set_memslot_flags(&vm->lvm, slot,
+				       on ? LVMM_MEMSLOT_LOG_DIRTY : 0);
+
+	if (r)
+		die("LVMM_SET_MEMSLOT_FLAGS %d %s: %s (LVMM_CAP_DIRTY_LOG: %d)",
+		    slot, on ? "LOG_DIRTY" : "0", strerror(-r),
+		    lvmm_check_extension(lvmm_dev, LVMM_CAP_DIRTY_LOG));
+}
+
+static void lv_harvest(struct bvm *vm, int slot, __u64 *bitmap)
+{
+	uint64_t n = vm->size[slot] / 4096;
+	int r;
+
+	r = lvmm_get_dirty_log(&vm->lvm, slot, 0, n, bitmap);
+	if (r)
+		die("LVMM_GET_DIRTY_LOG %d: %s", slot, strerror(-r));
+	r = lvmm_clear_dirty_log(&vm->lvm, slot, 0, n, bitmap);
+	if (r)
+		die("LVMM_CLEAR_DIRTY_LOG %d: %s", slot, strerror(-r));
 }
 
 static void lv_vcpu_create(struct bvm *vm)
@@ -311,6 +390,8 @@ static const struct backend lvmm_backend = {
 	.vm_create = lv_vm_create,
 	.slot_add = lv_slot_add,
 	.slot_del = lv_slot_del,
+	.log_dirty = lv_log_dirty,
+	.harvest = lv_harvest,
 	.vcpu_create = lv_vcpu_create,
 	.set_flat32 = lv_set_flat32,
 	.set_regs = lv_set_regs,
@@ -358,8 +439,8 @@ static void kv_vm_create(struct bvm *vm)
 /*
  * Guest memory as QEMU sets it up: anonymous, aligned to 2 MiB like the
  * guest-physical address so that THP can back it with huge pages, and
- * madvise(MADV_HUGEPAGE).  The slot_1g row (@plain) times just what the
- * row says: one mmap(MAP_NORESERVE) and SET_USER_MEMORY_REGION.
+ * madvise(MADV_HUGEPAGE).  The slot_1g row (@plain, SLOT_BARE) times just
+ * what the row says: one mmap(MAP_NORESERVE) and SET_USER_MEMORY_REGION.
  */
 static void *kv_alloc(uint64_t size, int plain)
 {
@@ -383,11 +464,12 @@ static void *kv_alloc(uint64_t size, int plain)
 	return a;
 }
 
-static void kv_set_region(struct bvm *vm, int slot, uint64_t gpa,
-			  uint64_t size, void *hva)
+static void kv_set_region(struct bvm *vm, int slot, uint32_t flags,
+			  uint64_t gpa, uint64_t size, void *hva)
 {
 	struct kvm_userspace_memory_region m = {
 		.slot = slot,
+		.flags = flags,
 		.guest_phys_addr = gpa,
 		.memory_size = size,
 		.userspace_addr = (uintptr_t)hva,
@@ -398,18 +480,39 @@ static void kv_set_region(struct bvm *vm, int slot, uint64_t gpa,
 		    (unsigned long long)(size / MIB), strerror(errno));
 }
 
-static void kv_slot_add(struct bvm *vm, int slot, uint64_t gpa, uint64_t size)
+static void kv_slot_add(struct bvm *vm, int slot, uint64_t gpa, uint64_t size,
+			unsigned int how)
 {
-	vm->hva[slot] = kv_alloc(size, size >= GIB);
+	vm->hva[slot] = kv_alloc(size, how & SLOT_BARE);
+	vm->gpa[slot] = gpa;
 	vm->size[slot] = size;
-	kv_set_region(vm, slot, gpa, size, vm->hva[slot]);
+	kv_set_region(vm, slot, 0, gpa, size, vm->hva[slot]);
 }
 
 static void kv_slot_del(struct bvm *vm, int slot)
 {
-	kv_set_region(vm, slot, 0, 0, NULL);
+	kv_set_region(vm, slot, 0, 0, 0, NULL);
 	munmap(vm->hva[slot], vm->size[slot]);
 	vm->hva[slot] = NULL;
+}
+
+/* The same slot again with only its flags changed, as QEMU does it. */
+static void kv_log_dirty(struct bvm *vm, int slot, int on)
+{
+	kv_set_region(vm, slot, on ? KVM_MEM_LOG_DIRTY_PAGES : 0,
+		      vm->gpa[slot], vm->size[slot], vm->hva[slot]);
+}
+
+/*
+ * Classic mode: KVM_CAP_MANUAL_DIRTY_LOG_PROTECT2 is never enabled, so
+ * GET_DIRTY_LOG gets, clears and write-protects in one call.
+ */
+static void kv_harvest(struct bvm *vm, int slot, __u64 *bitmap)
+{
+	struct kvm_dirty_log log = { .slot = slot, .dirty_bitmap = bitmap };
+
+	if (ioctl(vm->vm_fd, KVM_GET_DIRTY_LOG, &log))
+		die("KVM_GET_DIRTY_LOG %d: %s", slot, strerror(errno));
 }
 
 static void kv_vcpu_create(struct bvm *vm)
@@ -515,6 +618,8 @@ static const struct backend kvm_backend = {
 	.vm_create = kv_vm_create,
 	.slot_add = kv_slot_add,
 	.slot_del = kv_slot_del,
+	.log_dirty = kv_log_dirty,
+	.harvest = kv_harvest,
 	.vcpu_create = kv_vcpu_create,
 	.set_flat32 = kv_set_flat32,
 	.set_regs = kv_set_regs,
@@ -531,7 +636,7 @@ static const struct backend *be;
 static void guest_setup(struct bvm *vm, const uint8_t *code, size_t len)
 {
 	be->vm_create(vm);
-	be->slot_add(vm, 0, 0, LOW_SIZE);
+	be->slot_add(vm, 0, 0, LOW_SIZE, 0);
 	memcpy((uint8_t *)vm->hva[0] + CODE_GPA, code, len);
 	be->vcpu_create(vm);
 	be->set_flat32(vm);
@@ -625,7 +730,7 @@ static double touch_once(void)
 	volatile uint8_t *mem;
 
 	guest_setup(&vm, code_touch, sizeof(code_touch));
-	be->slot_add(&vm, 1, TOUCH_GPA, TOUCH_SIZE);
+	be->slot_add(&vm, 1, TOUCH_GPA, TOUCH_SIZE, 0);
 	guest_start(&vm, TOUCH_PAGES, TOUCH_GPA);
 	run_to_ready(&vm, "touch_64m");
 	t0 = now_ns();
@@ -659,7 +764,7 @@ static double vm_create_once(unsigned int batch)
 	t0 = now_ns();
 	for (i = 0; i < batch; i++) {
 		be->vm_create(&vm);
-		be->slot_add(&vm, 0, 0, LOW_SIZE);
+		be->slot_add(&vm, 0, 0, LOW_SIZE, 0);
 		be->vcpu_create(&vm);
 		be->vm_destroy(&vm);
 	}
@@ -672,10 +777,160 @@ static double slot_once(struct bvm *vm)
 	uint64_t t0, t1;
 
 	t0 = now_ns();
-	be->slot_add(vm, 1, BIG_GPA, BIG_SIZE);
+	be->slot_add(vm, 1, BIG_GPA, BIG_SIZE, SLOT_BARE);
 	t1 = now_ns();
 	be->slot_del(vm, 1);
 	return t1 - t0;
+}
+
+/* ---- the dirty log rows --------------------------------------------------- */
+
+/* A byte no earlier pass wrote (within 255 passes), so that each shows. */
+static uint8_t next_byte(void)
+{
+	static uint8_t b;
+
+	if (!++b)
+		b = 1;
+	return b;
+}
+
+/*
+ * code_stride: write @byte to @n pages of slot 1, @every pages apart from
+ * page @first; return the time of the RUN that does it.
+ */
+static double stride_pass(struct bvm *vm, uint64_t first, uint64_t n,
+			  uint64_t every, uint8_t byte, const char *what)
+{
+	uint64_t gpa = vm->gpa[1] + first * 4096;
+	uint32_t end = gpa + n * every * 4096;
+	struct bregs r = { .rcx = n, .rdx = byte, .rsi = every * 4096,
+			   .rdi = gpa, .rip = CODE_GPA, .rflags = 2 };
+	struct bexit e;
+	uint64_t t0, t1;
+
+	be->set_regs(vm, &r);
+	run_to_ready(vm, what);
+	t0 = now_ns();
+	be->run(vm, &e);
+	t1 = now_ns();
+	expect_out(vm, &e, PORT_DONE, what);
+	be->get_regs(vm, &r);
+	if ((uint32_t)r.rcx != 0 || (uint32_t)r.rdi != end)
+		die("%s: %s: ecx %llu, edi 0x%llx; expected 0 and 0x%x",
+		    be->name, what, (unsigned long long)r.rcx,
+		    (unsigned long long)r.rdi, end);
+	return t1 - t0;
+}
+
+/* That pass's writes reached the memory the VMM sees, and only them. */
+static void expect_mem(struct bvm *vm, uint64_t first, uint64_t n,
+		       uint64_t every, uint8_t byte, const char *what)
+{
+	volatile uint8_t *mem = vm->hva[1];
+	uint64_t i, p;
+
+	for (i = 0; i < n; i = i + 97 < n || i == n - 1 ? i + 97 : n - 1) {
+		p = first + i * every;
+		if (mem[p * 4096] != byte)
+			die("%s: %s: page %llu reads 0x%x, not 0x%x", be->name,
+			    what, (unsigned long long)p, mem[p * 4096], byte);
+	}
+	p = first + 1;
+	if (every > 1 && mem[p * 4096] == byte)
+		die("%s: %s: page %llu, not written, reads 0x%x", be->name,
+		    what, (unsigned long long)p, byte);
+}
+
+/* The log of slot 1 (@npages) has pages @first + k @every, k < @n, only. */
+static void expect_log(struct bvm *vm, const __u64 *bm, uint64_t first,
+		       uint64_t n, uint64_t every, const char *what)
+{
+	uint64_t npages = vm->size[1] / 4096, p, set = 0, bad = npages;
+	int got, exp;
+
+	for (p = 0; p < npages; p++) {
+		got = bm[p / 64] >> (p % 64) & 1;
+		exp = p >= first && (p - first) % every == 0 &&
+		      (p - first) / every < n;
+		set += got;
+		if (got != exp && bad == npages)
+			bad = p;
+	}
+	if (bad != npages)
+		die("%s: %s: %llu pages logged, page %llu %s; expected %llu from %llu, %llu apart",
+		    be->name, what, (unsigned long long)set,
+		    (unsigned long long)bad,
+		    bm[bad / 64] >> (bad % 64) & 1 ? "set" : "clear",
+		    (unsigned long long)n, (unsigned long long)first,
+		    (unsigned long long)every);
+}
+
+static __u64 log_bitmap[BIG_PAGES / 64];
+
+/* A 1 GiB slot 1, every page of it written by the guest, logging off. */
+static void big_setup(struct bvm *vm)
+{
+	guest_setup(vm, code_stride, sizeof(code_stride));
+	be->slot_add(vm, 1, BIG_GPA, BIG_SIZE, 0);
+	stride_pass(vm, 0, BIG_PAGES, 1, next_byte(), "1 GiB first touch");
+}
+
+static double enable_once(struct bvm *vm)
+{
+	const char *what = "dirty_enable_1g";
+	uint8_t b = next_byte();
+	uint64_t t0, t1;
+
+	/* Both map the slot with 2 MiB pages again on these faults. */
+	stride_pass(vm, 0, BIG_PAGES, 1, b, what);
+	expect_mem(vm, 0, BIG_PAGES, 1, b, what);
+	t0 = now_ns();
+	be->log_dirty(vm, 1, 1);
+	t1 = now_ns();
+	/* Logging is on and its log starts empty. */
+	be->harvest(vm, 1, log_bitmap);
+	expect_log(vm, log_bitmap, 0, 0, 1, what);
+	be->log_dirty(vm, 1, 0);
+	return t1 - t0;
+}
+
+/*
+ * Logging on.  Sample @k dirties pages k % 10, + 10, ...: a bit that
+ * CLEAR_DIRTY_LOG left set shows up in the next sample's log.
+ */
+static double harvest_once(struct bvm *vm, unsigned int k)
+{
+	const char *what = "dirty_harvest_1g";
+	uint64_t first = k % HARVEST_EVERY;
+	uint64_t n = (BIG_PAGES - first + HARVEST_EVERY - 1) / HARVEST_EVERY;
+	uint8_t b = next_byte();
+	uint64_t t0, t1;
+
+	stride_pass(vm, first, n, HARVEST_EVERY, b, what);
+	t0 = now_ns();
+	be->harvest(vm, 1, log_bitmap);
+	t1 = now_ns();
+	expect_log(vm, log_bitmap, first, n, HARVEST_EVERY, what);
+	expect_mem(vm, first, n, HARVEST_EVERY, b, what);
+	return t1 - t0;
+}
+
+/*
+ * Logging on, log cleared.  The same pages each sample: a page that
+ * CLEAR_DIRTY_LOG left writable goes missing from the next sample's log.
+ */
+static double fault_once(struct bvm *vm)
+{
+	const char *what = "dirty_fault";
+	uint8_t b = next_byte();
+	double t;
+
+	t = stride_pass(vm, 0, FAULT_PAGES, FAULT_EVERY, b, what);
+	be->harvest(vm, 1, log_bitmap);
+	expect_log(vm, log_bitmap, 0, FAULT_PAGES, FAULT_EVERY, what);
+	expect_mem(vm, 0, FAULT_PAGES, FAULT_EVERY, b, what);
+	return t / FAULT_PAGES;
 }
 
 /* ---- collecting ----------------------------------------------------------- */
@@ -728,6 +983,7 @@ static double clock_cost_ns(void)
 
 static int bench(const struct backend *b)
 {
+	unsigned int nharvest = (repeats + 2) / 3;
 	double v[MAX_REPEATS];
 	char thp[128], cs[64];
 	struct utsname u;
@@ -781,6 +1037,35 @@ static int bench(const struct backend *b)
 		be->vm_destroy(&vm);
 		print_row("slot_1g", v, 2 * repeats);
 	}
+	if (want("dirty_enable_1g") || want("dirty_harvest_1g")) {
+		big_setup(&vm);
+		if (want("dirty_enable_1g")) {
+			enable_once(&vm);
+			for (i = 0; i < repeats; i++)
+				v[i] = enable_once(&vm);
+			print_row("dirty_enable_1g", v, repeats);
+		}
+		if (want("dirty_harvest_1g")) {
+			be->log_dirty(&vm, 1, 1);
+			harvest_once(&vm, 0);
+			for (i = 0; i < nharvest; i++)
+				v[i] = harvest_once(&vm, i + 1);
+			print_row("dirty_harvest_1g", v, nharvest);
+		}
+		be->vm_destroy(&vm);
+	}
+	if (want("dirty_fault")) {
+		guest_setup(&vm, code_stride, sizeof(code_stride));
+		be->slot_add(&vm, 1, TOUCH_GPA, TOUCH_SIZE, 0);
+		stride_pass(&vm, 0, TOUCH_PAGES, 1, next_byte(),
+			    "64 MiB first touch");
+		be->log_dirty(&vm, 1, 1);
+		fault_once(&vm);
+		for (i = 0; i < repeats; i++)
+			v[i] = fault_once(&vm);
+		be->vm_destroy(&vm);
+		print_row("dirty_fault", v, repeats);
+	}
 	return 0;
 }
 
@@ -795,6 +1080,9 @@ static const struct {
 	{ "touch_64m",	"first touch of 64 MiB, per pass" },
 	{ "vm_create",	"VM + 2 MiB slot + vCPU, create+close" },
 	{ "slot_1g",	"create a 1 GiB slot (+ its mmap)" },
+	{ "dirty_enable_1g", "logging on, 1 GiB slot, all touched" },
+	{ "dirty_harvest_1g", "get+clear log of 1 GiB, 10 % dirty" },
+	{ "dirty_fault", "first write after a clear, per page" },
 };
 #define NROWS	(sizeof(rows) / sizeof(rows[0]))
 
@@ -886,7 +1174,7 @@ static int table(const char *lpath, const char *kpath)
 	printf("lvmm vs KVM, same guest code, same boot.  Both run nested under QEMU TCG\n"
 	       "(emulated SVM + NPT): absolute times are the emulator's, compare ratios.\n");
 	printf("lvmm: %s\nkvm:  %s\n\n", linfo, kinfo);
-	printf("%-11s %-37s %4s %9s %9s %9s %9s %9s\n", "row", "what", "unit",
+	printf("%-16s %-37s %4s %9s %9s %9s %9s %9s\n", "row", "what", "unit",
 	       "lvmm min", "lvmm med", "KVM min", "KVM med", "lvmm/KVM");
 	for (r = 0; r < NROWS; r++) {
 		double div;
@@ -894,19 +1182,21 @@ static int table(const char *lpath, const char *kpath)
 
 		if (!l[r].n || !k[r].n) {
 			ratio[r] = 0;
-			printf("%-11s %-37s   missing (lvmm %u, KVM %u samples)\n",
+			printf("%-16s %-37s   missing (lvmm %u, KVM %u samples)\n",
 			       rows[r].name, rows[r].what, l[r].n, k[r].n);
 			continue;
 		}
 		u = unit_for(k[r].med < l[r].med ? k[r].med : l[r].med, &div);
 		ratio[r] = l[r].med / k[r].med;
-		printf("%-11s %-37s %4s %9.2f %9.2f %9.2f %9.2f %8.2fx\n",
+		printf("%-16s %-37s %4s %9.2f %9.2f %9.2f %9.2f %8.2fx\n",
 		       rows[r].name, rows[r].what, u, l[r].min / div,
 		       l[r].med / div, k[r].min / div, k[r].med / div,
 		       ratio[r]);
 	}
-	printf("\n(ratio > 1: lvmm slower; medians over the samples, n = %u/%u/%u/%u/%u)\n\n",
-	       l[0].n, l[1].n, l[2].n, l[3].n, l[4].n);
+	printf("\n(ratio > 1: lvmm slower; medians over the samples, n =");
+	for (r = 0; r < NROWS; r++)
+		printf("%s%u", r ? "/" : " ", l[r].n);
+	printf(")\n\n");
 	for (r = 0; r < NROWS; r++) {
 		if (!l[r].n || !k[r].n)
 			continue;
@@ -927,10 +1217,12 @@ static void usage(void)
 		"             (\"row NAME ns ns ...\", nanoseconds per operation)\n"
 		"  table      min/median per row and the lvmm/KVM ratio of medians,\n"
 		"             then one \"ratio NAME X\" line per row\n"
-		"  -r N       samples per row (default 15; slot_1g takes 2N)\n"
+		"  -r N       samples per row (default 15; slot_1g takes 2N,\n"
+		"             dirty_harvest_1g N/3 rounded up)\n"
 		"  -n N       exits per pio_exit/cpuid_exit sample (default 20000)\n"
 		"  -o ROW     only that row (pio_exit, cpuid_exit, touch_64m,\n"
-		"             vm_create, slot_1g)\n");
+		"             vm_create, slot_1g, dirty_enable_1g,\n"
+		"             dirty_harvest_1g, dirty_fault)\n");
 	exit(2);
 }
 

@@ -125,6 +125,41 @@ int lvmm_memslot_unmap(void *addr, size_t size)
 	return ret_or_errno(munmap(addr, size));
 }
 
+int lvmm_set_memslot_flags(const struct lvmm_vm_handle *vm, __u32 slot,
+			   __u32 flags)
+{
+	struct lvmm_memslot_flags mf = { .slot = slot, .flags = flags };
+
+	return ret_or_errno(ioctl(vm->fd, LVMM_SET_MEMSLOT_FLAGS, &mf));
+}
+
+int lvmm_get_dirty_log(const struct lvmm_vm_handle *vm, __u32 slot,
+		       __u64 first_page, __u64 num_pages, __u64 *bitmap)
+{
+	struct lvmm_dirty_log log = {
+		.slot = slot,
+		.first_page = first_page,
+		.num_pages = num_pages,
+		.bitmap = (__u64)(unsigned long)bitmap,
+	};
+
+	return ret_or_errno(ioctl(vm->fd, LVMM_GET_DIRTY_LOG, &log));
+}
+
+int lvmm_clear_dirty_log(const struct lvmm_vm_handle *vm, __u32 slot,
+			 __u64 first_page, __u64 num_pages,
+			 const __u64 *bitmap)
+{
+	struct lvmm_dirty_log log = {
+		.slot = slot,
+		.first_page = first_page,
+		.num_pages = num_pages,
+		.bitmap = (__u64)(unsigned long)bitmap,
+	};
+
+	return ret_or_errno(ioctl(vm->fd, LVMM_CLEAR_DIRTY_LOG, &log));
+}
+
 int lvmm_vcpu_create_raw(const struct lvmm_vm_handle *vm,
 			 const struct lvmm_create_vcpu *args)
 {

@@ -46,6 +46,19 @@ int lvmm_delete_memslot(const struct lvmm_vm_handle *vm, __u32 slot);
 int lvmm_memslot_map(const struct lvmm_vm_handle *vm, __u32 slot, size_t size,
 		     int prot, void **addr);
 int lvmm_memslot_unmap(void *addr, size_t size);
+/* Only LVMM_MEMSLOT_LOG_DIRTY may change; turning it on empties the log. */
+int lvmm_set_memslot_flags(const struct lvmm_vm_handle *vm, __u32 slot,
+			   __u32 flags);
+/*
+ * The dirty log of pages [first_page, first_page + num_pages) of @slot, one
+ * bit per page in DIV_ROUND_UP(num_pages, 64) words at @bitmap.  GET copies
+ * it out; CLEAR clears (and write-protects again) the pages set in @bitmap.
+ */
+int lvmm_get_dirty_log(const struct lvmm_vm_handle *vm, __u32 slot,
+		       __u64 first_page, __u64 num_pages, __u64 *bitmap);
+int lvmm_clear_dirty_log(const struct lvmm_vm_handle *vm, __u32 slot,
+			 __u64 first_page, __u64 num_pages,
+			 const __u64 *bitmap);
 
 /* vCPU */
 int lvmm_vcpu_create_raw(const struct lvmm_vm_handle *vm,

@@ -35,6 +35,7 @@
 #define LVMM_CAP_XSAVE			7
 #define LVMM_CAP_HYPERCALL		8
 #define LVMM_CAP_MAX_VM_NAME		9	/* bytes, with the NUL */
+#define LVMM_CAP_DIRTY_LOG		10	/* LVMM_MEMSLOT_LOG_DIRTY and co. */
 
 #define LVMM_VM_NAME_LEN	32
 
@@ -51,9 +52,12 @@ struct lvmm_create_vm {
 #define LVMM_SET_MEMSLOT	_IOW(LVMMIO, 0x10, struct lvmm_memslot)
 #define LVMM_CREATE_VCPU	_IOW(LVMMIO, 0x11, struct lvmm_create_vcpu)
 #define LVMM_GET_VM_INFO	_IOR(LVMMIO, 0x12, struct lvmm_vm_info)
+#define LVMM_SET_MEMSLOT_FLAGS	_IOW(LVMMIO, 0x13, struct lvmm_memslot_flags)
+#define LVMM_GET_DIRTY_LOG	_IOW(LVMMIO, 0x14, struct lvmm_dirty_log)
+#define LVMM_CLEAR_DIRTY_LOG	_IOW(LVMMIO, 0x15, struct lvmm_dirty_log)
 
 #define LVMM_MEMSLOT_READONLY	(1U << 0)
-/* Reserved for dirty logging; rejected with -EINVAL until it exists. */
+/* Log writes to the slot: by the guest, the VMM's mapping and lvmm itself. */
 #define LVMM_MEMSLOT_LOG_DIRTY	(1U << 1)
 
 /*
@@ -67,6 +71,38 @@ struct lvmm_memslot {
 	__u32 flags;
 	__u64 guest_phys_addr;
 	__u64 size;
+	__u64 reserved[2];
+};
+
+/*
+ * Change the flags of an existing slot in place.  Only
+ * LVMM_MEMSLOT_LOG_DIRTY may change; LVMM_MEMSLOT_READONLY must stay as
+ * the slot was created.  Turning logging on starts with an empty log.
+ */
+struct lvmm_memslot_flags {
+	__u32 slot;
+	__u32 flags;
+	__u64 reserved[3];
+};
+
+/*
+ * The dirty log of pages [first_page, first_page + num_pages) of @slot,
+ * counted from the slot's start: an array of DIV_ROUND_UP(num_pages, 64)
+ * __u64 words at @bitmap, bit i of word w for page first_page + 64 w + i.
+ * first_page is a multiple of 64; num_pages is too, unless the range
+ * ends at the slot's end.
+ *
+ * GET_DIRTY_LOG copies the log out and changes nothing.  CLEAR_DIRTY_LOG
+ * clears the pages whose bits are set in @bitmap and write-protects them
+ * again, so that their next write is logged: clear a range just before
+ * reading its pages (Documentation/migration.rst).
+ */
+struct lvmm_dirty_log {
+	__u32 slot;
+	__u32 flags;		/* must be 0 */
+	__u64 first_page;
+	__u64 num_pages;
+	__u64 bitmap;		/* user address */
 	__u64 reserved[2];
 };
 
