@@ -38,6 +38,20 @@ u64 lvmm_supported_xcr0(void)
 	       ~XFEATURE_MASK_PKRU;
 }
 
+/* What XSETBV accepts for XCR0, and so does LVMM_SET_XCRS. */
+bool lvmm_xcr0_valid(u64 xcr0)
+{
+	u64 avx512 = XFEATURE_MASK_OPMASK | XFEATURE_MASK_ZMM_Hi256 |
+		     XFEATURE_MASK_Hi16_ZMM;
+
+	if (!(xcr0 & XFEATURE_MASK_FP) || (xcr0 & ~lvmm_supported_xcr0()))
+		return false;
+	if ((xcr0 & XFEATURE_MASK_YMM) && !(xcr0 & XFEATURE_MASK_SSE))
+		return false;
+	return !(xcr0 & avx512) ||
+	       ((xcr0 & avx512) == avx512 && (xcr0 & XFEATURE_MASK_YMM));
+}
+
 static void lvmm_cpuid_zero(struct lvmm_cpuid_entry *e)
 {
 	e->eax = 0;
@@ -191,12 +205,31 @@ int lvmm_cpuid_init(struct lvmm_vcpu *vcpu)
 	return r ?: lvmm_cpuid_add(vcpu, LVMM_CPUID_SIGNATURE, 0);
 }
 
+/* Check and filter @nent entries at @e, then make them the vCPU's table. */
+int lvmm_cpuid_load(struct lvmm_vcpu *vcpu, struct lvmm_cpuid_entry *e,
+		    u32 nent)
+{
+	u32 i;
+
+	if (nent > LVMM_MAX_CPUID_ENTRIES)
+		return -E2BIG;
+	for (i = 0; i < nent; i++) {
+		if (e[i].flags & ~LVMM_CPUID_FLAG_SIGNIFICANT_INDEX ||
+		    memchr_inv(e[i].reserved, 0, sizeof(e[i].reserved)))
+			return -EINVAL;
+		lvmm_cpuid_filter(&e[i]);
+	}
+	memcpy(vcpu->cpuid, e, nent * sizeof(*e));
+	vcpu->cpuid_nent = nent;
+	return 0;
+}
+
 long lvmm_vcpu_set_cpuid(struct lvmm_vcpu *vcpu, void __user *argp)
 {
 	struct lvmm_cpuid __user *user = argp;
 	struct lvmm_cpuid_entry *e;
 	struct lvmm_cpuid hdr;
-	u32 i;
+	int r;
 
 	if (copy_from_user(&hdr, user, sizeof(hdr)))
 		return -EFAULT;
@@ -207,18 +240,9 @@ long lvmm_vcpu_set_cpuid(struct lvmm_vcpu *vcpu, void __user *argp)
 	e = memdup_user(user->entries, hdr.nent * sizeof(*e));
 	if (IS_ERR(e))
 		return PTR_ERR(e);
-	for (i = 0; i < hdr.nent; i++) {
-		if (e[i].flags & ~LVMM_CPUID_FLAG_SIGNIFICANT_INDEX ||
-		    memchr_inv(e[i].reserved, 0, sizeof(e[i].reserved))) {
-			kfree(e);
-			return -EINVAL;
-		}
-		lvmm_cpuid_filter(&e[i]);
-	}
-	memcpy(vcpu->cpuid, e, hdr.nent * sizeof(*e));
-	vcpu->cpuid_nent = hdr.nent;
+	r = lvmm_cpuid_load(vcpu, e, hdr.nent);
 	kfree(e);
-	return 0;
+	return r;
 }
 
 long lvmm_vcpu_get_cpuid(struct lvmm_vcpu *vcpu, void __user *argp)

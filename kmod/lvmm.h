@@ -28,6 +28,7 @@
 #include <linux/hrtimer.h>
 #include <linux/cpumask.h>
 #include <linux/atomic.h>
+#include <asm/debugreg.h>
 #include <asm/fpu/api.h>
 #include <linux/lvmm.h>
 #include <linux/lvmm_nl.h>
@@ -41,6 +42,17 @@
 #define LVMM_MAX_GPA		BIT_ULL(48)
 
 #define LVMM_DR7_FIXED_1	0x400ULL
+
+/* What the guest reads back after writing @v to DR6 or DR7. */
+static inline u64 lvmm_dr6_value(u64 v)
+{
+	return v | DR6_RESERVED;
+}
+
+static inline u64 lvmm_dr7_value(u64 v)
+{
+	return (v & ~0xd800ULL) | LVMM_DR7_FIXED_1;
+}
 
 #define LVMM_HPAGE_SHIFT	21
 #define LVMM_HPAGE_SIZE		BIT(LVMM_HPAGE_SHIFT)
@@ -105,6 +117,7 @@ struct lvmm_memslots {
 struct lvmm_slot *lvmm_memslot_find(struct lvmm_memslots *slots, u64 gfn);
 struct page *lvmm_memslot_get_page(struct lvmm_slot *slot, u64 gfn,
 				   bool *huge);
+struct page *lvmm_memslot_peek_page(struct lvmm_slot *slot, u64 gfn);
 int lvmm_vm_set_memslot(struct lvmm_vm *vm, const struct lvmm_memslot *req);
 int lvmm_vm_set_memslot_flags(struct lvmm_vm *vm,
 			      const struct lvmm_memslot_flags *req);
@@ -241,6 +254,7 @@ struct lvmm_vm {
 	struct srcu_struct srcu;	/* readers of memslots */
 	struct lvmm_memslots *retired;	/* slots_lock: replaced arrays */
 	u64 mem_size;			/* slots_lock */
+	bool slots_pinned;		/* slots_lock: a save reads them */
 
 	struct mm_struct *mm;		/* (i) creator's mm, for accounting */
 	kuid_t owner;			/* (i) */
@@ -254,6 +268,12 @@ struct lvmm_vm {
 	bool dead;			/* destroyed: never runs again */
 	bool listed;			/* lvmm_vms_lock: in lvmm_vms */
 	wait_queue_head_t pause_wq;	/* parked and throttled vCPUs */
+
+	/* Snapshots (snapshot.c), under vm->lock. */
+	bool frozen;			/* a save holds the vCPUs parked */
+	struct task_struct *save_task;	/* the save running, or NULL */
+	void *vmm_state;		/* the VMM's opaque device state */
+	u32 vmm_state_size;
 
 	struct lvmm_vm_sched sched;	/* sched.c */
 };
@@ -270,6 +290,18 @@ struct lvmm_vm *lvmm_vm_next(struct net *net, u32 *id);
 int lvmm_vm_state(struct lvmm_vm *vm);
 void lvmm_vm_put(struct lvmm_vm *vm);
 long lvmm_dev_create_vm(void __user *argp);
+struct lvmm_vm *lvmm_vm_new(void);
+int lvmm_vm_install(struct lvmm_vm *vm, const char *name,
+		    int (*tell)(struct lvmm_vm *vm, void __user *argp),
+		    void __user *argp);
+bool lvmm_name_valid(const char *name);
+
+/* Parked: paused by the management plane, or held by a save. */
+static inline bool lvmm_vm_stopped(struct lvmm_vm *vm)
+{
+	return READ_ONCE(vm->paused) || READ_ONCE(vm->frozen);
+}
+
 int lvmm_vm_fs_init(void);
 void lvmm_vm_fs_exit(void);
 
@@ -388,6 +420,7 @@ struct lvmm_vcpu {
 
 	struct lvmm_vcpu_stat stat;	/* (c) */
 	struct lvmm_vcpu_sched sched;	/* sched.c */
+	struct lvmm_snap_req *snap_req;	/* a save's request (snapshot.c) */
 };
 
 /* Does the RUN loop account guest time (a cap or a reservation)? */
@@ -404,6 +437,27 @@ static inline bool lvmm_sched_pending(struct lvmm_vcpu *vcpu)
 }
 
 long lvmm_vm_create_vcpu(struct lvmm_vm *vm, void __user *argp);
+long lvmm_vm_get_vcpu(struct lvmm_vm *vm, void __user *argp);
+struct lvmm_vcpu *lvmm_vcpu_create(struct lvmm_vm *vm, u32 id);
+/*
+ * A vCPU's state in the ABI's structures, for a snapshot: the loaders run
+ * every check of the matching set-ioctl.  Under vcpu->mutex, outside RUN.
+ */
+void lvmm_vcpu_save_regs(struct lvmm_vcpu *vcpu, struct lvmm_regs *r);
+int lvmm_vcpu_load_regs(struct lvmm_vcpu *vcpu, const struct lvmm_regs *r);
+void lvmm_vcpu_save_sregs(struct lvmm_vcpu *vcpu, struct lvmm_sregs *s);
+int lvmm_vcpu_load_sregs(struct lvmm_vcpu *vcpu, const struct lvmm_sregs *s);
+void lvmm_vcpu_save_xsave(struct lvmm_vcpu *vcpu, struct lvmm_xsave *x);
+int lvmm_vcpu_load_xsave(struct lvmm_vcpu *vcpu, const struct lvmm_xsave *x);
+void lvmm_vcpu_save_events(struct lvmm_vcpu *vcpu,
+			   struct lvmm_vcpu_events *ev);
+int lvmm_vcpu_load_events(struct lvmm_vcpu *vcpu,
+			  const struct lvmm_vcpu_events *ev);
+void lvmm_vcpu_save_debugregs(struct lvmm_vcpu *vcpu,
+			      struct lvmm_debugregs *d);
+int lvmm_vcpu_load_debugregs(struct lvmm_vcpu *vcpu,
+			     const struct lvmm_debugregs *d);
+int lvmm_vcpu_load_xcrs(struct lvmm_vcpu *vcpu, const struct lvmm_xcrs *x);
 void lvmm_vcpu_destroy(struct lvmm_vcpu *vcpu);
 void lvmm_vm_flush_tlb_all(struct lvmm_vm *vm);
 void lvmm_vm_kick_all(struct lvmm_vm *vm, int req);
@@ -419,6 +473,9 @@ long lvmm_vcpu_get_cpuid(struct lvmm_vcpu *vcpu, void __user *argp);
 void lvmm_cpuid(struct lvmm_vcpu *vcpu, u64 cr4, u32 *eax, u32 *ebx,
 		u32 *ecx, u32 *edx);
 u64 lvmm_supported_xcr0(void);
+int lvmm_cpuid_load(struct lvmm_vcpu *vcpu, struct lvmm_cpuid_entry *e,
+		    u32 nent);
+bool lvmm_xcr0_valid(u64 xcr0);
 
 /* ---- instruction decoding and guest memory (x86.c) ------------------------ */
 
@@ -444,11 +501,23 @@ int lvmm_emulate_pio(struct lvmm_vcpu *vcpu, const struct lvmm_cpu_mode *m,
 int lvmm_complete_userspace(struct lvmm_vcpu *vcpu);
 void lvmm_internal_error(struct lvmm_vcpu *vcpu, u32 suberror, int n, ...);
 
+/* ---- snapshots: the VM stream (snapshot.c) ------------------------------- */
+
+struct lvmm_snap_req;
+void lvmm_vcpu_answer_snap(struct lvmm_vcpu *vcpu);
+bool lvmm_stream_file_ok(struct file *file, bool write);
+int lvmm_vm_save(struct lvmm_vm *vm, struct file *file, bool stop);
+long lvmm_dev_restore_vm(void __user *argp);
+long lvmm_vm_vmm_state(struct lvmm_vm *vm, void __user *argp, bool set);
+void lvmm_vm_free_snapshot(struct lvmm_vm *vm);
+
 /* ---- the management plane (netlink.c) ------------------------------------- */
 
 int lvmm_netlink_init(void);
 void lvmm_netlink_exit(void);
 void lvmm_nl_event(struct lvmm_vm *vm, int event, int vcpu_id);
+void lvmm_nl_save_event(struct lvmm_vm *vm, int event, u64 bytes, u64 total,
+			int err, u64 pause_ns);
 int lvmm_vm_pause(struct lvmm_vm *vm);
 int lvmm_vm_resume(struct lvmm_vm *vm);
 int lvmm_vm_destroy(struct lvmm_vm *vm);
@@ -553,6 +622,14 @@ struct lvmm_arch_ops {
 	void (*get_cpu_mode)(struct lvmm_vcpu *vcpu, struct lvmm_cpu_mode *m);
 	int (*get_msr)(struct lvmm_vcpu *vcpu, u32 index, u64 *data);
 	int (*set_msr)(struct lvmm_vcpu *vcpu, u32 index, u64 data);
+	/*
+	 * The backend's part of lvmm_vcpu_events: the injected event, NMI
+	 * masking and the interrupt shadow.  set_events() gets fields that
+	 * lvmm_vcpu_set_events() checked.
+	 */
+	void (*get_events)(struct lvmm_vcpu *vcpu, struct lvmm_vcpu_events *ev);
+	void (*set_events)(struct lvmm_vcpu *vcpu,
+			   const struct lvmm_vcpu_events *ev);
 };
 
 extern const struct lvmm_arch_ops *lvmm_arch;

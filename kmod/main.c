@@ -31,7 +31,10 @@ static long lvmm_check_extension(unsigned long ext)
 	case LVMM_CAP_XSAVE:
 	case LVMM_CAP_HYPERCALL:
 	case LVMM_CAP_DIRTY_LOG:
+	case LVMM_CAP_VCPU_STATE:
 		return 1;
+	case LVMM_CAP_SNAPSHOT:
+		return LVMM_STREAM_VERSION;
 	default:
 		return 0;
 	}
@@ -47,6 +50,8 @@ static long lvmm_dev_ioctl(struct file *filp, unsigned int cmd,
 		return lvmm_check_extension(arg);
 	case LVMM_CREATE_VM:
 		return lvmm_dev_create_vm((void __user *)arg);
+	case LVMM_RESTORE_VM:
+		return lvmm_dev_restore_vm((void __user *)arg);
 	case LVMM_GET_VCPU_MMAP_SIZE:
 		return arg ? -EINVAL : 2 * PAGE_SIZE;
 	default:

@@ -142,6 +142,25 @@ struct page *lvmm_memslot_get_page(struct lvmm_slot *slot, u64 gfn,
 	}
 }
 
+/*
+ * The page backing @gfn if its chunk was ever touched, else NULL (the
+ * page reads as zeros): for a save, which must not allocate.
+ */
+struct page *lvmm_memslot_peek_page(struct lvmm_slot *slot, u64 gfn)
+{
+	u64 idx = gfn - slot->base_gfn;
+	struct lvmm_chunk *c = &slot->chunks[idx >> LVMM_HPAGE_ORDER];
+	unsigned long off = idx & (LVMM_PAGES_PER_HPAGE - 1);
+	struct page *page, **small;
+
+	/* Pairs with smp_store_release() in lvmm_alloc_chunk(). */
+	page = smp_load_acquire(&c->huge);
+	if (page)
+		return page + off;
+	small = smp_load_acquire(&c->small);	/* likewise */
+	return small ? small[off] : NULL;
+}
+
 static void lvmm_memslot_free(struct lvmm_slot *slot)
 {
 	unsigned long i;
@@ -348,7 +367,8 @@ int lvmm_vm_set_memslot(struct lvmm_vm *vm, const struct lvmm_memslot *req)
 	if (r)
 		return r;
 	mutex_lock(&vm->slots_lock);
-	r = lvmm_memslot_check(vm, req);
+	/* A save reads the slots without this lock (snapshot.c). */
+	r = vm->slots_pinned ? -EBUSY : lvmm_memslot_check(vm, req);
 	if (r)
 		goto out_unlock;
 	if (!req->size) {

@@ -49,6 +49,12 @@ static const struct nla_policy lvmm_vm_policy[LVMM_A_VM_MAX + 1] = {
 	[LVMM_A_VM_EVENT]	= { .type = NLA_REJECT },
 	[LVMM_A_VM_PAD]		= { .type = NLA_REJECT },
 	[LVMM_A_VM_VCPU_ID]	= { .type = NLA_REJECT },
+	[LVMM_A_VM_SAVE_FD]	= { .type = NLA_U32 },
+	[LVMM_A_VM_SAVE_STOP]	= { .type = NLA_FLAG },
+	[LVMM_A_VM_SAVE_BYTES]	= { .type = NLA_REJECT },
+	[LVMM_A_VM_SAVE_TOTAL]	= { .type = NLA_REJECT },
+	[LVMM_A_VM_SAVE_ERROR]	= { .type = NLA_REJECT },
+	[LVMM_A_VM_PAUSE_NS]	= { .type = NLA_REJECT },
 };
 
 static struct netlink_range_validation lvmm_weight_range = {
@@ -527,6 +533,58 @@ static int lvmm_nl_vm_destroy_doit(struct sk_buff *skb, struct genl_info *info)
 	return lvmm_nl_change(skb, info, lvmm_vm_destroy);
 }
 
+/*
+ * vm-save: the fd is the caller's, looked up here in its context; the
+ * save takes its own reference and runs in a kernel thread of its own.
+ * Progress and the end come as events.  The owner or CAP_NET_ADMIN.
+ */
+static int lvmm_nl_vm_save_doit(struct sk_buff *skb, struct genl_info *info)
+{
+	struct nlattr *fd = info->attrs[LVMM_A_VM_SAVE_FD];
+	struct lvmm_vm *vm;
+	struct file *file;
+	int r;
+
+	if (!fd) {
+		NL_SET_ERR_MSG(info->extack,
+			       "give the file descriptor to write the VM to (save-fd)");
+		return -EINVAL;
+	}
+	vm = lvmm_nl_vm(skb, info->attrs, info->extack, true);
+	if (IS_ERR(vm))
+		return PTR_ERR(vm);
+	file = fget(nla_get_u32(fd));
+	if (!file) {
+		NL_SET_ERR_MSG_ATTR(info->extack, fd,
+				    "save-fd is not an open file descriptor of the sender");
+		r = -EBADF;
+		goto out_put;
+	}
+	if (!(file->f_mode & FMODE_WRITE)) {
+		NL_SET_ERR_MSG_ATTR(info->extack, fd,
+				    "save-fd is not open for writing");
+		r = -EBADF;
+		goto out_fput;
+	}
+	if (!lvmm_stream_file_ok(file, true)) {
+		NL_SET_ERR_MSG_ATTR(info->extack, fd,
+				    "lvmm cannot write to save-fd: give a regular file, a pipe or a socket");
+		r = -EINVAL;
+		goto out_fput;
+	}
+	r = lvmm_vm_save(vm, file,
+			 nla_get_flag(info->attrs[LVMM_A_VM_SAVE_STOP]));
+	if (r == -EBUSY)
+		NL_SET_ERR_MSG(info->extack, "a save of this VM is running");
+	else if (r == -ENOENT)
+		NL_SET_ERR_MSG(info->extack, "the VM has been destroyed");
+out_fput:
+	fput(file);
+out_put:
+	lvmm_vm_put(vm);
+	return r;
+}
+
 /* ---- scheduling policy ---------------------------------------------------- */
 
 static int lvmm_nl_fill_sched(struct sk_buff *skb, struct lvmm_vm *vm,
@@ -747,6 +805,10 @@ static const struct genl_ops lvmm_nl_ops[] = {
 		.doit	= lvmm_nl_vm_destroy_doit,
 	},
 	{
+		.cmd	= LVMM_CMD_VM_SAVE,
+		.doit	= lvmm_nl_vm_save_doit,
+	},
+	{
 		.cmd	= LVMM_CMD_SCHED_GET,
 		.doit	= lvmm_nl_sched_get_doit,
 		.policy	= lvmm_sched_policy,
@@ -788,6 +850,39 @@ void lvmm_nl_event(struct lvmm_vm *vm, int event, int vcpu_id)
 		nlmsg_free(msg);
 		return;
 	}
+	genlmsg_multicast_netns(&lvmm_nl_family, vm->net, msg, 0,
+				LVMM_NL_MCGRP_EVENTS, GFP_KERNEL);
+}
+
+/* A save's progress (@err 0) or end, to the events group. */
+void lvmm_nl_save_event(struct lvmm_vm *vm, int event, u64 bytes, u64 total,
+			int err, u64 pause_ns)
+{
+	struct sk_buff *msg;
+	void *hdr;
+
+	if (!genl_has_listeners(&lvmm_nl_family, vm->net, LVMM_NL_MCGRP_EVENTS))
+		return;
+	msg = nlmsg_new(NLMSG_DEFAULT_SIZE, GFP_KERNEL);
+	if (!msg)
+		return;
+	hdr = genlmsg_put(msg, 0, 0, &lvmm_nl_family, 0, LVMM_CMD_VM_EVENT);
+	if (!hdr ||
+	    nla_put_u32(msg, LVMM_A_VM_ID, vm->id) ||
+	    nla_put_string(msg, LVMM_A_VM_NAME, vm->name) ||
+	    nla_put_u32(msg, LVMM_A_VM_EVENT, event) ||
+	    nla_put_u64_64bit(msg, LVMM_A_VM_SAVE_BYTES, bytes,
+			      LVMM_A_VM_PAD) ||
+	    nla_put_u64_64bit(msg, LVMM_A_VM_SAVE_TOTAL, total,
+			      LVMM_A_VM_PAD) ||
+	    (event == LVMM_EVENT_SAVED &&
+	     (nla_put_u32(msg, LVMM_A_VM_SAVE_ERROR, err) ||
+	      nla_put_u64_64bit(msg, LVMM_A_VM_PAUSE_NS, pause_ns,
+				LVMM_A_VM_PAD)))) {
+		nlmsg_free(msg);
+		return;
+	}
+	genlmsg_end(msg, hdr);
 	genlmsg_multicast_netns(&lvmm_nl_family, vm->net, msg, 0,
 				LVMM_NL_MCGRP_EVENTS, GFP_KERNEL);
 }

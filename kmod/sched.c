@@ -226,7 +226,7 @@ static int lvmm_sched_throttle(struct lvmm_vcpu *vcpu, u64 gen)
 				     /* pairs with the refill's release */
 				     smp_load_acquire(&s->gen) != gen ||
 				     !READ_ONCE(s->capped) ||
-				     READ_ONCE(vm->paused) ||
+				     lvmm_vm_stopped(vm) ||
 				     READ_ONCE(vm->dead) ||
 				     (READ_ONCE(vcpu->requests) &
 				      (BIT(LVMM_REQ_KICK) | BIT(LVMM_REQ_SCHED))));

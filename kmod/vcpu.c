@@ -22,6 +22,7 @@
 #include <asm/debugreg.h>
 #include <asm/fpu/api.h>
 #include <asm/msr-index.h>
+#include <asm/trapnr.h>
 
 #include "lvmm.h"
 
@@ -156,6 +157,14 @@ static bool lvmm_zeroed(const void *p, size_t n)
 
 static long lvmm_vcpu_get_regs(struct lvmm_vcpu *vcpu, void __user *argp)
 {
+	struct lvmm_regs r;
+
+	lvmm_vcpu_save_regs(vcpu, &r);
+	return copy_to_user(argp, &r, sizeof(r)) ? -EFAULT : 0;
+}
+
+void lvmm_vcpu_save_regs(struct lvmm_vcpu *vcpu, struct lvmm_regs *out)
+{
 	struct lvmm_regs r = {
 		.rax = vcpu->regs[LVMM_RAX], .rbx = vcpu->regs[LVMM_RBX],
 		.rcx = vcpu->regs[LVMM_RCX], .rdx = vcpu->regs[LVMM_RDX],
@@ -168,7 +177,7 @@ static long lvmm_vcpu_get_regs(struct lvmm_vcpu *vcpu, void __user *argp)
 		.rip = vcpu->rip, .rflags = vcpu->rflags,
 	};
 
-	return copy_to_user(argp, &r, sizeof(r)) ? -EFAULT : 0;
+	*out = r;
 }
 
 static long lvmm_vcpu_set_regs(struct lvmm_vcpu *vcpu, void __user *argp)
@@ -177,6 +186,13 @@ static long lvmm_vcpu_set_regs(struct lvmm_vcpu *vcpu, void __user *argp)
 
 	if (copy_from_user(&r, argp, sizeof(r)))
 		return -EFAULT;
+	return lvmm_vcpu_load_regs(vcpu, &r);
+}
+
+int lvmm_vcpu_load_regs(struct lvmm_vcpu *vcpu, const struct lvmm_regs *rp)
+{
+	struct lvmm_regs r = *rp;
+
 	if (r.flags || r.pad || !lvmm_zeroed(r.reserved, sizeof(r.reserved)))
 		return -EINVAL;
 	vcpu->regs[LVMM_RAX] = r.rax;
@@ -204,23 +220,36 @@ static long lvmm_vcpu_set_regs(struct lvmm_vcpu *vcpu, void __user *argp)
 	return 0;
 }
 
+void lvmm_vcpu_save_sregs(struct lvmm_vcpu *vcpu, struct lvmm_sregs *s)
+{
+	memset(s, 0, sizeof(*s));
+	lvmm_arch->get_sregs(vcpu, s);
+	s->apic_base = vcpu->apic_base;
+}
+
 static long lvmm_vcpu_get_sregs(struct lvmm_vcpu *vcpu, void __user *argp)
 {
-	struct lvmm_sregs s = {};
+	struct lvmm_sregs s;
 
-	lvmm_arch->get_sregs(vcpu, &s);
-	s.apic_base = vcpu->apic_base;
+	lvmm_vcpu_save_sregs(vcpu, &s);
 	return copy_to_user(argp, &s, sizeof(s)) ? -EFAULT : 0;
 }
 
 static long lvmm_vcpu_set_sregs(struct lvmm_vcpu *vcpu, void __user *argp)
 {
 	struct lvmm_sregs s;
-	u64 old_apic_base;
-	int r;
 
 	if (copy_from_user(&s, argp, sizeof(s)))
 		return -EFAULT;
+	return lvmm_vcpu_load_sregs(vcpu, &s);
+}
+
+int lvmm_vcpu_load_sregs(struct lvmm_vcpu *vcpu, const struct lvmm_sregs *sp)
+{
+	struct lvmm_sregs s = *sp;
+	u64 old_apic_base;
+	int r;
+
 	if (s.flags || s.pad || !lvmm_zeroed(s.reserved, sizeof(s.reserved)))
 		return -EINVAL;
 	old_apic_base = vcpu->apic_base;
@@ -239,16 +268,32 @@ static long lvmm_vcpu_set_sregs(struct lvmm_vcpu *vcpu, void __user *argp)
 	return 0;
 }
 
+/* Outside LVMM_RUN, where the guest's FPU state is in memory. */
+void lvmm_vcpu_save_xsave(struct lvmm_vcpu *vcpu, struct lvmm_xsave *x)
+{
+	memset(x, 0, sizeof(*x));
+	fpu_copy_guest_fpstate_to_uabi(&vcpu->fpu, x, sizeof(*x),
+				       lvmm_supported_xcr0(), 0);
+}
+
+int lvmm_vcpu_load_xsave(struct lvmm_vcpu *vcpu, const struct lvmm_xsave *x)
+{
+	u32 pkru = 0;
+
+	/* Rejects features outside what the guest may enable (-EINVAL). */
+	return fpu_copy_uabi_to_guest_fpstate(&vcpu->fpu, x,
+					      lvmm_supported_xcr0(), &pkru);
+}
+
 static long lvmm_vcpu_get_xsave(struct lvmm_vcpu *vcpu, void __user *argp)
 {
 	struct lvmm_xsave *x;
 	long r = 0;
 
-	x = kzalloc(sizeof(*x), GFP_KERNEL);
+	x = kmalloc(sizeof(*x), GFP_KERNEL);
 	if (!x)
 		return -ENOMEM;
-	fpu_copy_guest_fpstate_to_uabi(&vcpu->fpu, x, sizeof(*x),
-				       lvmm_supported_xcr0(), 0);
+	lvmm_vcpu_save_xsave(vcpu, x);
 	if (copy_to_user(argp, x, sizeof(*x)))
 		r = -EFAULT;
 	kfree(x);
@@ -258,15 +303,12 @@ static long lvmm_vcpu_get_xsave(struct lvmm_vcpu *vcpu, void __user *argp)
 static long lvmm_vcpu_set_xsave(struct lvmm_vcpu *vcpu, void __user *argp)
 {
 	struct lvmm_xsave *x;
-	u32 pkru = 0;
 	long r;
 
 	x = memdup_user(argp, sizeof(*x));
 	if (IS_ERR(x))
 		return PTR_ERR(x);
-	/* Rejects features outside what the guest may enable (-EINVAL). */
-	r = fpu_copy_uabi_to_guest_fpstate(&vcpu->fpu, x,
-					   lvmm_supported_xcr0(), &pkru);
+	r = lvmm_vcpu_load_xsave(vcpu, x);
 	kfree(x);
 	return r;
 }
@@ -376,6 +418,156 @@ static long lvmm_vcpu_interrupt(struct lvmm_vcpu *vcpu, void __user *argp)
 	return 0;
 }
 
+void lvmm_vcpu_save_events(struct lvmm_vcpu *vcpu, struct lvmm_vcpu_events *ev)
+{
+	memset(ev, 0, sizeof(*ev));
+	lvmm_arch->get_events(vcpu, ev);
+	ev->irq_pending = vcpu->irq_pending;
+	ev->irq_vector = vcpu->irq_pending ? vcpu->irq_vector : 0;
+	ev->nmi_pending = vcpu->nmi_pending;
+	ev->shutdown = vcpu->shutdown;
+	ev->exit_pending = vcpu->emul.pending != LVMM_PENDING_NONE;
+}
+
+static long lvmm_vcpu_get_events(struct lvmm_vcpu *vcpu, void __user *argp)
+{
+	struct lvmm_vcpu_events ev;
+
+	lvmm_vcpu_save_events(vcpu, &ev);
+	return copy_to_user(argp, &ev, sizeof(ev)) ? -EFAULT : 0;
+}
+
+/* Exceptions that push an error code in protected mode. */
+static bool lvmm_exception_has_error(u8 vector)
+{
+	return vector == X86_TRAP_DF ||
+	       (vector >= X86_TRAP_TS && vector <= X86_TRAP_PF) ||
+	       vector == X86_TRAP_AC || vector == X86_TRAP_CP ||
+	       vector == X86_TRAP_VC || vector == 30;	/* #SX */
+}
+
+static int lvmm_check_injected(const struct lvmm_vcpu_events *ev)
+{
+	u8 v = ev->injected_vector;
+
+	if (!ev->injected_has_error && ev->injected_error)
+		return -EINVAL;
+	switch (ev->injected) {
+	case LVMM_EVENT_NONE:
+		return v || ev->injected_has_error ? -EINVAL : 0;
+	case LVMM_EVENT_INTR:
+		return v < 32 || ev->injected_has_error ? -EINVAL : 0;
+	case LVMM_EVENT_NMI:
+		return v != NMI_VECTOR || ev->injected_has_error ? -EINVAL : 0;
+	case LVMM_EVENT_EXCEPTION:
+		if (v >= 32 || v == NMI_VECTOR)
+			return -EINVAL;
+		return ev->injected_has_error &&
+		       !lvmm_exception_has_error(v) ? -EINVAL : 0;
+	default:
+		return -EINVAL;
+	}
+}
+
+static long lvmm_vcpu_set_events(struct lvmm_vcpu *vcpu, void __user *argp)
+{
+	struct lvmm_vcpu_events ev;
+
+	if (copy_from_user(&ev, argp, sizeof(ev)))
+		return -EFAULT;
+	return lvmm_vcpu_load_events(vcpu, &ev);
+}
+
+int lvmm_vcpu_load_events(struct lvmm_vcpu *vcpu,
+			  const struct lvmm_vcpu_events *evp)
+{
+	struct lvmm_vcpu_events ev = *evp;
+	int r;
+
+	if (ev.pad0 || ev.pad1 || ev.pad2 || ev.flags ||
+	    !lvmm_zeroed(ev.reserved, sizeof(ev.reserved)))
+		return -EINVAL;
+	/* Flags are 0 or 1; a pending exit cannot be made up. */
+	if ((ev.injected_has_error | ev.irq_pending | ev.nmi_pending |
+	     ev.nmi_masked | ev.interrupt_shadow | ev.shutdown) > 1 ||
+	    ev.exit_pending)
+		return -EINVAL;
+	if (ev.irq_pending ? ev.irq_vector < 32 : ev.irq_vector)
+		return -EINVAL;
+	r = lvmm_check_injected(&ev);
+	if (r)
+		return r;
+	lvmm_arch->set_events(vcpu, &ev);
+	vcpu->irq_pending = ev.irq_pending;
+	vcpu->irq_vector = ev.irq_vector;
+	vcpu->nmi_pending = ev.nmi_pending;
+	vcpu->shutdown = ev.shutdown;
+	/* An exit not completed: its instruction runs again. */
+	vcpu->emul.pending = LVMM_PENDING_NONE;
+	return 0;
+}
+
+void lvmm_vcpu_save_debugregs(struct lvmm_vcpu *vcpu, struct lvmm_debugregs *d)
+{
+	memset(d, 0, sizeof(*d));
+	memcpy(d->db, vcpu->dr, sizeof(d->db));
+	d->dr6 = vcpu->dr6;
+	d->dr7 = vcpu->dr7;
+}
+
+static long lvmm_vcpu_get_debugregs(struct lvmm_vcpu *vcpu, void __user *argp)
+{
+	struct lvmm_debugregs d;
+
+	lvmm_vcpu_save_debugregs(vcpu, &d);
+	return copy_to_user(argp, &d, sizeof(d)) ? -EFAULT : 0;
+}
+
+static long lvmm_vcpu_set_debugregs(struct lvmm_vcpu *vcpu, void __user *argp)
+{
+	struct lvmm_debugregs d;
+
+	if (copy_from_user(&d, argp, sizeof(d)))
+		return -EFAULT;
+	return lvmm_vcpu_load_debugregs(vcpu, &d);
+}
+
+int lvmm_vcpu_load_debugregs(struct lvmm_vcpu *vcpu,
+			     const struct lvmm_debugregs *dp)
+{
+	struct lvmm_debugregs d = *dp;
+
+	if (d.flags || d.pad || !lvmm_zeroed(d.reserved, sizeof(d.reserved)))
+		return -EINVAL;
+	/* As MOV to DR6/DR7, which #GPs on the upper half. */
+	if ((d.dr6 | d.dr7) >> 32)
+		return -EINVAL;
+	memcpy(vcpu->dr, d.db, sizeof(vcpu->dr));
+	vcpu->dr6 = lvmm_dr6_value(d.dr6);
+	vcpu->dr7 = lvmm_dr7_value(d.dr7);
+	return 0;
+}
+
+int lvmm_vcpu_load_xcrs(struct lvmm_vcpu *vcpu, const struct lvmm_xcrs *x)
+{
+	if (x->flags || x->pad || !lvmm_zeroed(x->reserved, sizeof(x->reserved)) ||
+	    !lvmm_xcr0_valid(x->xcr0))
+		return -EINVAL;
+	vcpu->xcr0 = x->xcr0;
+	return 0;
+}
+
+static long lvmm_vcpu_xcrs(struct lvmm_vcpu *vcpu, void __user *argp, bool set)
+{
+	struct lvmm_xcrs x = { .xcr0 = vcpu->xcr0 };
+
+	if (!set)
+		return copy_to_user(argp, &x, sizeof(x)) ? -EFAULT : 0;
+	if (copy_from_user(&x, argp, sizeof(x)))
+		return -EFAULT;
+	return lvmm_vcpu_load_xcrs(vcpu, &x);
+}
+
 static void lvmm_exit_to_user(struct lvmm_vcpu *vcpu)
 {
 	struct lvmm_run *run = vcpu->run;
@@ -404,7 +596,8 @@ static bool lvmm_vcpu_set_pid(struct lvmm_vcpu *vcpu)
 
 /*
  * The VM is paused: wait in the kernel until it is resumed or destroyed.
- * A signal still takes the thread back to userspace, as any RUN.
+ * A signal still takes the thread back to userspace, as any RUN.  A save
+ * may ask the parked thread for its vCPU's state (snapshot.c).
  */
 static int lvmm_vcpu_park(struct lvmm_vcpu *vcpu)
 {
@@ -413,8 +606,15 @@ static int lvmm_vcpu_park(struct lvmm_vcpu *vcpu)
 
 	WRITE_ONCE(vcpu->state, LVMM_VCPU_STATE_PAUSED);
 	r = wait_event_interruptible(vm->pause_wq,
-				     !READ_ONCE(vm->paused) ||
-				     READ_ONCE(vm->dead));
+				     !lvmm_vm_stopped(vm) ||
+				     READ_ONCE(vm->dead) ||
+				     READ_ONCE(vcpu->snap_req));
+	if (READ_ONCE(vcpu->snap_req)) {
+		/* The state out of RUN: the guest's FPU back in memory. */
+		fpu_swap_kvm_fpstate(&vcpu->fpu, false);
+		lvmm_vcpu_answer_snap(vcpu);
+		fpu_swap_kvm_fpstate(&vcpu->fpu, true);
+	}
 	WRITE_ONCE(vcpu->state, LVMM_VCPU_STATE_RUNNING);
 	return r ? -EINTR : 0;
 }
@@ -439,7 +639,7 @@ static int lvmm_vcpu_check_vm(struct lvmm_vcpu *vcpu)
 			vcpu->run->exit_reason = LVMM_EXIT_VM_DESTROYED;
 			return 0;
 		}
-		if (!READ_ONCE(vm->paused))
+		if (!lvmm_vm_stopped(vm))
 			return 1;
 		if (lvmm_vcpu_park(vcpu)) {
 			vcpu->run->exit_reason = LVMM_EXIT_INTR;
@@ -579,6 +779,22 @@ static long lvmm_vcpu_ioctl(struct file *filp, unsigned int cmd,
 		if (!r)
 			vcpu->nmi_pending = true;
 		break;
+	case LVMM_GET_VCPU_EVENTS:
+		r = lvmm_vcpu_get_events(vcpu, argp);
+		break;
+	case LVMM_SET_VCPU_EVENTS:
+		r = lvmm_vcpu_set_events(vcpu, argp);
+		break;
+	case LVMM_GET_DEBUGREGS:
+		r = lvmm_vcpu_get_debugregs(vcpu, argp);
+		break;
+	case LVMM_SET_DEBUGREGS:
+		r = lvmm_vcpu_set_debugregs(vcpu, argp);
+		break;
+	case LVMM_GET_XCRS:
+	case LVMM_SET_XCRS:
+		r = lvmm_vcpu_xcrs(vcpu, argp, cmd == LVMM_SET_XCRS);
+		break;
 	default:
 		r = -ENOTTY;
 	}
@@ -648,21 +864,39 @@ static struct lvmm_vcpu *lvmm_vcpu_alloc(struct lvmm_vm *vm, u32 id)
 	return vcpu;
 }
 
-long lvmm_vm_create_vcpu(struct lvmm_vm *vm, void __user *argp)
+/*
+ * A file for @vcpu and an fd number for it, which the caller installs;
+ * the file holds a reference to the VM.
+ */
+static struct file *lvmm_vcpu_file(struct lvmm_vcpu *vcpu, int *fd)
 {
-	struct lvmm_create_vcpu req;
-	struct lvmm_vcpu *vcpu;
 	struct file *file;
-	int fd, r;
 
-	if (copy_from_user(&req, argp, sizeof(req)))
-		return -EFAULT;
-	if (req.flags || !lvmm_zeroed(req.reserved, sizeof(req.reserved)))
-		return -EINVAL;
-	if (req.id >= LVMM_MAX_VCPUS)
-		return -EINVAL;
+	*fd = get_unused_fd_flags(O_CLOEXEC);
+	if (*fd < 0)
+		return ERR_PTR(*fd);
+	file = anon_inode_getfile("lvmm-vcpu", &lvmm_vcpu_fops, vcpu, O_RDWR);
+	if (IS_ERR(file)) {
+		put_unused_fd(*fd);
+		return file;
+	}
+	/* The fd's reference, dropped by its ->release. */
+	lvmm_vm_get(vcpu->vm);
+	return file;
+}
 
-	vcpu = lvmm_vcpu_alloc(vm, req.id);
+/*
+ * Add vCPU @id to @vm; with @fd, also return an fd for it (> 0), made
+ * before the vCPU is visible so that nothing needs undoing after.
+ */
+static int lvmm_vcpu_add(struct lvmm_vm *vm, u32 id, bool fd,
+			 struct lvmm_vcpu **out)
+{
+	struct lvmm_vcpu *vcpu;
+	struct file *file = NULL;
+	int ufd = 0, r;
+
+	vcpu = lvmm_vcpu_alloc(vm, id);
 	if (!vcpu)
 		return -ENOMEM;
 	r = lvmm_cpuid_init(vcpu);
@@ -676,7 +910,7 @@ long lvmm_vm_create_vcpu(struct lvmm_vm *vm, void __user *argp)
 		goto out_sched_destroy;
 
 	mutex_lock(&vm->lock);
-	if (vm->vcpus[req.id]) {
+	if (vm->vcpus[id]) {
 		r = -EEXIST;
 		goto out_unlock;
 	}
@@ -685,28 +919,25 @@ long lvmm_vm_create_vcpu(struct lvmm_vm *vm, void __user *argp)
 		r = -EBUSY;
 		goto out_unlock;
 	}
-	fd = get_unused_fd_flags(O_CLOEXEC);
-	if (fd < 0) {
-		r = fd;
-		goto out_unlock;
+	if (fd) {
+		file = lvmm_vcpu_file(vcpu, &ufd);
+		if (IS_ERR(file)) {
+			r = PTR_ERR(file);
+			goto out_unlock;
+		}
 	}
-	file = anon_inode_getfile("lvmm-vcpu", &lvmm_vcpu_fops, vcpu, O_RDWR);
-	if (IS_ERR(file)) {
-		put_unused_fd(fd);
-		r = PTR_ERR(file);
-		goto out_unlock;
-	}
-	/* The fd's reference, dropped by its ->release. */
-	lvmm_vm_get(vm);
 	/*
 	 * Visible to kicks and the management plane before anybody can run
 	 * it.  Pairs with READ_ONCE() in lvmm_vm_kick_all() and others.
 	 */
-	smp_store_release(&vm->vcpus[req.id], vcpu);
+	smp_store_release(&vm->vcpus[id], vcpu);
 	WRITE_ONCE(vm->nr_vcpus, vm->nr_vcpus + 1);
 	mutex_unlock(&vm->lock);
-	fd_install(fd, file);
-	return fd;
+	if (file)
+		fd_install(ufd, file);
+	if (out)
+		*out = vcpu;
+	return ufd;
 
 out_unlock:
 	mutex_unlock(&vm->lock);
@@ -715,5 +946,52 @@ out_sched_destroy:
 	lvmm_sched_vcpu_destroy(vcpu);
 out_free:
 	lvmm_vcpu_free(vcpu);
+	return r;
+}
+
+/* A restore's vCPU: no fd, the VM owns it (LVMM_GET_VCPU gives one). */
+struct lvmm_vcpu *lvmm_vcpu_create(struct lvmm_vm *vm, u32 id)
+{
+	struct lvmm_vcpu *vcpu;
+	int r = lvmm_vcpu_add(vm, id, false, &vcpu);
+
+	return r < 0 ? ERR_PTR(r) : vcpu;
+}
+
+static int lvmm_vcpu_req(void __user *argp, struct lvmm_create_vcpu *req)
+{
+	if (copy_from_user(req, argp, sizeof(*req)))
+		return -EFAULT;
+	if (req->flags || !lvmm_zeroed(req->reserved, sizeof(req->reserved)))
+		return -EINVAL;
+	return req->id >= LVMM_MAX_VCPUS ? -EINVAL : 0;
+}
+
+long lvmm_vm_create_vcpu(struct lvmm_vm *vm, void __user *argp)
+{
+	struct lvmm_create_vcpu req;
+	int r = lvmm_vcpu_req(argp, &req);
+
+	return r ?: lvmm_vcpu_add(vm, req.id, true, NULL);
+}
+
+/* LVMM_GET_VCPU: another fd for an existing vCPU, a restored one say. */
+long lvmm_vm_get_vcpu(struct lvmm_vm *vm, void __user *argp)
+{
+	struct lvmm_create_vcpu req;
+	struct lvmm_vcpu *vcpu;
+	struct file *file;
+	int r = lvmm_vcpu_req(argp, &req);
+
+	if (r)
+		return r;
+	/* Pairs with smp_store_release() in lvmm_vcpu_add(). */
+	vcpu = smp_load_acquire(&vm->vcpus[req.id]);
+	if (!vcpu)
+		return -ENOENT;
+	file = lvmm_vcpu_file(vcpu, &r);
+	if (IS_ERR(file))
+		return PTR_ERR(file);
+	fd_install(r, file);
 	return r;
 }

@@ -127,6 +127,7 @@ static void lvmm_vm_free(struct kref *ref)
 		if (vm->vcpus[i])
 			lvmm_vcpu_destroy(vm->vcpus[i]);
 	lvmm_vm_free_memslots(vm);
+	lvmm_vm_free_snapshot(vm);
 	lvmm_arch->vm_destroy(vm);
 	cleanup_srcu_struct(&vm->srcu);
 	mmdrop(vm->mm);
@@ -141,7 +142,7 @@ void lvmm_vm_put(struct lvmm_vm *vm)
 	kref_put(&vm->ref, lvmm_vm_free);
 }
 
-static bool lvmm_name_valid(const char *name)
+bool lvmm_name_valid(const char *name)
 {
 	size_t i, len = strnlen(name, LVMM_VM_NAME_LEN);
 
@@ -257,6 +258,11 @@ static long lvmm_vm_ioctl(struct file *filp, unsigned int cmd,
 	}
 	case LVMM_CREATE_VCPU:
 		return lvmm_vm_create_vcpu(vm, argp);
+	case LVMM_GET_VCPU:
+		return lvmm_vm_get_vcpu(vm, argp);
+	case LVMM_SET_VMM_STATE:
+	case LVMM_GET_VMM_STATE:
+		return lvmm_vm_vmm_state(vm, argp, cmd == LVMM_SET_VMM_STATE);
 	case LVMM_GET_VM_INFO:
 		return lvmm_vm_get_info(vm, argp);
 	default:
@@ -380,12 +386,87 @@ static struct file *lvmm_vm_file(struct lvmm_vm *vm)
 	return file;
 }
 
+/* A new VM, not yet visible to anyone; lvmm_vm_put() undoes it all. */
+struct lvmm_vm *lvmm_vm_new(void)
+{
+	struct lvmm_vm *vm;
+	int r;
+
+	r = lvmm_hw_get();
+	if (r)
+		return ERR_PTR(r);
+	vm = kzalloc(lvmm_arch->vm_size, GFP_KERNEL_ACCOUNT);
+	if (!vm) {
+		lvmm_hw_put();
+		return ERR_PTR(-ENOMEM);
+	}
+	r = lvmm_vm_init(vm);
+	if (r) {
+		kfree(vm);
+		lvmm_hw_put();
+		return ERR_PTR(r);
+	}
+	return vm;
+}
+
+/*
+ * Name @vm (@name, or "vm<id>" if empty), list it and return an fd for
+ * it; @tell copies what it was given to @argp before the fd exists.
+ * Takes over the caller's reference, also on failure.
+ */
+int lvmm_vm_install(struct lvmm_vm *vm, const char *name,
+		    int (*tell)(struct lvmm_vm *vm, void __user *argp),
+		    void __user *argp)
+{
+	struct file *file;
+	int fd, r;
+
+	r = lvmm_vm_publish(vm, name);
+	if (r)
+		goto out_put;
+	/*
+	 * Listed, so announce it now: once its fd is installed another
+	 * thread may close it, and "destroyed" must not come first.
+	 */
+	lvmm_nl_event(vm, LVMM_EVENT_CREATED, -1);
+	fd = get_unused_fd_flags(O_CLOEXEC);
+	if (fd < 0) {
+		r = fd;
+		goto out_put;
+	}
+	file = lvmm_vm_file(vm);
+	if (IS_ERR(file)) {
+		put_unused_fd(fd);
+		r = PTR_ERR(file);
+		goto out_put;
+	}
+	/* From here on the file's ->release owns the VM. */
+	r = tell(vm, argp);
+	if (r) {
+		put_unused_fd(fd);
+		fput(file);
+		return r;
+	}
+	fd_install(fd, file);
+	return fd;
+
+out_put:
+	lvmm_vm_put(vm);
+	return r;
+}
+
+static int lvmm_create_vm_tell(struct lvmm_vm *vm, void __user *argp)
+{
+	struct lvmm_create_vm __user *req = argp;
+
+	return copy_to_user(req->name, vm->name, sizeof(vm->name)) ||
+	       put_user(vm->id, &req->id) ? -EFAULT : 0;
+}
+
 long lvmm_dev_create_vm(void __user *argp)
 {
 	struct lvmm_create_vm req;
 	struct lvmm_vm *vm;
-	struct file *file;
-	int fd, r;
 
 	if (copy_from_user(&req, argp, sizeof(req)))
 		return -EFAULT;
@@ -394,62 +475,10 @@ long lvmm_dev_create_vm(void __user *argp)
 		return -EINVAL;
 	if (!lvmm_name_valid(req.name))
 		return -EINVAL;
-
-	r = lvmm_hw_get();
-	if (r)
-		return r;
-
-	vm = kzalloc(lvmm_arch->vm_size, GFP_KERNEL_ACCOUNT);
-	if (!vm) {
-		r = -ENOMEM;
-		goto out_hw_put;
-	}
-	r = lvmm_vm_init(vm);
-	if (r)
-		goto out_free_vm;
-	r = lvmm_vm_publish(vm, req.name);
-	if (r)
-		goto out_arch_destroy;
-	/*
-	 * Listed, so announce it now: once its fd is installed another
-	 * thread may close it, and "destroyed" must not come first.
-	 */
-	lvmm_nl_event(vm, LVMM_EVENT_CREATED, -1);
-
-	fd = get_unused_fd_flags(O_CLOEXEC);
-	if (fd < 0) {
-		lvmm_vm_put(vm);
-		return fd;
-	}
-	file = lvmm_vm_file(vm);
-	if (IS_ERR(file)) {
-		put_unused_fd(fd);
-		lvmm_vm_put(vm);
-		return PTR_ERR(file);
-	}
-	/* From here on the file's ->release owns the VM. */
-	memcpy(req.name, vm->name, sizeof(req.name));
-	req.id = vm->id;
-	if (copy_to_user(argp, &req, sizeof(req))) {
-		put_unused_fd(fd);
-		fput(file);
-		return -EFAULT;
-	}
-	fd_install(fd, file);
-	return fd;
-
-out_arch_destroy:
-	lvmm_arch->vm_destroy(vm);
-	cleanup_srcu_struct(&vm->srcu);
-	kfree(rcu_dereference_protected(vm->memslots, 1));
-	mmdrop(vm->mm);
-	put_net(vm->net);
-	put_pid(vm->creator);
-out_free_vm:
-	kfree(vm);
-out_hw_put:
-	lvmm_hw_put();
-	return r;
+	vm = lvmm_vm_new();
+	if (IS_ERR(vm))
+		return PTR_ERR(vm);
+	return lvmm_vm_install(vm, req.name, lvmm_create_vm_tell, argp);
 }
 
 /* ---- the management plane's view --------------------------------------- */
@@ -512,7 +541,7 @@ int lvmm_vm_state(struct lvmm_vm *vm)
 
 	if (READ_ONCE(vm->dead))
 		return LVMM_VM_STATE_DESTROYED;
-	if (READ_ONCE(vm->paused))
+	if (lvmm_vm_stopped(vm))
 		return LVMM_VM_STATE_PAUSED;
 	for (i = 0; i < LVMM_MAX_VCPUS; i++) {
 		struct lvmm_vcpu *vcpu = READ_ONCE(vm->vcpus[i]);
@@ -582,6 +611,9 @@ int lvmm_vm_destroy(struct lvmm_vm *vm)
 		return -ENOENT;
 	}
 	WRITE_ONCE(vm->dead, true);
+	/* A save held up by a stalled pipe or socket gives up. */
+	if (vm->save_task)
+		send_sig(SIGKILL, vm->save_task, 1);
 	mutex_unlock(&vm->lock);
 	lvmm_vm_kick_all(vm, LVMM_REQ_KICK);
 	wake_up_all(&vm->pause_wq);

@@ -37,9 +37,11 @@ TEST(extensions)
 		{ LVMM_CAP_HYPERCALL, 1 },
 		{ LVMM_CAP_MAX_VM_NAME, LVMM_VM_NAME_LEN },
 		{ LVMM_CAP_DIRTY_LOG, 1 },
+		{ LVMM_CAP_VCPU_STATE, 1 },
+		{ LVMM_CAP_SNAPSHOT, LVMM_STREAM_VERSION },
 		/* Unknown extensions report 0, not an error. */
 		{ 0, 0 },
-		{ 11, 0 },
+		{ 13, 0 },
 		{ 0x7fffffff, 0 },
 		{ ~0UL, 0 },
 	};

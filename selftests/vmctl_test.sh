@@ -4,8 +4,10 @@
 # vmctl's management commands as a user sees them: text and JSON output,
 # exit statuses and error messages.  Built into selftests/build/vmctl_test,
 # which runs this script with itself as $1: the JSON checker and the VMs
-# to manage (see vmctl_test.c).  Runs in the sandbox (busybox sh); prints
-# kselftest (TAP) output with a "# Totals:" line.
+# to manage (see vmctl_test.c).  Snapshots (save, snapshot-info, run
+# --restore) run the bundled guests, from guests/ beside the binary as
+# scripts/check stages them, or $GUEST_DIR.  Runs in the sandbox (busybox
+# sh); prints kselftest (TAP) output with a "# Totals:" line.
 
 H=${1:?usage: vmctl_test.sh HELPER (run selftests/build/vmctl_test instead)}
 VMCTL=${VMCTL:-vmctl}
@@ -106,7 +108,7 @@ expect_rc 1 "unknown command"
 expect_err "vmctl: unknown command 'frobnicate'; see 'vmctl help'" "unknown command"
 vm help
 expect_rc 0 "help"
-for c in list show sched pin stat top pause resume destroy monitor run version; do
+for c in list show sched pin stat top pause resume destroy monitor run save snapshot-info version; do
 	expect_out_re "^  vmctl $c( |\$)" "help lists $c"
 done
 vm list extra
@@ -691,6 +693,372 @@ sleep 0.2
 vm -j list
 expect_rc 0 "list -j with no VMs"
 expect_json "list -j with no VMs"
+
+# ---- snapshots: save, snapshot-info, run --restore ------------------------------
+
+# The bundled guests, staged beside this test (scripts/check), or GUEST_DIR.
+G=${GUEST_DIR:-$(dirname "$H")/guests}
+# wait_line FILE RE: up to 30 s for a line of FILE to match RE.
+wait_line() {
+	local i=0
+	while ! grep -Eq -- "$2" "$1" 2>/dev/null && [ $i -lt 300 ]; do sleep 0.1; i=$((i + 1)); done
+	grep -Eq -- "$2" "$1" 2>/dev/null
+}
+# wait_pid PID: up to 20 s for PID to end; its exit status in $wrc.
+wait_pid() {
+	local i=0
+	while kill -0 "$1" 2>/dev/null && [ $i -lt 200 ]; do sleep 0.1; i=$((i + 1)); done
+	kill -9 "$1" 2>/dev/null
+	wait "$1"; wrc=$?
+}
+# expect_no_file FILE WHAT
+expect_no_file() {
+	if [ -e "$1" ]; then not_ok "$2: no $1 left"; else ok "$2: no $1 left"; fi
+}
+# expect_vms NAMES WHAT: vmctl list shows exactly these VMs (in id order).
+expect_vms() {
+	local got
+	got=$("$VMCTL" list | awk 'NR > 1 { printf "%s ", $2 }')
+	if [ "$got" = "$1" ]; then ok "$2: vmctl list shows '$1'"
+	else not_ok "$2: vmctl list shows '$1'" "it shows '$got'"; fi
+}
+# heartbeats_ok FILE EVERY: the spin heartbeats of vCPU 0 in FILE count
+# 1, 2, 3... without a gap or a repeat, each with its iterations (which
+# spin prints as 32 bits), at least 3.
+heartbeats_ok() {
+	awk -v every="$2" '$1 == "spin:" && $3 == "0" && $4 == "heartbeat" {
+		n++; k = $5; sub(":", "", k)
+		if (k != n || $6 != (k * every) % 4294967296) { bad = 1; print "line " NR ": " $0 }
+	} END { if (n < 3) print n " heartbeats"; exit bad || n < 3 }' "$1"
+}
+
+vm -j version
+snap_skip=""
+[ -f "$G/spin.elf" ] && [ -f "$G/hello.elf" ] && [ -f "$G/memtouch.elf" ] ||
+	snap_skip="no bundled guests in $G (build tools/guests; scripts/check stages them)"
+[ "$(jget capabilities.snapshot)" -ge 1 ] 2>/dev/null ||
+	snap_skip="this lvmm has no snapshots (LVMM_CAP_SNAPSHOT)"
+if [ -n "$snap_skip" ]; then
+	n=$((n + 1)) skip=$((skip + 1))
+	echo "ok $n snapshots # SKIP $snap_skip"
+else
+	# Mistakes that are refused before anything is written or created.
+	vm save nosuch "$T/x.snap"
+	expect_rc 2 "save of no such VM"
+	expect_err "vmctl: no VM named nosuch; see vmctl list" "save of no such VM"
+	expect_no_file "$T/x.snap" "save of no such VM"
+	vm save
+	expect_rc 1 "save without arguments"
+	expect_err_re '^  vmctl save VM FILE \[--stop\] \[--force\]$' "save without arguments: its usage"
+	vm save --now a b
+	expect_rc 1 "save --now"
+	expect_err_re "^vmctl: save: unknown option '--now'\$" "save --now"
+	vm snapshot-info "$G/hello.elf"
+	expect_rc 2 "snapshot-info of an ELF file"
+	expect_err "vmctl: $G/hello.elf is not an lvmm snapshot (it does not start with an LVMMSNAP header); 'vmctl save' writes them" "snapshot-info of an ELF file"
+	: >"$T/empty"
+	vm snapshot-info "$T/empty"
+	expect_rc 2 "snapshot-info of an empty file"
+	expect_err_re 'is empty: not an lvmm snapshot' "snapshot-info of an empty file"
+	vm snapshot-info "$T/nosuch"
+	expect_rc 2 "snapshot-info of no file"
+	expect_err "vmctl: no file $T/nosuch" "snapshot-info of no file"
+	vm run --restore "$G/hello.elf" --console none
+	expect_rc 2 "run --restore of an ELF file"
+	expect_err_re 'is not an lvmm snapshot' "run --restore of an ELF file"
+	vm run --restore "$T/x.snap" --mem 64M
+	expect_rc 1 "run --restore --mem"
+	expect_err_re '^vmctl: run: --mem does not go with --restore: the snapshot has the VM.s memory, vCPUs and state; leave it out$' "run --restore --mem"
+	vm run --restore "$T/x.snap" --cpus 2
+	expect_rc 1 "run --restore --cpus"
+	vm run --restore "$T/x.snap" --cmdline x
+	expect_rc 1 "run --restore --cmdline"
+	vm run --restore "$T/x.snap" --entry64
+	expect_rc 1 "run --restore --entry64"
+	vm run --restore "$T/x.snap" "$G/spin.elf"
+	expect_rc 1 "run --restore with an IMAGE"
+	expect_err_re '^vmctl: run: give an IMAGE or --restore FILE, not both$' "run --restore with an IMAGE"
+
+	# A spin guest, saved as it runs.
+	every=10000000
+	"$VMCTL" run --name snap1 --console "$T/snap1.con" --cmdline "every=$every" \
+		"$G/spin.elf" >"$T/snap1.out" 2>"$T/snap1.err" &
+	snappid=$!
+	pids="$pids $snappid"
+	if ! wait_line "$T/snap1.con" 'heartbeat 2:'; then
+		not_ok "run spin.elf as snap1" "$(cat "$T/snap1.err")"
+	fi
+	vm save snap1 "$T/s1.snap"
+	expect_rc 0 "save"
+	expect_out_re "^saved snap1 to $T/s1.snap: [0-9.]+[KMG]? \\([0-9]+ bytes\\) in [0-9.:]+s?; the guest was paused for [0-9.:]+s?\$" "save: says what it wrote"
+	if [ -z "$(cat "$T/err")" ]; then ok "save: nothing on stderr (not a terminal)"
+	else not_ok "save: nothing on stderr (not a terminal)"; fi
+	case $(ls -l "$T/s1.snap" 2>/dev/null) in
+	-rw-------*) ok "save: the file is mode 0600" ;;
+	*) not_ok "save: the file is mode 0600" "$(ls -l "$T/s1.snap")" ;;
+	esac
+	vm -j show snap1
+	expect_jget state running "save: the VM runs on"
+	beats=$(grep -c heartbeat "$T/snap1.con")
+	sleep 1
+	if [ "$(grep -c heartbeat "$T/snap1.con")" -gt "$beats" ]; then ok "save: the guest runs on"
+	else not_ok "save: the guest runs on"; fi
+
+	vm snapshot-info "$T/s1.snap"
+	expect_rc 0 "snapshot-info"
+	expect_out_re '^name: +snap1$' "snapshot-info: name"
+	expect_out_re '^format: +version 1$' "snapshot-info: format"
+	expect_out_re '^created: +[0-9]{4}-[0-9]{2}-[0-9]{2} [0-9:]{8} UTC$' "snapshot-info: created"
+	expect_out_re '^vcpus: +1$' "snapshot-info: vcpus"
+	expect_out_re '^memory: +64M \(67108864 bytes\) in 1 slot$' "snapshot-info: memory"
+	expect_out_re '^xsave: +0x[0-9a-f]+ \(x87, SSE' "snapshot-info: xsave"
+	expect_out_re "^vmm state: +vmctl run's device state, format 1, [0-9]+ bytes\$" "snapshot-info: vmm state"
+	expect_out_re '^records: +1 header, [1-9][0-9]* memory, 1 vcpu, 1 vmm, 1 end$' "snapshot-info: records"
+	expect_out_re '^checksum: +0x[0-9a-f]{16} \(xxh64\), matches$' "snapshot-info: checksum"
+	expect_out_re '^restore: +yes: lvmm reads format 1' "snapshot-info: restorable here"
+	expect_out_re '^  0 +0x0 +64M +-$' "snapshot-info: slot 0"
+	size=$(wc -c <"$T/s1.snap")
+	expect_out_re "^size: +.* \\($size bytes\\)" "snapshot-info: size is the file's"
+	vm -j snapshot-info "$T/s1.snap"
+	expect_rc 0 "snapshot-info -j"
+	expect_json "snapshot-info -j"
+	expect_jget name snap1 "snapshot-info -j"
+	expect_jget version 1 "snapshot-info -j"
+	expect_jget vcpus 1 "snapshot-info -j"
+	expect_jget mem_bytes 67108864 "snapshot-info -j"
+	expect_jget slots.0.gpa 0 "snapshot-info -j"
+	expect_jget slots.0.size 67108864 "snapshot-info -j"
+	expect_jget slots.0.readonly false "snapshot-info -j"
+	expect_jget xsave.0 x87 "snapshot-info -j"
+	expect_jget vmm_state.vmm vmctl "snapshot-info -j"
+	expect_jget records.vcpu 1 "snapshot-info -j"
+	expect_jnum_gt records.memory 0 "snapshot-info -j"
+	expect_jget bytes "$size" "snapshot-info -j"
+	expect_jget restorable true "snapshot-info -j"
+
+	# Existing files, paths it cannot write, a full disk.
+	vm save snap1 "$T/s1.snap"
+	expect_rc 2 "save over an existing file"
+	expect_err "vmctl: $T/s1.snap exists already; give --force to overwrite it, or another FILE" "save over an existing file"
+	if [ "$(wc -c <"$T/s1.snap")" = "$size" ]; then ok "save over an existing file: it is left alone"
+	else not_ok "save over an existing file: it is left alone"; fi
+	vm save snap1 "$T/s1.snap" --force
+	expect_rc 0 "save --force"
+	vm save snap1 "$T/nodir/s.snap"
+	expect_rc 2 "save into no directory"
+	expect_err "vmctl: cannot create $T/nodir/s.snap: its directory does not exist; give a FILE in an existing directory" "save into no directory"
+	vm save snap1 "$T"
+	expect_rc 2 "save to a directory"
+	expect_err_re "^vmctl: $T is a directory; give a file name, such as $T/snap1.snap\$" "save to a directory"
+	# /dev/full is no file lvmm can write to.
+	vm save --stop --force snap1 /dev/full
+	expect_rc 2 "save --stop to /dev/full"
+	vm -j show snap1
+	expect_jget state running "save --stop to /dev/full: the VM runs on"
+	if [ "$(id -u)" = 0 ] && mkdir "$T/small" && mount -t tmpfs -o size=16k tmpfs "$T/small"; then
+		vm save --stop snap1 "$T/small/s.snap"
+		expect_rc 2 "save --stop to a full file system"
+		expect_err_re "^vmctl: cannot save snap1: the file system of $T/small/s.snap is full \\(No space left on device\\); free some space or save it elsewhere\$" "save to a full file system: says why"
+		expect_err_re '^vmctl: snap1 was not destroyed: it runs on as before$' "save --stop to a full file system: says the VM runs on"
+		expect_err_re "^vmctl: removed the incomplete $T/small/s.snap\$" "save to a full file system: says it removed the file"
+		expect_no_file "$T/small/s.snap" "save to a full file system"
+		vm -j show snap1
+		expect_jget state running "save --stop to a full file system: the VM runs on"
+		umount "$T/small"
+		"$H" as 65534 "$VMCTL" save snap1 "$T/s-nobody.snap" >"$T/out" 2>"$T/err"; rc=$?
+		expect_rc 2 "save as nobody to a directory of root's"
+		expect_err "vmctl: cannot create $T/s-nobody.snap: permission denied; save it where you may write" "save as nobody to a directory of root's"
+		pub=$(mktemp -d /tmp/vmctl_pub.XXXXXX) && chmod 0777 "$pub"
+		"$H" as 65534 "$VMCTL" save snap1 "$pub/s.snap" >"$T/out" 2>"$T/err"; rc=$?
+		expect_rc 2 "save as nobody of root's VM"
+		expect_err "vmctl: not permitted to save snap1: it belongs to uid 0 (run as its owner or with CAP_NET_ADMIN)" "save as nobody of root's VM"
+		expect_no_file "$pub/s.snap" "save as nobody of root's VM"
+		rm -rf "$pub"
+	else
+		n=$((n + 1)) skip=$((skip + 1))
+		echo "ok $n save to a full file system, as nobody # SKIP needs root and tmpfs"
+	fi
+
+	# JSON, standard output, and the events monitor sees.
+	"$VMCTL" monitor >"$T/smon" 2>&1 &
+	smonpid=$!
+	pids="$pids $smonpid"
+	sleep 0.5
+	vm -j save snap1 "$T/s2.snap"
+	expect_rc 0 "save -j"
+	if "$H" json-check -l <"$T/out" 2>"$T/jerr"; then ok "save -j: a JSON object per line"
+	else not_ok "save -j: a JSON object per line" "$(cat "$T/jerr")"; fi
+	tail -n 1 "$T/out" >"$T/out1" && mv "$T/out1" "$T/out"
+	expect_jget event saved "save -j: the last line"
+	expect_jget name snap1 "save -j"
+	expect_jget file "$T/s2.snap" "save -j"
+	expect_jget stopped false "save -j"
+	expect_jget bytes "$(wc -c <"$T/s2.snap")" "save -j: bytes are the file's size"
+	expect_jnum_gt pause_ns 0 "save -j"
+	expect_jnum_gt time_ns 0 "save -j"
+	"$VMCTL" save snap1 - >"$T/s3.snap" 2>"$T/err"; rc=$?
+	expect_rc 0 "save to standard output"
+	expect_err_re "^saved snap1 to -: " "save to standard output: the result on stderr"
+	"$VMCTL" snapshot-info - <"$T/s3.snap" >"$T/out" 2>"$T/err"; rc=$?
+	expect_rc 0 "snapshot-info of standard input"
+	sleep 0.5
+	kill $smonpid 2>/dev/null
+	grep -Eq "^saved +snap1 id [0-9]+ uid 0 pid [0-9]+ state [a-z]+ bytes [1-9][0-9]* total [0-9]+ error 0 pause_ns [1-9][0-9]*\$" "$T/smon" &&
+		ok "monitor: a saved event" || not_ok "monitor: a saved event" "$(cat "$T/smon")"
+	grep -Eq "^save-progress +snap1 id [0-9]+ .* bytes [0-9]+ total [0-9]+\$" "$T/smon" &&
+		ok "monitor: a save-progress event" || not_ok "monitor: a save-progress event" "$(cat "$T/smon")"
+
+	# On a terminal: a progress bar on stderr, cleared before the result.
+	if [ -x "$(dirname "$H")/guests_pty" ]; then
+		"$(dirname "$H")/guests_pty" "saved snap1" "" -- "$VMCTL" save snap1 "$T/s-tty.snap" >"$T/out" 2>"$T/err"; rc=$?
+		expect_rc 0 "save on a terminal"
+		expect_out_re 'saving snap1 \[[# ]{30}\] +[0-9]+% [0-9.]+[BKMG] of at most [0-9.]+[BKMG], [0-9.]+[BKMG]/s' "save on a terminal: a progress bar"
+		expect_out_re "saved snap1 to $T/s-tty.snap: " "save on a terminal: the result"
+	else
+		n=$((n + 1)) skip=$((skip + 1))
+		echo "ok $n save on a terminal # SKIP no guests_pty beside $H"
+	fi
+
+	# A paused VM stays paused.
+	vm pause snap1
+	vm save snap1 "$T/s4.snap"
+	expect_rc 0 "save of a paused VM"
+	vm -j show snap1
+	expect_jget state paused "save of a paused VM: it stays paused"
+	vm resume snap1
+
+	# Truncated and corrupt copies are refused, and leave no VM behind.
+	head -c 5000 "$T/s1.snap" >"$T/trunc.snap"
+	vm snapshot-info "$T/trunc.snap"
+	expect_rc 2 "snapshot-info of a truncated file"
+	expect_err_re "^vmctl: $T/trunc.snap is truncated: it ends at byte 5000, inside .*; it cannot be restored \\(was the save interrupted, or the copy cut short\\?\\)\$" "snapshot-info of a truncated file"
+	head -c $((size - 16)) "$T/s1.snap" >"$T/trunc2.snap"
+	vm snapshot-info "$T/trunc2.snap"
+	expect_rc 2 "snapshot-info of a file cut inside its END record"
+	expect_err_re "is truncated: .* inside its END record" "snapshot-info of a file cut inside its END record"
+	vm -j snapshot-info "$T/trunc.snap"
+	if [ -s "$T/out" ]; then not_ok "snapshot-info -j of a truncated file: nothing on stdout"
+	else ok "snapshot-info -j of a truncated file: nothing on stdout"; fi
+	cp "$T/s1.snap" "$T/bad.snap"
+	printf 'X' | dd of="$T/bad.snap" bs=1 seek=5000 conv=notrunc 2>/dev/null
+	vm snapshot-info "$T/bad.snap"
+	expect_rc 2 "snapshot-info of a corrupt file"
+	expect_err_re "^vmctl: $T/bad.snap is corrupt: its checksum does not match \\(xxh64 0x[0-9a-f]{16} recorded, 0x[0-9a-f]{16} computed\\); it cannot be restored\$" "snapshot-info of a corrupt file"
+	expect_vms "snap1 " "before restores that fail"
+	vm run --restore "$T/bad.snap" --name bad1 --console none
+	expect_rc 2 "run --restore of a corrupt file"
+	expect_err "vmctl: cannot restore $T/bad.snap: lvmm finds it corrupt or truncated; 'vmctl snapshot-info $T/bad.snap' says where" "run --restore of a corrupt file"
+	expect_vms "snap1 " "run --restore of a corrupt file leaves no VM"
+	vm run --restore "$T/trunc.snap" --name bad2 --console none
+	expect_rc 2 "run --restore of a truncated file"
+	expect_err_re "cannot restore $T/trunc.snap: lvmm finds it corrupt or truncated" "run --restore of a truncated file"
+	vm run --restore "$T/s1.snap" --console none
+	expect_rc 2 "run --restore under a name in use"
+	expect_err "vmctl: cannot restore $T/s1.snap: a VM named 'snap1' exists already (the one it was saved from?); give the restored VM another --name" "run --restore under a name in use"
+	expect_vms "snap1 " "failed restores leave no VM"
+
+	# save --stop destroys the VM; run --restore goes on from there, on
+	# the same console: the heartbeats neither skip nor repeat.
+	vm save --stop snap1 "$T/stop.snap"
+	expect_rc 0 "save --stop"
+	expect_out_re "^saved snap1 to $T/stop.snap: .*, then destroyed\$" "save --stop: says so"
+	wait_pid $snappid
+	if [ "$wrc" = 12 ]; then ok "save --stop: vmctl run sees its VM destroyed (exit 12)"
+	else not_ok "save --stop: vmctl run sees its VM destroyed (exit 12)" "exit $wrc: $(cat "$T/snap1.err")"; fi
+	expect_vms "" "save --stop: the VM is gone"
+	last=$(grep -c heartbeat "$T/snap1.con")
+	"$VMCTL" run --restore "$T/stop.snap" --console "$T/snap1.con" \
+		>"$T/rsnap1.out" 2>"$T/rsnap1.err" &
+	rpid=$!
+	pids="$pids $rpid"
+	if wait_line "$T/snap1.con" "heartbeat $((last + 3)):"; then ok "run --restore: the guest runs on"
+	else not_ok "run --restore: the guest runs on" "$(cat "$T/rsnap1.err")"; fi
+	if heartbeats_ok "$T/snap1.con" $every >"$T/hb"; then ok "run --restore: heartbeats go on from where they were, none lost or repeated"
+	else not_ok "run --restore: heartbeats go on from where they were, none lost or repeated" "$(cat "$T/hb")" "$(grep -n heartbeat "$T/snap1.con" | sed -n "$((last - 1)),$((last + 2))p")"; fi
+	if [ "$(grep -c '^spin: .*forever' "$T/snap1.con")" = 1 ]; then ok "run --restore: the guest did not start again"
+	else not_ok "run --restore: the guest did not start again"; fi
+	vm -j show snap1
+	expect_jget state running "run --restore: the VM keeps its name"
+	# A snapshot restored twice is two VMs: the second needs a name.
+	"$VMCTL" run --restore "$T/s1.snap" --name snap1b --console "$T/snap1b.con" \
+		>"$T/rsnap1b.out" 2>"$T/rsnap1b.err" &
+	r2pid=$!
+	pids="$pids $r2pid"
+	if wait_line "$T/snap1b.con" 'heartbeat [0-9]+:'; then ok "run --restore --name: a second VM from one snapshot"
+	else not_ok "run --restore --name: a second VM from one snapshot" "$(cat "$T/rsnap1b.err")"; fi
+	expect_vms "snap1 snap1b " "run --restore --name"
+	vm destroy snap1
+	wait_pid $rpid
+	if [ "$wrc" = 12 ]; then ok "restored VM destroyed: exit 12"
+	else not_ok "restored VM destroyed: exit 12" "exit $wrc: $(cat "$T/rsnap1.err")"; fi
+	vm destroy snap1b
+	wait_pid $r2pid
+
+	# The UART: input waiting in its FIFO, and its registers, come back.
+	# Typed once the guest has set its UART up, which empties the FIFO.
+	{ wait_line "$T/fifo1.out" 'heartbeat 1:'; printf 'xyz'; : >"$T/fifo1.sent"; } |
+		"$VMCTL" run --name fifo1 --cmdline "every=$every" "$G/spin.elf" \
+		>"$T/fifo1.out" 2>"$T/fifo1.err" &
+	fpid=$!
+	pids="$pids $fpid"
+	wait_line "$T/fifo1.out" 'heartbeat 1:'
+	i=0
+	while [ ! -e "$T/fifo1.sent" ] && [ $i -lt 100 ]; do sleep 0.1; i=$((i + 1)); done
+	sleep 0.5
+	vm save --stop fifo1 "$T/fifo1.snap"
+	expect_rc 0 "save --stop of a guest with input waiting"
+	wait_pid $fpid
+	"$VMCTL" run -v --restore "$T/fifo1.snap" --console none \
+		>"$T/rfifo.out" 2>"$T/rfifo.err" </dev/null &
+	fpid=$!
+	pids="$pids $fpid"
+	if wait_line "$T/rfifo.err" '^vmctl: UART: '; then
+		grep '^vmctl: UART: ' "$T/rfifo.err" >"$T/out"
+		expect_out_re '^vmctl: UART: IER 0x00 LCR 0x03 MCR 0x03 FCR 0xc1 SCR 0x5a, divisor 1, THR-empty interrupt (pending|clear), 3 bytes of input waiting: "xyz"$' "run --restore: the UART as the guest left it, its input still waiting"
+	else
+		not_ok "run -v --restore: shows the UART" "$(cat "$T/rfifo.err")"
+	fi
+	grep -q "restored in [0-9.]* ms: 64 MiB, 1 vCPU" "$T/rfifo.err" &&
+		ok "run -v --restore: says what it restored" ||
+		not_ok "run -v --restore: says what it restored" "$(cat "$T/rfifo.err")"
+	vm destroy fifo1
+	wait_pid $fpid
+
+	# A guest waiting for input gets it from the restoring vmctl.
+	"$VMCTL" run --name rd1 --cmdline read=3 "$G/hello.elf" >"$T/rd1.out" 2>"$T/rd1.err" </dev/null &
+	rdpid=$!
+	pids="$pids $rdpid"
+	wait_line "$T/rd1.out" 'type 3 characters'
+	vm save --stop rd1 "$T/rd1.snap"
+	expect_rc 0 "save --stop of a guest reading the UART"
+	wait_pid $rdpid
+	printf 'abc' | timeout 60 "$VMCTL" run --restore "$T/rd1.snap" >"$T/out" 2>"$T/err"; rc=$?
+	expect_rc 0 "run --restore of a guest reading the UART: it halts"
+	expect_out_re "^hello: read 'abc'\$" "run --restore: the guest reads the new vmctl's input"
+	if grep -q 'Hello, world' "$T/out"; then not_ok "run --restore: the guest did not boot again"
+	else ok "run --restore: the guest did not boot again"; fi
+
+	# Memory: a guest saved while it writes a pattern verifies it after.
+	"$VMCTL" run --name mt1 --mem 32M --cmdline "mib=8 rate=16 passes=2" \
+		"$G/memtouch.elf" >"$T/mt1.out" 2>"$T/mt1.err" </dev/null &
+	mtpid=$!
+	pids="$pids $mtpid"
+	wait_line "$T/mt1.out" '^memtouch: .* MiB at '
+	sleep 0.3
+	vm save --stop mt1 "$T/mt1.snap"
+	expect_rc 0 "save --stop of memtouch while it writes"
+	wait_pid $mtpid
+	timeout 120 "$VMCTL" run --restore "$T/mt1.snap" >"$T/out" 2>"$T/err" </dev/null; rc=$?
+	cat "$T/mt1.out" "$T/out" >"$T/mt.all"
+	expect_rc 0 "run --restore of memtouch: every word matched"
+	if grep -q '^memtouch: pass 2: verified 2048 pages in .*, 0 mismatches$' "$T/mt.all" &&
+	   grep -q '^memtouch: OK$' "$T/out"; then ok "run --restore of memtouch: its memory came back"
+	else not_ok "run --restore of memtouch: its memory came back" "$(cat "$T/mt.all")"; fi
+	# From a pipe: lvmm reads it as it comes, vmctl maps its one slot.
+	cat "$T/mt1.snap" | timeout 120 "$VMCTL" run --restore /proc/self/fd/0 --console none >"$T/out" 2>"$T/err"; rc=$?
+	expect_rc 0 "run --restore from a pipe: memtouch verifies its memory again"
+	expect_vms "" "after the snapshot tests"
+fi
 
 # ---- no module ------------------------------------------------------------------------------
 

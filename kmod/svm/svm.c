@@ -736,6 +736,64 @@ window:
 		svm_irq_window(svm, true);
 }
 
+static const struct {
+	u8 lvmm;
+	u32 svm;
+} svm_event_types[] = {
+	{ LVMM_EVENT_INTR, SVM_EVTINJ_TYPE_INTR },
+	{ LVMM_EVENT_NMI, SVM_EVTINJ_TYPE_NMI },
+	{ LVMM_EVENT_EXCEPTION, SVM_EVTINJ_TYPE_EXEPT },
+};
+
+static void svm_get_events(struct lvmm_vcpu *vcpu, struct lvmm_vcpu_events *ev)
+{
+	struct svm_vcpu *svm = to_svm(vcpu);
+	struct vmcb_control_area *c = &svm->vmcb->control;
+	int i;
+
+	for (i = 0; i < ARRAY_SIZE(svm_event_types); i++) {
+		if (!(c->event_inj & SVM_EVTINJ_VALID) ||
+		    (c->event_inj & SVM_EVTINJ_TYPE_MASK) !=
+		    svm_event_types[i].svm)
+			continue;
+		ev->injected = svm_event_types[i].lvmm;
+		ev->injected_vector = c->event_inj & SVM_EVTINJ_VEC_MASK;
+		ev->injected_has_error = !!(c->event_inj & SVM_EVTINJ_VALID_ERR);
+		ev->injected_error = ev->injected_has_error ? c->event_inj_err : 0;
+	}
+	/* An IRET seen but not yet executed still masks. */
+	ev->nmi_masked = svm->nmi_masked;
+	ev->interrupt_shadow = !!(c->int_state & SVM_INTERRUPT_SHADOW_MASK);
+}
+
+/* Built from checked fields: never a raw value from userspace. */
+static void svm_set_events(struct lvmm_vcpu *vcpu,
+			   const struct lvmm_vcpu_events *ev)
+{
+	struct svm_vcpu *svm = to_svm(vcpu);
+	struct vmcb_control_area *c = &svm->vmcb->control;
+	int i;
+
+	c->event_inj = 0;
+	c->event_inj_err = 0;
+	for (i = 0; i < ARRAY_SIZE(svm_event_types); i++) {
+		if (ev->injected != svm_event_types[i].lvmm)
+			continue;
+		c->event_inj = ev->injected_vector | SVM_EVTINJ_VALID |
+			       svm_event_types[i].svm |
+			       (ev->injected_has_error ? SVM_EVTINJ_VALID_ERR : 0);
+		c->event_inj_err = ev->injected_error;
+	}
+	/* The next IRET unmasks, as after an NMI lvmm delivered itself. */
+	svm->nmi_masked = ev->nmi_masked;
+	svm->iret_seen = false;
+	svm_intercept(svm, INTERCEPT_IRET, ev->nmi_masked);
+	if (ev->interrupt_shadow)
+		c->int_state |= SVM_INTERRUPT_SHADOW_MASK;
+	else
+		c->int_state &= ~SVM_INTERRUPT_SHADOW_MASK;
+}
+
 /* An event the exit interrupted is delivered again on the next entry. */
 static void svm_reinject_events(struct svm_vcpu *svm)
 {
@@ -880,24 +938,74 @@ static void svm_guard_snapshot(struct svm_vcpu *svm, struct svm_cpu *sc)
 	sc->event_inj_err_snap = vmcb->control.event_inj_err;
 }
 
-static bool svm_guard_entry(struct svm_vcpu *svm, struct svm_cpu *sc,
-			    u64 host_cr3)
+static void svm_guard_restore(struct svm_vcpu *svm, struct svm_cpu *sc)
 {
 	struct vmcb *vmcb = svm->vmcb;
 
-	if (likely(vmcb->save.rax != svm->vmcb_pa ||
-		   vmcb->save.cr3 != host_cr3))
-		return false;
 	memcpy(&vmcb->save, &sc->save_snap, sizeof(vmcb->save));
 	memcpy(svm->vcpu.regs, sc->regs_snap, sizeof(sc->regs_snap));
 	vmcb->control.event_inj = sc->event_inj_snap;
 	vmcb->control.event_inj_err = sc->event_inj_err_snap;
 	sc->last_vmcb = NULL;		/* reload it all */
+}
+
+/*
+ * The race's other face loses the nested paging that VMRUN turned on: the
+ * guest's first fetch walks its page tables as host memory and it
+ * triple-faults where it entered, having run nothing.  So a SHUTDOWN at
+ * the entry's RIP and CR3 enters once more from the same state: a real
+ * triple fault there does the same again, and is reported then.
+ */
+static bool svm_guard_shutdown(struct svm_vcpu *svm, struct svm_cpu *sc)
+{
+	struct vmcb *vmcb = svm->vmcb;
+	bool again = (u32)vmcb->control.exit_code == SVM_EXIT_SHUTDOWN &&
+		     vmcb->save.rip == sc->save_snap.rip &&
+		     vmcb->save.cr3 == sc->save_snap.cr3;
+
+	if (svm->guard_retried && !again)
+		pr_warn_ratelimited("lvmm: vCPU %u: the CPU (an emulator) lost an entry's nested paging (CPU %d); entered again from the same state\n",
+				    svm->vcpu.id, smp_processor_id());
+	if (again && !svm->guard_retried) {
+		svm_guard_restore(svm, sc);
+		svm->guard_retried = true;
+		return true;
+	}
+	svm->guard_retried = false;
+	return false;
+}
+
+/* Keep the XCR0 a guest set without an intercept, if lvmm allows it. */
+static void svm_guard_xcr0(struct lvmm_vcpu *vcpu)
+{
+	u64 xcr0 = xgetbv(XCR_XFEATURE_ENABLED_MASK);
+
+	if (xcr0 != vcpu->xcr0 && lvmm_xcr0_valid(xcr0))
+		vcpu->xcr0 = xcr0;
+}
+
+/* What svm_guard_entry() found. */
+enum svm_guard {
+	SVM_GUARD_OK,
+	SVM_GUARD_LOST,		/* the guest's state is gone: stop the vCPU */
+	SVM_GUARD_AGAIN,	/* nothing ran: enter again */
+};
+
+static enum svm_guard svm_guard_entry(struct svm_vcpu *svm,
+				      struct svm_cpu *sc, u64 host_cr3)
+{
+	struct vmcb *vmcb = svm->vmcb;
+
+	if (likely(vmcb->save.rax != svm->vmcb_pa ||
+		   vmcb->save.cr3 != host_cr3))
+		return svm_guard_shutdown(svm, sc) ? SVM_GUARD_AGAIN :
+						     SVM_GUARD_OK;
+	svm_guard_restore(svm, sc);
 	pr_warn_ratelimited("lvmm: vCPU %u: the CPU (an emulator) left the host's state for the guest's at an exit (CPU %d, info1 0x%llx, info2 0x%llx); the vCPU stops with an internal error\n",
 			    svm->vcpu.id, smp_processor_id(),
 			    vmcb->control.exit_info_1,
 			    vmcb->control.exit_info_2);
-	return true;
+	return SVM_GUARD_LOST;
 }
 
 /* svm_enter(): the exit is not the guest's; run->exit_reason is set. */
@@ -908,7 +1016,8 @@ static int svm_enter(struct svm_vcpu *svm)
 	struct lvmm_vcpu *vcpu = &svm->vcpu;
 	struct vmcb *vmcb = svm->vmcb;
 	struct svm_cpu *sc;
-	bool swap_xcr0, swap_tsc_aux, bogus;
+	enum svm_guard guard = SVM_GUARD_OK;
+	bool swap_xcr0, swap_tsc_aux;
 	u64 start, stay;
 	int cpu;
 
@@ -945,8 +1054,13 @@ static int svm_enter(struct svm_vcpu *svm)
 	sc = per_cpu_ptr(&svm_cpu, cpu);
 	vmcb->control.exit_int_info = 0;
 
+	/*
+	 * Under a hypervisor that does not intercept the guest's XSETBV
+	 * (QEMU 7.2's TCG), the guest sets XCR0 itself: swap whenever it
+	 * could have (Documentation/sandbox.rst).
+	 */
 	swap_xcr0 = (vmcb->save.cr4 & X86_CR4_OSXSAVE) &&
-		    vcpu->xcr0 != svm_host_xcr0;
+		    (vcpu->xcr0 != svm_host_xcr0 || svm_nested_guard);
 	swap_tsc_aux = svm_has_tsc_aux && vcpu->tsc_aux != sc->host_tsc_aux;
 
 	asm volatile("clgi" ::: "memory");
@@ -970,8 +1084,11 @@ static int svm_enter(struct svm_vcpu *svm)
 	vcpu->stat.guest_ns += stay;
 	if (swap_tsc_aux)
 		wrmsrl(MSR_TSC_AUX, sc->host_tsc_aux);
-	if (swap_xcr0)
+	if (swap_xcr0) {
+		if (unlikely(svm_nested_guard))
+			svm_guard_xcr0(vcpu);
 		xsetbv(XCR_XFEATURE_ENABLED_MASK, svm_host_xcr0);
+	}
 	/* #VMEXIT left DR7 at its reset value; restore the host's if used. */
 	if (hw_breakpoint_active())
 		hw_breakpoint_restore();
@@ -982,15 +1099,18 @@ static int svm_enter(struct svm_vcpu *svm)
 
 	WRITE_ONCE(vcpu->mode, LVMM_OUTSIDE_GUEST_MODE);
 	vmcb->control.tlb_ctl = TLB_CONTROL_DO_NOTHING;
-	bogus = svm_nested_guard && svm_guard_entry(svm, sc, __read_cr3());
+	if (svm_nested_guard)
+		guard = svm_guard_entry(svm, sc, __read_cr3());
 	local_irq_enable();
 	preempt_enable();
-	if (unlikely(bogus)) {
+	if (unlikely(guard == SVM_GUARD_LOST)) {
 		lvmm_internal_error(vcpu, LVMM_INTERNAL_ERROR_STATE_LOST, 2,
 				    (u64)vmcb->control.exit_code,
 				    vmcb->control.exit_info_2);
 		return READ_ONCE(lvmm_rebooting) ? -EIO : SVM_ENTER_LOST;
 	}
+	if (unlikely(guard == SVM_GUARD_AGAIN))
+		return READ_ONCE(lvmm_rebooting) ? -EIO : 1;
 
 	vcpu->regs[LVMM_RAX] = vmcb->save.rax;
 	vcpu->regs[LVMM_RSP] = vmcb->save.rsp;
@@ -1242,15 +1362,9 @@ static int svm_handle_xsetbv(struct svm_vcpu *svm)
 {
 	struct lvmm_vcpu *vcpu = &svm->vcpu;
 	u64 xcr0 = (vcpu->regs[LVMM_RDX] << 32) | (u32)vcpu->regs[LVMM_RAX];
-	u64 avx512 = XFEATURE_MASK_OPMASK | XFEATURE_MASK_ZMM_Hi256 |
-		     XFEATURE_MASK_Hi16_ZMM;
 
 	if ((u32)vcpu->regs[LVMM_RCX] != XCR_XFEATURE_ENABLED_MASK ||
-	    svm->vmcb->save.cpl || !(xcr0 & XFEATURE_MASK_FP) ||
-	    (xcr0 & ~lvmm_supported_xcr0()) ||
-	    ((xcr0 & XFEATURE_MASK_YMM) && !(xcr0 & XFEATURE_MASK_SSE)) ||
-	    ((xcr0 & avx512) && ((xcr0 & avx512) != avx512 ||
-				 !(xcr0 & XFEATURE_MASK_YMM)))) {
+	    svm->vmcb->save.cpl || !lvmm_xcr0_valid(xcr0)) {
 		svm_inject_gp(svm);
 		return 1;
 	}
@@ -1292,8 +1406,8 @@ static int svm_handle_dr(struct svm_vcpu *svm)
 			svm_inject_gp(svm);
 			return 1;
 		}
-		*val = dr < 6 ? v : (dr == 6 ? v | DR6_RESERVED :
-					       (v & ~0xd800ULL) | LVMM_DR7_FIXED_1);
+		*val = dr < 6 ? v : (dr == 6 ? lvmm_dr6_value(v) :
+					       lvmm_dr7_value(v));
 	} else {
 		vcpu->regs[gpr] = lvmm_64bit_mode(&m) ? *val : (u32)*val;
 	}
@@ -1527,4 +1641,6 @@ const struct lvmm_arch_ops lvmm_svm_ops = {
 	.get_cpu_mode		= svm_get_cpu_mode,
 	.get_msr		= svm_get_msr,
 	.set_msr		= svm_set_msr,
+	.get_events		= svm_get_events,
+	.set_events		= svm_set_events,
 };

@@ -73,6 +73,7 @@ struct svm_vcpu {
 	bool nmi_masked;		/* (c) guest in its NMI handler */
 	bool lme_hidden;		/* (c) EFER.LME kept out of the VMCB */
 	bool iret_seen;			/* (c) its IRET intercepted */
+	bool guard_retried;		/* (c) see svm_guard_shutdown() */
 	u64 iret_rip;			/* (c) RIP of that IRET */
 	int npt_cache_nr;		/* (c) */
 	u64 *npt_cache[SVM_NPT_CACHE];	/* (c) zeroed table pages */

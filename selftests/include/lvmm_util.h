@@ -143,6 +143,35 @@ void vcpu_sregs_set(struct lvmm_vcpu *vcpu, const struct lvmm_sregs *sregs);
 u64 vcpu_get_msr(struct lvmm_vcpu *vcpu, u32 index);
 void vcpu_set_msr(struct lvmm_vcpu *vcpu, u32 index, u64 val);
 void *vcpu_io_data(struct lvmm_vcpu *vcpu);
+/*
+ * Complete the last exit without entering the guest: LVMM_RUN with
+ * immediate_exit, which returns EINTR once the instruction is finished.
+ * What a VMM does before it saves a vCPU that stopped at an exit.
+ */
+void vcpu_complete_exit(struct lvmm_vcpu *vcpu);
+/* The vCPU's CPUID table, from calloc(): free() it. */
+struct lvmm_cpuid *vcpu_get_cpuid(struct lvmm_vcpu *vcpu);
+
+/*
+ * LVMM_CAP_VCPU_STATE: events, debug registers, XCR0.  The __ forms
+ * return 0 or -errno, the others assert.
+ */
+int __vcpu_get_events(struct lvmm_vcpu *vcpu, struct lvmm_vcpu_events *ev);
+void vcpu_get_events(struct lvmm_vcpu *vcpu, struct lvmm_vcpu_events *ev);
+int __vcpu_set_events(struct lvmm_vcpu *vcpu,
+		      const struct lvmm_vcpu_events *ev);
+void vcpu_set_events(struct lvmm_vcpu *vcpu,
+		     const struct lvmm_vcpu_events *ev);
+int __vcpu_get_debugregs(struct lvmm_vcpu *vcpu, struct lvmm_debugregs *dr);
+void vcpu_get_debugregs(struct lvmm_vcpu *vcpu, struct lvmm_debugregs *dr);
+int __vcpu_set_debugregs(struct lvmm_vcpu *vcpu,
+			 const struct lvmm_debugregs *dr);
+void vcpu_set_debugregs(struct lvmm_vcpu *vcpu,
+			const struct lvmm_debugregs *dr);
+int __vcpu_get_xcrs(struct lvmm_vcpu *vcpu, struct lvmm_xcrs *xcrs);
+void vcpu_get_xcrs(struct lvmm_vcpu *vcpu, struct lvmm_xcrs *xcrs);
+int __vcpu_set_xcrs(struct lvmm_vcpu *vcpu, const struct lvmm_xcrs *xcrs);
+void vcpu_set_xcrs(struct lvmm_vcpu *vcpu, const struct lvmm_xcrs *xcrs);
 const char *exit_reason_str(u32 reason);
 
 #define TEST_ASSERT_EXIT_REASON(vcpu, expected) do {			\
@@ -151,6 +180,33 @@ const char *exit_reason_str(u32 reason);
 		    "Wanted exit %s, got %s (%u)",			\
 		    exit_reason_str(expected), exit_reason_str(__er), __er); \
 } while (0)
+
+/*
+ * LVMM_CAP_SNAPSHOT.  __vm_restore(): LVMM_RESTORE_VM of the stream at
+ * @fd with @req's name (the stream's if empty); the VM fd or -errno, and
+ * what the kernel wrote back in @req.
+ */
+int __vm_restore(int dev_fd, struct lvmm_restore_vm *req);
+/*
+ * Restore the stream at @fd under @name (NULL or "" for the stream's)
+ * and get every vCPU's fd.  With @like, the VM the stream was saved
+ * from: map its slots, and take its guest heap, as they are in the
+ * stream.  Without, no slot is mapped (vm_map_slot() maps one).
+ */
+struct lvmm_vm *vm_restore(int fd, const char *name,
+			   const struct lvmm_vm *like);
+/* Map slot @slot of a restored VM, @size bytes at @gpa as in its stream. */
+void *vm_map_slot(struct lvmm_vm *vm, u32 slot, u32 flags, u64 gpa, u64 size);
+/* LVMM_GET_VCPU: another fd of vCPU @id; -errno. */
+int __vm_get_vcpu(struct lvmm_vm *vm, u32 id);
+/* A vCPU that exists (a restored one): its fd, mapped, as vm_vcpu_add(). */
+struct lvmm_vcpu *vm_vcpu_get(struct lvmm_vm *vm, u32 id);
+/*
+ * LVMM_SET_VMM_STATE and LVMM_GET_VMM_STATE: 0 or -errno.  GET sets
+ * *@size to the blob's size, also on -ENOSPC.
+ */
+int __vm_set_vmm_state(struct lvmm_vm *vm, const void *data, u32 size);
+int __vm_get_vmm_state(struct lvmm_vm *vm, void *data, u32 *size);
 
 /* IDT for the guest: handlers.S stubs routed to C handlers. */
 void vm_init_descriptor_tables(struct lvmm_vm *vm);

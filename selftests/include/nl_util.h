@@ -59,6 +59,10 @@ struct nl_vm {
 	u64 mem_size, created_ns, guest_ns;
 	u32 vcpu_id;		/* pin events only */
 	bool has_vcpu_id;
+	/* save-progress and saved events only */
+	u64 save_bytes, save_total, pause_ns;
+	u32 save_error;
+	bool has_save_error;
 	bool seen;
 };
 
@@ -68,6 +72,8 @@ int vm_get_cb(struct nl_msg *msg, void *arg);
 int nl_vm_get(struct nlc *c, u32 id, const char *name, struct nl_vm *vm);
 /* pause, resume, destroy and friends: one VM by id. */
 int nl_vm_cmd(struct nlc *c, u8 cmd, u32 id);
+/* The number of VMs a vm-get dump lists, or -errno. */
+int nl_vm_count(struct nlc *c);
 
 /* A vCPU as vcpu-get reports it. */
 struct nl_vcpu {
@@ -107,6 +113,34 @@ struct nl_events *events_open(void);
  */
 bool event_next(struct nl_events *ev, u32 id, struct nl_vm *out);
 void events_close(struct nl_events *ev);
+
+/* How a vm-save ended: its saved event. */
+struct nl_saved {
+	u32 error;		/* save-error: 0, or the errno it failed with */
+	u64 bytes, total;	/* save-bytes, save-total */
+	u64 pause_ns;
+	int nr_progress;	/* save-progress events before it */
+	u64 progress_bytes;	/* save-bytes of the last of them */
+};
+
+/*
+ * vm-save of VM @id to @fd of this process, with save-stop if @stop:
+ * 0 or the request's -errno (its extack message in c->ext).  The save
+ * goes on in the kernel; its events come on the events group.
+ */
+int nl_vm_save(struct nlc *c, u32 id, int fd, bool stop);
+/*
+ * Wait on @ev for the saved event of VM @id, counting the save-progress
+ * events before it; false after 10 s without an event of @id.
+ */
+bool event_saved(struct nl_events *ev, u32 id, struct nl_saved *out);
+/*
+ * vm-save and wait for its end: subscribes to the events group before
+ * the request, so that the saved event cannot be missed.  The request's
+ * -errno, -ETIMEDOUT if no saved event came, or 0 with @out filled.
+ */
+int nl_vm_save_wait(struct nlc *c, u32 id, int fd, bool stop,
+		    struct nl_saved *out);
 
 /* In a child: a check that fails exits with the line it failed on. */
 #define CHILD_CHECK(cond, fmt, ...) do {				\

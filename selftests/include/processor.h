@@ -128,6 +128,22 @@ static inline u32 inl(u16 port)
 	return v;
 }
 
+/* XCR0, with CR4.OSXSAVE set. */
+static inline u64 xgetbv(u32 xcr)
+{
+	u32 lo, hi;
+
+	asm volatile("xgetbv" : "=a"(lo), "=d"(hi) : "c"(xcr) : "memory");
+	return lo | ((u64)hi << 32);
+}
+
+static inline void xsetbv(u32 xcr, u64 val)
+{
+	asm volatile("xsetbv"
+		     :: "a"((u32)val), "d"((u32)(val >> 32)), "c"(xcr)
+		     : "memory");
+}
+
 static inline void cli(void)
 {
 	asm volatile("cli" ::: "memory");

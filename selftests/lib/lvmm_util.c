@@ -453,6 +453,243 @@ void *vcpu_io_data(struct lvmm_vcpu *vcpu)
 	return lvmm_run_io_data(&vcpu->h);
 }
 
+void vcpu_complete_exit(struct lvmm_vcpu *vcpu)
+{
+	int ret;
+
+	vcpu->run->immediate_exit = 1;
+	ret = __vcpu_run(vcpu);
+	vcpu->run->immediate_exit = 0;
+	TEST_ASSERT(ret == -EINTR,
+		    "LVMM_RUN with immediate_exit: wanted EINTR, got %d (%s)",
+		    ret, ret < 0 ? strerror(-ret) : "no error");
+}
+
+struct lvmm_cpuid *vcpu_get_cpuid(struct lvmm_vcpu *vcpu)
+{
+	struct lvmm_cpuid *cpuid = lvmm_cpuid_alloc(LVMM_MAX_CPUID_ENTRIES);
+	int ret;
+
+	TEST_ASSERT(cpuid, "out of memory");
+	ret = lvmm_get_cpuid(&vcpu->h, cpuid);
+	TEST_ASSERT(!ret, "LVMM_GET_CPUID failed: %s", strerror(-ret));
+	return cpuid;
+}
+
+int __vcpu_get_events(struct lvmm_vcpu *vcpu, struct lvmm_vcpu_events *ev)
+{
+	return lvmm_get_vcpu_events(&vcpu->h, ev);
+}
+
+void vcpu_get_events(struct lvmm_vcpu *vcpu, struct lvmm_vcpu_events *ev)
+{
+	int ret = __vcpu_get_events(vcpu, ev);
+
+	TEST_ASSERT(!ret, "LVMM_GET_VCPU_EVENTS failed: %s", strerror(-ret));
+}
+
+int __vcpu_set_events(struct lvmm_vcpu *vcpu,
+		      const struct lvmm_vcpu_events *ev)
+{
+	return lvmm_set_vcpu_events(&vcpu->h, ev);
+}
+
+void vcpu_set_events(struct lvmm_vcpu *vcpu,
+		     const struct lvmm_vcpu_events *ev)
+{
+	int ret = __vcpu_set_events(vcpu, ev);
+
+	TEST_ASSERT(!ret, "LVMM_SET_VCPU_EVENTS failed: %s", strerror(-ret));
+}
+
+int __vcpu_get_debugregs(struct lvmm_vcpu *vcpu, struct lvmm_debugregs *dr)
+{
+	return lvmm_get_debugregs(&vcpu->h, dr);
+}
+
+void vcpu_get_debugregs(struct lvmm_vcpu *vcpu, struct lvmm_debugregs *dr)
+{
+	int ret = __vcpu_get_debugregs(vcpu, dr);
+
+	TEST_ASSERT(!ret, "LVMM_GET_DEBUGREGS failed: %s", strerror(-ret));
+}
+
+int __vcpu_set_debugregs(struct lvmm_vcpu *vcpu,
+			 const struct lvmm_debugregs *dr)
+{
+	return lvmm_set_debugregs(&vcpu->h, dr);
+}
+
+void vcpu_set_debugregs(struct lvmm_vcpu *vcpu,
+			const struct lvmm_debugregs *dr)
+{
+	int ret = __vcpu_set_debugregs(vcpu, dr);
+
+	TEST_ASSERT(!ret, "LVMM_SET_DEBUGREGS failed: %s", strerror(-ret));
+}
+
+int __vcpu_get_xcrs(struct lvmm_vcpu *vcpu, struct lvmm_xcrs *xcrs)
+{
+	return lvmm_get_xcrs(&vcpu->h, xcrs);
+}
+
+void vcpu_get_xcrs(struct lvmm_vcpu *vcpu, struct lvmm_xcrs *xcrs)
+{
+	int ret = __vcpu_get_xcrs(vcpu, xcrs);
+
+	TEST_ASSERT(!ret, "LVMM_GET_XCRS failed: %s", strerror(-ret));
+}
+
+int __vcpu_set_xcrs(struct lvmm_vcpu *vcpu, const struct lvmm_xcrs *xcrs)
+{
+	return lvmm_set_xcrs(&vcpu->h, xcrs);
+}
+
+void vcpu_set_xcrs(struct lvmm_vcpu *vcpu, const struct lvmm_xcrs *xcrs)
+{
+	int ret = __vcpu_set_xcrs(vcpu, xcrs);
+
+	TEST_ASSERT(!ret, "LVMM_SET_XCRS(0x%llx) failed: %s",
+		    (unsigned long long)xcrs->xcr0, strerror(-ret));
+}
+
+int __vm_restore(int dev_fd, struct lvmm_restore_vm *req)
+{
+	return __lvmm_ioctl(dev_fd, LVMM_RESTORE_VM, req);
+}
+
+int __vm_get_vcpu(struct lvmm_vm *vm, u32 id)
+{
+	struct lvmm_create_vcpu req = { .id = id };
+
+	return __vm_ioctl(vm, LVMM_GET_VCPU, &req);
+}
+
+/* Take vCPU @id's fd @fd into @vm, with its run structure mapped. */
+static struct lvmm_vcpu *vcpu_of_fd(struct lvmm_vm *vm, u32 id, int fd)
+{
+	struct lvmm_vcpu *vcpu = calloc(1, sizeof(*vcpu));
+	void *run;
+
+	TEST_ASSERT(vcpu && id < MAX_VCPUS && !vm->vcpus[id],
+		    "bad vCPU id %u", id);
+	run = mmap(NULL, vm->h.vcpu_mmap_size, PROT_READ | PROT_WRITE,
+		   MAP_SHARED, fd, 0);
+	TEST_ASSERT(run != MAP_FAILED, "mmap of vCPU %u failed", id);
+	vcpu->h.fd = fd;
+	vcpu->h.id = id;
+	vcpu->h.run = run;
+	vcpu->h.run_size = vm->h.vcpu_mmap_size;
+	vcpu->vm = vm;
+	vcpu->id = id;
+	vcpu->run = run;
+	vm->vcpus[id] = vcpu;
+	return vcpu;
+}
+
+struct lvmm_vcpu *vm_vcpu_get(struct lvmm_vm *vm, u32 id)
+{
+	int fd = __vm_get_vcpu(vm, id);
+
+	TEST_ASSERT(fd >= 0, "LVMM_GET_VCPU(%u) failed: %s", id,
+		    strerror(-fd));
+	return vcpu_of_fd(vm, id, fd);
+}
+
+void *vm_map_slot(struct lvmm_vm *vm, u32 slot, u32 flags, u64 gpa, u64 size)
+{
+	struct userspace_mem_region *r;
+	void *hva;
+	int ret;
+
+	TEST_ASSERT(slot < NR_MEMSLOTS && !vm->slots[slot].used,
+		    "slot %u mapped already or out of range", slot);
+	ret = lvmm_memslot_map(&vm->h, slot, size, PROT_READ | PROT_WRITE,
+			       &hva);
+	TEST_ASSERT(!ret, "mmap of slot %u failed: %s", slot, strerror(-ret));
+	r = &vm->slots[slot];
+	r->used = true;
+	r->slot = slot;
+	r->flags = flags;
+	r->gpa = gpa;
+	r->size = size;
+	r->hva = hva;
+	return hva;
+}
+
+struct lvmm_vm *vm_restore(int fd, const char *name,
+			   const struct lvmm_vm *like)
+{
+	struct lvmm_vm *vm = calloc(1, sizeof(*vm));
+	struct lvmm_restore_vm req = { .fd = fd };
+	u32 found = 0;
+	int ret;
+
+	TEST_ASSERT(vm, "out of memory");
+	if (name) {
+		TEST_ASSERT(strlen(name) < sizeof(req.name), "name too long");
+		strcpy(req.name, name);
+	}
+	vm->dev_fd = open_lvmm_dev();
+	ret = lvmm_vcpu_mmap_size(vm->dev_fd);
+	TEST_ASSERT(ret > 0, "LVMM_GET_VCPU_MMAP_SIZE failed: %s",
+		    strerror(-ret));
+	vm->h.vcpu_mmap_size = ret;
+	ret = __vm_restore(vm->dev_fd, &req);
+	TEST_ASSERT(ret >= 0, "LVMM_RESTORE_VM(\"%s\") failed: %s",
+		    req.name, strerror(-ret));
+	vm->fd = vm->h.fd = ret;
+	vm->h.id = req.id;
+	memcpy(vm->h.name, req.name, sizeof(vm->h.name));
+	vm->h.name[sizeof(vm->h.name) - 1] = '\0';
+
+	/* The vCPUs keep their ids: look for as many as there are. */
+	for (u32 id = 0; id < MAX_VCPUS && found < req.nr_vcpus; id++) {
+		int vfd = __vm_get_vcpu(vm, id);
+
+		if (vfd == -ENOENT)
+			continue;
+		TEST_ASSERT(vfd >= 0, "LVMM_GET_VCPU(%u) failed: %s", id,
+			    strerror(-vfd));
+		vcpu_of_fd(vm, id, vfd);
+		found++;
+	}
+	TEST_ASSERT(found == req.nr_vcpus,
+		    "LVMM_GET_VCPU found %u of the %u restored vCPUs", found,
+		    req.nr_vcpus);
+	if (!like)
+		return vm;
+	for (int i = 0; i < NR_MEMSLOTS; i++) {
+		const struct userspace_mem_region *r = &like->slots[i];
+
+		if (r->used)
+			vm_map_slot(vm, i, r->flags, r->gpa, r->size);
+	}
+	vm->heap_next = like->heap_next;
+	vm->heap_end = like->heap_end;
+	vm->long_mode = like->long_mode;
+	return vm;
+}
+
+int __vm_set_vmm_state(struct lvmm_vm *vm, const void *data, u32 size)
+{
+	struct lvmm_vmm_state st = { .data = (u64)(unsigned long)data,
+				     .size = size };
+
+	return __vm_ioctl(vm, LVMM_SET_VMM_STATE, &st);
+}
+
+int __vm_get_vmm_state(struct lvmm_vm *vm, void *data, u32 *size)
+{
+	struct lvmm_vmm_state st = { .data = (u64)(unsigned long)data,
+				     .size = *size };
+	int ret = __vm_ioctl(vm, LVMM_GET_VMM_STATE, &st);
+
+	if (!ret || ret == -ENOSPC)
+		*size = st.size;
+	return ret;
+}
+
 const char *exit_reason_str(u32 reason)
 {
 	return lvmm_exit_reason_name(reason);

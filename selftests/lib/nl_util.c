@@ -198,6 +198,16 @@ int parse_vm(struct nl_msg *msg, struct nl_vm *vm)
 		vm->vcpu_id = nla_get_u32(tb[LVMM_A_VM_VCPU_ID]);
 		vm->has_vcpu_id = true;
 	}
+	if (tb[LVMM_A_VM_SAVE_BYTES])
+		vm->save_bytes = nla_get_u64(tb[LVMM_A_VM_SAVE_BYTES]);
+	if (tb[LVMM_A_VM_SAVE_TOTAL])
+		vm->save_total = nla_get_u64(tb[LVMM_A_VM_SAVE_TOTAL]);
+	if (tb[LVMM_A_VM_PAUSE_NS])
+		vm->pause_ns = nla_get_u64(tb[LVMM_A_VM_PAUSE_NS]);
+	if (tb[LVMM_A_VM_SAVE_ERROR]) {
+		vm->save_error = nla_get_u32(tb[LVMM_A_VM_SAVE_ERROR]);
+		vm->has_save_error = true;
+	}
 	return 0;
 }
 
@@ -228,6 +238,22 @@ int nl_vm_cmd(struct nlc *c, u8 cmd, u32 id)
 
 	nla_put_u32(msg, LVMM_A_VM_ID, id);
 	return nlc_exec(c, msg, NULL, NULL);
+}
+
+static int vm_count_cb(struct nl_msg *msg, void *arg)
+{
+	(void)msg;
+	(*(int *)arg)++;
+	return NL_OK;
+}
+
+int nl_vm_count(struct nlc *c)
+{
+	int n = 0, r;
+
+	r = nlc_exec(c, nlc_msg(c, LVMM_CMD_VM_GET, NLM_F_DUMP), vm_count_cb,
+		     &n);
+	return r ? r : n;
 }
 
 int nl_put_cpus(struct nl_msg *msg, int type, const cpu_set_t *set)
@@ -358,6 +384,52 @@ void events_close(struct nl_events *ev)
 {
 	nl_socket_free(ev->sk);
 	free(ev);
+}
+
+int nl_vm_save(struct nlc *c, u32 id, int fd, bool stop)
+{
+	struct nl_msg *msg = nlc_msg(c, LVMM_CMD_VM_SAVE, 0);
+
+	nla_put_u32(msg, LVMM_A_VM_ID, id);
+	nla_put_u32(msg, LVMM_A_VM_SAVE_FD, fd);
+	if (stop)
+		nla_put_flag(msg, LVMM_A_VM_SAVE_STOP);
+	return nlc_exec(c, msg, NULL, NULL);
+}
+
+bool event_saved(struct nl_events *ev, u32 id, struct nl_saved *out)
+{
+	struct nl_vm e;
+
+	memset(out, 0, sizeof(*out));
+	while (event_next(ev, id, &e)) {
+		if (e.event == LVMM_EVENT_SAVE_PROGRESS) {
+			out->nr_progress++;
+			out->progress_bytes = e.save_bytes;
+			continue;
+		}
+		if (e.event != LVMM_EVENT_SAVED)
+			continue;
+		TEST_ASSERT(e.has_save_error, "saved event without save-error");
+		out->error = e.save_error;
+		out->bytes = e.save_bytes;
+		out->total = e.save_total;
+		out->pause_ns = e.pause_ns;
+		return true;
+	}
+	return false;
+}
+
+int nl_vm_save_wait(struct nlc *c, u32 id, int fd, bool stop,
+		    struct nl_saved *out)
+{
+	struct nl_events *ev = events_open();
+	int r = nl_vm_save(c, id, fd, stop);
+
+	if (!r && !event_saved(ev, id, out))
+		r = -ETIMEDOUT;
+	events_close(ev);
+	return r;
 }
 
 void drop_to_nobody(void)

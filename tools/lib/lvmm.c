@@ -71,6 +71,43 @@ int lvmm_vm_create(int dev_fd, const char *name, struct lvmm_vm_handle *vm)
 	return 0;
 }
 
+int lvmm_vm_restore_raw(int dev_fd, struct lvmm_restore_vm *args)
+{
+	return ret_or_errno(ioctl(dev_fd, LVMM_RESTORE_VM, args));
+}
+
+int lvmm_vm_restore(int dev_fd, int fd, const char *name,
+		    struct lvmm_vm_handle *vm, __u32 *nr_vcpus)
+{
+	struct lvmm_restore_vm args;
+	int size, vm_fd;
+
+	memset(&args, 0, sizeof(args));
+	args.fd = fd;
+	if (name) {
+		if (strlen(name) >= sizeof(args.name))
+			return -ENAMETOOLONG;
+		strcpy(args.name, name);
+	}
+
+	size = lvmm_vcpu_mmap_size(dev_fd);
+	if (size < 0)
+		return size;
+
+	vm_fd = lvmm_vm_restore_raw(dev_fd, &args);
+	if (vm_fd < 0)
+		return vm_fd;
+
+	vm->fd = vm_fd;
+	vm->id = args.id;
+	memcpy(vm->name, args.name, sizeof(vm->name));
+	vm->name[sizeof(vm->name) - 1] = '\0';
+	vm->vcpu_mmap_size = size;
+	if (nr_vcpus)
+		*nr_vcpus = args.nr_vcpus;
+	return 0;
+}
+
 int lvmm_vm_close(struct lvmm_vm_handle *vm)
 {
 	int ret = ret_or_errno(close(vm->fd));
@@ -160,22 +197,45 @@ int lvmm_clear_dirty_log(const struct lvmm_vm_handle *vm, __u32 slot,
 	return ret_or_errno(ioctl(vm->fd, LVMM_CLEAR_DIRTY_LOG, &log));
 }
 
+int lvmm_set_vmm_state(const struct lvmm_vm_handle *vm, const void *data,
+		       __u32 size)
+{
+	struct lvmm_vmm_state st = {
+		.data = (__u64)(unsigned long)data,
+		.size = size,
+	};
+
+	return ret_or_errno(ioctl(vm->fd, LVMM_SET_VMM_STATE, &st));
+}
+
+int lvmm_get_vmm_state(const struct lvmm_vm_handle *vm, void *data,
+		       __u32 *size)
+{
+	struct lvmm_vmm_state st = {
+		.data = (__u64)(unsigned long)data,
+		.size = *size,
+	};
+	int ret;
+
+	ret = ret_or_errno(ioctl(vm->fd, LVMM_GET_VMM_STATE, &st));
+	/* The kernel writes the state's length back, ENOSPC included. */
+	if (!ret || ret == -ENOSPC)
+		*size = st.size;
+	return ret;
+}
+
 int lvmm_vcpu_create_raw(const struct lvmm_vm_handle *vm,
 			 const struct lvmm_create_vcpu *args)
 {
 	return ret_or_errno(ioctl(vm->fd, LVMM_CREATE_VCPU, args));
 }
 
-int lvmm_vcpu_create(const struct lvmm_vm_handle *vm, __u32 id,
-		     struct lvmm_vcpu_handle *vcpu)
+/* Map the run structure of vCPU fd @fd; on failure @fd is closed. */
+static int vcpu_handle_init(const struct lvmm_vm_handle *vm, int fd, __u32 id,
+			    struct lvmm_vcpu_handle *vcpu)
 {
-	struct lvmm_create_vcpu args = { .id = id };
 	void *run;
-	int fd, ret;
-
-	fd = lvmm_vcpu_create_raw(vm, &args);
-	if (fd < 0)
-		return fd;
+	int ret;
 
 	run = mmap(NULL, vm->vcpu_mmap_size, PROT_READ | PROT_WRITE,
 		   MAP_SHARED, fd, 0);
@@ -190,6 +250,36 @@ int lvmm_vcpu_create(const struct lvmm_vm_handle *vm, __u32 id,
 	vcpu->run = run;
 	vcpu->run_size = vm->vcpu_mmap_size;
 	return 0;
+}
+
+int lvmm_vcpu_create(const struct lvmm_vm_handle *vm, __u32 id,
+		     struct lvmm_vcpu_handle *vcpu)
+{
+	struct lvmm_create_vcpu args = { .id = id };
+	int fd;
+
+	fd = lvmm_vcpu_create_raw(vm, &args);
+	if (fd < 0)
+		return fd;
+	return vcpu_handle_init(vm, fd, id, vcpu);
+}
+
+int lvmm_vcpu_get_raw(const struct lvmm_vm_handle *vm,
+		      const struct lvmm_create_vcpu *args)
+{
+	return ret_or_errno(ioctl(vm->fd, LVMM_GET_VCPU, args));
+}
+
+int lvmm_vcpu_get(const struct lvmm_vm_handle *vm, __u32 id,
+		  struct lvmm_vcpu_handle *vcpu)
+{
+	struct lvmm_create_vcpu args = { .id = id };
+	int fd;
+
+	fd = lvmm_vcpu_get_raw(vm, &args);
+	if (fd < 0)
+		return fd;
+	return vcpu_handle_init(vm, fd, id, vcpu);
 }
 
 int lvmm_vcpu_close(struct lvmm_vcpu_handle *vcpu)
@@ -342,6 +432,41 @@ int lvmm_interrupt(const struct lvmm_vcpu_handle *vcpu, __u32 vector)
 int lvmm_nmi(const struct lvmm_vcpu_handle *vcpu)
 {
 	return ret_or_errno(ioctl(vcpu->fd, LVMM_NMI, 0));
+}
+
+int lvmm_get_vcpu_events(const struct lvmm_vcpu_handle *vcpu,
+			 struct lvmm_vcpu_events *events)
+{
+	return ret_or_errno(ioctl(vcpu->fd, LVMM_GET_VCPU_EVENTS, events));
+}
+
+int lvmm_set_vcpu_events(const struct lvmm_vcpu_handle *vcpu,
+			 const struct lvmm_vcpu_events *events)
+{
+	return ret_or_errno(ioctl(vcpu->fd, LVMM_SET_VCPU_EVENTS, events));
+}
+
+int lvmm_get_debugregs(const struct lvmm_vcpu_handle *vcpu,
+		       struct lvmm_debugregs *dregs)
+{
+	return ret_or_errno(ioctl(vcpu->fd, LVMM_GET_DEBUGREGS, dregs));
+}
+
+int lvmm_set_debugregs(const struct lvmm_vcpu_handle *vcpu,
+		       const struct lvmm_debugregs *dregs)
+{
+	return ret_or_errno(ioctl(vcpu->fd, LVMM_SET_DEBUGREGS, dregs));
+}
+
+int lvmm_get_xcrs(const struct lvmm_vcpu_handle *vcpu, struct lvmm_xcrs *xcrs)
+{
+	return ret_or_errno(ioctl(vcpu->fd, LVMM_GET_XCRS, xcrs));
+}
+
+int lvmm_set_xcrs(const struct lvmm_vcpu_handle *vcpu,
+		  const struct lvmm_xcrs *xcrs)
+{
+	return ret_or_errno(ioctl(vcpu->fd, LVMM_SET_XCRS, xcrs));
 }
 
 const char *lvmm_exit_reason_name(__u32 reason)

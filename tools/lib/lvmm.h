@@ -36,6 +36,14 @@ int lvmm_vcpu_mmap_size(int dev_fd);
 /* VM */
 int lvmm_vm_create_raw(int dev_fd, struct lvmm_create_vm *args);
 int lvmm_vm_create(int dev_fd, const char *name, struct lvmm_vm_handle *vm);
+/*
+ * LVMM_CAP_SNAPSHOT: a VM read from the stream at @fd, named @name (NULL
+ * or "": the stream's name); *@nr_vcpus (may be NULL) gets its number of
+ * vCPUs, whose fds lvmm_vcpu_get() returns.
+ */
+int lvmm_vm_restore_raw(int dev_fd, struct lvmm_restore_vm *args);
+int lvmm_vm_restore(int dev_fd, int fd, const char *name,
+		    struct lvmm_vm_handle *vm, __u32 *nr_vcpus);
 int lvmm_vm_close(struct lvmm_vm_handle *vm);
 int lvmm_vm_info(const struct lvmm_vm_handle *vm, struct lvmm_vm_info *info);
 int lvmm_set_memslot_raw(const struct lvmm_vm_handle *vm,
@@ -60,11 +68,27 @@ int lvmm_clear_dirty_log(const struct lvmm_vm_handle *vm, __u32 slot,
 			 __u64 first_page, __u64 num_pages,
 			 const __u64 *bitmap);
 
+/*
+ * LVMM_CAP_SNAPSHOT: the VMM's device state, opaque to lvmm.  SET replaces
+ * it (size 0 clears it).  GET copies it to @data if it fits in *@size
+ * bytes and sets *@size to its length (0: none); -ENOSPC if it did not
+ * fit, with *@size the length needed.
+ */
+int lvmm_set_vmm_state(const struct lvmm_vm_handle *vm, const void *data,
+		       __u32 size);
+int lvmm_get_vmm_state(const struct lvmm_vm_handle *vm, void *data,
+		       __u32 *size);
+
 /* vCPU */
 int lvmm_vcpu_create_raw(const struct lvmm_vm_handle *vm,
 			 const struct lvmm_create_vcpu *args);
 int lvmm_vcpu_create(const struct lvmm_vm_handle *vm, __u32 id,
 		     struct lvmm_vcpu_handle *vcpu);
+/* LVMM_CAP_SNAPSHOT: an fd for existing vCPU @id (a restored VM's). */
+int lvmm_vcpu_get_raw(const struct lvmm_vm_handle *vm,
+		      const struct lvmm_create_vcpu *args);
+int lvmm_vcpu_get(const struct lvmm_vm_handle *vm, __u32 id,
+		  struct lvmm_vcpu_handle *vcpu);
 int lvmm_vcpu_close(struct lvmm_vcpu_handle *vcpu);
 int lvmm_run(struct lvmm_vcpu_handle *vcpu);
 void *lvmm_run_io_data(const struct lvmm_vcpu_handle *vcpu);
@@ -101,6 +125,19 @@ int lvmm_set_cpuid(const struct lvmm_vcpu_handle *vcpu,
 int lvmm_interrupt(const struct lvmm_vcpu_handle *vcpu, __u32 vector);
 int lvmm_nmi(const struct lvmm_vcpu_handle *vcpu);
 
+/* LVMM_CAP_VCPU_STATE: events, debug registers and XCRs. */
+int lvmm_get_vcpu_events(const struct lvmm_vcpu_handle *vcpu,
+			 struct lvmm_vcpu_events *events);
+int lvmm_set_vcpu_events(const struct lvmm_vcpu_handle *vcpu,
+			 const struct lvmm_vcpu_events *events);
+int lvmm_get_debugregs(const struct lvmm_vcpu_handle *vcpu,
+		       struct lvmm_debugregs *dregs);
+int lvmm_set_debugregs(const struct lvmm_vcpu_handle *vcpu,
+		       const struct lvmm_debugregs *dregs);
+int lvmm_get_xcrs(const struct lvmm_vcpu_handle *vcpu, struct lvmm_xcrs *xcrs);
+int lvmm_set_xcrs(const struct lvmm_vcpu_handle *vcpu,
+		  const struct lvmm_xcrs *xcrs);
+
 /* "IO", "MMIO", ...: the name of an LVMM_EXIT_* reason, "(bad)" if none. */
 const char *lvmm_exit_reason_name(__u32 reason);
 
@@ -116,6 +153,7 @@ const char *lvmm_exit_reason_name(__u32 reason);
 #define X86_CR4_PAE		(1ULL << 5)
 #define X86_CR4_OSFXSR		(1ULL << 9)
 #define X86_CR4_OSXMMEXCPT	(1ULL << 10)
+#define X86_CR4_OSXSAVE		(1ULL << 18)
 #define EFER_SCE		(1ULL << 0)
 #define EFER_LME		(1ULL << 8)
 #define EFER_LMA		(1ULL << 10)

@@ -27,6 +27,12 @@ static int vmctl_monitor_cb(struct nl_msg *msg, void *arg)
 		vmctl_json_vm(stdout, &vm);
 		if (vm.has_vcpu_id)
 			printf(",\"vcpu_id\":%" PRIu32, vm.vcpu_id);
+		if (vm.has_save)
+			printf(",\"save_bytes\":%" PRIu64 ",\"save_total\":%"
+			       PRIu64, vm.save_bytes, vm.save_total);
+		if (vm.has_save && vm.event == LVMM_EVENT_SAVED)
+			printf(",\"save_error\":%" PRIu32 ",\"pause_ns\":%"
+			       PRIu64, vm.save_error, vm.pause_ns);
 		puts("}");
 	} else {
 		printf("%-9s %s id %" PRIu32 " uid %" PRIu32 " pid %" PRIu32
@@ -35,6 +41,12 @@ static int vmctl_monitor_cb(struct nl_msg *msg, void *arg)
 		       vmctl_vm_state_str(vm.state));
 		if (vm.has_vcpu_id)
 			printf(" vcpu %" PRIu32, vm.vcpu_id);
+		if (vm.has_save)
+			printf(" bytes %" PRIu64 " total %" PRIu64,
+			       vm.save_bytes, vm.save_total);
+		if (vm.has_save && vm.event == LVMM_EVENT_SAVED)
+			printf(" error %" PRIu32 " pause_ns %" PRIu64,
+			       vm.save_error, vm.pause_ns);
 		putchar('\n');
 	}
 	fflush(stdout);
@@ -84,7 +96,7 @@ out_close:
 VMCTL_CMDS(vmctl_monitor_cmds) = {
 	{ "monitor", "[-n COUNT]",
 	  "Print VM events as they happen: created, paused, resumed, shutdown,\n"
-	  "      destroyed, sched, pin-broken, pin-restored.",
+	  "      destroyed, sched, pin-broken, pin-restored, save-progress, saved.",
 	  vmctl_monitor },
 	{ NULL },
 };

@@ -31,6 +31,10 @@ static struct nla_policy vmctl_vm_policy[LVMM_A_VM_MAX + 1] = {
 	[LVMM_A_VM_GUEST_NS]	= { .type = NLA_U64 },
 	[LVMM_A_VM_EVENT]	= { .type = NLA_U32 },
 	[LVMM_A_VM_VCPU_ID]	= { .type = NLA_U32 },
+	[LVMM_A_VM_SAVE_BYTES]	= { .type = NLA_U64 },
+	[LVMM_A_VM_SAVE_TOTAL]	= { .type = NLA_U64 },
+	[LVMM_A_VM_SAVE_ERROR]	= { .type = NLA_U32 },
+	[LVMM_A_VM_PAUSE_NS]	= { .type = NLA_U64 },
 };
 
 int vmctl_nl_open(struct vmctl_nl *nl)
@@ -256,8 +260,13 @@ int vmctl_nl_parse_vm(struct nl_msg *msg, struct vmctl_vm *vm)
 	GET(LVMM_A_VM_GUEST_NS, guest_ns, u64);
 	GET(LVMM_A_VM_EVENT, event, u32);
 	GET(LVMM_A_VM_VCPU_ID, vcpu_id, u32);
+	GET(LVMM_A_VM_SAVE_BYTES, save_bytes, u64);
+	GET(LVMM_A_VM_SAVE_TOTAL, save_total, u64);
+	GET(LVMM_A_VM_SAVE_ERROR, save_error, u32);
+	GET(LVMM_A_VM_PAUSE_NS, pause_ns, u64);
 #undef GET
 	vm->has_vcpu_id = tb[LVMM_A_VM_VCPU_ID];
+	vm->has_save = tb[LVMM_A_VM_SAVE_BYTES];
 	return 0;
 }
 
@@ -459,6 +468,8 @@ const char *vmctl_event_str(uint32_t event)
 		[LVMM_EVENT_SCHED] = "sched",
 		[LVMM_EVENT_PIN_BROKEN] = "pin-broken",
 		[LVMM_EVENT_PIN_RESTORED] = "pin-restored",
+		[LVMM_EVENT_SAVE_PROGRESS] = "save-progress",
+		[LVMM_EVENT_SAVED] = "saved",
 	};
 
 	return event < ARRAY_SIZE(s) && s[event] ? s[event] :

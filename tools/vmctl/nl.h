@@ -45,6 +45,11 @@ struct vmctl_vm {
 	uint32_t event;		/* vm-event only, else 0 */
 	uint32_t vcpu_id;	/* pin-broken and pin-restored events only */
 	bool has_vcpu_id;
+	/* save-progress and saved events only */
+	bool has_save;
+	uint64_t save_bytes, save_total;
+	uint32_t save_error;	/* saved: 0 or the errno */
+	uint64_t pause_ns;	/* saved: how long the vCPUs were held */
 };
 
 /* Open a socket and resolve the family; says what went wrong. */

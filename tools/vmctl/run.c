@@ -4,10 +4,15 @@
  *
  * One VM, one memory slot at guest-physical 0, one host thread per vCPU,
  * a 16550 UART on the console, QEMU's isa-debug-exit port and the ACPI PM
- * timer.  The main thread sets everything up from a fully checked image,
- * starts the vCPU threads, then waits for the end: a signal, the console's
- * Ctrl-], or a vCPU that says the VM is over.  The exit status says how
- * the guest ended: see the table in run.h and tools/guests/README.md.
+ * timer.  The main thread sets everything up from a fully checked image
+ * (or restores a snapshot with --restore), starts the vCPU threads, then
+ * waits for the end: a signal, the console's Ctrl-], or a vCPU that says
+ * the VM is over.  The exit status says how the guest ended: see the
+ * table in run.h and tools/guests/README.md.
+ *
+ * vmctl keeps its device state in lvmm (run_state.c, LVMM_SET_VMM_STATE)
+ * whenever it changes, so that vmctl save, which needs nothing from this
+ * process, writes a snapshot whose UART is the one the guest last saw.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -27,10 +32,12 @@
 #include <sys/eventfd.h>
 #include <sys/mman.h>
 #include <sys/signalfd.h>
+#include <sys/stat.h>
 
 #include "lvmm.h"
 #include "nl.h"
 #include "run.h"
+#include "snapshot.h"
 #include "vmctl.h"
 
 #define RUN_POST_PORT		0x80	/* POST codes: ignored, timestamped */
@@ -52,12 +59,24 @@ struct run_vcpu {
 	unsigned long exits, io_exits;
 };
 
+/* A restored VM's memory slot other than the one at guest-physical 0. */
+struct run_map {
+	void *addr;
+	uint64_t size;
+};
+
+/*
+ * Ordering of locks: state_lock, then lock or the UART's lock (never both
+ * of those two at once).
+ */
 struct run_vm {
 	/* Set up before the vCPU threads start, read-only after. */
 	struct lvmm_vm_handle vm;
 	int dev_fd;
-	unsigned char *mem;
+	unsigned char *mem;		/* the slot at guest-physical 0 */
 	uint64_t mem_size;
+	struct run_map *maps;		/* --restore: the other slots */
+	int nmaps;
 	int ncpus;
 	struct run_vcpu vcpus[RUN_MAX_CPUS];
 	bool verbose;
@@ -65,6 +84,7 @@ struct run_vm {
 	struct timespec t_entered;	/* the first LVMM_RUN was issued */
 	struct run_uart uart;
 	int done_fd;			/* eventfd: the VM is over */
+	bool keep_state;		/* lvmm keeps vmctl's device state */
 
 	/* Protected by lock. */
 	pthread_mutex_t lock;
@@ -72,6 +92,14 @@ struct run_vm {
 	bool stopping;
 	int status;
 	int halted;
+	uint8_t vcpu_state[RUN_MAX_CPUS];	/* enum run_vcpu_state */
+	uint64_t vcpu_gen;		/* counts vcpu_state's changes */
+
+	/* Protected by state_lock: what lvmm holds of vmctl's state. */
+	pthread_mutex_t state_lock;
+	uint64_t state_gen;		/* vcpu_gen + the UART's, as sent */
+	bool state_failed;		/* a SET failed; said once */
+	uint8_t state_buf[RUN_STATE_MAX];
 
 	/* Written once by vCPU 0's thread. */
 	atomic_bool first_exit_seen;
@@ -132,6 +160,55 @@ static void run_stop(struct run_vm *v, int status)
 	pthread_mutex_unlock(&v->lock);
 	/* Cannot fail: the counter is far from overflowing. */
 	(void)!write(v->done_fd, &one, sizeof(one));
+}
+
+/*
+ * Keep lvmm's copy of vmctl's device state current, so that a vm-save
+ * taken at any moment carries it.  A vCPU thread calls this after an exit
+ * that changed a device and before it enters LVMM_RUN again, which
+ * completes the exit: the state lvmm holds then always matches the exits
+ * the guest has seen complete (vm-save waits for an exit in progress to
+ * come back).  Only a change is sent.
+ */
+static void run_state_sync(struct run_vm *v)
+{
+	uint8_t vcpus[RUN_MAX_CPUS];
+	uint64_t vgen, ugen;
+	size_t len;
+	int e;
+
+	if (!v->keep_state)
+		return;
+	pthread_mutex_lock(&v->state_lock);
+	pthread_mutex_lock(&v->lock);
+	memcpy(vcpus, v->vcpu_state, sizeof(vcpus));
+	vgen = v->vcpu_gen;
+	pthread_mutex_unlock(&v->lock);
+	if (vgen + run_uart_gen(&v->uart) == v->state_gen)
+		goto out;
+	len = run_state_save(v->state_buf, &v->uart, vcpus, v->ncpus, &ugen);
+	e = lvmm_set_vmm_state(&v->vm, v->state_buf, len);
+	if (!e) {
+		v->state_gen = vgen + ugen;
+	} else if (!v->state_failed) {
+		v->state_failed = true;
+		vmctl_err("vm '%s': cannot keep its device state in lvmm (LVMM_SET_VMM_STATE: %s); a snapshot of it would hold an older UART",
+			  v->vm.name, strerror(-e));
+	}
+out:
+	pthread_mutex_unlock(&v->state_lock);
+}
+
+/* vCPU @c is no longer run by vmctl: say so in the device state. */
+static void run_vcpu_set_state(struct run_vcpu *c, enum run_vcpu_state st)
+{
+	struct run_vm *v = c->vm;
+
+	pthread_mutex_lock(&v->lock);
+	v->vcpu_state[c - v->vcpus] = st;
+	v->vcpu_gen++;
+	pthread_mutex_unlock(&v->lock);
+	run_state_sync(v);
 }
 
 static bool run_stopping(struct run_vm *v)
@@ -298,6 +375,9 @@ static int run_handle_io(struct run_vcpu *c)
 		if (st)
 			return st;
 	}
+	/* Before the exit completes: see run_state_sync(). */
+	if (run->io.port >= RUN_UART_BASE && run->io.port < RUN_UART_BASE + 8)
+		run_state_sync(c->vm);
 	return 0;
 }
 
@@ -307,6 +387,7 @@ static void run_vcpu_halted(struct run_vcpu *c)
 	struct run_vm *v = c->vm;
 	bool all;
 
+	run_vcpu_set_state(c, RUN_VCPU_HALTED);
 	pthread_mutex_lock(&v->lock);
 	all = ++v->halted == v->ncpus;
 	pthread_mutex_unlock(&v->lock);
@@ -327,6 +408,7 @@ static void run_vcpu_idle(struct run_vcpu *c)
 	if (v->verbose)
 		fprintf(stderr, "vmctl: vCPU %u: HLT with interrupts enabled; nothing will interrupt it, it waits for the VM to end\n",
 			c->h.id);
+	run_vcpu_set_state(c, RUN_VCPU_IDLE);
 	pthread_mutex_lock(&v->lock);
 	while (!v->stopping)
 		pthread_cond_wait(&v->cond, &v->lock);
@@ -618,6 +700,8 @@ struct run_opts {
 	bool entry64;
 	bool verbose;
 	const char *image;
+	const char *restore;		/* --restore FILE, instead of image */
+	const char *given_boot;		/* an option of booting: --mem, ... */
 	struct vmctl_sched sched;	/* --weight, --cap, --period, --reserve */
 	struct vmctl_cpus pin_all;		/* --pin CPULIST */
 	struct vmctl_pin pins[RUN_MAX_CPUS];	/* --pin VCPU=CPULIST */
@@ -625,7 +709,7 @@ struct run_opts {
 
 enum {
 	RUN_OPT_WEIGHT = 256, RUN_OPT_CAP, RUN_OPT_PERIOD, RUN_OPT_RESERVE,
-	RUN_OPT_PIN,
+	RUN_OPT_PIN, RUN_OPT_RESTORE,
 };
 
 /* --pin CPULIST (every vCPU) or --pin VCPU=CPULIST (that one). */
@@ -671,6 +755,7 @@ static int run_parse_opts(struct run_opts *o, int argc, char **argv)
 		{ "period", required_argument, NULL, RUN_OPT_PERIOD },
 		{ "reserve", required_argument, NULL, RUN_OPT_RESERVE },
 		{ "pin", required_argument, NULL, RUN_OPT_PIN },
+		{ "restore", required_argument, NULL, RUN_OPT_RESTORE },
 		{ NULL, 0, NULL, 0 },
 	};
 	char *end;
@@ -696,6 +781,7 @@ static int run_parse_opts(struct run_opts *o, int argc, char **argv)
 			}
 			break;
 		case 'm':
+			o->given_boot = "--mem";
 			if (run_parse_size(optarg, &o->mem) || o->mem < (1ULL << 20) ||
 			    o->mem % 4096) {
 				run_usage_error("--mem '%s': give a size of at least 1M, a multiple of 4K, such as 64M or 1G",
@@ -704,6 +790,7 @@ static int run_parse_opts(struct run_opts *o, int argc, char **argv)
 			}
 			break;
 		case 'c':
+			o->given_boot = "--cpus";
 			n = strtol(optarg, &end, 10);
 			if (*end || end == optarg || n < 1 || n > RUN_MAX_CPUS) {
 				run_usage_error("--cpus '%s': give a number from 1 to %d",
@@ -723,9 +810,11 @@ static int run_parse_opts(struct run_opts *o, int argc, char **argv)
 			}
 			break;
 		case 'a':
+			o->given_boot = "--cmdline";
 			o->cmdline = optarg;
 			break;
 		case 'M':
+			o->given_boot = "--module";
 			if (o->nmods == RUN_MAX_MODULES) {
 				run_usage_error("at most %d --module options",
 						RUN_MAX_MODULES);
@@ -734,7 +823,11 @@ static int run_parse_opts(struct run_opts *o, int argc, char **argv)
 			o->mods[o->nmods++].arg = optarg;
 			break;
 		case '6':
+			o->given_boot = "--entry64";
 			o->entry64 = true;
+			break;
+		case RUN_OPT_RESTORE:
+			o->restore = optarg;
 			break;
 		case 'v':
 			o->verbose = true;
@@ -759,6 +852,21 @@ static int run_parse_opts(struct run_opts *o, int argc, char **argv)
 			run_usage_error("unknown option '%s'", argv[optind - 2]);
 			return 1;
 		}
+	}
+	if (o->restore) {
+		/* The VM's shape, memory and state come from the snapshot. */
+		/* optind counts in argv - 1: argv[optind - 1] is the next. */
+		if (optind <= argc) {
+			run_usage_error("give an IMAGE or --restore FILE, not both");
+			return 1;
+		}
+		if (o->given_boot) {
+			run_usage_error("%s does not go with --restore: the snapshot has the VM's memory, vCPUs and state; leave it out",
+					o->given_boot);
+			return 1;
+		}
+		/* --pin and --reserve are checked once the vCPUs are known. */
+		return 0;
 	}
 	if (optind != argc) {
 		run_usage_error(optind > argc ? "no IMAGE given" :
@@ -853,6 +961,11 @@ static void run_teardown(struct run_vm *v)
 	if (v->mem)
 		lvmm_memslot_unmap(v->mem, v->mem_size);
 	v->mem = NULL;
+	for (i = 0; i < v->nmaps; i++)
+		lvmm_memslot_unmap(v->maps[i].addr, v->maps[i].size);
+	free(v->maps);
+	v->maps = NULL;
+	v->nmaps = 0;
 	if (v->vm.fd >= 0)
 		lvmm_vm_close(&v->vm);
 	if (v->dev_fd >= 0)
@@ -938,6 +1051,283 @@ static int run_create(struct run_vm *v, const struct run_opts *o,
 	return 0;
 out:
 	run_teardown(v);
+	return e;
+}
+
+/* Why LVMM_RESTORE_VM refused @o->restore, and what to do. */
+static void run_restore_error(const struct run_opts *o,
+			      const struct vmctl_snap_header *sh, int e)
+{
+	const char *f = o->restore;
+	char names[256], size[16];
+	uint64_t lacks = sh->h.xcr0;
+
+	switch (-e) {
+	case EBADMSG:
+		vmctl_err("cannot restore %s: lvmm finds it corrupt or truncated; 'vmctl snapshot-info %s' says where",
+			  f, f);
+		break;
+	case EPROTONOSUPPORT:
+		vmctl_err("cannot restore %s: its format is newer than this lvmm reads (%d); load a newer lvmm",
+			  f, LVMM_STREAM_VERSION);
+		break;
+	case EOPNOTSUPP:
+		vmctl_err("cannot restore %s: its vCPUs use XSAVE state this processor cannot hold (they use %s); restore it on a host that has those features",
+			  f, vmctl_xsave_names(names, sizeof(names), lacks));
+		break;
+	case EEXIST:
+		vmctl_err("cannot restore %s: a VM named '%s' exists already (the one it was saved from?); give the restored VM another --name",
+			  f, o->name ? o->name : sh->h.name[0] ? sh->h.name :
+			  "of its name");
+		break;
+	case ENOMEM:
+		vmctl_err("cannot restore %s: out of memory, or over the locked-memory limit for its %s of guest memory (see 'ulimit -l': raise it, or run with CAP_IPC_LOCK)",
+			  f, sh->h.mem_size ? vmctl_fmt_size(size, sizeof(size),
+							      sh->h.mem_size) :
+			  "MiBs");
+		break;
+	case EBUSY:
+		vmctl_err("cannot restore %s: SVM is in use by another hypervisor (kvm_amd?); close its VMs first",
+			  f);
+		break;
+	case EINVAL:
+		vmctl_err("cannot restore %s: lvmm refused the request (%s); is lvmm.ko older than vmctl?",
+			  f, strerror(-e));
+		break;
+	default:
+		vmctl_err("cannot restore %s: %s", f, strerror(-e));
+		break;
+	}
+}
+
+/*
+ * Map the restored VM's slots: as the snapshot's header lists them, or,
+ * when the file could not be read ahead (a pipe), vmctl run's one slot
+ * at guest-physical 0 if that is what the VM has.
+ */
+static int run_restore_memory(struct run_vm *v,
+			      const struct vmctl_snap_header *sh, bool have_hdr)
+{
+	struct lvmm_stream_slot one = { .slot = 0 };
+	const struct lvmm_stream_slot *slots = sh->slots;
+	struct lvmm_vm_info info;
+	uint32_t i, n = sh->h.nr_slots;
+	void *addr;
+	int e;
+
+	if (!have_hdr) {
+		memset(&info, 0, sizeof(info));
+		e = lvmm_vm_info(&v->vm, &info);
+		if (e || info.nr_memslots != 1) {
+			if (v->verbose)
+				fprintf(stderr, "vmctl: vm '%s': its memory layout is not vmctl run's; vmctl does not map it\n",
+					v->vm.name);
+			return 0;
+		}
+		one.size = info.mem_size;
+		slots = &one;
+		n = 1;
+	}
+	v->maps = calloc(n ? n : 1, sizeof(*v->maps));
+	if (!v->maps)
+		return -ENOMEM;
+	for (i = 0; i < n; i++) {
+		e = lvmm_memslot_map(&v->vm, slots[i].slot, slots[i].size,
+				     slots[i].flags & LVMM_MEMSLOT_READONLY ?
+				     PROT_READ : PROT_READ | PROT_WRITE, &addr);
+		if (e) {
+			vmctl_err("vm '%s': cannot map its memory slot %" PRIu32 ": %s",
+				  v->vm.name, slots[i].slot, strerror(-e));
+			return e;
+		}
+		if (!slots[i].guest_phys_addr && !v->mem) {
+			v->mem = addr;
+			v->mem_size = slots[i].size;
+		} else {
+			v->maps[v->nmaps].addr = addr;
+			v->maps[v->nmaps++].size = slots[i].size;
+		}
+	}
+	return 0;
+}
+
+/* vmctl's device state, as the VM carried it (run_state.c). */
+static int run_restore_devices(struct run_vm *v, const struct run_opts *o)
+{
+	uint32_t size = LVMM_MAX_VMM_STATE;
+	const char *why;
+	uint8_t *blob;
+	int e, i;
+
+	blob = malloc(size);
+	if (!blob)
+		return -ENOMEM;
+	e = lvmm_get_vmm_state(&v->vm, blob, &size);
+	if (e) {
+		vmctl_err("vm '%s': cannot read its device state (LVMM_GET_VMM_STATE): %s",
+			  v->vm.name, strerror(-e));
+		goto out;
+	}
+	if (!size) {
+		vmctl_err("%s holds no device state of vmctl run (another program ran the VM): its UART starts afresh",
+			  o->restore);
+		v->state_gen = UINT64_MAX;	/* lvmm gets vmctl's */
+		goto out;
+	}
+	why = run_state_load(blob, size, &v->uart, v->vcpu_state, v->ncpus);
+	if (why) {
+		vmctl_err("cannot restore %s: vmctl cannot restore the device state in it: %s",
+			  o->restore, why);
+		e = -EPROTO;
+		goto out;
+	}
+	for (i = 0; i < v->ncpus; i++)
+		if (v->vcpu_state[i] == RUN_VCPU_HALTED)
+			v->halted++;
+	/* lvmm holds it already. */
+	v->state_gen = v->vcpu_gen + run_uart_gen(&v->uart);
+out:
+	free(blob);
+	return e;
+}
+
+/*
+ * --restore: the VM, its memory and vCPUs from a snapshot with
+ * LVMM_RESTORE_VM, then vmctl's devices from the state it carries.  The
+ * file's header is read first when it can be, so that a file that is no
+ * snapshot is refused before lvmm is asked.  On failure nothing is left.
+ */
+static int run_restore(struct run_vm *v, const struct run_opts *o)
+{
+	struct vmctl_snap_header sh;
+	bool have_hdr = false;
+	struct timespec t0, t1;
+	struct stat st;
+	uint32_t nr = 0, id;
+	int fd, e, max;
+
+	memset(&sh, 0, sizeof(sh));
+	fd = open(o->restore, O_RDONLY | O_CLOEXEC);
+	if (fd < 0) {
+		e = -errno;
+		if (e == -ENOENT)
+			vmctl_err("--restore %s: no such file", o->restore);
+		else
+			vmctl_err("--restore %s: %s", o->restore, strerror(-e));
+		return e;
+	}
+	if (!fstat(fd, &st) && S_ISDIR(st.st_mode)) {
+		vmctl_err("--restore %s is a directory; give a snapshot file",
+			  o->restore);
+		e = -EISDIR;
+		goto out_close;
+	}
+	if (S_ISREG(st.st_mode)) {
+		e = vmctl_snap_header_read(fd, o->restore, &sh);
+		if (e)
+			goto out_close;
+		have_hdr = true;
+		if (sh.h.nr_vcpus > RUN_MAX_CPUS || !sh.h.nr_vcpus) {
+			vmctl_err("cannot restore %s: its VM has %" PRIu32 " vCPUs, vmctl run runs 1 to %d",
+				  o->restore, sh.h.nr_vcpus, RUN_MAX_CPUS);
+			e = -E2BIG;
+			goto out_close;
+		}
+	}
+	v->dev_fd = vmctl_open_dev();
+	if (v->dev_fd < 0) {
+		e = v->dev_fd;
+		goto out_close;
+	}
+	e = lvmm_check_extension(v->dev_fd, LVMM_CAP_SNAPSHOT);
+	if (e <= 0) {
+		vmctl_err("this lvmm cannot restore snapshots (it is older than vmctl); load a newer lvmm");
+		e = -EOPNOTSUPP;
+		goto out;
+	}
+	if (have_hdr && sh.h.version > (uint32_t)e) {
+		vmctl_err("cannot restore %s: it is snapshot format %" PRIu32 ", this lvmm reads up to %d; load a newer lvmm",
+			  o->restore, sh.h.version, e);
+		e = -EPROTONOSUPPORT;
+		goto out;
+	}
+
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	e = lvmm_vm_restore(v->dev_fd, fd, o->name, &v->vm, &nr);
+	clock_gettime(CLOCK_MONOTONIC, &t1);
+	if (e) {
+		v->vm.fd = -1;
+		run_restore_error(o, &sh, e);
+		goto out;
+	}
+	if (!nr || nr > RUN_MAX_CPUS) {
+		vmctl_err("cannot restore %s: its VM has %" PRIu32 " vCPUs, vmctl run runs 1 to %d",
+			  o->restore, nr, RUN_MAX_CPUS);
+		e = -E2BIG;
+		goto out;
+	}
+	/* Its vCPUs keep their ids: 0 to nr - 1 in vmctl's VMs. */
+	max = lvmm_check_extension(v->dev_fd, LVMM_CAP_MAX_VCPUS);
+	for (id = 0; (uint32_t)v->ncpus < nr && (max <= 0 || id < (uint32_t)max);
+	     id++) {
+		struct run_vcpu *c = &v->vcpus[v->ncpus];
+
+		c->vm = v;
+		e = lvmm_vcpu_get(&v->vm, id, &c->h);
+		if (e == -ENOENT && max > 0)
+			continue;
+		if (e) {
+			vmctl_err("vm '%s': cannot get vCPU %" PRIu32 ": %s",
+				  v->vm.name, id, strerror(-e));
+			goto out;
+		}
+		v->ncpus++;
+	}
+	if ((uint32_t)v->ncpus < nr) {
+		vmctl_err("vm '%s': found %d of its %" PRIu32 " vCPUs", v->vm.name,
+			  v->ncpus, nr);
+		e = -ENOENT;
+		goto out;
+	}
+	e = run_restore_memory(v, &sh, have_hdr);
+	if (!e)
+		e = run_restore_devices(v, o);
+	if (e)
+		goto out;
+	if (v->verbose) {
+		char buf[256];
+		time_t t = sh.h.created_ns / 1000000000;
+		struct tm tm;
+		int i;
+
+		if (have_hdr) {
+			strftime(buf, sizeof(buf), "%Y-%m-%d %H:%M:%S UTC",
+				 gmtime_r(&t, &tm));
+			fprintf(stderr, "vmctl: %s: a snapshot of '%s' taken %s (format %" PRIu32 ")\n",
+				o->restore, sh.h.name, buf, sh.h.version);
+		}
+		fprintf(stderr, "vmctl: vm '%s' (id %u) restored in %.3f ms: %llu MiB, %d vCPU%s\n",
+			v->vm.name, v->vm.id, run_ms(&t0, &t1),
+			(unsigned long long)(have_hdr ? sh.h.mem_size >> 20 :
+					     v->mem_size >> 20),
+			v->ncpus, v->ncpus > 1 ? "s" : "");
+		run_uart_describe(&v->uart, buf, sizeof(buf));
+		fprintf(stderr, "vmctl: UART: %s\n", buf);
+		for (i = 0; i < v->ncpus; i++)
+			if (v->vcpu_state[i] != RUN_VCPU_RUNNING)
+				fprintf(stderr, "vmctl: vCPU %u had %s: it stays so\n",
+					v->vcpus[i].h.id,
+					v->vcpu_state[i] == RUN_VCPU_HALTED ?
+					"halted" : "gone idle");
+	}
+	vmctl_snap_header_free(&sh);
+	close(fd);
+	return 0;
+out:
+	run_teardown(v);
+out_close:
+	vmctl_snap_header_free(&sh);
+	close(fd);
 	return e;
 }
 
@@ -1040,6 +1430,7 @@ static void run_wait(struct run_vm *v, int sig_fd, bool console_in, bool tty)
 				if (buf[i] == RUN_DETACH_CHAR)
 					break;
 			run_uart_rx(&v->uart, buf, i);
+			run_state_sync(v);
 			if (i < n) {
 				fprintf(stderr, "\r\nvmctl: Ctrl-]: stopping vm '%s'\r\n",
 					v->vm.name);
@@ -1048,6 +1439,7 @@ static void run_wait(struct run_vm *v, int sig_fd, bool console_in, bool tty)
 			}
 		} else {
 			run_uart_rx(&v->uart, buf, n);
+			run_state_sync(v);
 		}
 	}
 }
@@ -1073,6 +1465,8 @@ static int run_vm(struct run_opts *o, struct run_image *img,
 	v->done_fd = -1;
 	pthread_mutex_init(&v->lock, NULL);
 	pthread_cond_init(&v->cond, NULL);
+	pthread_mutex_init(&v->state_lock, NULL);
+	v->state_gen = UINT64_MAX;	/* nothing in lvmm yet */
 
 	out_fd = run_open_console(o);
 	if (out_fd < -1) {
@@ -1104,13 +1498,24 @@ static int run_vm(struct run_opts *o, struct run_image *img,
 		goto out_close;
 	}
 
-	e = run_create(v, o, img);
+	e = o->restore ? run_restore(v, o) : run_create(v, o, img);
 	if (e)
 		goto out_close;
+	for (i = v->ncpus; i < RUN_MAX_CPUS; i++) {
+		if (o->pins[i].cpus.len) {
+			vmctl_err("run: --pin %d=...: the VM has vCPUs 0 to %d",
+				  i, v->ncpus - 1);
+			e = -EINVAL;
+			goto out_teardown;
+		}
+	}
 	e = run_sched(v, o);
 	if (e)
 		goto out_teardown;
-	if (o->verbose) {
+	/* From now on lvmm holds vmctl's device state, for vm-save. */
+	v->keep_state = lvmm_check_extension(v->dev_fd, LVMM_CAP_SNAPSHOT) > 0;
+	run_state_sync(v);
+	if (o->verbose && img) {
 		fprintf(stderr, "vmctl: %s: %s, 0x%llx-0x%llx, entry 0x%llx\n",
 			o->image, img->format, (unsigned long long)img->start,
 			(unsigned long long)img->end,
@@ -1121,7 +1526,8 @@ static int run_vm(struct run_opts *o, struct run_image *img,
 			v->ncpus > 1 ? "s" : "");
 	}
 	/* The binary is static: drop what was read before the guest runs. */
-	run_free_files(o, img);
+	if (img)
+		run_free_files(o, img);
 
 	if (o->console == RUN_CONSOLE_STDIO && isatty(STDIN_FILENO)) {
 		e = run_tty_make_raw();
@@ -1136,7 +1542,13 @@ static int run_vm(struct run_opts *o, struct run_image *img,
 	}
 
 	clock_gettime(CLOCK_MONOTONIC, &v->t_entered);
+	/* A restored VM whose vCPUs had all halted is over at once. */
+	if (v->halted == v->ncpus)
+		run_stop(v, RUN_EXIT_HALTED);
 	for (i = 0; i < v->ncpus; i++) {
+		/* Restored halted or idle: vmctl had stopped running it. */
+		if (v->vcpu_state[i] != RUN_VCPU_RUNNING)
+			continue;
 		e = pthread_create(&v->vcpus[i].thread, NULL, run_vcpu_thread,
 				   &v->vcpus[i]);
 		if (e) {
@@ -1161,8 +1573,10 @@ static int run_vm(struct run_opts *o, struct run_image *img,
 	run_tty_restore();
 
 	if (o->verbose) {
-		fprintf(stderr, "vmctl: setup %.3f ms (image checked, VM created, memory and vCPUs set up)\n",
-			run_ms(&v->t_start, &v->t_entered));
+		fprintf(stderr, "vmctl: setup %.3f ms (%s)\n",
+			run_ms(&v->t_start, &v->t_entered),
+			o->restore ? "snapshot restored, vCPUs and memory mapped" :
+			"image checked, VM created, memory and vCPUs set up");
 		if (atomic_load(&v->first_exit_seen)) {
 			if (v->first_exit_port)
 				fprintf(stderr, "vmctl: start-up %.3f ms: from 'vmctl run' to the guest's first exit (port 0x%x)\n",
@@ -1215,6 +1629,8 @@ static int vmctl_run(struct vmctl *ctx, int argc, char **argv)
 	r = run_parse_opts(&o, argc, argv);
 	if (r)
 		return r;
+	if (o.restore)
+		return run_vm(&o, NULL, &t0);
 
 	/* Every check on the files comes before the VM exists. */
 	memset(&img, 0, sizeof(img));
@@ -1234,13 +1650,15 @@ static int vmctl_run(struct vmctl *ctx, int argc, char **argv)
 
 VMCTL_CMDS(vmctl_run_cmds) = {
 	{ "run",
-	  "[--name N] [--mem SIZE] [--cpus N] [--console stdio|none|FILE] [--cmdline STR] [--module 'FILE [ARGS]']... [--entry64] [--weight N] [--cap PERCENT] [--period MS] [--reserve PERCENT] [--pin [VCPU=]CPULIST]... [-v] IMAGE",
+	  "[--name N] [--mem SIZE] [--cpus N] [--console stdio|none|FILE] [--cmdline STR] [--module 'FILE [ARGS]']... [--entry64] [--weight N] [--cap PERCENT] [--period MS] [--reserve PERCENT] [--pin [VCPU=]CPULIST]... [-v] IMAGE | --restore FILE",
 	  "Boot IMAGE (flat binary, ELF64 or multiboot kernel) in a new VM with a\n"
 	  "      16550 console, until the guest halts or writes V to port 0xf4.\n"
 	  "      Defaults: --mem 64M --cpus 1 --console stdio --name auto.  --weight,\n"
 	  "      --cap, --period, --reserve and --pin (CPULIST: every vCPU,\n"
 	  "      VCPU=CPULIST: one) set its scheduling policy before it runs, as\n"
-	  "      vmctl sched and pin do.\n"
+	  "      vmctl sched and pin do.  --restore FILE runs a snapshot 'vmctl save'\n"
+	  "      wrote instead, from where it was, with its UART as it was;\n"
+	  "      --mem, --cpus, --cmdline, --module and --entry64 do not go with it.\n"
 	  "      Exit status: 0 halted, 2 setup error, 4 triple fault, 6 unhandled\n"
 	  "      exit, 8 runtime error, 10 Ctrl-], 12 destroyed, 128+N signal N,\n"
 	  "      (V<<1)|1 debug-exit.",

@@ -121,6 +121,7 @@ struct run_uart {
 	bool thre_pending;	/* the THR-empty interrupt condition */
 	uint8_t rx[RUN_UART_RX_SIZE];
 	unsigned int rx_head, rx_len;
+	uint64_t gen;		/* counts the changes the guest can see */
 };
 
 void run_uart_init(struct run_uart *u, int out_fd);
@@ -129,5 +130,54 @@ void run_uart_destroy(struct run_uart *u);
 bool run_uart_out(struct run_uart *u, unsigned int off, uint8_t val);
 uint8_t run_uart_in(struct run_uart *u, unsigned int off);
 void run_uart_rx(struct run_uart *u, const uint8_t *buf, size_t n);
+/* The count of changes; it moves whenever run_uart_save() would differ. */
+uint64_t run_uart_gen(struct run_uart *u);
+/*
+ * The UART's section of vmctl's device state into @buf (at most
+ * RUN_UART_STATE_MAX bytes), and the count of changes it is as of.
+ */
+#define RUN_UART_STATE_MAX	(16 + RUN_UART_RX_SIZE)
+size_t run_uart_save(struct run_uart *u, uint8_t *buf, uint64_t *gen);
+/* Take the state of a section run_uart_save() wrote; NULL, or why not. */
+const char *run_uart_load(struct run_uart *u, const uint8_t *buf, size_t len);
+/* Its registers and FIFO in a line, for -v. */
+void run_uart_describe(struct run_uart *u, char *buf, size_t len);
+
+/*
+ * run_state.c: vmctl run's device state as one versioned blob, which run.c
+ * keeps in lvmm (LVMM_SET_VMM_STATE) so that vm-save carries it, and reads
+ * back after LVMM_RESTORE_VM.  The format is described there.
+ */
+#define RUN_STATE_MAGIC		0x5645444c54434d56ULL	/* "VMCTLDEV" */
+#define RUN_STATE_VERSION	1
+#define RUN_STATE_MAX		(16 + 8 + RUN_UART_STATE_MAX + 8 + 8 + \
+				 RUN_MAX_CPUS + 8)
+
+/* What vmctl does with a vCPU; run_state carries it. */
+enum run_vcpu_state {
+	RUN_VCPU_RUNNING,	/* vmctl runs it */
+	RUN_VCPU_HALTED,	/* HLT with IF=0: done, counts toward the end */
+	RUN_VCPU_IDLE,		/* HLT with IF=1: waits for the end */
+	RUN_VCPU_STATES
+};
+
+/*
+ * Write the blob of @u and @vcpus[@ncpus] to @buf (RUN_STATE_MAX bytes);
+ * returns its length, and in *@uart_gen the UART's count it is as of.
+ */
+size_t run_state_save(uint8_t *buf, struct run_uart *u, const uint8_t *vcpus,
+		      int ncpus, uint64_t *uart_gen);
+/*
+ * Load a blob into @u and @vcpus (@ncpus of them, which it must have);
+ * NULL, or why not (a phrase: "it was written by a newer vmctl (format
+ * 2)").  Nothing changes when it fails.
+ */
+const char *run_state_load(const uint8_t *blob, size_t len,
+			   struct run_uart *u, uint8_t *vcpus, int ncpus);
+/*
+ * Whose blob @blob is, for snapshot-info: 1 and its format version in
+ * *@version when it is vmctl's (it starts with RUN_STATE_MAGIC), else 0.
+ */
+int run_state_identify(const uint8_t *blob, size_t len, uint32_t *version);
 
 #endif /* _VMCTL_RUN_H */

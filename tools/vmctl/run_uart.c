@@ -9,6 +9,7 @@
  * UART drivers probe with it.
  */
 #include <errno.h>
+#include <stdio.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -39,6 +40,41 @@
 #define UART_MSR_CTS	0x10
 #define UART_MSR_DSR	0x20
 #define UART_MSR_DCD	0x80
+
+/*
+ * What the guest can observe, to tell whether an access changed it: the
+ * FIFO's bytes change only with rx_head and rx_len.
+ */
+struct uart_mark {
+	uint8_t ier, lcr, mcr, scr, dll, dlm, fcr;
+	bool thre_pending;
+	unsigned int rx_head, rx_len;
+};
+
+static void uart_mark(const struct run_uart *u, struct uart_mark *m)
+{
+	memset(m, 0, sizeof(*m));
+	m->ier = u->ier;
+	m->lcr = u->lcr;
+	m->mcr = u->mcr;
+	m->scr = u->scr;
+	m->dll = u->dll;
+	m->dlm = u->dlm;
+	m->fcr = u->fcr;
+	m->thre_pending = u->thre_pending;
+	m->rx_head = u->rx_head;
+	m->rx_len = u->rx_len;
+}
+
+/* Count a change since @m: run.c keeps lvmm's copy current by it. */
+static void uart_changed(struct run_uart *u, const struct uart_mark *m)
+{
+	struct uart_mark now;
+
+	uart_mark(u, &now);
+	if (memcmp(&now, m, sizeof(now)))
+		u->gen++;
+}
 
 void run_uart_init(struct run_uart *u, int out_fd)
 {
@@ -79,9 +115,11 @@ static bool uart_write_console(struct run_uart *u, uint8_t c)
 
 bool run_uart_out(struct run_uart *u, unsigned int off, uint8_t val)
 {
+	struct uart_mark m;
 	bool ok = true;
 
 	pthread_mutex_lock(&u->lock);
+	uart_mark(u, &m);
 	switch (off) {
 	case UART_RBR_THR:
 		if (u->lcr & UART_LCR_DLAB) {
@@ -121,15 +159,18 @@ bool run_uart_out(struct run_uart *u, unsigned int off, uint8_t val)
 	default:	/* LSR and MSR writes are ignored, as on hardware */
 		break;
 	}
+	uart_changed(u, &m);
 	pthread_mutex_unlock(&u->lock);
 	return ok;
 }
 
 uint8_t run_uart_in(struct run_uart *u, unsigned int off)
 {
+	struct uart_mark m;
 	uint8_t v = 0;
 
 	pthread_mutex_lock(&u->lock);
+	uart_mark(u, &m);
 	switch (off) {
 	case UART_RBR_THR:
 		if (u->lcr & UART_LCR_DLAB) {
@@ -177,16 +218,146 @@ uint8_t run_uart_in(struct run_uart *u, unsigned int off)
 		v = u->scr;
 		break;
 	}
+	uart_changed(u, &m);
 	pthread_mutex_unlock(&u->lock);
 	return v;
 }
 
 void run_uart_rx(struct run_uart *u, const uint8_t *buf, size_t n)
 {
+	struct uart_mark m;
+
 	pthread_mutex_lock(&u->lock);
+	uart_mark(u, &m);
 	/* In loopback the line is disconnected from the outside world. */
 	if (!(u->mcr & UART_MCR_LOOP))
 		while (n--)
 			uart_rx_push(u, *buf++);
+	uart_changed(u, &m);
+	pthread_mutex_unlock(&u->lock);
+}
+
+uint64_t run_uart_gen(struct run_uart *u)
+{
+	uint64_t gen;
+
+	pthread_mutex_lock(&u->lock);
+	gen = u->gen;
+	pthread_mutex_unlock(&u->lock);
+	return gen;
+}
+
+/*
+ * The UART section of vmctl's device state (run_state.c has the whole
+ * format), little-endian:
+ *
+ *   0  u16 port (RUN_UART_BASE)     2  u8 ier, lcr, mcr, scr, dll, dlm, fcr
+ *   9  u8 thre_pending (0 or 1)    10  u16 reserved (0)
+ *  12  u32 rx_len (<= RUN_UART_RX_SIZE)
+ *  16  rx_len bytes: the receive FIFO, oldest first
+ */
+#define UART_STATE_FIXED	16
+
+static void put16(uint8_t *p, uint16_t v)
+{
+	p[0] = v;
+	p[1] = v >> 8;
+}
+
+static void put32(uint8_t *p, uint32_t v)
+{
+	put16(p, v);
+	put16(p + 2, v >> 16);
+}
+
+static uint16_t get16(const uint8_t *p)
+{
+	return p[0] | p[1] << 8;
+}
+
+static uint32_t get32(const uint8_t *p)
+{
+	return get16(p) | (uint32_t)get16(p + 2) << 16;
+}
+
+size_t run_uart_save(struct run_uart *u, uint8_t *buf, uint64_t *gen)
+{
+	unsigned int i;
+	size_t len;
+
+	pthread_mutex_lock(&u->lock);
+	put16(buf, RUN_UART_BASE);
+	buf[2] = u->ier;
+	buf[3] = u->lcr;
+	buf[4] = u->mcr;
+	buf[5] = u->scr;
+	buf[6] = u->dll;
+	buf[7] = u->dlm;
+	buf[8] = u->fcr;
+	buf[9] = u->thre_pending;
+	put16(buf + 10, 0);
+	put32(buf + 12, u->rx_len);
+	for (i = 0; i < u->rx_len; i++)
+		buf[UART_STATE_FIXED + i] =
+			u->rx[(u->rx_head + i) % RUN_UART_RX_SIZE];
+	len = UART_STATE_FIXED + u->rx_len;
+	*gen = u->gen;
+	pthread_mutex_unlock(&u->lock);
+	return len;
+}
+
+const char *run_uart_load(struct run_uart *u, const uint8_t *buf, size_t len)
+{
+	uint32_t rx_len;
+
+	if (len < UART_STATE_FIXED)
+		return "its UART section is too short";
+	rx_len = get32(buf + 12);
+	if (get16(buf) != RUN_UART_BASE)
+		return "its UART is not at port 0x3f8";
+	if (buf[9] > 1 || get16(buf + 10) || buf[2] & 0xf0 ||
+	    buf[4] & 0xe0 || buf[8] & 0x36)
+		return "its UART registers hold values a 16550 cannot have";
+	if (rx_len > RUN_UART_RX_SIZE || len != UART_STATE_FIXED + rx_len)
+		return "its UART's receive FIFO is not the size it says";
+
+	pthread_mutex_lock(&u->lock);
+	u->ier = buf[2];
+	u->lcr = buf[3];
+	u->mcr = buf[4];
+	u->scr = buf[5];
+	u->dll = buf[6];
+	u->dlm = buf[7];
+	u->fcr = buf[8];
+	u->thre_pending = buf[9];
+	memcpy(u->rx, buf + UART_STATE_FIXED, rx_len);
+	u->rx_head = 0;
+	u->rx_len = rx_len;
+	u->gen++;
+	pthread_mutex_unlock(&u->lock);
+	return NULL;
+}
+
+void run_uart_describe(struct run_uart *u, char *buf, size_t len)
+{
+	unsigned int i;
+	size_t n;
+	uint8_t c;
+
+	pthread_mutex_lock(&u->lock);
+	n = snprintf(buf, len,
+		     "IER 0x%02x LCR 0x%02x MCR 0x%02x FCR 0x%02x SCR 0x%02x, divisor %u, THR-empty interrupt %s, %u byte%s of input waiting",
+		     u->ier, u->lcr, u->mcr, u->fcr, u->scr,
+		     u->dll | u->dlm << 8, u->thre_pending ? "pending" : "clear",
+		     u->rx_len, u->rx_len == 1 ? "" : "s");
+	/* The first of them, as C would write them. */
+	for (i = 0; i < u->rx_len && i < 16 && n + 6 < len; i++) {
+		c = u->rx[(u->rx_head + i) % RUN_UART_RX_SIZE];
+		n += snprintf(buf + n, len - n, c >= 0x20 && c < 0x7f &&
+			      c != '\\' && c != '"' ? "%s%c" : "%s\\x%02x",
+			      i ? "" : ": \"", c);
+	}
+	if (i && n + 5 < len)
+		snprintf(buf + n, len - n, "%s\"", i < u->rx_len ? "..." : "");
 	pthread_mutex_unlock(&u->lock);
 }

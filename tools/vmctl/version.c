@@ -23,6 +23,9 @@ static const struct {
 	{ LVMM_CAP_NMI, "nmi" },
 	{ LVMM_CAP_XSAVE, "xsave" },
 	{ LVMM_CAP_HYPERCALL, "hypercall" },
+	{ LVMM_CAP_DIRTY_LOG, "dirty_log" },
+	{ LVMM_CAP_VCPU_STATE, "vcpu_state" },
+	{ LVMM_CAP_SNAPSHOT, "snapshot" },
 };
 
 /* Open /dev/lvmm, or say why not and what to do. */

@@ -24,6 +24,7 @@
 #define LVMM_CHECK_EXTENSION	_IO(LVMMIO, 0x01)	/* arg: LVMM_CAP_* */
 #define LVMM_CREATE_VM		_IOWR(LVMMIO, 0x02, struct lvmm_create_vm)
 #define LVMM_GET_VCPU_MMAP_SIZE	_IO(LVMMIO, 0x03)
+#define LVMM_RESTORE_VM		_IOWR(LVMMIO, 0x04, struct lvmm_restore_vm)
 
 /* LVMM_CHECK_EXTENSION: 0 means "not supported", anything else a value. */
 #define LVMM_CAP_MAX_MEMSLOTS		1	/* number of memory slots */
@@ -36,6 +37,8 @@
 #define LVMM_CAP_HYPERCALL		8
 #define LVMM_CAP_MAX_VM_NAME		9	/* bytes, with the NUL */
 #define LVMM_CAP_DIRTY_LOG		10	/* LVMM_MEMSLOT_LOG_DIRTY and co. */
+#define LVMM_CAP_VCPU_STATE		11	/* events, debug registers, XCRs */
+#define LVMM_CAP_SNAPSHOT		12	/* the stream's format version */
 
 #define LVMM_VM_NAME_LEN	32
 
@@ -47,6 +50,21 @@ struct lvmm_create_vm {
 	__u64 reserved[4];
 };
 
+/*
+ * Read a VM from the stream at @fd (Documentation/migration.rst) and
+ * return a VM fd with its memory, vCPUs and VMM state in place; get the
+ * vCPUs' fds with LVMM_GET_VCPU.
+ */
+struct lvmm_restore_vm {
+	/* in: a new name, or empty for the stream's.  out: the name given. */
+	char name[LVMM_VM_NAME_LEN];
+	__s32 fd;		/* in: readable */
+	__u32 flags;		/* in: must be 0 */
+	__u32 id;		/* out: the VM's id */
+	__u32 nr_vcpus;		/* out */
+	__u64 reserved[4];
+};
+
 /* ---- VM fd --------------------------------------------------------------- */
 
 #define LVMM_SET_MEMSLOT	_IOW(LVMMIO, 0x10, struct lvmm_memslot)
@@ -55,6 +73,9 @@ struct lvmm_create_vm {
 #define LVMM_SET_MEMSLOT_FLAGS	_IOW(LVMMIO, 0x13, struct lvmm_memslot_flags)
 #define LVMM_GET_DIRTY_LOG	_IOW(LVMMIO, 0x14, struct lvmm_dirty_log)
 #define LVMM_CLEAR_DIRTY_LOG	_IOW(LVMMIO, 0x15, struct lvmm_dirty_log)
+#define LVMM_GET_VCPU		_IOW(LVMMIO, 0x16, struct lvmm_create_vcpu)
+#define LVMM_SET_VMM_STATE	_IOW(LVMMIO, 0x17, struct lvmm_vmm_state)
+#define LVMM_GET_VMM_STATE	_IOWR(LVMMIO, 0x18, struct lvmm_vmm_state)
 
 #define LVMM_MEMSLOT_READONLY	(1U << 0)
 /* Log writes to the slot: by the guest, the VMM's mapping and lvmm itself. */
@@ -115,6 +136,21 @@ struct lvmm_create_vcpu {
 	__u64 reserved[3];
 };
 
+/*
+ * The VMM's own device state, opaque to lvmm, at most
+ * LVMM_MAX_VMM_STATE bytes: kept with the VM so that a snapshot taken
+ * without the VMM's help carries it.  SET replaces it; GET copies it to
+ * @data (at most @size bytes) and sets @size to its length.
+ */
+struct lvmm_vmm_state {
+	__u64 data;		/* user address */
+	__u32 size;
+	__u32 flags;		/* must be 0 */
+	__u64 reserved[2];
+};
+
+#define LVMM_MAX_VMM_STATE	65536
+
 struct lvmm_vm_info {
 	char name[LVMM_VM_NAME_LEN];
 	__u32 id;
@@ -140,6 +176,12 @@ struct lvmm_vm_info {
 #define LVMM_GET_CPUID		_IOWR(LVMMIO, 0x8a, struct lvmm_cpuid)
 #define LVMM_INTERRUPT		_IOW(LVMMIO, 0x8b, struct lvmm_interrupt)
 #define LVMM_NMI		_IO(LVMMIO, 0x8c)
+#define LVMM_GET_VCPU_EVENTS	_IOR(LVMMIO, 0x8d, struct lvmm_vcpu_events)
+#define LVMM_SET_VCPU_EVENTS	_IOW(LVMMIO, 0x8e, struct lvmm_vcpu_events)
+#define LVMM_GET_DEBUGREGS	_IOR(LVMMIO, 0x8f, struct lvmm_debugregs)
+#define LVMM_SET_DEBUGREGS	_IOW(LVMMIO, 0x90, struct lvmm_debugregs)
+#define LVMM_GET_XCRS		_IOR(LVMMIO, 0x91, struct lvmm_xcrs)
+#define LVMM_SET_XCRS		_IOW(LVMMIO, 0x92, struct lvmm_xcrs)
 
 struct lvmm_regs {
 	__u64 rax, rbx, rcx, rdx, rsi, rdi, rsp, rbp;
@@ -236,6 +278,63 @@ struct lvmm_interrupt {
 	__u64 reserved;
 };
 
+/* lvmm_vcpu_events.injected */
+#define LVMM_EVENT_NONE		0
+#define LVMM_EVENT_INTR		1	/* external interrupt */
+#define LVMM_EVENT_NMI		2
+#define LVMM_EVENT_EXCEPTION	3
+
+/*
+ * What a vCPU has to deliver, and what blocks delivery: with the
+ * registers, the rest of the state that decides what the guest sees next.
+ * Every field is 0 or 1 unless it says otherwise.
+ */
+struct lvmm_vcpu_events {
+	/*
+	 * Delivered at the next entry, before anything else: an event whose
+	 * delivery an exit interrupted, or an exception lvmm raised.
+	 */
+	__u8 injected;		/* LVMM_EVENT_* */
+	__u8 injected_vector;
+	__u8 injected_has_error;
+	__u8 pad0;
+	__u32 injected_error;
+	/* Queued with LVMM_INTERRUPT and LVMM_NMI, not delivered yet. */
+	__u8 irq_pending;
+	__u8 irq_vector;	/* 32..255 when irq_pending, else 0 */
+	__u8 nmi_pending;
+	__u8 nmi_masked;	/* in an NMI handler: NMIs wait for its IRET */
+	__u8 interrupt_shadow;	/* after STI or MOV SS: no interrupt yet */
+	__u8 shutdown;		/* triple fault: RUN returns SHUTDOWN */
+	/*
+	 * GET: the last exit to userspace is not completed yet.  SET: must
+	 * be 0; the instruction runs again instead (Documentation/api.rst).
+	 */
+	__u8 exit_pending;
+	__u8 pad1;
+	__u32 flags;		/* must be 0 */
+	__u32 pad2;
+	__u64 reserved[4];
+};
+
+/* DR0-3, DR6 and DR7 as the guest reads them. */
+struct lvmm_debugregs {
+	__u64 db[4];
+	__u64 dr6;
+	__u64 dr7;
+	__u32 flags;		/* must be 0 */
+	__u32 pad;
+	__u64 reserved[3];
+};
+
+/* Extended control registers: XCR0, the features XSAVE manages. */
+struct lvmm_xcrs {
+	__u64 xcr0;
+	__u32 flags;		/* must be 0 */
+	__u32 pad;
+	__u64 reserved[2];
+};
+
 /* ---- the run structure (mmap of the vCPU fd, offset 0) ------------------- */
 
 #define LVMM_EXIT_UNKNOWN		0
@@ -317,6 +416,80 @@ struct lvmm_run {
 		} internal;
 		char padding[256];
 	};
+};
+
+/* ---- the VM stream: snapshots and migration ------------------------------ */
+
+/*
+ * A VM as a sequence of records, each a header and @len bytes of payload
+ * (a multiple of 8).  Little-endian, as the hosts that run it.  The order:
+ * HEADER; MEMORY records (a page may come more than once: the last copy
+ * wins); one VCPU record per vCPU; at most one VMM record; END.  See
+ * Documentation/migration.rst.
+ */
+#define LVMM_STREAM_MAGIC	0x50414e534d4d564cULL	/* "LVMMSNAP" */
+#define LVMM_STREAM_VERSION	1
+
+#define LVMM_REC_HEADER		1
+#define LVMM_REC_MEMORY		2
+#define LVMM_REC_VCPU		3
+#define LVMM_REC_VMM		4
+#define LVMM_REC_END		5
+
+struct lvmm_rec {
+	__u32 type;		/* LVMM_REC_* */
+	__u32 flags;		/* 0 */
+	__u64 len;		/* payload bytes that follow */
+};
+
+struct lvmm_stream_slot {
+	__u32 slot;
+	__u32 flags;		/* LVMM_MEMSLOT_READONLY or 0 */
+	__u64 guest_phys_addr;
+	__u64 size;
+};
+
+struct lvmm_stream_header {
+	__u64 magic;
+	__u32 version;
+	__u32 flags;		/* 0 */
+	char name[LVMM_VM_NAME_LEN];
+	__u64 created_ns;	/* CLOCK_REALTIME when it was written */
+	__u64 xcr0;		/* XSAVE components the vCPUs' state uses */
+	__u32 nr_vcpus;
+	__u32 nr_slots;
+	__u64 mem_size;		/* bytes in all slots */
+	__u64 reserved[4];
+	struct lvmm_stream_slot slots[];	/* nr_slots */
+};
+
+/* Up to 512 pages of one slot; the pages not present are zero. */
+struct lvmm_stream_mem {
+	__u32 slot;
+	__u32 npages;		/* 1..512 */
+	__u64 first_page;	/* page of the slot */
+	__u64 present[8];	/* bit i: page first_page + i follows */
+	/* then 4096 bytes for each bit set, in order */
+};
+
+struct lvmm_stream_vcpu {
+	__u32 id;
+	__u32 nmsrs;		/* lvmm_msr_entry that follow */
+	__u32 ncpuid;		/* lvmm_cpuid_entry that follow them */
+	__u32 pad;
+	struct lvmm_regs regs;
+	struct lvmm_sregs sregs;
+	struct lvmm_vcpu_events events;
+	struct lvmm_debugregs debugregs;
+	struct lvmm_xcrs xcrs;
+	struct lvmm_xsave xsave;
+};
+
+/* LVMM_REC_VMM: a __u64 size, then the VMM's state, then padding. */
+
+struct lvmm_stream_end {
+	__u64 checksum;		/* xxh64, seed 0, of every byte before it */
+	__u64 nr_records;	/* records before this one */
 };
 
 #endif /* _UAPI_LINUX_LVMM_H */

@@ -43,6 +43,8 @@ enum lvmm_event {
 	LVMM_EVENT_SCHED,		/* sched-set changed the policy */
 	LVMM_EVENT_PIN_BROKEN,		/* CPU hotplug left a pin no online CPU */
 	LVMM_EVENT_PIN_RESTORED,	/* a broken pin's CPUs are back */
+	LVMM_EVENT_SAVE_PROGRESS,	/* vm-save: bytes written so far */
+	LVMM_EVENT_SAVED,		/* vm-save ended; save-error says how */
 };
 
 /* A VM; also what requests use to name one (by id or by name). */
@@ -60,6 +62,12 @@ enum {
 	LVMM_A_VM_EVENT,		/* u32: enum lvmm_event */
 	LVMM_A_VM_PAD,
 	LVMM_A_VM_VCPU_ID,		/* u32: the vCPU of a pin event */
+	LVMM_A_VM_SAVE_FD,		/* u32: vm-save writes to this fd */
+	LVMM_A_VM_SAVE_STOP,		/* flag: vm-save destroys the VM after */
+	LVMM_A_VM_SAVE_BYTES,		/* u64: written so far */
+	LVMM_A_VM_SAVE_TOTAL,		/* u64: at most this many in all */
+	LVMM_A_VM_SAVE_ERROR,		/* u32: errno, 0 when it succeeded */
+	LVMM_A_VM_PAUSE_NS,		/* u64: how long the vCPUs were held */
 
 	__LVMM_A_VM_MAX,
 	LVMM_A_VM_MAX = __LVMM_A_VM_MAX - 1
@@ -156,6 +164,7 @@ enum {
 	LVMM_CMD_VM_EVENT,		/* notification, events group */
 	LVMM_CMD_SCHED_GET,		/* do: a VM's scheduling policy */
 	LVMM_CMD_SCHED_SET,		/* do: change it */
+	LVMM_CMD_VM_SAVE,		/* do: start writing a VM to a fd */
 
 	__LVMM_CMD_MAX,
 	LVMM_CMD_MAX = __LVMM_CMD_MAX - 1

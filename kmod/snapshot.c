@@ -1,0 +1,960 @@
+// SPDX-License-Identifier: GPL-2.0-only
+/*
+ * lvmm: the VM stream (Documentation/migration.rst) -- a whole VM as a
+ * sequence of records, written by a save and read by a restore.
+ *
+ * A save (netlink vm-save) runs in a kernel thread of its own: it holds
+ * the vCPUs parked (vm->frozen), takes each vCPU's state -- from the vCPU
+ * thread itself when that is parked inside LVMM_RUN, under vcpu->mutex
+ * otherwise -- and writes the header, the memory, the vCPUs and the VMM's
+ * state to the caller's file.  A restore (LVMM_RESTORE_VM) reads a stream
+ * in the caller's context into a VM nobody else can see yet, checking
+ * every length, count and field before it uses it, and lists the VM only
+ * once the whole stream has been read and its checksum matched.
+ */
+#include <linux/delay.h>
+#include <linux/file.h>
+#include <linux/fs.h>
+#include <linux/highmem.h>
+#include <linux/kthread.h>
+#include <linux/module.h>
+#include <linux/sched/clock.h>
+#include <linux/sched/signal.h>
+#include <linux/slab.h>
+#include <linux/timekeeping.h>
+#include <linux/uaccess.h>
+#include <linux/vmalloc.h>
+#include <linux/xxhash.h>
+#include <asm/msr-index.h>
+
+#include "lvmm.h"
+
+/*
+ * The MSRs a vCPU record carries: all that lvmm keeps for the guest
+ * (Documentation/api.rst, 9).  The TSC goes last, so that on a restore
+ * the guest's TSC goes on from the value it was saved with.
+ */
+static const u32 lvmm_stream_msrs[] = {
+	MSR_EFER, MSR_STAR, MSR_LSTAR, MSR_CSTAR, MSR_SYSCALL_MASK,
+	MSR_KERNEL_GS_BASE, MSR_FS_BASE, MSR_GS_BASE, MSR_IA32_SYSENTER_CS,
+	MSR_IA32_SYSENTER_ESP, MSR_IA32_SYSENTER_EIP, MSR_IA32_CR_PAT,
+	MSR_TSC_AUX, MSR_IA32_MISC_ENABLE,
+	0x2ff,			/* IA32_MTRR_DEF_TYPE */
+	MSR_IA32_APICBASE, MSR_IA32_TSC,
+};
+
+/* Bounds of a vCPU record: what the set-ioctls accept. */
+#define LVMM_STREAM_MAX_MSRS	LVMM_MAX_MSR_ENTRIES
+
+/* A vCPU record's payload. */
+struct lvmm_vcpu_image {
+	struct lvmm_stream_vcpu v;
+	struct lvmm_msr_entry msrs[LVMM_STREAM_MAX_MSRS];
+	struct lvmm_cpuid_entry cpuid[LVMM_MAX_CPUID_ENTRIES];
+};
+
+static size_t lvmm_image_len(const struct lvmm_stream_vcpu *v)
+{
+	return sizeof(*v) + v->nmsrs * sizeof(struct lvmm_msr_entry) +
+	       v->ncpuid * sizeof(struct lvmm_cpuid_entry);
+}
+
+/* A save asks a parked vCPU thread for its state. */
+struct lvmm_snap_req {
+	struct lvmm_vcpu_image *img;
+	struct completion done;
+	int r;
+};
+
+/* Give up on a vCPU whose thread neither parks nor leaves its ioctl. */
+#define LVMM_SAVE_STOP_MS	5000
+/* How long an exit the VMM is answering may take to come back. */
+#define LVMM_SAVE_EXIT_MS	200
+
+/* One end of a stream, and the running checksum of what went through. */
+struct lvmm_stream {
+	struct file *file;
+	loff_t pos;
+	struct xxh64_state xxh;
+	u64 bytes;
+	u64 nr_records;
+};
+
+static void lvmm_stream_init(struct lvmm_stream *st, struct file *file)
+{
+	st->file = file;
+	st->pos = file->f_pos;
+	xxh64_reset(&st->xxh, 0);
+	st->bytes = 0;
+	st->nr_records = 0;
+}
+
+/*
+ * Whether kernel_write() (@write) or kernel_read() will take @file: only
+ * files with ->write_iter (->read_iter) and no plain ->write (->read).
+ * /dev/null and /dev/zero, say, are refused.  The caller checked that it
+ * is open that way.
+ */
+bool lvmm_stream_file_ok(struct file *file, bool write)
+{
+	const struct file_operations *fop = file->f_op;
+
+	if (write)
+		return (file->f_mode & FMODE_CAN_WRITE) && fop->write_iter &&
+		       !fop->write;
+	return (file->f_mode & FMODE_CAN_READ) && fop->read_iter && !fop->read;
+}
+
+/* ---- vCPU state ----------------------------------------------------------- */
+
+/*
+ * Under vcpu->mutex outside RUN, or in the vCPU's own parked thread with
+ * its FPU state swapped out.  An exit the VMM has not answered is not
+ * state: the instruction runs again after a restore (api.rst, 7.9).
+ */
+static int lvmm_vcpu_capture(struct lvmm_vcpu *vcpu,
+			     struct lvmm_vcpu_image *img)
+{
+	struct lvmm_stream_vcpu *v = &img->v;
+	u32 i;
+
+	memset(v, 0, sizeof(*v));
+	v->id = vcpu->id;
+	lvmm_vcpu_save_regs(vcpu, &v->regs);
+	lvmm_vcpu_save_sregs(vcpu, &v->sregs);
+	lvmm_vcpu_save_events(vcpu, &v->events);
+	v->events.exit_pending = 0;
+	lvmm_vcpu_save_debugregs(vcpu, &v->debugregs);
+	v->xcrs.xcr0 = vcpu->xcr0;
+	lvmm_vcpu_save_xsave(vcpu, &v->xsave);
+	for (i = 0; i < ARRAY_SIZE(lvmm_stream_msrs); i++) {
+		img->msrs[i].index = lvmm_stream_msrs[i];
+		img->msrs[i].reserved = 0;
+		if (lvmm_get_msr(vcpu, lvmm_stream_msrs[i], &img->msrs[i].data))
+			return -EIO;
+	}
+	v->nmsrs = ARRAY_SIZE(lvmm_stream_msrs);
+	v->ncpuid = vcpu->cpuid_nent;
+	memcpy(img->cpuid, vcpu->cpuid, v->ncpuid * sizeof(*img->cpuid));
+	return 0;
+}
+
+/* The parked vCPU thread answers a save (lvmm_vcpu_park()). */
+void lvmm_vcpu_answer_snap(struct lvmm_vcpu *vcpu)
+{
+	struct lvmm_snap_req *req = xchg(&vcpu->snap_req, NULL);
+
+	if (!req)
+		return;		/* the save withdrew it */
+	req->r = lvmm_vcpu_capture(vcpu, req->img);
+	complete(&req->done);
+}
+
+/*
+ * Take @vcpu's state while the VM is frozen.  A vCPU outside any ioctl is
+ * read under its mutex; one in LVMM_RUN parks and is asked to answer
+ * itself.  An exit the VMM is still answering gets a moment to come back,
+ * so that it is completed rather than run again after a restore.
+ */
+static int lvmm_save_vcpu(struct lvmm_vcpu *vcpu, struct lvmm_vcpu_image *img)
+{
+	unsigned long stop = jiffies + msecs_to_jiffies(LVMM_SAVE_STOP_MS);
+	unsigned long exit = jiffies + msecs_to_jiffies(LVMM_SAVE_EXIT_MS);
+	struct lvmm_snap_req req = { .img = img };
+	int r;
+
+	init_completion(&req.done);
+	for (;;) {
+		if (mutex_trylock(&vcpu->mutex)) {
+			if (vcpu->emul.pending != LVMM_PENDING_NONE &&
+			    time_before(jiffies, exit)) {
+				mutex_unlock(&vcpu->mutex);
+				usleep_range(5000, 10000);
+				continue;
+			}
+			r = lvmm_vcpu_capture(vcpu, img);
+			mutex_unlock(&vcpu->mutex);
+			return r;
+		}
+		/* The request's fields before it: pairs with the xchg(). */
+		smp_store_release(&vcpu->snap_req, &req);
+		wake_up_all(&vcpu->vm->pause_wq);
+		if (wait_for_completion_timeout(&req.done,
+						msecs_to_jiffies(10)))
+			return req.r;
+		if (cmpxchg(&vcpu->snap_req, &req, NULL) != &req) {
+			/* Taken: the vCPU thread is answering now. */
+			wait_for_completion(&req.done);
+			return req.r;
+		}
+		if (time_after(jiffies, stop))
+			return -ETIMEDOUT;
+		if (fatal_signal_pending(current) || READ_ONCE(vcpu->vm->dead))
+			return -EINTR;
+	}
+}
+
+static int lvmm_load_vcpu(struct lvmm_vm *vm, struct lvmm_vcpu_image *img)
+{
+	struct lvmm_stream_vcpu *v = &img->v;
+	struct lvmm_vcpu *vcpu;
+	u32 i;
+	int r;
+
+	if (v->id >= LVMM_MAX_VCPUS || v->pad || v->events.exit_pending)
+		return -EBADMSG;
+	vcpu = lvmm_vcpu_create(vm, v->id);
+	if (IS_ERR(vcpu))
+		return PTR_ERR(vcpu) == -EEXIST ? -EBADMSG : PTR_ERR(vcpu);
+	/* The order of a VMM's restore: modes first, the TSC last. */
+	r = lvmm_vcpu_load_sregs(vcpu, &v->sregs) ?:
+	    lvmm_vcpu_load_regs(vcpu, &v->regs) ?:
+	    lvmm_vcpu_load_xcrs(vcpu, &v->xcrs) ?:
+	    lvmm_vcpu_load_xsave(vcpu, &v->xsave) ?:
+	    lvmm_cpuid_load(vcpu, img->cpuid, v->ncpuid) ?:
+	    lvmm_vcpu_load_debugregs(vcpu, &v->debugregs);
+	for (i = 0; !r && i < v->nmsrs; i++)
+		r = img->msrs[i].reserved ? -EINVAL :
+		    lvmm_set_msr(vcpu, img->msrs[i].index, img->msrs[i].data);
+	/* Last: the loads above drop a shutdown and a pending exit. */
+	r = r ?: lvmm_vcpu_load_events(vcpu, &v->events);
+	return r == -EINVAL || r == -E2BIG ? -EBADMSG : r;
+}
+
+/* ---- writing -------------------------------------------------------------- */
+
+static int lvmm_stream_write(struct lvmm_stream *st, const void *buf,
+			     size_t len)
+{
+	xxh64_update(&st->xxh, buf, len);
+	while (len) {
+		ssize_t n = kernel_write(st->file, buf, len, &st->pos);
+
+		if (n < 0)
+			return n == -ERESTARTSYS ? -EINTR : n;
+		if (!n)
+			return -EIO;
+		buf += n;
+		len -= n;
+		st->bytes += n;
+	}
+	return 0;
+}
+
+static int lvmm_stream_rec(struct lvmm_stream *st, u32 type, u64 len)
+{
+	struct lvmm_rec rec = { .type = type, .len = len };
+
+	st->nr_records++;
+	return lvmm_stream_write(st, &rec, sizeof(rec));
+}
+
+struct lvmm_save {
+	struct lvmm_vm *vm;
+	struct lvmm_stream st;
+	bool stop;			/* destroy the VM once written */
+	u64 total;			/* bytes expected, at most */
+	u64 pause_start;
+	u64 last_event;			/* local_clock() of the last progress */
+};
+
+static void lvmm_save_progress(struct lvmm_save *s, bool force)
+{
+	u64 now = local_clock();
+
+	if (!force && now - s->last_event < 250 * NSEC_PER_MSEC)
+		return;
+	s->last_event = now;
+	lvmm_nl_save_event(s->vm, LVMM_EVENT_SAVE_PROGRESS, s->st.bytes,
+			   s->total, 0, 0);
+}
+
+static int lvmm_save_header(struct lvmm_save *s, struct lvmm_memslots *slots,
+			    u32 nr_vcpus, u64 xcr0)
+{
+	struct lvmm_vm *vm = s->vm;
+	struct lvmm_stream_header *h;
+	size_t len;
+	int i, n = 0, r;
+
+	len = struct_size(h, slots, slots->nr);
+	h = kzalloc(len, GFP_KERNEL);
+	if (!h)
+		return -ENOMEM;
+	h->magic = LVMM_STREAM_MAGIC;
+	h->version = LVMM_STREAM_VERSION;
+	memcpy(h->name, vm->name, sizeof(h->name));
+	h->created_ns = ktime_get_real_ns();
+	h->xcr0 = xcr0;
+	h->nr_vcpus = nr_vcpus;
+	h->nr_slots = slots->nr;
+	for (i = 0; i < LVMM_MAX_MEMSLOTS; i++) {
+		struct lvmm_slot *slot = slots->slot[i];
+
+		if (!slot)
+			continue;
+		h->slots[n].slot = slot->id;
+		h->slots[n].flags = slot->flags;
+		h->slots[n].guest_phys_addr = slot->base_gfn << PAGE_SHIFT;
+		h->slots[n].size = slot->npages << PAGE_SHIFT;
+		h->mem_size += h->slots[n].size;
+		n++;
+	}
+	r = lvmm_stream_rec(&s->st, LVMM_REC_HEADER, len) ?:
+	    lvmm_stream_write(&s->st, h, len);
+	kfree(h);
+	return r;
+}
+
+/*
+ * One chunk of a slot (up to 512 pages) as a record: zero pages are left
+ * out, and pages that lie one after the other in memory (all of a 2 MiB
+ * page) go in one write.
+ */
+static int lvmm_save_chunk(struct lvmm_save *s, struct lvmm_slot *slot,
+			   unsigned long ci)
+{
+	u64 first = (u64)ci << LVMM_HPAGE_ORDER, gfn = slot->base_gfn + first;
+	u32 n = min_t(u64, LVMM_PAGES_PER_HPAGE, slot->npages - first), i, j;
+	struct lvmm_stream_mem mem = { .slot = slot->id, .npages = n,
+				       .first_page = first };
+	unsigned long *present = (unsigned long *)mem.present;
+	struct page *page;
+	int r;
+
+	/* Never touched, the chunk reads as zeros: nothing to write. */
+	if (!lvmm_memslot_peek_page(slot, gfn))
+		return 0;
+	for (i = 0; i < n; i++) {
+		page = lvmm_memslot_peek_page(slot, gfn + i);
+		if (memchr_inv(page_address(page), 0, PAGE_SIZE))
+			__set_bit(i, present);
+	}
+	if (bitmap_empty(present, LVMM_PAGES_PER_HPAGE))
+		return 0;
+	r = lvmm_stream_rec(&s->st, LVMM_REC_MEMORY, sizeof(mem) +
+			    (u64)bitmap_weight(present, n) * PAGE_SIZE) ?:
+	    lvmm_stream_write(&s->st, &mem, sizeof(mem));
+	for (i = find_first_bit(present, n); !r && i < n;
+	     i = find_next_bit(present, n, j)) {
+		page = lvmm_memslot_peek_page(slot, gfn + i);
+		for (j = i + 1; j < n && test_bit(j, present) &&
+		     lvmm_memslot_peek_page(slot, gfn + j) == page + (j - i);
+		     j++)
+			;
+		r = lvmm_stream_write(&s->st, page_address(page),
+				      (j - i) * PAGE_SIZE);
+	}
+	lvmm_save_progress(s, false);
+	return r;
+}
+
+/*
+ * Every slot's memory.  No lock is held across the writes (the file's
+ * own locks rank above slots_lock); slots_pinned keeps the slots in place
+ * instead: LVMM_SET_MEMSLOT fails with EBUSY until the save is done.
+ */
+static int lvmm_save_memory(struct lvmm_save *s, struct lvmm_memslots *slots)
+{
+	unsigned long ci;
+	int i, r = 0;
+
+	for (i = 0; i < LVMM_MAX_MEMSLOTS && !r; i++) {
+		struct lvmm_slot *slot = slots->slot[i];
+
+		for (ci = 0; slot && ci < slot->nchunks && !r; ci++) {
+			r = lvmm_save_chunk(s, slot, ci);
+			if (!r && (fatal_signal_pending(current) ||
+				   READ_ONCE(s->vm->dead)))
+				r = -EINTR;
+			cond_resched();
+		}
+	}
+	return r;
+}
+
+/* A copy of the VMM's state, under vm->lock. */
+static void *lvmm_vmm_state_copy(struct lvmm_vm *vm)
+{
+	void *buf = kvmalloc(vm->vmm_state_size, GFP_KERNEL);
+
+	if (buf)
+		memcpy(buf, vm->vmm_state, vm->vmm_state_size);
+	return buf;
+}
+
+static int lvmm_save_vmm_state(struct lvmm_save *s)
+{
+	struct lvmm_vm *vm = s->vm;
+	u64 size, len;
+	void *buf;
+	int r;
+
+	mutex_lock(&vm->lock);
+	size = vm->vmm_state_size;
+	buf = size ? lvmm_vmm_state_copy(vm) : NULL;
+	mutex_unlock(&vm->lock);
+	if (!size)
+		return 0;
+	if (!buf)
+		return -ENOMEM;
+	len = ALIGN(sizeof(size) + size, 8);
+	r = lvmm_stream_rec(&s->st, LVMM_REC_VMM, len) ?:
+	    lvmm_stream_write(&s->st, &size, sizeof(size)) ?:
+	    lvmm_stream_write(&s->st, buf, size);
+	if (!r && len > sizeof(size) + size) {
+		static const u8 zeros[8];
+
+		r = lvmm_stream_write(&s->st, zeros,
+				      len - sizeof(size) - size);
+	}
+	kvfree(buf);
+	return r;
+}
+
+/*
+ * The most the stream can take: every record whole, every page of the
+ * chunks in use, the largest vCPU records and VMM state there can be.
+ */
+static u64 lvmm_save_bound(struct lvmm_vm *vm, struct lvmm_memslots *slots,
+			   u32 nr_vcpus)
+{
+	const u64 rec = sizeof(struct lvmm_rec);
+	struct lvmm_stream_header *h;
+	u64 bytes = rec + struct_size(h, slots, slots->nr) +
+		    nr_vcpus * (rec + sizeof(struct lvmm_vcpu_image)) +
+		    rec + ALIGN(sizeof(u64) + LVMM_MAX_VMM_STATE, 8) +
+		    rec + sizeof(struct lvmm_stream_end);
+	unsigned long ci;
+	int i;
+
+	for (i = 0; i < LVMM_MAX_MEMSLOTS; i++) {
+		struct lvmm_slot *slot = slots->slot[i];
+
+		for (ci = 0; slot && ci < slot->nchunks; ci++)
+			if (lvmm_memslot_peek_page(slot, slot->base_gfn +
+						   ((u64)ci << LVMM_HPAGE_ORDER)))
+				bytes += rec + sizeof(struct lvmm_stream_mem) +
+					 LVMM_HPAGE_SIZE;
+	}
+	return bytes;
+}
+
+static int lvmm_save_vm(struct lvmm_save *s)
+{
+	struct lvmm_vm *vm = s->vm;
+	struct lvmm_vcpu_image **imgs;
+	struct lvmm_stream_end end;
+	struct lvmm_memslots *slots;
+	u32 nr = 0, i;
+	u64 xcr0 = 0;
+	int r = 0;
+
+	imgs = kcalloc(LVMM_MAX_VCPUS, sizeof(*imgs), GFP_KERNEL);
+	if (!imgs)
+		return -ENOMEM;
+	/* The vCPUs first, at one point in time: nothing runs after. */
+	for (i = 0; i < LVMM_MAX_VCPUS && !r; i++) {
+		/* Pairs with smp_store_release() in lvmm_vcpu_add(). */
+		struct lvmm_vcpu *vcpu = smp_load_acquire(&vm->vcpus[i]);
+
+		if (!vcpu)
+			continue;
+		imgs[nr] = kvmalloc(sizeof(**imgs), GFP_KERNEL);
+		r = imgs[nr] ? lvmm_save_vcpu(vcpu, imgs[nr]) : -ENOMEM;
+		/* XCR0, and XSTATE_BV of the XSAVE header (byte 512). */
+		if (imgs[nr])
+			xcr0 |= imgs[nr]->v.xcrs.xcr0 |
+				imgs[nr]->v.xsave.region[128] |
+				(u64)imgs[nr]->v.xsave.region[129] << 32;
+		nr++;
+	}
+	if (r)
+		goto out_free;
+
+	mutex_lock(&vm->slots_lock);
+	vm->slots_pinned = true;
+	slots = lvmm_memslots(vm);
+	mutex_unlock(&vm->slots_lock);
+	s->total = lvmm_save_bound(vm, slots, nr);
+	lvmm_save_progress(s, true);
+	r = lvmm_save_header(s, slots, nr, xcr0) ?:
+	    lvmm_save_memory(s, slots);
+	mutex_lock(&vm->slots_lock);
+	vm->slots_pinned = false;
+	mutex_unlock(&vm->slots_lock);
+	for (i = 0; i < nr && !r; i++) {
+		size_t len = lvmm_image_len(&imgs[i]->v);
+
+		r = lvmm_stream_rec(&s->st, LVMM_REC_VCPU, len) ?:
+		    lvmm_stream_write(&s->st, imgs[i], sizeof(imgs[i]->v)) ?:
+		    lvmm_stream_write(&s->st, imgs[i]->msrs,
+				      imgs[i]->v.nmsrs * sizeof(*imgs[i]->msrs)) ?:
+		    lvmm_stream_write(&s->st, imgs[i]->cpuid,
+				      imgs[i]->v.ncpuid *
+				      sizeof(*imgs[i]->cpuid));
+	}
+	r = r ?: lvmm_save_vmm_state(s);
+	if (!r) {
+		end.checksum = xxh64_digest(&s->st.xxh);
+		end.nr_records = s->st.nr_records;
+		r = lvmm_stream_rec(&s->st, LVMM_REC_END, sizeof(end)) ?:
+		    lvmm_stream_write(&s->st, &end, sizeof(end));
+	}
+out_free:
+	for (i = 0; i < nr; i++)
+		kvfree(imgs[i]);
+	kfree(imgs);
+	return r;
+}
+
+static int lvmm_save_thread(void *arg)
+{
+	struct lvmm_save *s = arg;
+	struct lvmm_vm *vm = s->vm;
+	u64 pause_ns;
+	int r;
+
+	/* A destroy kills a save that a stalled pipe or socket holds up. */
+	allow_signal(SIGKILL);
+	r = lvmm_save_vm(s);
+	s->st.file->f_pos = s->st.pos;
+
+	mutex_lock(&vm->lock);
+	if (!r && s->stop)
+		r = -ECANCELED;		/* destroyed below, not thawed */
+	WRITE_ONCE(vm->frozen, false);
+	vm->save_task = NULL;
+	mutex_unlock(&vm->lock);
+	if (r == -ECANCELED) {
+		r = 0;
+		lvmm_vm_destroy(vm);
+	}
+	wake_up_all(&vm->pause_wq);
+	pause_ns = local_clock() - s->pause_start;
+	lvmm_nl_save_event(vm, LVMM_EVENT_SAVED, s->st.bytes, s->total, -r,
+			   pause_ns);
+	fput(s->st.file);
+	lvmm_vm_put(vm);
+	kfree(s);
+	module_put_and_kthread_exit(0);
+}
+
+/*
+ * netlink vm-save: freeze @vm and start the thread that writes it to
+ * @file; it reports progress and the end as events.  Takes its own
+ * references.  -EBUSY if a save of @vm runs already.
+ */
+int lvmm_vm_save(struct lvmm_vm *vm, struct file *file, bool stop)
+{
+	struct task_struct *task;
+	struct lvmm_save *s;
+	int r = 0;
+
+	s = kzalloc(sizeof(*s), GFP_KERNEL);
+	if (!s)
+		return -ENOMEM;
+	if (!try_module_get(THIS_MODULE)) {
+		kfree(s);
+		return -ENOENT;
+	}
+	s->vm = vm;
+	s->stop = stop;
+	lvmm_stream_init(&s->st, file);
+
+	mutex_lock(&vm->lock);
+	if (vm->dead)
+		r = -ENOENT;
+	else if (vm->save_task)
+		r = -EBUSY;
+	if (r)
+		goto out_unlock;
+	task = kthread_create(lvmm_save_thread, s, "lvmm-save/%u", vm->id);
+	if (IS_ERR(task)) {
+		r = PTR_ERR(task);
+		goto out_unlock;
+	}
+	lvmm_vm_get(vm);
+	get_file(file);
+	vm->save_task = task;
+	s->pause_start = local_clock();
+	WRITE_ONCE(vm->frozen, true);
+	mutex_unlock(&vm->lock);
+	lvmm_vm_kick_all(vm, LVMM_REQ_KICK);
+	wake_up_all(&vm->pause_wq);	/* throttled vCPUs park too */
+	wake_up_process(task);
+	return 0;
+
+out_unlock:
+	mutex_unlock(&vm->lock);
+	module_put(THIS_MODULE);
+	kfree(s);
+	return r;
+}
+
+/* ---- reading -------------------------------------------------------------- */
+
+static int lvmm_stream_read(struct lvmm_stream *st, void *buf, size_t len)
+{
+	void *p = buf;
+	size_t left = len;
+
+	while (left) {
+		ssize_t n = kernel_read(st->file, p, left, &st->pos);
+
+		if (n < 0)
+			return n == -ERESTARTSYS ? -EINTR : n;
+		if (!n)
+			return -EBADMSG;	/* cut short */
+		p += n;
+		left -= n;
+		st->bytes += n;
+	}
+	xxh64_update(&st->xxh, buf, len);
+	return 0;
+}
+
+/* The header record: the VM's shape, checked before anything is made. */
+static int lvmm_load_header(struct lvmm_vm *vm, struct lvmm_stream *st,
+			    struct lvmm_stream_header **out)
+{
+	struct lvmm_stream_header fixed, *h;
+	struct lvmm_rec rec;
+	u64 mem_size = 0;
+	size_t len;
+	u32 i;
+	int r;
+
+	r = lvmm_stream_read(st, &rec, sizeof(rec)) ?:
+	    lvmm_stream_read(st, &fixed, sizeof(fixed));
+	if (r)
+		return r;
+	if (rec.type != LVMM_REC_HEADER || fixed.magic != LVMM_STREAM_MAGIC)
+		return -EBADMSG;	/* not a VM stream */
+	if (fixed.version > LVMM_STREAM_VERSION)
+		return -EPROTONOSUPPORT;
+	if (!fixed.version || rec.flags || fixed.flags ||
+	    memchr_inv(fixed.reserved, 0, sizeof(fixed.reserved)) ||
+	    fixed.nr_slots > LVMM_MAX_MEMSLOTS ||
+	    fixed.nr_vcpus > LVMM_MAX_VCPUS ||
+	    rec.len != struct_size(h, slots, fixed.nr_slots) ||
+	    !lvmm_name_valid(fixed.name))
+		return -EBADMSG;
+	/* State this host's processor cannot hold. */
+	if (fixed.xcr0 & ~lvmm_supported_xcr0())
+		return -EOPNOTSUPP;
+	len = rec.len;
+	h = kmalloc(len, GFP_KERNEL);
+	if (!h)
+		return -ENOMEM;
+	*h = fixed;
+	r = lvmm_stream_read(st, h->slots, len - sizeof(fixed));
+	for (i = 0; !r && i < h->nr_slots; i++) {
+		struct lvmm_memslot req = {
+			.slot = h->slots[i].slot,
+			.flags = h->slots[i].flags,
+			.guest_phys_addr = h->slots[i].guest_phys_addr,
+			.size = h->slots[i].size,
+		};
+
+		/* A slot the stream would add at run time is not its shape. */
+		if (!req.size || (req.flags & LVMM_MEMSLOT_LOG_DIRTY))
+			r = -EBADMSG;
+		else
+			r = lvmm_vm_set_memslot(vm, &req);
+		if (r == -EINVAL || r == -EEXIST || r == -ENOENT)
+			r = -EBADMSG;
+		mem_size += req.size;
+	}
+	if (!r && mem_size != h->mem_size)
+		r = -EBADMSG;
+	if (r) {
+		kfree(h);
+		return r;
+	}
+	st->nr_records++;
+	*out = h;
+	return 0;
+}
+
+/*
+ * A memory record: the pages it carries go into the slot; the ones it
+ * leaves out are zero, which matters only where an earlier record of the
+ * same stream wrote them.
+ */
+static int lvmm_load_memory(struct lvmm_vm *vm, struct lvmm_stream *st,
+			    u64 len)
+{
+	struct lvmm_stream_mem mem;
+	struct lvmm_slot *slot;
+	bool touched;
+	u32 i, j, present;
+	int r;
+
+	if (len < sizeof(mem))
+		return -EBADMSG;
+	r = lvmm_stream_read(st, &mem, sizeof(mem));
+	if (r)
+		return r;
+	/* One chunk of the slot, as lvmm writes them. */
+	if (mem.slot >= LVMM_MAX_MEMSLOTS || !mem.npages ||
+	    mem.npages > LVMM_PAGES_PER_HPAGE ||
+	    !IS_ALIGNED(mem.first_page, LVMM_PAGES_PER_HPAGE))
+		return -EBADMSG;
+	present = bitmap_weight((unsigned long *)mem.present,
+				LVMM_PAGES_PER_HPAGE);
+	if (find_next_bit((unsigned long *)mem.present, LVMM_PAGES_PER_HPAGE,
+			  mem.npages) != LVMM_PAGES_PER_HPAGE ||
+	    len != sizeof(mem) + (u64)present * PAGE_SIZE)
+		return -EBADMSG;
+
+	/* Nobody else sees the VM yet: its slots stay as they are. */
+	slot = rcu_dereference_protected(vm->memslots, true)->slot[mem.slot];
+	if (!slot || mem.first_page > slot->npages ||
+	    mem.npages > slot->npages - mem.first_page)
+		return -EBADMSG;
+	/* Written by an earlier record: the pages left out must be zeroed. */
+	touched = lvmm_memslot_peek_page(slot, slot->base_gfn +
+					 mem.first_page);
+	for (i = 0; i < mem.npages && !r; i = j) {
+		u64 gfn = slot->base_gfn + mem.first_page;
+		struct page *page;
+		bool huge;
+
+		j = i + 1;
+		if (!test_bit(i, (unsigned long *)mem.present)) {
+			page = touched ? lvmm_memslot_peek_page(slot, gfn + i) :
+					 NULL;
+			if (page)
+				clear_highpage(page);
+			continue;
+		}
+		page = lvmm_memslot_get_page(slot, gfn + i, &huge);
+		if (!page)
+			return -ENOMEM;
+		/* Pages that follow in memory too (a 2 MiB page): one read. */
+		while (j < mem.npages &&
+		       test_bit(j, (unsigned long *)mem.present) &&
+		       lvmm_memslot_peek_page(slot, gfn + j) == page + (j - i))
+			j++;
+		r = lvmm_stream_read(st, page_address(page),
+				     (size_t)(j - i) * PAGE_SIZE);
+	}
+	return r;
+}
+
+static int lvmm_load_vcpu_rec(struct lvmm_vm *vm, struct lvmm_stream *st,
+			      u64 len, struct lvmm_vcpu_image *img)
+{
+	struct lvmm_stream_vcpu *v = &img->v;
+	int r;
+
+	if (len < sizeof(*v))
+		return -EBADMSG;
+	r = lvmm_stream_read(st, v, sizeof(*v));
+	if (r)
+		return r;
+	if (v->nmsrs > LVMM_STREAM_MAX_MSRS ||
+	    v->ncpuid > LVMM_MAX_CPUID_ENTRIES || len != lvmm_image_len(v))
+		return -EBADMSG;
+	r = lvmm_stream_read(st, img->msrs, v->nmsrs * sizeof(*img->msrs)) ?:
+	    lvmm_stream_read(st, img->cpuid, v->ncpuid * sizeof(*img->cpuid));
+	return r ?: lvmm_load_vcpu(vm, img);
+}
+
+static int lvmm_load_vmm_state(struct lvmm_vm *vm, struct lvmm_stream *st,
+			       u64 len)
+{
+	void *buf;
+	u64 size;
+	int r;
+
+	if (vm->vmm_state || len < sizeof(size))
+		return -EBADMSG;
+	r = lvmm_stream_read(st, &size, sizeof(size));
+	if (r)
+		return r;
+	if (!size || size > LVMM_MAX_VMM_STATE ||
+	    len != ALIGN(sizeof(size) + size, 8))
+		return -EBADMSG;
+	buf = kvmalloc(len - sizeof(size), GFP_KERNEL_ACCOUNT);
+	if (!buf)
+		return -ENOMEM;
+	r = lvmm_stream_read(st, buf, len - sizeof(size));
+	if (r) {
+		kvfree(buf);
+		return r;
+	}
+	vm->vmm_state = buf;
+	vm->vmm_state_size = size;
+	return 0;
+}
+
+/* The records after the header, up to and including END. */
+static int lvmm_load_records(struct lvmm_vm *vm, struct lvmm_stream *st,
+			     const struct lvmm_stream_header *h)
+{
+	struct lvmm_vcpu_image *img;
+	struct lvmm_stream_end end;
+	u32 nr_vcpus = 0;
+	int r = 0;
+
+	img = kvmalloc(sizeof(*img), GFP_KERNEL);
+	if (!img)
+		return -ENOMEM;
+	for (;;) {
+		struct lvmm_rec rec;
+		u64 sum = xxh64_digest(&st->xxh);
+
+		r = lvmm_stream_read(st, &rec, sizeof(rec));
+		if (r)
+			break;
+		r = -EBADMSG;
+		if (rec.flags || !IS_ALIGNED(rec.len, 8))
+			break;
+		if (rec.type == LVMM_REC_END) {
+			if (rec.len == sizeof(end) &&
+			    !lvmm_stream_read(st, &end, sizeof(end)) &&
+			    end.checksum == sum &&
+			    end.nr_records == st->nr_records &&
+			    nr_vcpus == h->nr_vcpus)
+				r = 0;
+			break;
+		}
+		st->nr_records++;
+		switch (rec.type) {
+		case LVMM_REC_MEMORY:
+			/* Memory, then vCPUs, then the VMM's state. */
+			if (!nr_vcpus && !vm->vmm_state)
+				r = lvmm_load_memory(vm, st, rec.len);
+			break;
+		case LVMM_REC_VCPU:
+			if (nr_vcpus < h->nr_vcpus && !vm->vmm_state) {
+				r = lvmm_load_vcpu_rec(vm, st, rec.len, img);
+				nr_vcpus++;
+			}
+			break;
+		case LVMM_REC_VMM:
+			r = lvmm_load_vmm_state(vm, st, rec.len);
+			break;
+		}
+		if (r)
+			break;
+		if (fatal_signal_pending(current)) {
+			r = -EINTR;
+			break;
+		}
+		cond_resched();
+	}
+	kvfree(img);
+	return r;
+}
+
+static int lvmm_restore_tell(struct lvmm_vm *vm, void __user *argp)
+{
+	struct lvmm_restore_vm __user *req = argp;
+
+	return copy_to_user(req->name, vm->name, sizeof(vm->name)) ||
+	       put_user(vm->id, &req->id) ||
+	       put_user(READ_ONCE(vm->nr_vcpus), &req->nr_vcpus) ? -EFAULT : 0;
+}
+
+/*
+ * LVMM_RESTORE_VM: a VM from the stream at req.fd, read in the caller's
+ * context (its memory cgroup and RLIMIT_MEMLOCK pay).  Nothing is left
+ * behind when the stream is refused.
+ */
+long lvmm_dev_restore_vm(void __user *argp)
+{
+	struct lvmm_stream_header *h = NULL;
+	struct lvmm_restore_vm req;
+	struct lvmm_stream st;
+	struct lvmm_vm *vm;
+	struct file *file;
+	int r;
+
+	if (copy_from_user(&req, argp, sizeof(req)))
+		return -EFAULT;
+	if (req.flags || req.id || req.nr_vcpus ||
+	    memchr_inv(req.reserved, 0, sizeof(req.reserved)) ||
+	    !lvmm_name_valid(req.name))
+		return -EINVAL;
+	file = fget(req.fd);
+	if (!file)
+		return -EBADF;
+	if (!(file->f_mode & FMODE_READ) || !lvmm_stream_file_ok(file, false)) {
+		fput(file);
+		return -EBADF;
+	}
+	vm = lvmm_vm_new();
+	if (IS_ERR(vm)) {
+		fput(file);
+		return PTR_ERR(vm);
+	}
+	lvmm_stream_init(&st, file);
+	r = lvmm_load_header(vm, &st, &h) ?: lvmm_load_records(vm, &st, h);
+	if (file->f_mode & FMODE_LSEEK)
+		file->f_pos = st.pos;
+	fput(file);
+	if (!r)
+		r = lvmm_vm_install(vm, req.name[0] ? req.name : h->name,
+				    lvmm_restore_tell, argp);
+	else
+		lvmm_vm_put(vm);
+	kfree(h);
+	return r;
+}
+
+/* ---- the VMM's state ------------------------------------------------------ */
+
+long lvmm_vm_vmm_state(struct lvmm_vm *vm, void __user *argp, bool set)
+{
+	struct lvmm_vmm_state __user *user = argp;
+	struct lvmm_vmm_state req;
+	void *buf = NULL, *old;
+	u32 size;
+	int r = 0;
+
+	if (copy_from_user(&req, argp, sizeof(req)))
+		return -EFAULT;
+	if (req.flags || memchr_inv(req.reserved, 0, sizeof(req.reserved)))
+		return -EINVAL;
+	if (set) {
+		if (req.size > LVMM_MAX_VMM_STATE)
+			return -E2BIG;
+		if (req.size) {
+			buf = vmemdup_user(u64_to_user_ptr(req.data), req.size);
+			if (IS_ERR(buf))
+				return PTR_ERR(buf);
+		}
+		mutex_lock(&vm->lock);
+		old = vm->vmm_state;
+		vm->vmm_state = buf;
+		vm->vmm_state_size = req.size;
+		mutex_unlock(&vm->lock);
+		kvfree(old);
+		return 0;
+	}
+	/* A copy, so that user memory is not touched under vm->lock. */
+	mutex_lock(&vm->lock);
+	size = vm->vmm_state_size;
+	if (size <= req.size && size) {
+		buf = lvmm_vmm_state_copy(vm);
+		if (!buf)
+			r = -ENOMEM;
+	}
+	mutex_unlock(&vm->lock);
+	if (!r && buf && copy_to_user(u64_to_user_ptr(req.data), buf, size))
+		r = -EFAULT;
+	kvfree(buf);
+	if (r)
+		return r;
+	if (put_user(size, &user->size))
+		return -EFAULT;
+	return size > req.size ? -ENOSPC : 0;
+}
+
+void lvmm_vm_free_snapshot(struct lvmm_vm *vm)
+{
+	kvfree(vm->vmm_state);
+}

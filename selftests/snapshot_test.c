@@ -1,0 +1,3636 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * Snapshots (LVMM_CAP_SNAPSHOT): netlink vm-save writes a VM to a file
+ * descriptor as the VM stream, LVMM_RESTORE_VM reads one back as a new
+ * VM.  Round trips through files, pipes and sockets with guests that go
+ * on exactly where they were saved; streams cut short, corrupted and
+ * fuzzed, refused with their errno and with nothing left behind; saves
+ * that meet a destroy, a second save or a reader that goes away; who may
+ * save.
+ */
+#include <fcntl.h>
+#include <poll.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <sys/mman.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/time.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "kselftest_harness.h"
+#include "nl_util.h"
+#include "vcpu_runner.h"
+
+#define MiB		(1024 * 1024ULL)
+#define MIN(a, b)	((a) < (b) ? (a) : (b))
+
+#define REQUIRE_SNAPSHOT(c) do {					\
+	TEST_REQUIRE(lvmm_dev_present());				\
+	TEST_REQUIRE(lvmm_cap(LVMM_CAP_SNAPSHOT));			\
+	REQUIRE_LVMM(c);						\
+} while (0)
+
+/* ---- xxh64, seed 0: the stream's checksum ---------------------------- */
+
+#define XXH_P1	11400714785074694791ULL
+#define XXH_P2	14029467366897019727ULL
+#define XXH_P3	1609587929392839161ULL
+#define XXH_P4	9650029242287828579ULL
+#define XXH_P5	2870177450012600261ULL
+
+static u64 rotl64(u64 x, int r)
+{
+	return x << r | x >> (64 - r);
+}
+
+static u64 le64(const u8 *p)
+{
+	u64 v;
+
+	memcpy(&v, p, 8);
+	return v;
+}
+
+static u32 le32(const u8 *p)
+{
+	u32 v;
+
+	memcpy(&v, p, 4);
+	return v;
+}
+
+static u64 xxh_round(u64 acc, u64 in)
+{
+	acc += in * XXH_P2;
+	return rotl64(acc, 31) * XXH_P1;
+}
+
+static u64 xxh_merge(u64 acc, u64 v)
+{
+	acc ^= xxh_round(0, v);
+	return acc * XXH_P1 + XXH_P4;
+}
+
+static u64 xxh64(const void *in, size_t len)
+{
+	const u8 *p = in, *end = p + len;
+	u64 h;
+
+	if (len >= 32) {
+		u64 v1 = XXH_P1 + XXH_P2, v2 = XXH_P2, v3 = 0, v4 = -XXH_P1;
+
+		do {
+			v1 = xxh_round(v1, le64(p));
+			v2 = xxh_round(v2, le64(p + 8));
+			v3 = xxh_round(v3, le64(p + 16));
+			v4 = xxh_round(v4, le64(p + 24));
+			p += 32;
+		} while (p <= end - 32);
+		h = rotl64(v1, 1) + rotl64(v2, 7) + rotl64(v3, 12) +
+		    rotl64(v4, 18);
+		h = xxh_merge(h, v1);
+		h = xxh_merge(h, v2);
+		h = xxh_merge(h, v3);
+		h = xxh_merge(h, v4);
+	} else {
+		h = XXH_P5;
+	}
+	h += len;
+	for (; p + 8 <= end; p += 8)
+		h = rotl64(h ^ xxh_round(0, le64(p)), 27) * XXH_P1 + XXH_P4;
+	if (p + 4 <= end) {
+		h = rotl64(h ^ le32(p) * XXH_P1, 23) * XXH_P2 + XXH_P3;
+		p += 4;
+	}
+	for (; p < end; p++)
+		h = rotl64(h ^ *p * XXH_P5, 11) * XXH_P1;
+	h ^= h >> 33;
+	h *= XXH_P2;
+	h ^= h >> 29;
+	h *= XXH_P3;
+	return h ^ h >> 32;
+}
+
+/* ---- streams as bytes ------------------------------------------------ */
+
+#define MAX_RECS	512
+
+struct rec_ref {
+	size_t off;		/* of the record's header */
+	u32 type;
+	u64 len;
+};
+
+/*
+ * The records of @buf as far as their lengths hold, up to and including
+ * END: how many.
+ */
+static int stream_index(const u8 *buf, size_t len, struct rec_ref *recs,
+			int max)
+{
+	size_t off = 0;
+	int n = 0;
+
+	while (n < max && len - off >= sizeof(struct lvmm_rec)) {
+		struct lvmm_rec r;
+
+		memcpy(&r, buf + off, sizeof(r));
+		if (r.len > len - off - sizeof(r))
+			break;
+		recs[n++] = (struct rec_ref){ off, r.type, r.len };
+		off += sizeof(r) + r.len;
+		if (r.type == LVMM_REC_END)
+			break;
+	}
+	return n;
+}
+
+static void *rec_data(u8 *buf, const struct rec_ref *r)
+{
+	return buf + r->off + sizeof(struct lvmm_rec);
+}
+
+/* The index of the @nth record of @type, or -1. */
+static int rec_find(const struct rec_ref *recs, int nr, u32 type, int nth)
+{
+	for (int i = 0; i < nr; i++)
+		if (recs[i].type == type && !nth--)
+			return i;
+	return -1;
+}
+
+/* Set the END record at @off: checksum of what is before, @nr_records. */
+static void stream_set_end(u8 *buf, size_t off, u64 nr_records)
+{
+	struct lvmm_stream_end end = {
+		.checksum = xxh64(buf, off),
+		.nr_records = nr_records,
+	};
+
+	memcpy(buf + off + sizeof(struct lvmm_rec), &end, sizeof(end));
+}
+
+/*
+ * Make END agree with what comes before it again, as a writer would:
+ * its checksum and record count.  False if there is no END to fix.
+ */
+static bool stream_fix(u8 *buf, size_t len)
+{
+	struct rec_ref recs[MAX_RECS];
+	int nr = stream_index(buf, len, recs, MAX_RECS);
+
+	if (!nr || recs[nr - 1].type != LVMM_REC_END ||
+	    recs[nr - 1].len != sizeof(struct lvmm_stream_end))
+		return false;
+	stream_set_end(buf, recs[nr - 1].off, nr - 1);
+	return true;
+}
+
+static int new_memfd(void)
+{
+	int fd = memfd_create("lvmm-stream", MFD_CLOEXEC);
+
+	TEST_ASSERT(fd >= 0, "memfd_create");
+	return fd;
+}
+
+static void write_all(int fd, const void *buf, size_t len)
+{
+	const u8 *p = buf;
+
+	while (len) {
+		ssize_t n = write(fd, p, len);
+
+		TEST_ASSERT(n > 0, "write: %s", strerror(errno));
+		p += n;
+		len -= n;
+	}
+}
+
+/* Everything @fd has from its position to EOF, in a malloc()ed buffer. */
+static u8 *read_all(int fd, size_t *len)
+{
+	size_t cap = 1 << 20;
+	u8 *buf = malloc(cap);
+
+	*len = 0;
+	for (;;) {
+		ssize_t n;
+
+		if (*len == cap) {
+			cap *= 2;
+			buf = realloc(buf, cap);
+		}
+		TEST_ASSERT(buf, "out of memory");
+		n = read(fd, buf + *len, cap - *len);
+		TEST_ASSERT(n >= 0, "read: %s", strerror(errno));
+		if (!n)
+			return buf;
+		*len += n;
+	}
+}
+
+/* LVMM_RESTORE_VM from @fd: the VM fd or -errno; @req as it came back. */
+static int restore_fd(int fd, const char *name, struct lvmm_restore_vm *req)
+{
+	int dev = open_lvmm_dev(), r;
+
+	memset(req, 0, sizeof(*req));
+	req->fd = fd;
+	if (name)
+		snprintf(req->name, sizeof(req->name), "%s", name);
+	r = __vm_restore(dev, req);
+	close(dev);
+	return r;
+}
+
+/* Restore @len bytes of @buf, put in memfd @mfd: as restore_fd(). */
+static int restore_buf(int mfd, const void *buf, size_t len,
+		       const char *name, struct lvmm_restore_vm *req)
+{
+	TEST_ASSERT(!ftruncate(mfd, 0), "ftruncate");
+	TEST_ASSERT(!lseek(mfd, 0, SEEK_SET), "lseek");
+	write_all(mfd, buf, len);
+	TEST_ASSERT(!lseek(mfd, 0, SEEK_SET), "lseek");
+	return restore_fd(mfd, name, req);
+}
+
+/* ---- saving ---------------------------------------------------------- */
+
+/*
+ * vm-save of @vm to @fd, asserting that it starts and ends well, and
+ * expecting the events' figures to hold.
+ */
+static struct nl_saved __save_vm(struct __test_metadata *_metadata,
+				 struct nlc *c, struct lvmm_vm *vm, int fd,
+				 bool stop)
+{
+	struct nl_saved s;
+	int r = nl_vm_save_wait(c, vm->h.id, fd, stop, &s);
+
+	TEST_ASSERT(!r, "vm-save of VM %u: %s (%s)", vm->h.id, strerror(-r),
+		    c->ext);
+	TEST_ASSERT(!s.error, "vm-save of VM %u ended with %s", vm->h.id,
+		    strerror(s.error));
+	EXPECT_LT(0, s.bytes);
+	/* save-total: at most this many in all. */
+	EXPECT_GE(s.total, s.bytes)
+		TH_LOG("VM %u: saved %llu bytes, save-total said at most %llu",
+		       vm->h.id, (unsigned long long)s.bytes,
+		       (unsigned long long)s.total);
+	if (s.nr_progress) {
+		EXPECT_GE(s.bytes, s.progress_bytes);
+	}
+	return s;
+}
+
+#define save_vm(c, vm, fd, stop)	__save_vm(_metadata, c, vm, fd, stop)
+
+/*
+ * Save @vm to a new memfd and return it at offset 0: the stream and
+ * nothing else is in it.
+ */
+static int __save_to_memfd(struct __test_metadata *_metadata, struct nlc *c,
+			   struct lvmm_vm *vm, bool stop, struct nl_saved *out)
+{
+	int fd = new_memfd();
+	struct nl_saved s = save_vm(c, vm, fd, stop);
+	struct stat st;
+
+	TEST_ASSERT(!fstat(fd, &st) && (u64)st.st_size == s.bytes,
+		    "the file holds %lld bytes, the saved event says %llu",
+		    (long long)st.st_size, (unsigned long long)s.bytes);
+	TEST_ASSERT(!lseek(fd, 0, SEEK_SET), "lseek");
+	if (out)
+		*out = s;
+	return fd;
+}
+
+#define save_to_memfd(c, vm, stop, out)					\
+	__save_to_memfd(_metadata, c, vm, stop, out)
+
+static u32 vm_state(struct nlc *c, u32 id)
+{
+	struct nl_vm v;
+
+	return nl_vm_get(c, id, NULL, &v) ? 0 : v.state;
+}
+
+static long mem_available_kb(void)
+{
+	FILE *f = fopen("/proc/meminfo", "r");
+	char line[128];
+	long kb = -1;
+
+	if (!f)
+		return -1;
+	while (fgets(line, sizeof(line), f))
+		if (sscanf(line, "MemAvailable: %ld kB", &kb) == 1)
+			break;
+	fclose(f);
+	return kb;
+}
+
+/*
+ * Compare the memory of two VMs with the same slots, page by page: the
+ * number of pages that differ, the first at *@first.
+ */
+static u64 memory_diffs(struct lvmm_vm *a, struct lvmm_vm *b, u64 *first)
+{
+	u64 diffs = 0;
+
+	for (int s = 0; s < NR_MEMSLOTS; s++) {
+		struct userspace_mem_region *ra = &a->slots[s];
+		struct userspace_mem_region *rb = &b->slots[s];
+
+		if (!ra->used)
+			continue;
+		TEST_ASSERT(rb->used && rb->size == ra->size,
+			    "slot %d: not the same in both VMs", s);
+		for (u64 off = 0; off < ra->size; off += SZ_4K) {
+			if (!memcmp((u8 *)ra->hva + off, (u8 *)rb->hva + off,
+				    SZ_4K))
+				continue;
+			if (!diffs++)
+				*first = ra->gpa + off;
+		}
+	}
+	return diffs;
+}
+
+/* ---- a guest that counts, on one thread per vCPU --------------------- */
+
+#define COUNT_N		2048	/* a SYNC every COUNT_N steps */
+
+static volatile u64 counters[2];
+static volatile u64 count_stop;
+static volatile u64 count_every = COUNT_N;	/* set per VM by the host */
+
+/*
+ * Count in memory; the step is also in a register, so that memory and
+ * registers from different moments show as a failed assertion.
+ */
+static void guest_counter(u64 id)
+{
+	for (u64 i = counters[id] + 1; !count_stop; i++) {
+		GUEST_ASSERT_EQ(counters[id], i - 1);
+		counters[id] = i;
+		if (!(i % count_every))
+			GUEST_SYNC_ARGS(id, i, 0, 0, 0);
+	}
+	GUEST_DONE();
+}
+
+static u64 counter_in(struct lvmm_vm *vm, int id)
+{
+	return *(volatile u64 *)addr_gva2hva(vm, &counters[id]);
+}
+
+static void stop_counting(struct lvmm_vm *vm)
+{
+	*(volatile u64 *)addr_gva2hva(vm, &count_stop) = 1;
+}
+
+enum { END_NONE, END_DONE, END_DESTROYED };
+
+struct counter_thread {
+	struct lvmm_vcpu *vcpu;
+	pthread_t thread;
+	volatile u64 first, last, nr_sync;
+	volatile int end;
+	volatile bool done;
+};
+
+static void *counter_fn(void *arg)
+{
+	struct counter_thread *t = arg;
+	struct lvmm_vcpu *vcpu = t->vcpu;
+	struct ucall uc;
+
+	for (;;) {
+		int r = __vcpu_run(vcpu);
+
+		if (r == -EINTR)
+			continue;
+		TEST_ASSERT(!r, "vCPU %u: LVMM_RUN: %s", vcpu->id,
+			    strerror(-r));
+		if (vcpu->run->exit_reason == LVMM_EXIT_VM_DESTROYED) {
+			t->end = END_DESTROYED;
+			break;
+		}
+		switch (get_ucall(vcpu, &uc)) {
+		case UCALL_SYNC:
+			TEST_ASSERT(uc.args[0] == vcpu->id,
+				    "vCPU %u: SYNC of vCPU %llu", vcpu->id,
+				    (unsigned long long)uc.args[0]);
+			if (!t->nr_sync)
+				t->first = uc.args[1];
+			t->last = uc.args[1];
+			t->nr_sync++;
+			continue;
+		case UCALL_DONE:
+			t->end = END_DONE;
+			break;
+		case UCALL_ABORT:
+			report_guest_assert(vcpu, &uc);
+		default:
+			TEST_FAIL("vCPU %u: exit %s", vcpu->id,
+				  exit_reason_str(vcpu->run->exit_reason));
+		}
+		break;
+	}
+	t->done = true;
+	return NULL;
+}
+
+static void counter_start(struct counter_thread *t, struct lvmm_vcpu *vcpu)
+{
+	memset(t, 0, sizeof(*t));
+	t->vcpu = vcpu;
+	TEST_ASSERT(!pthread_create(&t->thread, NULL, counter_fn, t),
+		    "pthread_create");
+}
+
+/* Wait for the thread's end, which must be @end. */
+static void counter_join(struct counter_thread *t, int end)
+{
+	TEST_ASSERT(wait_for(t->done, 20000), "vCPU %u runs on", t->vcpu->id);
+	pthread_join(t->thread, NULL);
+	TEST_ASSERT(t->end == end, "vCPU %u ended with %d, not %d",
+		    t->vcpu->id, t->end, end);
+}
+
+/* ---- fixture: the netlink client ------------------------------------- */
+
+FIXTURE(snap) {
+	struct nlc *c;
+};
+
+FIXTURE_SETUP(snap)
+{
+	self->c = NULL;
+}
+
+FIXTURE_TEARDOWN(snap)
+{
+	nlc_close(self->c);
+}
+
+/* ---- a counting guest goes on from where it was saved ---------------- */
+
+/*
+ * Save a counting guest to a file (@stop: and destroy it), restore it
+ * under its own name, and it counts on from the value it was saved
+ * with, in memory and in its registers alike.
+ */
+static void counter_round_trip(struct __test_metadata *_metadata,
+			       struct nlc *c, bool stop)
+{
+	struct counter_thread t, rt;
+	char path[] = "/tmp/lvmm-snap-XXXXXX";
+	char name[LVMM_VM_NAME_LEN];
+	struct lvmm_vm *vm, *rvm;
+	struct lvmm_vcpu *vcpu;
+	u64 before, after, c0, first = 0;
+	struct nl_saved s;
+	struct nl_vm v;
+	struct stat st;
+	int fd;
+
+	fd = mkstemp(path);
+	ASSERT_LE(0, fd);
+	unlink(path);
+	vm = vm_create_with_one_vcpu(&vcpu, guest_counter);
+	strcpy(name, vm->h.name);
+	counter_start(&t, vcpu);
+	ASSERT_TRUE(wait_for(t.nr_sync >= 4, 20000)) TH_LOG("the guest does not count");
+
+	before = counter_in(vm, 0);
+	s = save_vm(c, vm, fd, stop);
+	after = counter_in(vm, 0);
+	TH_LOG("%llu bytes, vCPUs held %llu us, %d progress events",
+	       (unsigned long long)s.bytes,
+	       (unsigned long long)s.pause_ns / 1000, s.nr_progress);
+	ASSERT_EQ(0, fstat(fd, &st));
+	EXPECT_EQ(s.bytes, (u64)st.st_size);
+
+	if (stop) {
+		/* Destroyed once written: nothing runs after the save. */
+		counter_join(&t, END_DESTROYED);
+		EXPECT_EQ(-ENOENT, nl_vm_get(c, vm->h.id, NULL, &v));
+		EXPECT_EQ(-EIO, __vm_get_vcpu(vm, 0));
+		after = counter_in(vm, 0);
+	} else {
+		/* The original runs on. */
+		ASSERT_TRUE(wait_for(counter_in(vm, 0) > after + 4 * COUNT_N,
+				     20000))
+			TH_LOG("the original stopped counting after the save");
+		stop_counting(vm);
+		counter_join(&t, END_DONE);
+		/* Out of the way: the copy takes its name. */
+		ASSERT_EQ(0, nl_vm_cmd(c, LVMM_CMD_VM_DESTROY, vm->h.id));
+	}
+
+	ASSERT_EQ(0, lseek(fd, 0, SEEK_SET));
+	rvm = vm_restore(fd, NULL, vm);
+	EXPECT_STREQ(name, rvm->h.name);
+	EXPECT_NE(vm->h.id, rvm->h.id);
+	ASSERT_NE(NULL, rvm->vcpus[0]);
+	ASSERT_EQ(0, nl_vm_get(c, rvm->h.id, NULL, &v));
+	EXPECT_EQ(1, v.nr_vcpus);
+	EXPECT_EQ(vm->slots[0].size, v.mem_size);
+
+	c0 = counter_in(rvm, 0);
+	EXPECT_LE(before, c0);
+	EXPECT_GE(after, c0);
+	if (stop) {
+		/* Frozen from the save on: the copy has the same memory. */
+		EXPECT_EQ(after, c0);
+		EXPECT_EQ(0, memory_diffs(vm, rvm, &first))
+			TH_LOG("the first page that differs is at GPA 0x%llx",
+			       (unsigned long long)first);
+	}
+
+	counter_start(&rt, rvm->vcpus[0]);
+	ASSERT_TRUE(wait_for(rt.nr_sync >= 2, 20000)) TH_LOG("the copy does not count");
+	/* On from c0: its next SYNC, or the one it was saved in. */
+	EXPECT_LE(c0, rt.first);
+	EXPECT_GE(c0 + COUNT_N, rt.first);
+	EXPECT_EQ(0, rt.first % COUNT_N);
+	TH_LOG("saved at %llu (counted %llu..%llu around the save), the copy's first SYNC at %llu",
+	       (unsigned long long)c0, (unsigned long long)before,
+	       (unsigned long long)after, (unsigned long long)rt.first);
+	stop_counting(rvm);
+	counter_join(&rt, END_DONE);
+	vm_free(rvm);
+	vm_free(vm);
+	close(fd);
+}
+
+TEST_F_TIMEOUT(snap, counter_save_keeps_running, 120)
+{
+	REQUIRE_SNAPSHOT(self->c);
+	counter_round_trip(_metadata, self->c, false);
+}
+
+TEST_F_TIMEOUT(snap, counter_save_stop, 120)
+{
+	REQUIRE_SNAPSHOT(self->c);
+	counter_round_trip(_metadata, self->c, true);
+}
+
+/* ---- every byte of memory, zero pages left out ----------------------- */
+
+#define PAT_GPA1	TEST_MEM_GPA			/* 2 MiB aligned: huge */
+#define PAT_PAGES1	(3 * 512ULL)
+#define PAT_GPA2	(TEST_MEM_GPA + 64 * MiB + SZ_4K)	/* small pages */
+#define PAT_PAGES2	(512ULL + 5)
+#define LAST_BYTE_VAL	(0xa5ULL << 56)
+
+enum {
+	PAGE_ZERO,		/* never written */
+	PAGE_FULL,		/* a pattern in every byte */
+	PAGE_LAST_BYTE,		/* zero but its last byte */
+	PAGE_ZEROED,		/* written, then cleared */
+	PAGE_HOST,		/* written by the host through its mapping */
+};
+
+/*
+ * Slot 1: a whole 2 MiB chunk, then one with scattered pages, then one
+ * never touched.  Slot 2: scattered pages, and a partial last chunk.
+ */
+static int page_kind(int slot, u64 page)
+{
+	if (slot == 1) {
+		if (page < 512)
+			return PAGE_FULL;
+		if (page >= 1024)
+			return PAGE_ZERO;
+		page -= 512;
+		if (page == 7)
+			return PAGE_LAST_BYTE;
+		if (page >= 100 && page < 110)
+			return PAGE_ZEROED;
+		return page % 5 ? PAGE_ZERO : PAGE_FULL;
+	}
+	if (page == 1)
+		return PAGE_LAST_BYTE;
+	if (page == 2)
+		return PAGE_HOST;
+	if (page == PAT_PAGES2 - 1)
+		return PAGE_FULL;
+	return page % 3 ? PAGE_ZERO : PAGE_FULL;
+}
+
+static u64 pattern(u64 gpa)
+{
+	u64 x = gpa * 0x9e3779b97f4a7c15ULL;
+
+	return x ^ (x >> 29) ^ 0x5a5a5a5a00000001ULL;
+}
+
+/* What the 8 bytes at @gpa of a page of @kind hold. */
+static u64 expected_u64(int kind, u64 gpa)
+{
+	switch (kind) {
+	case PAGE_FULL:
+	case PAGE_HOST:
+		return pattern(gpa);
+	case PAGE_LAST_BYTE:
+		return (gpa & 0xfff) == 0xff8 ? LAST_BYTE_VAL : 0;
+	default:
+		return 0;
+	}
+}
+
+static void guest_pattern(void)
+{
+	for (int s = 1; s <= 2; s++) {
+		u64 base = s == 1 ? PAT_GPA1 : PAT_GPA2;
+		u64 n = s == 1 ? PAT_PAGES1 : PAT_PAGES2;
+
+		for (u64 p = 0; p < n; p++) {
+			volatile u64 *q = (volatile u64 *)(base + p * SZ_4K);
+			int kind = page_kind(s, p);
+
+			if (kind == PAGE_ZERO || kind == PAGE_HOST)
+				continue;
+			for (u64 i = 0; i < 512; i++)
+				q[i] = kind == PAGE_ZEROED ?
+				       pattern((u64)&q[i]) :
+				       expected_u64(kind, (u64)&q[i]);
+			if (kind == PAGE_ZEROED)
+				for (u64 i = 0; i < 512; i++)
+					q[i] = 0;
+		}
+	}
+	GUEST_SYNC(1);
+
+	/* Saved here: the copy checks every byte of both slots. */
+	for (int s = 1; s <= 2; s++) {
+		u64 base = s == 1 ? PAT_GPA1 : PAT_GPA2;
+		u64 n = s == 1 ? PAT_PAGES1 : PAT_PAGES2;
+
+		for (u64 p = 0; p < n; p++) {
+			volatile u64 *q = (volatile u64 *)(base + p * SZ_4K);
+			int kind = page_kind(s, p);
+
+			for (u64 i = 0; i < 512; i++) {
+				u64 v = q[i];
+
+				__GUEST_ASSERT(v == expected_u64(kind, (u64)&q[i]),
+					       "guest memory differs at GPA (a), which reads (b)",
+					       1, (u64)&q[i], v);
+			}
+		}
+	}
+	GUEST_SYNC(2);
+	GUEST_DONE();
+}
+
+/* Pages of slot @s of @vm that are not what the guest wrote. */
+static u64 pattern_diffs(struct lvmm_vm *vm, int s, u64 *first)
+{
+	struct userspace_mem_region *r = &vm->slots[s];
+	u64 diffs = 0;
+
+	for (u64 p = 0; p < r->size / SZ_4K; p++) {
+		const u64 *q = (const u64 *)((u8 *)r->hva + p * SZ_4K);
+		int kind = page_kind(s, p);
+
+		for (u64 i = 0; i < 512; i++) {
+			u64 gpa = r->gpa + p * SZ_4K + i * 8;
+
+			if (q[i] == expected_u64(kind, gpa))
+				continue;
+			if (!diffs++)
+				*first = gpa;
+			break;
+		}
+	}
+	return diffs;
+}
+
+static bool page_is_zero(const u8 *p)
+{
+	for (int i = 0; i < 4096; i++)
+		if (p[i])
+			return false;
+	return true;
+}
+
+/*
+ * Check the MEMORY records of @buf against @vm's memory: every page
+ * they carry is the one @vm has there, and none is zero.  Returns the
+ * number of pages, -1 on a mismatch.
+ */
+static long stream_pages(struct __test_metadata *_metadata, u8 *buf,
+			 size_t len, struct lvmm_vm *vm)
+{
+	struct rec_ref *recs = calloc(MAX_RECS, sizeof(*recs));
+	int nr = stream_index(buf, len, recs, MAX_RECS);
+	long pages = 0;
+
+	for (int i = 0; i < nr; i++) {
+		struct lvmm_stream_mem m;
+		struct userspace_mem_region *r;
+		const u8 *page;
+		u64 n = 0;
+
+		if (recs[i].type != LVMM_REC_MEMORY)
+			continue;
+		memcpy(&m, rec_data(buf, &recs[i]), sizeof(m));
+		page = (u8 *)rec_data(buf, &recs[i]) + sizeof(m);
+		r = m.slot < NR_MEMSLOTS ? &vm->slots[m.slot] : NULL;
+		EXPECT_TRUE(r && r->used) TH_LOG("record %d: slot %u", i, m.slot);
+		EXPECT_EQ(0, m.first_page % 512) TH_LOG("record %d", i);
+		EXPECT_TRUE(m.npages >= 1 && m.npages <= 512);
+		if (!r || !r->used ||
+		    (m.first_page + m.npages) * SZ_4K > r->size) {
+			free(recs);
+			return -1;
+		}
+		for (u32 b = 0; b < 512; b++) {
+			const u8 *want = (u8 *)r->hva + (m.first_page + b) * SZ_4K;
+
+			if (!(m.present[b / 64] & (1ULL << (b % 64))))
+				continue;
+			EXPECT_LT(b, m.npages);
+			if (b >= m.npages || memcmp(page, want, SZ_4K) ||
+			    page_is_zero(page)) {
+				TH_LOG("slot %u page 0x%llx: in the stream %s",
+				       m.slot,
+				       (unsigned long long)(m.first_page + b),
+				       page_is_zero(page) ? "as zeros" :
+				       "not as in the VM");
+				free(recs);
+				return -1;
+			}
+			page += SZ_4K;
+			n++;
+		}
+		EXPECT_EQ(sizeof(m) + n * SZ_4K, recs[i].len);
+		pages += n;
+	}
+	free(recs);
+	return pages;
+}
+
+static long nonzero_pages(struct lvmm_vm *vm)
+{
+	long n = 0;
+
+	for (int s = 0; s < NR_MEMSLOTS; s++) {
+		struct userspace_mem_region *r = &vm->slots[s];
+
+		for (u64 off = 0; r->used && off < r->size; off += SZ_4K)
+			n += !page_is_zero((u8 *)r->hva + off);
+	}
+	return n;
+}
+
+TEST_F_TIMEOUT(snap, memory_pattern, 180)
+{
+	struct lvmm_vcpu *vcpu;
+	struct lvmm_vm *vm, *rvm;
+	u64 *host_page, first = 0;
+	size_t len;
+	long pages;
+	u8 *buf;
+	int fd;
+
+	REQUIRE_SNAPSHOT(self->c);
+	vm = vm_create_with_one_vcpu(&vcpu, guest_pattern);
+	vm_add_memslot(vm, 1, 0, PAT_GPA1, PAT_PAGES1 * SZ_4K);
+	vm_add_memslot(vm, 2, 0, PAT_GPA2, PAT_PAGES2 * SZ_4K);
+	host_page = addr_gpa2hva(vm, PAT_GPA2 + 2 * SZ_4K);
+	for (u64 i = 0; i < 512; i++)
+		host_page[i] = pattern(PAT_GPA2 + 2 * SZ_4K + i * 8);
+
+	vcpu_expect_sync(vcpu, 1);
+	ASSERT_EQ(0, pattern_diffs(vm, 1, &first)) TH_LOG("0x%llx", first);
+	ASSERT_EQ(0, pattern_diffs(vm, 2, &first)) TH_LOG("0x%llx", first);
+	vcpu_complete_exit(vcpu);
+
+	fd = save_to_memfd(self->c, vm, false, NULL);
+	buf = read_all(fd, &len);
+	/* Every page that is not zero, and no other. */
+	pages = stream_pages(_metadata, buf, len, vm);
+	EXPECT_EQ(nonzero_pages(vm), pages);
+	TH_LOG("%zu bytes, %ld pages", len, pages);
+
+	ASSERT_EQ(0, lseek(fd, 0, SEEK_SET));
+	rvm = vm_restore(fd, "snap-pattern", vm);
+	EXPECT_EQ(0, pattern_diffs(rvm, 1, &first)) TH_LOG("first at 0x%llx", first);
+	EXPECT_EQ(0, pattern_diffs(rvm, 2, &first)) TH_LOG("first at 0x%llx", first);
+	/* The original has not run since: everything else is the same too. */
+	EXPECT_EQ(0, memory_diffs(vm, rvm, &first)) TH_LOG("first at 0x%llx", first);
+
+	/* And the guest finds it so. */
+	vcpu_expect_sync(rvm->vcpus[0], 2);
+	vcpu_expect_done(rvm->vcpus[0]);
+	free(buf);
+	close(fd);
+	vm_free(rvm);
+	vm_free(vm);
+}
+
+/* ---- an exit the VMM had not answered is re-executed ----------------- */
+
+#define PIO_PORT	0x71
+
+static void guest_pio(void)
+{
+	u32 v = inl(PIO_PORT);
+
+	GUEST_SYNC(v);
+	GUEST_DONE();
+}
+
+static void expect_in_exit(struct __test_metadata *_metadata,
+			   struct lvmm_vcpu *vcpu)
+{
+	struct lvmm_run *run = vcpu->run;
+
+	TEST_ASSERT_EXIT_REASON(vcpu, LVMM_EXIT_IO);
+	EXPECT_EQ(LVMM_EXIT_IO_IN, run->io.direction);
+	EXPECT_EQ(PIO_PORT, run->io.port);
+	EXPECT_EQ(4, run->io.size);
+	EXPECT_EQ(1, run->io.count);
+}
+
+TEST_F_TIMEOUT(snap, pending_pio_exit, 120)
+{
+	struct lvmm_vcpu *vcpu, *rvcpu;
+	struct lvmm_vcpu_events ev;
+	struct lvmm_regs regs, rregs;
+	struct lvmm_vm *vm, *rvm;
+	struct nl_saved s;
+	u32 v;
+	int fd;
+
+	REQUIRE_SNAPSHOT(self->c);
+	vm = vm_create_with_one_vcpu(&vcpu, guest_pio);
+	vcpu_run(vcpu);
+	expect_in_exit(_metadata, vcpu);
+	vcpu_regs_get(vcpu, &regs);
+	if (lvmm_cap(LVMM_CAP_VCPU_STATE)) {
+		vcpu_get_events(vcpu, &ev);
+		EXPECT_EQ(1, ev.exit_pending);
+	}
+
+	/* Not answered: the save finds the exit pending. */
+	fd = save_to_memfd(self->c, vm, false, &s);
+	TH_LOG("vCPU held %llu ms with its exit pending",
+	       (unsigned long long)s.pause_ns / 1000000);
+	rvm = vm_restore(fd, "snap-pio", vm);
+	rvcpu = rvm->vcpus[0];
+	ASSERT_NE(NULL, rvcpu);
+	/* At the IN, which has not happened yet. */
+	vcpu_regs_get(rvcpu, &rregs);
+	EXPECT_EQ(regs.rip, rregs.rip);
+	EXPECT_EQ(0, memcmp(&regs, &rregs, sizeof(regs)));
+	if (lvmm_cap(LVMM_CAP_VCPU_STATE)) {
+		vcpu_get_events(rvcpu, &ev);
+		EXPECT_EQ(0, ev.exit_pending);
+	}
+
+	/* The copy does the IN again and exits again, to its own VMM. */
+	vcpu_run(rvcpu);
+	expect_in_exit(_metadata, rvcpu);
+	v = 0xc0ffee01;
+	memcpy(vcpu_io_data(rvcpu), &v, 4);
+	vcpu_expect_sync(rvcpu, 0xc0ffee01);
+	vcpu_expect_done(rvcpu);
+
+	/* The original's exit is still its own to answer. */
+	v = 0x5eed0002;
+	memcpy(vcpu_io_data(vcpu), &v, 4);
+	vcpu_expect_sync(vcpu, 0x5eed0002);
+	vcpu_expect_done(vcpu);
+	close(fd);
+	vm_free(rvm);
+	vm_free(vm);
+}
+
+/* ---- a queued interrupt is delivered after the restore --------------- */
+
+#define IRQ_VECTOR	0x40
+/* Bounded waits in the guest; what they wait for comes at once. */
+#define SPIN		1000000ULL
+
+static volatile u64 irq_count, irq_vector;
+
+static void guest_irq_handler(struct ex_regs *regs)
+{
+	irq_vector = regs->vector;
+	irq_count++;
+}
+
+static void guest_pending_irq(void)
+{
+	cli();
+	GUEST_SYNC(0);
+	/* Saved and restored here, with an interrupt queued and IF=0. */
+	GUEST_SYNC(irq_count);
+	sti();
+	for (u64 i = 0; i < SPIN && !irq_count; i++)
+		cpu_relax();
+	cli();
+	GUEST_SYNC_ARGS(2, irq_count, irq_vector, 0, 0);
+	GUEST_DONE();
+}
+
+TEST_F_TIMEOUT(snap, pending_interrupt, 120)
+{
+	REQUIRE_SNAPSHOT(self->c);
+	/* Queued with LVMM_INTERRUPT, then with LVMM_SET_VCPU_EVENTS. */
+	for (int how = 0; how < 2; how++) {
+		u32 vector = IRQ_VECTOR + how;
+		struct lvmm_vcpu *vcpu, *rvcpu;
+		struct lvmm_vcpu_events ev;
+		struct lvmm_vm *vm, *rvm;
+		struct ucall uc;
+		int fd;
+
+		if (how && !lvmm_cap(LVMM_CAP_VCPU_STATE))
+			break;
+		vm = vm_create_with_one_vcpu(&vcpu, guest_pending_irq);
+		vm_init_descriptor_tables(vm);
+		vm_install_exception_handler(vm, vector, guest_irq_handler);
+		vcpu_expect_sync(vcpu, 0);
+		EXPECT_EQ(0, vcpu->run->if_flag);
+		vcpu_complete_exit(vcpu);
+		if (!how) {
+			ASSERT_EQ(0, lvmm_interrupt(&vcpu->h, vector));
+		} else {
+			vcpu_get_events(vcpu, &ev);
+			ev.irq_pending = 1;
+			ev.irq_vector = vector;
+			vcpu_set_events(vcpu, &ev);
+		}
+
+		/* Saved and destroyed: the copy has the interrupt. */
+		fd = save_to_memfd(self->c, vm, true, NULL);
+		rvm = vm_restore(fd, NULL, vm);
+		rvcpu = rvm->vcpus[0];
+		ASSERT_NE(NULL, rvcpu);
+		if (lvmm_cap(LVMM_CAP_VCPU_STATE)) {
+			vcpu_get_events(rvcpu, &ev);
+			EXPECT_EQ(1, ev.irq_pending);
+			EXPECT_EQ(vector, ev.irq_vector);
+		}
+		/* Not before the guest sets IF... */
+		vcpu_expect_sync(rvcpu, 0);
+		/* ... and then at once, to its handler. */
+		ASSERT_EQ(UCALL_SYNC, vcpu_run_ucall(rvcpu, &uc));
+		EXPECT_EQ(2, uc.args[0]);
+		EXPECT_EQ(1, uc.args[1]) TH_LOG("interrupts taken, queued with %s",
+						how ? "SET_VCPU_EVENTS" : "LVMM_INTERRUPT");
+		EXPECT_EQ(vector, uc.args[2]);
+		vcpu_expect_done(rvcpu);
+		close(fd);
+		vm_free(rvm);
+		vm_free(vm);
+	}
+}
+
+/* ---- two vCPUs, both in LVMM_RUN while the save takes them ----------- */
+
+/*
+ * Few exits: the save finds the vCPUs in guest mode, most of the time,
+ * and has to get them out.
+ */
+#define COUNT_N_BIG	(1ULL << 18)
+
+TEST_F_TIMEOUT(snap, two_running_vcpus, 180)
+{
+	struct counter_thread t[2], rt[2];
+	struct lvmm_vcpu *vcpus[2];
+	u64 before[2], after[2], c0[2];
+	struct lvmm_vm *vm, *rvm;
+	int fd;
+
+	REQUIRE_SNAPSHOT(self->c);
+	vm = vm_create_with_vcpus(2, guest_counter, vcpus);
+	*(u64 *)addr_gva2hva(vm, &count_every) = COUNT_N_BIG;
+	for (int i = 0; i < 2; i++)
+		counter_start(&t[i], vcpus[i]);
+	ASSERT_TRUE(wait_for(t[0].nr_sync >= 2 && t[1].nr_sync >= 2, 20000));
+	for (int i = 0; i < 2; i++)
+		before[i] = counter_in(vm, i);
+	fd = save_to_memfd(self->c, vm, false, NULL);
+	for (int i = 0; i < 2; i++)
+		after[i] = counter_in(vm, i);
+
+	/* Both run on in the original, their threads never out of RUN for good. */
+	ASSERT_TRUE(wait_for(counter_in(vm, 0) > after[0] + COUNT_N_BIG &&
+			     counter_in(vm, 1) > after[1] + COUNT_N_BIG, 20000));
+	EXPECT_FALSE(t[0].done);
+	EXPECT_FALSE(t[1].done);
+
+	rvm = vm_restore(fd, "snap-smp", vm);
+	for (int i = 0; i < 2; i++) {
+		ASSERT_NE(NULL, rvm->vcpus[i]);
+		c0[i] = counter_in(rvm, i);
+		EXPECT_LE(before[i], c0[i]);
+		EXPECT_GE(after[i], c0[i]);
+		TH_LOG("vCPU %d saved at %llu, %llu steps after a SYNC", i,
+		       (unsigned long long)c0[i],
+		       (unsigned long long)(c0[i] % COUNT_N_BIG));
+		counter_start(&rt[i], rvm->vcpus[i]);
+	}
+	/* The copy and the original run side by side. */
+	ASSERT_TRUE(wait_for(rt[0].nr_sync >= 2 && rt[1].nr_sync >= 2, 20000))
+		TH_LOG("the copy does not count on both vCPUs");
+	for (int i = 0; i < 2; i++) {
+		EXPECT_LE(c0[i], rt[i].first) TH_LOG("vCPU %d", i);
+		EXPECT_GE(c0[i] + COUNT_N_BIG, rt[i].first) TH_LOG("vCPU %d", i);
+		EXPECT_EQ(0, rt[i].first % COUNT_N_BIG);
+	}
+	stop_counting(vm);
+	stop_counting(rvm);
+	for (int i = 0; i < 2; i++) {
+		counter_join(&t[i], END_DONE);
+		counter_join(&rt[i], END_DONE);
+	}
+	close(fd);
+	vm_free(rvm);
+	vm_free(vm);
+}
+
+/* ---- the VMM's own state --------------------------------------------- */
+
+TEST_F_TIMEOUT(snap, vmm_state, 120)
+{
+	u8 *blob = malloc(LVMM_MAX_VMM_STATE + 1);
+	u8 *out = malloc(LVMM_MAX_VMM_STATE + 1);
+	struct lvmm_vmm_state raw;
+	struct lvmm_vm *vm, *rvm, *rvm2;
+	u32 size;
+	int fd, fd2;
+
+	REQUIRE_SNAPSHOT(self->c);
+	ASSERT_TRUE(blob && out);
+	for (u32 i = 0; i <= LVMM_MAX_VMM_STATE; i++)
+		blob[i] = i * 7 + (i >> 8);
+	vm = vm_create_bare("snap-vmm");
+	vm_add_memslot(vm, 0, 0, 0, SZ_2M);
+
+	/* None at first. */
+	size = 64;
+	EXPECT_EQ(0, __vm_get_vmm_state(vm, out, &size));
+	EXPECT_EQ(0, size);
+	/* At most 64 KiB. */
+	EXPECT_EQ(-E2BIG, __vm_set_vmm_state(vm, blob, LVMM_MAX_VMM_STATE + 1));
+	ASSERT_EQ(0, __vm_set_vmm_state(vm, blob, LVMM_MAX_VMM_STATE));
+	size = LVMM_MAX_VMM_STATE;
+	ASSERT_EQ(0, __vm_get_vmm_state(vm, out, &size));
+	EXPECT_EQ(LVMM_MAX_VMM_STATE, size);
+	EXPECT_EQ(0, memcmp(blob, out, LVMM_MAX_VMM_STATE));
+
+	/* An odd size, for the stream's padding. */
+	ASSERT_EQ(0, __vm_set_vmm_state(vm, blob + 3, 4099));
+	memset(out, 0xee, 8192);
+	size = 4098;
+	EXPECT_EQ(-ENOSPC, __vm_get_vmm_state(vm, out, &size));
+	EXPECT_EQ(4099, size);
+	EXPECT_EQ(0xee, out[0]) TH_LOG("copied out to a buffer too small");
+	size = 8192;
+	ASSERT_EQ(0, __vm_get_vmm_state(vm, out, &size));
+	EXPECT_EQ(4099, size);
+	EXPECT_EQ(0, memcmp(blob + 3, out, 4099));
+	EXPECT_EQ(0xee, out[4099]);
+
+	/* Flags and reserved must be 0; a bad pointer changes nothing. */
+	raw = (struct lvmm_vmm_state){ .data = (u64)(unsigned long)blob,
+				       .size = 8, .flags = 1 };
+	EXPECT_EQ(-EINVAL, __vm_ioctl(vm, LVMM_SET_VMM_STATE, &raw));
+	raw.size = 8192;
+	raw.data = (u64)(unsigned long)out;
+	EXPECT_EQ(-EINVAL, __vm_ioctl(vm, LVMM_GET_VMM_STATE, &raw));
+	raw.flags = 0;
+	raw.reserved[1] = 1;
+	EXPECT_EQ(-EINVAL, __vm_ioctl(vm, LVMM_SET_VMM_STATE, &raw));
+	EXPECT_EQ(-EINVAL, __vm_ioctl(vm, LVMM_GET_VMM_STATE, &raw));
+	EXPECT_EQ(-EFAULT, __vm_set_vmm_state(vm, (void *)8, 16));
+	size = 8192;
+	EXPECT_EQ(-EFAULT, __vm_get_vmm_state(vm, (void *)8, &size));
+	size = 8192;
+	ASSERT_EQ(0, __vm_get_vmm_state(vm, out, &size));
+	EXPECT_EQ(4099, size);
+
+	/* Saved and restored with the VM. */
+	fd = save_to_memfd(self->c, vm, false, NULL);
+	{
+		struct rec_ref recs[MAX_RECS];
+		size_t len;
+		u8 *buf = read_all(fd, &len);
+		int nr = stream_index(buf, len, recs, MAX_RECS);
+		int i = rec_find(recs, nr, LVMM_REC_VMM, 0);
+
+		ASSERT_LE(0, i);
+		EXPECT_EQ(-1, rec_find(recs, nr, LVMM_REC_VMM, 1));
+		EXPECT_EQ(ALIGN_UP(8 + 4099, 8), recs[i].len);
+		EXPECT_EQ(4099, le64(rec_data(buf, &recs[i])));
+		EXPECT_EQ(0, memcmp((u8 *)rec_data(buf, &recs[i]) + 8, blob + 3,
+				    4099));
+		free(buf);
+		ASSERT_EQ(0, lseek(fd, 0, SEEK_SET));
+	}
+	rvm = vm_restore(fd, "snap-vmm-r", NULL);
+	memset(out, 0, 8192);
+	size = 8192;
+	ASSERT_EQ(0, __vm_get_vmm_state(rvm, out, &size));
+	EXPECT_EQ(4099, size);
+	EXPECT_EQ(0, memcmp(blob + 3, out, 4099));
+	size = 100;
+	EXPECT_EQ(-ENOSPC, __vm_get_vmm_state(rvm, out, &size));
+	EXPECT_EQ(4099, size);
+
+	/* Cleared, and saved again: a restored VM saves too, with no blob. */
+	ASSERT_EQ(0, __vm_set_vmm_state(rvm, NULL, 0));
+	size = 8192;
+	ASSERT_EQ(0, __vm_get_vmm_state(rvm, out, &size));
+	EXPECT_EQ(0, size);
+	fd2 = save_to_memfd(self->c, rvm, true, NULL);
+	rvm2 = vm_restore(fd2, NULL, NULL);
+	EXPECT_STREQ("snap-vmm-r", rvm2->h.name);
+	size = 8192;
+	ASSERT_EQ(0, __vm_get_vmm_state(rvm2, out, &size));
+	EXPECT_EQ(0, size);
+	/* The original kept its own. */
+	size = 8192;
+	ASSERT_EQ(0, __vm_get_vmm_state(vm, out, &size));
+	EXPECT_EQ(4099, size);
+	close(fd);
+	close(fd2);
+	vm_free(rvm2);
+	vm_free(rvm);
+	vm_free(vm);
+	free(blob);
+	free(out);
+}
+
+/* ---- every piece of vCPU state, the same after the restore ----------- */
+
+#define STATE_PORT	0x72
+#define STATE_IRQ	0x50
+#define STATE_XSAVE	(1ULL << 0)	/* CR4.OSXSAVE: the guest reads XCR0 */
+#define STATE_AVX	(1ULL << 1)	/* and YMM registers */
+
+#define XFEATURE_X87	(1ULL << 0)
+#define XFEATURE_SSE	(1ULL << 1)
+#define XFEATURE_YMM	(1ULL << 2)
+#define CPUID_1_ECX_XSAVE	(1U << 26)
+#define CPUID_1_ECX_AVX		(1U << 28)
+
+#define read_dr(n) ({							\
+	u64 __v;							\
+	asm volatile("mov %%dr" #n ", %0" : "=r"(__v));			\
+	__v;								\
+})
+#define write_dr(n, v)							\
+	asm volatile("mov %0, %%dr" #n :: "r"((u64)(v)))
+
+/* The MSRs of api.rst's "9. MSRs" that a vCPU carries; the TSC apart. */
+static const u32 state_msrs[] = {
+	MSR_EFER, MSR_STAR, MSR_LSTAR, MSR_CSTAR, MSR_SYSCALL_MASK,
+	MSR_KERNEL_GS_BASE, MSR_FS_BASE, MSR_GS_BASE, MSR_IA32_SYSENTER_CS,
+	MSR_IA32_SYSENTER_ESP, MSR_IA32_SYSENTER_EIP, MSR_IA32_CR_PAT,
+	MSR_TSC_AUX, MSR_IA32_MISC_ENABLE, MSR_MTRR_DEF_TYPE, MSR_IA32_APICBASE,
+};
+#define NR_STATE_MSRS	(ARRAY_SIZE(state_msrs) + 1)
+
+static volatile u64 state_tsc;
+static volatile u64 state_nmis;
+
+static void guest_state_nmi(struct ex_regs *regs)
+{
+	(void)regs;
+	state_nmis++;
+}
+
+static u64 mix(u64 h, u64 v)
+{
+	h ^= v;
+	h *= 0x100000001b3ULL;
+	return h ^ (h >> 29);
+}
+
+/*
+ * Stop at an OUT with state live in every kind of register: GPRs, the
+ * stack, RFLAGS (CF, DF), x87, XMM under the guest's rounding mode, the
+ * upper half of a YMM register; after it, fold them into a result.
+ */
+static u64 state_checkpoint(u64 x, u64 avx)
+{
+	u64 a, b, c, fx;
+
+	asm volatile(
+		"xor %k[c], %k[c]\n\t"
+		"movq %[x], %%xmm8\n\t"
+		"pshufd $0x4e, %%xmm8, %%xmm9\n\t"
+		"pxor %%xmm8, %%xmm9\n\t"
+		"mov %[x], %%r12\n\t"
+		"shr $1, %%r12\n\t"
+		"cvtsi2sdq %%r12, %%xmm10\n\t"
+		"sqrtsd %%xmm10, %%xmm10\n\t"
+		"mulsd %%xmm10, %%xmm10\n\t"
+		"mov %[x], %%r12\n\t"
+		"rol $17, %%r12\n\t"
+		"push %%r12\n\t"
+		"fildll (%%rsp)\n\t"
+		"test %[avx], %[avx]\n\t"
+		"jz 1f\n\t"
+		"vinsertf128 $1, %%xmm9, %%ymm8, %%ymm11\n"
+		"1:\n\t"
+		"std\n\t"
+		"stc\n\t"
+		"mov $1, %%eax\n\t"
+		"outl %%eax, %[port]\n\t"
+		"mov $0, %%ecx\n\t"
+		"adc $0, %%rcx\n\t"
+		"pushfq\n\t"
+		"pop %%rax\n\t"
+		"and $0x400, %%eax\n\t"
+		"add %%rax, %%rcx\n\t"
+		"cld\n\t"
+		"rdtsc\n\t"
+		"shl $32, %%rdx\n\t"
+		"or %%rdx, %%rax\n\t"
+		"mov %%rax, %[tsc]\n\t"
+		"xor %%eax, %%eax\n\t"
+		"xor %%edx, %%edx\n\t"
+		"pop %%r13\n\t"
+		"fistpll %[fx]\n\t"
+		"movq %%xmm9, %[a]\n\t"
+		"xor %%r13, %[a]\n\t"
+		"add %%rcx, %[a]\n\t"
+		"cvttsd2si %%xmm10, %[b]\n\t"
+		"test %[avx], %[avx]\n\t"
+		"jz 2f\n\t"
+		"vextractf128 $1, %%ymm11, %%xmm12\n\t"
+		"movq %%xmm12, %[c]\n\t"
+		"vzeroupper\n"
+		"2:"
+		: [a] "=&r"(a), [b] "=&r"(b), [c] "=&r"(c), [fx] "=m"(fx),
+		  [tsc] "=m"(state_tsc)
+		: [x] "r"(x), [avx] "r"(avx), [port] "i"(STATE_PORT)
+		: "rax", "rcx", "rdx", "r12", "r13", "xmm8", "xmm9", "xmm10",
+		  "xmm11", "xmm12", "cc", "memory");
+	return mix(mix(mix(a, b), c), fx);
+}
+
+static void guest_state(u64 buf, u64 flags)
+{
+	u32 mxcsr = 0x1f80 | 0x6000;	/* round toward zero */
+	u64 h, v;
+
+	wrmsr(MSR_FS_BASE, buf);
+	wrmsr(MSR_GS_BASE, buf + 64);
+	wrmsr(MSR_KERNEL_GS_BASE, 0xffff888000123000ULL);
+	write_dr(1, 0x7ffff000);
+	asm volatile("mov %0, %%cr2" :: "r"(0xdead5000ULL));
+	asm volatile("ldmxcsr %0" :: "m"(mxcsr));
+
+	h = state_checkpoint(0x0123456789abcdefULL, flags & STATE_AVX);
+	/* Everything else the guest can read of its state. */
+	for (size_t i = 0; i < ARRAY_SIZE(state_msrs); i++)
+		h = mix(h, rdmsr(state_msrs[i]));
+	h = mix(h, read_dr(0));
+	h = mix(h, read_dr(1));
+	h = mix(h, read_dr(6));
+	h = mix(h, read_dr(7));
+	asm volatile("mov %%cr2, %0" : "=r"(v));
+	h = mix(h, v);
+	asm volatile("mov %%cr4, %0" : "=r"(v));
+	h = mix(h, v);
+	asm volatile("mov %%fs:8, %0" : "=r"(v));
+	h = mix(h, v);
+	if (flags & STATE_XSAVE)
+		h = mix(h, xgetbv(0));
+	GUEST_SYNC(h);
+	GUEST_DONE();
+}
+
+struct vcpu_state {
+	struct lvmm_regs regs;
+	struct lvmm_sregs sregs;
+	struct lvmm_xsave xsave;
+	struct lvmm_xcrs xcrs;
+	struct lvmm_debugregs dregs;
+	struct lvmm_vcpu_events events;
+	struct lvmm_msrs *msrs;
+	struct lvmm_cpuid *cpuid;
+};
+
+static void get_state(struct __test_metadata *_metadata,
+		      struct lvmm_vcpu *vcpu, struct vcpu_state *st)
+{
+	st->msrs = lvmm_msrs_alloc(NR_STATE_MSRS);
+	ASSERT_NE(NULL, st->msrs);
+	for (size_t i = 0; i < ARRAY_SIZE(state_msrs); i++)
+		st->msrs->entries[i].index = state_msrs[i];
+	st->msrs->entries[NR_STATE_MSRS - 1].index = MSR_IA32_TSC;
+	vcpu_regs_get(vcpu, &st->regs);
+	vcpu_sregs_get(vcpu, &st->sregs);
+	ASSERT_EQ(0, lvmm_get_xsave(&vcpu->h, &st->xsave));
+	vcpu_get_xcrs(vcpu, &st->xcrs);
+	vcpu_get_debugregs(vcpu, &st->dregs);
+	vcpu_get_events(vcpu, &st->events);
+	ASSERT_EQ((int)NR_STATE_MSRS, lvmm_get_msrs(&vcpu->h, st->msrs));
+	st->cpuid = vcpu_get_cpuid(vcpu);
+}
+
+static void free_state(struct vcpu_state *st)
+{
+	free(st->msrs);
+	free(st->cpuid);
+}
+
+static u64 msr_of(const struct vcpu_state *st, u32 index)
+{
+	for (u32 i = 0; i < st->msrs->nmsrs; i++)
+		if (st->msrs->entries[i].index == index)
+			return st->msrs->entries[i].data;
+	return ~0ULL;
+}
+
+static void expect_same_segment(struct __test_metadata *_metadata,
+				const struct lvmm_segment *a,
+				const struct lvmm_segment *b, const char *seg)
+{
+	EXPECT_EQ(0, memcmp(a, b, sizeof(*a)))
+		TH_LOG("%s: base 0x%llx/0x%llx limit 0x%x/0x%x sel 0x%x/0x%x type %u/%u",
+		       seg, a->base, b->base, a->limit, b->limit, a->selector,
+		       b->selector, a->type, b->type);
+}
+
+/* All of a state but the TSC. */
+static void expect_same_state(struct __test_metadata *_metadata,
+			      const struct vcpu_state *a,
+			      const struct vcpu_state *b, bool avx)
+{
+	const u8 *x = (const u8 *)a->xsave.region;
+	const u8 *y = (const u8 *)b->xsave.region;
+
+	EXPECT_EQ(0, memcmp(&a->regs, &b->regs, sizeof(a->regs)))
+		TH_LOG("registers (RIP 0x%llx vs 0x%llx, RSP 0x%llx vs 0x%llx)",
+		       a->regs.rip, b->regs.rip, a->regs.rsp, b->regs.rsp);
+	expect_same_segment(_metadata, &a->sregs.cs, &b->sregs.cs, "CS");
+	expect_same_segment(_metadata, &a->sregs.ds, &b->sregs.ds, "DS");
+	expect_same_segment(_metadata, &a->sregs.es, &b->sregs.es, "ES");
+	expect_same_segment(_metadata, &a->sregs.fs, &b->sregs.fs, "FS");
+	expect_same_segment(_metadata, &a->sregs.gs, &b->sregs.gs, "GS");
+	expect_same_segment(_metadata, &a->sregs.ss, &b->sregs.ss, "SS");
+	expect_same_segment(_metadata, &a->sregs.tr, &b->sregs.tr, "TR");
+	expect_same_segment(_metadata, &a->sregs.ldt, &b->sregs.ldt, "LDT");
+	EXPECT_EQ(0, memcmp(&a->sregs.gdt, &b->sregs.gdt, sizeof(a->sregs.gdt)));
+	EXPECT_EQ(0, memcmp(&a->sregs.idt, &b->sregs.idt, sizeof(a->sregs.idt)));
+	EXPECT_EQ(a->sregs.cr0, b->sregs.cr0);
+	EXPECT_EQ(a->sregs.cr2, b->sregs.cr2);
+	EXPECT_EQ(a->sregs.cr3, b->sregs.cr3);
+	EXPECT_EQ(a->sregs.cr4, b->sregs.cr4);
+	EXPECT_EQ(a->sregs.cr8, b->sregs.cr8);
+	EXPECT_EQ(a->sregs.efer, b->sregs.efer);
+	EXPECT_EQ(a->sregs.apic_base, b->sregs.apic_base);
+	/* The registers of the XSAVE image: FCW..FTW, MXCSR, ST, XMM, YMM. */
+	EXPECT_EQ(0, memcmp(x, y, 6)) TH_LOG("FCW, FSW, FTW");
+	EXPECT_EQ(0, memcmp(x + 24, y + 24, 4)) TH_LOG("MXCSR");
+	EXPECT_EQ(0, memcmp(x + 32, y + 32, 128)) TH_LOG("ST0-7");
+	EXPECT_EQ(0, memcmp(x + 160, y + 160, 256)) TH_LOG("XMM0-15");
+	if (avx) {
+		EXPECT_EQ(0, memcmp(x + 576, y + 576, 256))
+			TH_LOG("YMM0-15, upper halves");
+	}
+	EXPECT_EQ(0, memcmp(&a->xcrs, &b->xcrs, sizeof(a->xcrs)))
+		TH_LOG("XCR0 0x%llx vs 0x%llx", a->xcrs.xcr0, b->xcrs.xcr0);
+	EXPECT_EQ(0, memcmp(&a->dregs, &b->dregs, sizeof(a->dregs)))
+		TH_LOG("debug registers");
+	EXPECT_EQ(0, memcmp(&a->events, &b->events, sizeof(a->events)))
+		TH_LOG("events: irq_pending %u/%u vector %u/%u injected %u/%u",
+		       a->events.irq_pending, b->events.irq_pending,
+		       a->events.irq_vector, b->events.irq_vector,
+		       a->events.injected, b->events.injected);
+	for (size_t i = 0; i < ARRAY_SIZE(state_msrs); i++) {
+		EXPECT_EQ(msr_of(a, state_msrs[i]), msr_of(b, state_msrs[i]))
+			TH_LOG("MSR 0x%x", state_msrs[i]);
+	}
+	ASSERT_EQ(a->cpuid->nent, b->cpuid->nent);
+	EXPECT_EQ(0, memcmp(a->cpuid->entries, b->cpuid->entries,
+			    a->cpuid->nent * sizeof(a->cpuid->entries[0])))
+		TH_LOG("CPUID");
+}
+
+static struct lvmm_cpuid_entry *cpuid_find(struct lvmm_cpuid *c, u32 fn,
+					   u32 index)
+{
+	for (u32 i = 0; i < c->nent; i++)
+		if (c->entries[i].function == fn && c->entries[i].index == index)
+			return &c->entries[i];
+	return NULL;
+}
+
+/* STATE_XSAVE and STATE_AVX, as the vCPU's CPUID offers them. */
+static u64 state_flags(struct lvmm_vcpu *vcpu)
+{
+	struct lvmm_cpuid *c = vcpu_get_cpuid(vcpu);
+	struct lvmm_cpuid_entry *e1 = cpuid_find(c, 1, 0);
+	struct lvmm_cpuid_entry *ed = cpuid_find(c, 0xd, 0);
+	u64 xcr0 = ed ? ed->eax | (u64)ed->edx << 32 : XFEATURE_X87;
+	u32 ecx = e1 ? e1->ecx : 0;
+	u64 flags = 0;
+
+	free(c);
+	if (!lvmm_cap(LVMM_CAP_XSAVE) || !(ecx & CPUID_1_ECX_XSAVE) ||
+	    !(xcr0 & XFEATURE_SSE))
+		return 0;
+	flags = STATE_XSAVE;
+	if ((ecx & CPUID_1_ECX_AVX) && (xcr0 & XFEATURE_YMM))
+		flags |= STATE_AVX;
+	return flags;
+}
+
+TEST_F_TIMEOUT(snap, vcpu_state_identical, 120)
+{
+	static const struct { u32 index; u64 val; } start_msrs[] = {
+		{ MSR_STAR, 0x0023001000000000ULL },
+		{ MSR_LSTAR, 0xffffffff81000000ULL },
+		{ MSR_CSTAR, 0xffffffff81000040ULL },
+		{ MSR_SYSCALL_MASK, 0x47700 },
+		{ MSR_IA32_SYSENTER_CS, 0x10 },
+		{ MSR_IA32_SYSENTER_ESP, 0xffffffff82000000ULL },
+		{ MSR_IA32_SYSENTER_EIP, 0xffffffff81001000ULL },
+		{ MSR_IA32_CR_PAT, 0x0007010600070106ULL },
+		{ MSR_TSC_AUX, 0x1234 },
+		{ MSR_IA32_MISC_ENABLE, 0x850089 },
+		{ MSR_MTRR_DEF_TYPE, 0xc06 },
+		{ MSR_IA32_APICBASE, 0xfec00800ULL },
+	};
+	struct vcpu_state *st = calloc(3, sizeof(*st));
+	struct lvmm_vcpu *vcpu, *rvcpu;
+	struct lvmm_vm *vm, *rvm;
+	struct lvmm_debugregs dr;
+	struct lvmm_sregs sregs;
+	struct lvmm_xcrs xcrs;
+	u64 flags, buf, tsc_now, h_orig, h_copy;
+	struct ucall uc;
+	int fd;
+
+	REQUIRE_SNAPSHOT(self->c);
+	TEST_REQUIRE(lvmm_cap(LVMM_CAP_VCPU_STATE));
+	ASSERT_NE(NULL, st);
+	vm = vm_create();
+	vcpu = vm_vcpu_add(vm, 0, guest_state);
+	vm_init_descriptor_tables(vm);
+	vm_install_exception_handler(vm, NMI_VECTOR, guest_state_nmi);
+	buf = vm_alloc(vm, SZ_4K);
+	flags = state_flags(vcpu);
+	if (flags & STATE_XSAVE) {
+		vcpu_sregs_get(vcpu, &sregs);
+		sregs.cr4 |= X86_CR4_OSXSAVE;
+		vcpu_sregs_set(vcpu, &sregs);
+		/*
+		 * XCR0 from the host, not by the guest's XSETBV, which the
+		 * sandbox's CPU does not intercept (vcpu_state_test's
+		 * xcr0_guest_xsetbv).
+		 */
+		xcrs = (struct lvmm_xcrs){
+			.xcr0 = XFEATURE_X87 | XFEATURE_SSE |
+				(flags & STATE_AVX ? XFEATURE_YMM : 0),
+		};
+		vcpu_set_xcrs(vcpu, &xcrs);
+	}
+	TH_LOG("guest reads XCR0: %s, uses AVX: %s",
+	       flags & STATE_XSAVE ? "yes" : "no",
+	       flags & STATE_AVX ? "yes" : "no");
+	vcpu_args_set(vcpu, 2, buf, flags);
+	for (size_t i = 0; i < ARRAY_SIZE(start_msrs); i++)
+		vcpu_set_msr(vcpu, start_msrs[i].index, start_msrs[i].val);
+	vcpu_set_msr(vcpu, MSR_EFER, vcpu_get_msr(vcpu, MSR_EFER) | EFER_NX);
+	dr = (struct lvmm_debugregs){
+		.db = { 0xffffffff81000000ULL, 0, 0x12345678,
+			0xfffffffffffff000ULL },
+		.dr6 = 0x4002,
+		.dr7 = 0x300,
+	};
+	vcpu_set_debugregs(vcpu, &dr);
+
+	/* To the checkpoint, the exit completed as a VMM does; one queued IRQ. */
+	vcpu_run(vcpu);
+	TEST_ASSERT_EXIT_REASON(vcpu, LVMM_EXIT_IO);
+	ASSERT_EQ(STATE_PORT, vcpu->run->io.port);
+	vcpu_complete_exit(vcpu);
+	ASSERT_EQ(0, lvmm_interrupt(&vcpu->h, STATE_IRQ));
+	if (lvmm_cap(LVMM_CAP_NMI))
+		ASSERT_EQ(0, lvmm_nmi(&vcpu->h));
+
+	/* Paused by its user: the save leaves it paused. */
+	ASSERT_EQ(0, nl_vm_cmd(self->c, LVMM_CMD_VM_PAUSE, vm->h.id));
+	get_state(_metadata, vcpu, &st[0]);
+	fd = save_to_memfd(self->c, vm, false, NULL);
+	EXPECT_EQ(LVMM_VM_STATE_PAUSED, vm_state(self->c, vm->h.id));
+	EXPECT_EQ(1, st[0].events.irq_pending);
+	EXPECT_EQ(!!lvmm_cap(LVMM_CAP_NMI), st[0].events.nmi_pending);
+	EXPECT_EQ(0, st[0].events.exit_pending);
+	EXPECT_EQ(flags & STATE_AVX ? 7 : flags & STATE_XSAVE ? 3 : 1,
+		  st[0].xcrs.xcr0);
+	EXPECT_EQ(0x7ffff000, st[0].dregs.db[1]);
+
+	rvm = vm_restore(fd, "snap-state", vm);
+	rvcpu = rvm->vcpus[0];
+	ASSERT_NE(NULL, rvcpu);
+	get_state(_metadata, rvcpu, &st[1]);
+	get_state(_metadata, vcpu, &st[2]);
+	tsc_now = msr_of(&st[2], MSR_IA32_TSC);
+	expect_same_state(_metadata, &st[0], &st[1], flags & STATE_AVX);
+	/* The save took nothing from the original either. */
+	expect_same_state(_metadata, &st[0], &st[2], flags & STATE_AVX);
+	/*
+	 * The copy's TSC went on from the saved value: at least what it was
+	 * before the save, less than the original's, which ran all along.
+	 */
+	EXPECT_LE(msr_of(&st[0], MSR_IA32_TSC), msr_of(&st[1], MSR_IA32_TSC));
+	EXPECT_GT(tsc_now, msr_of(&st[1], MSR_IA32_TSC));
+	TH_LOG("TSC: 0x%llx before the save, 0x%llx in the copy, 0x%llx in the original",
+	       (unsigned long long)msr_of(&st[0], MSR_IA32_TSC),
+	       (unsigned long long)msr_of(&st[1], MSR_IA32_TSC),
+	       (unsigned long long)tsc_now);
+
+	/* Both go on to the same result from there: the copy first. */
+	TH_LOG("the copy goes on");
+	ASSERT_EQ(UCALL_SYNC, vcpu_run_ucall(rvcpu, &uc));
+	h_copy = uc.args[0];
+	TH_LOG("the original goes on");
+	ASSERT_EQ(0, nl_vm_cmd(self->c, LVMM_CMD_VM_RESUME, vm->h.id));
+	ASSERT_EQ(UCALL_SYNC, vcpu_run_ucall(vcpu, &uc));
+	h_orig = uc.args[0];
+	EXPECT_EQ(h_orig, h_copy);
+	/* The NMI, queued at the save, went to both. */
+	EXPECT_EQ(!!lvmm_cap(LVMM_CAP_NMI), *(u64 *)addr_gva2hva(vm, &state_nmis));
+	EXPECT_EQ(!!lvmm_cap(LVMM_CAP_NMI), *(u64 *)addr_gva2hva(rvm, &state_nmis));
+	EXPECT_LE(msr_of(&st[0], MSR_IA32_TSC),
+		  *(u64 *)addr_gva2hva(rvm, &state_tsc))
+		TH_LOG("the copy's guest read a TSC from before the save");
+	vcpu_expect_done(vcpu);
+	vcpu_expect_done(rvcpu);
+	for (int i = 0; i < 3; i++)
+		free_state(&st[i]);
+	free(st);
+	close(fd);
+	vm_free(rvm);
+	vm_free(vm);
+}
+
+/* A vCPU that triple-faulted stays shut down in the copy. */
+static void guest_triple_fault(void)
+{
+	static const struct { u16 limit; u64 base; } __attribute__((packed))
+		no_idt = { 0, 0 };
+
+	GUEST_SYNC(1);
+	asm volatile("lidt %0; ud2" :: "m"(no_idt));
+	GUEST_FAIL("survived a triple fault");
+}
+
+TEST_F_TIMEOUT(snap, shutdown_vcpu, 60)
+{
+	struct lvmm_vcpu_events ev;
+	struct lvmm_vm *vm, *rvm;
+	struct lvmm_vcpu *vcpu;
+	int fd;
+
+	REQUIRE_SNAPSHOT(self->c);
+	vm = vm_create_with_one_vcpu(&vcpu, guest_triple_fault);
+	vcpu_expect_sync(vcpu, 1);
+	vcpu_run(vcpu);
+	TEST_ASSERT_EXIT_REASON(vcpu, LVMM_EXIT_SHUTDOWN);
+	fd = save_to_memfd(self->c, vm, true, NULL);
+	rvm = vm_restore(fd, NULL, vm);
+	if (lvmm_cap(LVMM_CAP_VCPU_STATE)) {
+		vcpu_get_events(rvm->vcpus[0], &ev);
+		EXPECT_EQ(1, ev.shutdown);
+	}
+	vcpu_run(rvm->vcpus[0]);
+	TEST_ASSERT_EXIT_REASON(rvm->vcpus[0], LVMM_EXIT_SHUTDOWN);
+	close(fd);
+	vm_free(rvm);
+	vm_free(vm);
+}
+
+/*
+ * A VM in the middle of a migration's pre-copy, logging writes: a save
+ * reads its memory without dirtying it, and the stream restores.
+ */
+TEST_F_TIMEOUT(snap, dirty_logging_vm, 60)
+{
+	u64 bitmap[8] = {}, zero[8] = {};
+	struct lvmm_vm *vm, *rvm;
+	u8 *mem;
+	int fd;
+
+	REQUIRE_SNAPSHOT(self->c);
+	TEST_REQUIRE(lvmm_cap(LVMM_CAP_DIRTY_LOG));
+	vm = vm_create_bare("snap-dirty");
+	mem = vm_add_memslot(vm, 1, LVMM_MEMSLOT_LOG_DIRTY, TEST_MEM_GPA,
+			     512 * SZ_4K);
+	memset(mem + 3 * SZ_4K, 0x3c, SZ_4K);
+	vm_get_dirty_log(vm, 1, 0, 512, bitmap);
+	EXPECT_EQ(1ULL << 3, bitmap[0]);
+	vm_clear_dirty_log(vm, 1, 0, 512, bitmap);
+
+	fd = save_to_memfd(self->c, vm, false, NULL);
+	vm_get_dirty_log(vm, 1, 0, 512, bitmap);
+	EXPECT_EQ(0, memcmp(bitmap, zero, sizeof(zero)))
+		TH_LOG("the save dirtied pages: 0x%llx", bitmap[0]);
+	rvm = vm_restore(fd, "snap-dirty-r", vm);
+	EXPECT_EQ(0x3c, *(u8 *)addr_gpa2hva(rvm, TEST_MEM_GPA + 3 * SZ_4K));
+	EXPECT_EQ(0, *(u8 *)addr_gpa2hva(rvm, TEST_MEM_GPA + 4 * SZ_4K));
+	close(fd);
+	vm_free(rvm);
+	vm_free(vm);
+}
+
+/* ---- one snapshot, two independent VMs; names ------------------------ */
+
+TEST_F_TIMEOUT(snap, restore_twice, 120)
+{
+	struct lvmm_vm *vm, *a, *b;
+	struct lvmm_restore_vm req;
+	struct lvmm_create_vcpu cv;
+	struct lvmm_vcpu *vcpu;
+	u64 *page, c0, first_a = 0;
+	int fd, nr_vms, r;
+	struct ucall uc;
+
+	REQUIRE_SNAPSHOT(self->c);
+	vm = vm_create_with_one_vcpu(&vcpu, guest_counter);
+	page = vm_add_memslot(vm, 1, 0, TEST_MEM_GPA, 16 * SZ_4K);
+	for (int i = 0; i < 512; i++)
+		page[i] = pattern(i);
+	ASSERT_EQ(UCALL_SYNC, vcpu_run_ucall(vcpu, &uc));
+	vcpu_complete_exit(vcpu);
+	fd = save_to_memfd(self->c, vm, false, NULL);
+	nr_vms = nl_vm_count(self->c);
+	ASSERT_LT(0, nr_vms);
+
+	/* The stream's name is the original's, which still has it. */
+	EXPECT_EQ(-EEXIST, restore_fd(fd, NULL, &req));
+	ASSERT_EQ(0, lseek(fd, 0, SEEK_SET));
+	EXPECT_EQ(-EEXIST, restore_fd(fd, vm->h.name, &req));
+	EXPECT_EQ(nr_vms, nl_vm_count(self->c));
+
+	/* Under new names: twice. */
+	ASSERT_EQ(0, lseek(fd, 0, SEEK_SET));
+	a = vm_restore(fd, "snap-twice-a", vm);
+	ASSERT_EQ(0, lseek(fd, 0, SEEK_SET));
+	b = vm_restore(fd, "snap-twice-b", vm);
+	EXPECT_STREQ("snap-twice-a", a->h.name);
+	EXPECT_STREQ("snap-twice-b", b->h.name);
+	EXPECT_NE(a->h.id, b->h.id);
+	EXPECT_NE(vm->h.id, a->h.id);
+	EXPECT_NE(vm->h.id, b->h.id);
+	EXPECT_EQ(nr_vms + 2, nl_vm_count(self->c));
+	ASSERT_EQ(0, lseek(fd, 0, SEEK_SET));
+	EXPECT_EQ(-EEXIST, restore_fd(fd, "snap-twice-a", &req));
+	EXPECT_EQ(nr_vms + 2, nl_vm_count(self->c));
+
+	/* LVMM_GET_VCPU: the vCPUs there are, and only those. */
+	EXPECT_EQ(-ENOENT, __vm_get_vcpu(a, 1));
+	EXPECT_EQ(-EINVAL, __vm_get_vcpu(a, MAX_VCPUS));
+	cv = (struct lvmm_create_vcpu){ .id = 0, .flags = 1 };
+	EXPECT_EQ(-EINVAL, __vm_ioctl(a, LVMM_GET_VCPU, &cv));
+	cv = (struct lvmm_create_vcpu){ .id = 0, .reserved = { 0, 0, 1 } };
+	EXPECT_EQ(-EINVAL, __vm_ioctl(a, LVMM_GET_VCPU, &cv));
+
+	/* Memory: written in one, unchanged in the other and the original. */
+	c0 = counter_in(b, 0);
+	memset(addr_gpa2hva(a, TEST_MEM_GPA), 0x77, SZ_4K);
+	EXPECT_EQ(pattern(0), *(u64 *)addr_gpa2hva(b, TEST_MEM_GPA));
+	EXPECT_EQ(pattern(0), *(u64 *)addr_gpa2hva(vm, TEST_MEM_GPA));
+	for (int i = 0; i < 3; i++) {
+		ASSERT_EQ(UCALL_SYNC, vcpu_run_ucall(a->vcpus[0], &uc));
+		if (!i)
+			first_a = uc.args[1];
+	}
+	EXPECT_LT(c0, counter_in(a, 0));
+	EXPECT_EQ(c0, counter_in(b, 0));
+	EXPECT_EQ(c0, counter_in(vm, 0));
+	/* The same state: the same next step in both. */
+	ASSERT_EQ(UCALL_SYNC, vcpu_run_ucall(b->vcpus[0], &uc));
+	EXPECT_EQ(first_a, uc.args[1]);
+	EXPECT_EQ(ALIGN_UP(c0 + 1, COUNT_N), first_a);
+
+	/* The original's name, free again, goes to the next copy. */
+	vm_free(vm);
+	ASSERT_EQ(0, lseek(fd, 0, SEEK_SET));
+	r = restore_fd(fd, NULL, &req);
+	ASSERT_LE(0, r);
+	EXPECT_NE(0, req.id);
+	EXPECT_EQ(1, req.nr_vcpus);
+	close(r);
+	close(fd);
+	vm_free(a);
+	vm_free(b);
+}
+
+/* LVMM_RESTORE_VM's own arguments. */
+TEST_F_TIMEOUT(snap, restore_request, 60)
+{
+	struct lvmm_restore_vm req;
+	struct lvmm_vm *vm;
+	int fd, dev, wfd, nr_vms;
+
+	REQUIRE_SNAPSHOT(self->c);
+	vm = vm_create_bare("snap-req");
+	vm_add_memslot(vm, 0, 0, 0, SZ_2M);
+	fd = save_to_memfd(self->c, vm, true, NULL);
+	dev = open_lvmm_dev();
+	nr_vms = nl_vm_count(self->c);
+
+#define EXPECT_BAD_RESTORE(err, assignments) do {			\
+	memset(&req, 0, sizeof(req));					\
+	req.fd = fd;							\
+	assignments;							\
+	ASSERT_EQ(0, lseek(fd, 0, SEEK_SET));				\
+	EXPECT_EQ(-(err), __vm_restore(dev, &req)) TH_LOG(#assignments); \
+} while (0)
+	EXPECT_BAD_RESTORE(EINVAL, req.flags = 1);
+	EXPECT_BAD_RESTORE(EINVAL, req.flags = 1U << 31);
+	EXPECT_BAD_RESTORE(EINVAL, req.id = 5);
+	EXPECT_BAD_RESTORE(EINVAL, req.nr_vcpus = 1);
+	EXPECT_BAD_RESTORE(EINVAL, req.reserved[0] = 1);
+	EXPECT_BAD_RESTORE(EINVAL, req.reserved[3] = 1ULL << 63);
+	EXPECT_BAD_RESTORE(EINVAL, memset(req.name, 'a', sizeof(req.name)));
+	EXPECT_BAD_RESTORE(EINVAL, strcpy(req.name, "bad name"));
+	EXPECT_BAD_RESTORE(EBADF, req.fd = -1);
+	EXPECT_BAD_RESTORE(EBADF, req.fd = 1000000);
+	wfd = open("/dev/null", O_WRONLY | O_CLOEXEC);
+	ASSERT_LE(0, wfd);
+	EXPECT_BAD_RESTORE(EBADF, req.fd = wfd);
+	close(wfd);
+	/* Not a stream at all: nothing, or zeros. */
+	wfd = new_memfd();
+	EXPECT_BAD_RESTORE(EBADMSG, req.fd = wfd);
+	ASSERT_EQ(0, ftruncate(wfd, SZ_2M));
+	EXPECT_BAD_RESTORE(EBADMSG, req.fd = wfd);
+	close(wfd);
+#undef EXPECT_BAD_RESTORE
+	EXPECT_EQ(nr_vms, nl_vm_count(self->c));
+
+	/* And the stream is good. */
+	ASSERT_EQ(0, lseek(fd, 0, SEEK_SET));
+	memset(&req, 0, sizeof(req));
+	req.fd = fd;
+	wfd = __vm_restore(dev, &req);
+	ASSERT_LE(0, wfd);
+	EXPECT_STREQ("snap-req", req.name);
+	EXPECT_EQ(0, req.nr_vcpus);
+	close(wfd);
+	close(dev);
+	close(fd);
+	vm_free(vm);
+}
+
+/* ---- streams that are not what a save writes ------------------------- */
+
+/*
+ * A small VM for the streams the tests below take apart: a real-mode
+ * loop at 0x1000 on two vCPUs; slot 0 (2 MiB, huge-backed), slot 1
+ * (small pages, a partial last chunk), a read-only slot; a VMM blob.
+ */
+#define TINY_NAME	"snap-tiny"
+#define TINY_SLOT1_GPA	0x300000ULL
+#define TINY_SLOT1_SIZE	(SZ_2M + 2 * SZ_4K)
+#define TINY_ROM_GPA	0xfffff000ULL
+#define TINY_BLOB	100
+
+/* 1000: mov 0x2000,%ax; inc %ax; mov %ax,0x2000; out %ax,$0x80; jmp 1000 */
+static const u8 tiny_code[] = {
+	0xa1, 0x00, 0x20, 0x40, 0xa3, 0x00, 0x20, 0xe7, 0x80, 0xeb, 0xf5,
+};
+
+static struct lvmm_vm *tiny_vm(void)
+{
+	struct lvmm_vm *vm = vm_create_bare(TINY_NAME);
+	u8 *mem, *mem1, *rom, blob[TINY_BLOB];
+
+	mem = vm_add_memslot(vm, 0, 0, 0, SZ_2M);
+	memcpy(mem + 0x1000, tiny_code, sizeof(tiny_code));
+	memset(mem + 0x10000, 0x11, SZ_4K);
+	mem[0x1ff000 + 4095] = 0x22;
+	mem1 = vm_add_memslot(vm, 1, 0, TINY_SLOT1_GPA, TINY_SLOT1_SIZE);
+	memset(mem1, 0x33, SZ_4K);
+	memset(mem1 + 300 * SZ_4K, 0x44, 100);
+	memset(mem1 + 513 * SZ_4K, 0x55, SZ_4K);
+	rom = vm_add_memslot(vm, 2, LVMM_MEMSLOT_READONLY, TINY_ROM_GPA, SZ_4K);
+	memset(rom, 0xf4, SZ_4K);
+	for (u32 id = 0; id < 2; id++) {
+		struct lvmm_vcpu *vcpu = vm_vcpu_add_raw(vm, id);
+		struct lvmm_sregs sregs;
+		struct lvmm_regs regs;
+
+		vcpu_sregs_get(vcpu, &sregs);
+		sregs.cs.selector = 0;
+		sregs.cs.base = 0;
+		vcpu_sregs_set(vcpu, &sregs);
+		vcpu_regs_get(vcpu, &regs);
+		regs.rip = 0x1000;
+		regs.rbx = 0x1111 * (id + 1);
+		vcpu_regs_set(vcpu, &regs);
+	}
+	for (int i = 0; i < TINY_BLOB; i++)
+		blob[i] = i ^ 0x5a;
+	TEST_ASSERT(!__vm_set_vmm_state(vm, blob, TINY_BLOB), "SET_VMM_STATE");
+	return vm;
+}
+
+/* Run a (tiny) VM's vCPU @vfd for at most ~20 ms: RUN's return. */
+static int run_bounded(int vfd, size_t mmap_size)
+{
+	struct itimerval it = { .it_value = { .tv_usec = 20000 } };
+	struct itimerval off = {};
+	void *run;
+	int r;
+
+	run = mmap(NULL, mmap_size, PROT_READ | PROT_WRITE, MAP_SHARED, vfd, 0);
+	if (run == MAP_FAILED)
+		return -errno;
+	setitimer(ITIMER_REAL, &it, NULL);
+	r = ioctl(vfd, LVMM_RUN, 0) < 0 ? -errno : 0;
+	setitimer(ITIMER_REAL, &off, NULL);
+	munmap(run, mmap_size);
+	return r;
+}
+
+static void alarm_handler(int sig)
+{
+	(void)sig;
+}
+
+FIXTURE(stream) {
+	struct nlc *c;
+	u8 *buf;		/* a valid stream of the tiny VM */
+	size_t len;
+	struct rec_ref recs[MAX_RECS];
+	int nr;
+	u8 *work;		/* room for a mutated copy */
+	size_t cap;
+	int mfd;
+	int nr_vms;		/* VMs listed before the test */
+	size_t mmap_size;
+};
+
+FIXTURE_SETUP(stream)
+{
+	struct sigaction sa = { .sa_handler = alarm_handler };
+	struct lvmm_vcpu *vcpu;
+	struct lvmm_vm *vm;
+	int fd, dev;
+
+	self->buf = NULL;
+	self->c = NULL;
+	if (!lvmm_dev_present() || !lvmm_cap(LVMM_CAP_SNAPSHOT))
+		return;
+	self->c = nlc_open();
+	if (!self->c)
+		return;
+	/* No SA_RESTART: the timer ends a RUN that would go on forever. */
+	ASSERT_EQ(0, sigaction(SIGALRM, &sa, NULL));
+	vm = tiny_vm();
+	vcpu = vm->vcpus[0];
+	vcpu_run(vcpu);
+	TEST_ASSERT_EXIT_REASON(vcpu, LVMM_EXIT_IO);
+	vcpu_complete_exit(vcpu);
+	fd = save_to_memfd(self->c, vm, false, NULL);
+	vm_free(vm);
+	self->buf = read_all(fd, &self->len);
+	close(fd);
+	self->nr = stream_index(self->buf, self->len, self->recs, MAX_RECS);
+	self->cap = self->len * 2 + 2 * SZ_2M;
+	self->work = malloc(self->cap);
+	ASSERT_NE(NULL, self->work);
+	self->mfd = new_memfd();
+	dev = open_lvmm_dev();
+	self->mmap_size = lvmm_vcpu_mmap_size(dev);
+	close(dev);
+	self->nr_vms = nl_vm_count(self->c);
+}
+
+FIXTURE_TEARDOWN(stream)
+{
+	if (!self->buf)
+		return;
+	free(self->buf);
+	free(self->work);
+	close(self->mfd);
+	nlc_close(self->c);
+}
+
+#define REQUIRE_STREAM() do {						\
+	TEST_REQUIRE(lvmm_dev_present());				\
+	TEST_REQUIRE(lvmm_cap(LVMM_CAP_SNAPSHOT));			\
+	TEST_REQUIRE(self->c);						\
+	ASSERT_NE(NULL, self->buf);					\
+} while (0)
+
+/* A fresh copy of the valid stream in self->work; its record @i. */
+#define WORK_COPY()	memcpy(self->work, self->buf, self->len)
+#define REC(i)		((u8 *)rec_data(self->work, &self->recs[i]))
+#define REC_HDR(i)	((struct lvmm_rec *)(self->work + self->recs[i].off))
+
+/*
+ * Restore @len bytes of self->work: refused with @err, with no VM left
+ * behind, or -- @err 0 -- accepted, usable and closed again.
+ */
+static void __expect_restore(struct __test_metadata *_metadata,
+			     FIXTURE_DATA(stream) *self, size_t len, int err,
+			     const char *what)
+{
+	struct lvmm_restore_vm req;
+	int r = restore_buf(self->mfd, self->work, len, NULL, &req);
+
+	if (r >= 0) {
+		EXPECT_EQ(0, err) TH_LOG("%s: accepted, as VM %u", what, req.id);
+		close(r);
+	} else {
+		EXPECT_EQ(-err, r) TH_LOG("%s: %s, not %s", what, strerror(-r),
+					  strerror(err));
+	}
+	EXPECT_EQ(self->nr_vms, nl_vm_count(self->c))
+		TH_LOG("%s: a VM left behind", what);
+}
+
+#define expect_restore(len, err, what)					\
+	__expect_restore(_metadata, self, len, err, what)
+
+/* The valid stream: its layout, as ABI and writer say. */
+TEST_F_TIMEOUT(stream, valid_layout, 60)
+{
+	struct lvmm_stream_header h;
+	struct lvmm_stream_end end;
+	u32 nr_mem = 0, nr_vcpu = 0;
+
+	REQUIRE_STREAM();
+	/* The checksum: xxh64 as the kernel computes it. */
+	EXPECT_EQ(0xef46db3751d8e999ULL, xxh64("", 0));
+	EXPECT_EQ(0x44bc2cf5ad770999ULL, xxh64("abc", 3));
+	EXPECT_EQ(0xfbcea83c8a378bf1ULL,
+		  xxh64("Nobody inspects the spammish repetition", 39));
+
+	ASSERT_LT(3, self->nr);
+	EXPECT_EQ(self->len, self->recs[self->nr - 1].off +
+		  sizeof(struct lvmm_rec) + sizeof(end)) TH_LOG("END is not last");
+	ASSERT_EQ(LVMM_REC_HEADER, self->recs[0].type);
+	ASSERT_EQ(LVMM_REC_END, self->recs[self->nr - 1].type);
+	memcpy(&h, self->buf + sizeof(struct lvmm_rec), sizeof(h));
+	EXPECT_EQ(LVMM_STREAM_MAGIC, h.magic);
+	EXPECT_EQ(LVMM_STREAM_VERSION, h.version);
+	EXPECT_EQ(lvmm_cap(LVMM_CAP_SNAPSHOT), (int)h.version);
+	EXPECT_EQ(0, h.flags);
+	EXPECT_STREQ(TINY_NAME, h.name);
+	EXPECT_EQ(2, h.nr_vcpus);
+	EXPECT_EQ(3, h.nr_slots);
+	EXPECT_EQ(SZ_2M + TINY_SLOT1_SIZE + SZ_4K, h.mem_size);
+	EXPECT_EQ(sizeof(h) + 3 * sizeof(struct lvmm_stream_slot),
+		  self->recs[0].len);
+	EXPECT_NE(0, h.xcr0 & XFEATURE_X87);
+	for (int i = 0; i < self->nr; i++) {
+		struct lvmm_rec r;
+
+		memcpy(&r, self->buf + self->recs[i].off, sizeof(r));
+		EXPECT_EQ(0, r.flags);
+		EXPECT_EQ(0, r.len % 8) TH_LOG("record %d", i);
+		if (r.type == LVMM_REC_MEMORY) {
+			/* Memory before the vCPUs. */
+			EXPECT_EQ(0, nr_vcpu);
+			nr_mem++;
+		}
+		if (r.type == LVMM_REC_VCPU) {
+			struct lvmm_stream_vcpu v;
+
+			memcpy(&v, self->buf + self->recs[i].off + sizeof(r),
+			       sizeof(v));
+			EXPECT_EQ(nr_vcpu, v.id);
+			EXPECT_EQ(0, v.events.exit_pending);
+			EXPECT_LT(0, v.nmsrs);
+			EXPECT_LT(0, v.ncpuid);
+			EXPECT_EQ(sizeof(v) + v.nmsrs * sizeof(struct lvmm_msr_entry) +
+				  v.ncpuid * sizeof(struct lvmm_cpuid_entry), r.len);
+			EXPECT_EQ(0x1111 * (nr_vcpu + 1), v.regs.rbx);
+			nr_vcpu++;
+		}
+	}
+	/* A record per chunk: slot 0's one, slot 1's two, the ROM's. */
+	EXPECT_EQ(4, nr_mem);
+	EXPECT_EQ(2, nr_vcpu);
+	EXPECT_LE(0, rec_find(self->recs, self->nr, LVMM_REC_VMM, 0));
+	memcpy(&end, self->buf + self->recs[self->nr - 1].off +
+	       sizeof(struct lvmm_rec), sizeof(end));
+	EXPECT_EQ(xxh64(self->buf, self->recs[self->nr - 1].off), end.checksum);
+	EXPECT_EQ((u64)self->nr - 1, end.nr_records);
+
+	/* As written, and as rewritten by stream_fix(): accepted. */
+	WORK_COPY();
+	expect_restore(self->len, 0, "the stream as saved");
+	ASSERT_TRUE(stream_fix(self->work, self->len));
+	EXPECT_EQ(0, memcmp(self->work, self->buf, self->len));
+	expect_restore(self->len, 0, "the stream after stream_fix()");
+}
+
+TEST_F_TIMEOUT(stream, truncated, 180)
+{
+	char what[96];
+
+	REQUIRE_STREAM();
+	WORK_COPY();
+	expect_restore(0, EBADMSG, "an empty file");
+	for (int i = 0; i < self->nr; i++) {
+		size_t off = self->recs[i].off, len = self->recs[i].len;
+		size_t cuts[] = { off, off + 4, off + 8,
+				  off + sizeof(struct lvmm_rec),
+				  off + sizeof(struct lvmm_rec) + 8,
+				  off + sizeof(struct lvmm_rec) + len / 2,
+				  off + sizeof(struct lvmm_rec) + len - 1 };
+
+		for (size_t k = 0; k < ARRAY_SIZE(cuts); k++) {
+			if (!cuts[k] || cuts[k] >= self->len)
+				continue;
+			snprintf(what, sizeof(what),
+				 "cut at %zu: record %d (type %u) + %zu",
+				 cuts[k], i, self->recs[i].type, cuts[k] - off);
+			expect_restore(cuts[k], EBADMSG, what);
+		}
+	}
+	expect_restore(self->len - 1, EBADMSG, "the last byte missing");
+}
+
+/* One bit flipped, the checksum left alone: EBADMSG, wherever it is. */
+TEST_F_TIMEOUT(stream, bit_flips, 180)
+{
+	int mem = rec_find(self->recs, self->nr, LVMM_REC_MEMORY, 0);
+	int vcpu = rec_find(self->recs, self->nr, LVMM_REC_VCPU, 1);
+	int vmm = rec_find(self->recs, self->nr, LVMM_REC_VMM, 0);
+	int end = self->nr - 1;
+	struct {
+		const char *what;
+		int rec;
+		size_t off;	/* into the payload; ~0: the record header */
+	} flips[] = {
+		{ "the header's magic", 0, 7 },
+		{ "the header's creation time", 0,
+		  offsetof(struct lvmm_stream_header, created_ns) },
+		{ "the header's name", 0,
+		  offsetof(struct lvmm_stream_header, name) + 2 },
+		{ "a slot's address", 0, sizeof(struct lvmm_stream_header) +
+		  offsetof(struct lvmm_stream_slot, guest_phys_addr) + 3 },
+		{ "a page", mem, sizeof(struct lvmm_stream_mem) + 0x1234 },
+		{ "a page's last byte", mem,
+		  sizeof(struct lvmm_stream_mem) + SZ_4K - 1 },
+		{ "the present bitmap", mem,
+		  offsetof(struct lvmm_stream_mem, present) },
+		{ "a memory record's type", mem, ~0UL },
+		{ "a vCPU's RAX", vcpu, offsetof(struct lvmm_stream_vcpu, regs) },
+		{ "a vCPU's XSAVE image", vcpu,
+		  offsetof(struct lvmm_stream_vcpu, xsave) + 200 },
+		{ "a vCPU's MSR value", vcpu,
+		  sizeof(struct lvmm_stream_vcpu) + 8 },
+		{ "a vCPU's CPUID entry", vcpu, (size_t)-2 },
+		{ "the VMM's state", vmm, 8 + 50 },
+		{ "END's checksum", end, 0 },
+		{ "END's record count", end, 8 },
+	};
+
+	REQUIRE_STREAM();
+	ASSERT_LE(0, mem);
+	ASSERT_LE(0, vcpu);
+	ASSERT_LE(0, vmm);
+	for (size_t i = 0; i < ARRAY_SIZE(flips); i++) {
+		int r = flips[i].rec;
+		size_t off = flips[i].off;
+
+		WORK_COPY();
+		if (off == ~0UL)
+			off = self->recs[r].off;
+		else if (off == (size_t)-2)	/* the last CPUID entry */
+			off = self->recs[r].off + sizeof(struct lvmm_rec) +
+			      self->recs[r].len - 12;
+		else
+			off += self->recs[r].off + sizeof(struct lvmm_rec);
+		for (int bit = 0; bit < 8; bit += 3) {
+			self->work[off] ^= 1 << bit;
+			expect_restore(self->len, EBADMSG, flips[i].what);
+			self->work[off] ^= 1 << bit;
+		}
+	}
+}
+
+/*
+ * A field set to @val (of @size bytes at @off of record @rec's payload,
+ * or of its header for @off < 0), with the checksum made right again:
+ * what the check of that field answers, not the checksum's.
+ */
+static void __expect_field(struct __test_metadata *_metadata,
+			   FIXTURE_DATA(stream) *self, int rec, long off,
+			   int size, u64 val, int err, const char *what)
+{
+	u8 *p;
+
+	WORK_COPY();
+	p = off < 0 ? self->work + self->recs[rec].off + sizeof(struct lvmm_rec) + off :
+		      REC(rec) + off;
+	memcpy(p, &val, size);
+	/* END where it was: lengths changed do not move it. */
+	stream_set_end(self->work, self->recs[self->nr - 1].off, self->nr - 1);
+	__expect_restore(_metadata, self, self->len, err, what);
+}
+
+#define expect_field(rec, type, field, val, err)			\
+	__expect_field(_metadata, self, rec, offsetof(type, field),	\
+		       sizeof(((type *)0)->field), val, err,		\
+		       #type "." #field " = " #val)
+#define REC_LEN		(-(long)sizeof(u64))	/* lvmm_rec.len */
+#define REC_FLAGS	(-(long)sizeof(u64) - 4)
+#define REC_TYPE	(-(long)sizeof(u64) - 8)
+
+TEST_F_TIMEOUT(stream, header_fields, 120)
+{
+	struct lvmm_stream_header h;
+	const size_t slots = sizeof(h);
+
+	REQUIRE_STREAM();
+	memcpy(&h, self->buf + sizeof(struct lvmm_rec), sizeof(h));
+	expect_field(0, struct lvmm_stream_header, magic, h.magic ^ 1, EBADMSG);
+	expect_field(0, struct lvmm_stream_header, magic, 0, EBADMSG);
+	expect_field(0, struct lvmm_stream_header, version,
+		     LVMM_STREAM_VERSION + 1, EPROTONOSUPPORT);
+	expect_field(0, struct lvmm_stream_header, version, 0xffffffff,
+		     EPROTONOSUPPORT);
+	expect_field(0, struct lvmm_stream_header, version, 0, EBADMSG);
+	expect_field(0, struct lvmm_stream_header, flags, 1, EBADMSG);
+	expect_field(0, struct lvmm_stream_header, reserved[0], 1, EBADMSG);
+	expect_field(0, struct lvmm_stream_header, reserved[3], 1ULL << 63,
+		     EBADMSG);
+	/* XSAVE state this host cannot hold. */
+	expect_field(0, struct lvmm_stream_header, xcr0, h.xcr0 | 1ULL << 62,
+		     EOPNOTSUPP);
+	expect_field(0, struct lvmm_stream_header, xcr0, h.xcr0 | 1ULL << 40,
+		     EOPNOTSUPP);
+	expect_field(0, struct lvmm_stream_header, mem_size, h.mem_size + SZ_4K,
+		     EBADMSG);
+	expect_field(0, struct lvmm_stream_header, mem_size, 0, EBADMSG);
+	/* Counts that do not match what follows, or that no VM can have. */
+	expect_field(0, struct lvmm_stream_header, nr_slots, 2, EBADMSG);
+	expect_field(0, struct lvmm_stream_header, nr_slots, 4, EBADMSG);
+	expect_field(0, struct lvmm_stream_header, nr_slots, NR_MEMSLOTS + 1,
+		     EBADMSG);
+	expect_field(0, struct lvmm_stream_header, nr_slots, 0xffffffff,
+		     EBADMSG);
+	expect_field(0, struct lvmm_stream_header, nr_vcpus, 1, EBADMSG);
+	expect_field(0, struct lvmm_stream_header, nr_vcpus, 3, EBADMSG);
+	expect_field(0, struct lvmm_stream_header, nr_vcpus, MAX_VCPUS + 1,
+		     EBADMSG);
+	expect_field(0, struct lvmm_stream_header, nr_vcpus, 0xffffffff,
+		     EBADMSG);
+	/* A name no VM can have. */
+	expect_field(0, struct lvmm_stream_header, name[3], ' ', EBADMSG);
+	expect_field(0, struct lvmm_stream_header, name[0], 0xc3, EBADMSG);
+	WORK_COPY();
+	memset(REC(0) + offsetof(struct lvmm_stream_header, name), 'a',
+	       LVMM_VM_NAME_LEN);
+	ASSERT_TRUE(stream_fix(self->work, self->len));
+	expect_restore(self->len, EBADMSG, "a name without its NUL");
+	/* The record around it. */
+	__expect_field(_metadata, self, 0, REC_LEN, 8, self->recs[0].len + 8,
+		       EBADMSG, "header record 8 bytes longer");
+	__expect_field(_metadata, self, 0, REC_LEN, 8, 1ULL << 62, EBADMSG,
+		       "header record 2^62 bytes long");
+	__expect_field(_metadata, self, 0, REC_FLAGS, 4, 1, EBADMSG,
+		       "header record flags 1");
+	__expect_field(_metadata, self, 0, REC_TYPE, 4, LVMM_REC_MEMORY,
+		       EBADMSG, "the header as a memory record");
+
+	/* Slots: overlapping, twice the same, or no slot lvmm would make. */
+#define SLOT(i, field)	(slots + (i) * sizeof(struct lvmm_stream_slot) + \
+			 offsetof(struct lvmm_stream_slot, field))
+	__expect_field(_metadata, self, 0, SLOT(1, guest_phys_addr), 8,
+		       0x100000, EBADMSG, "slot 1 inside slot 0");
+	__expect_field(_metadata, self, 0, SLOT(1, guest_phys_addr), 8,
+		       SZ_2M - SZ_4K, EBADMSG, "slot 1 overlapping slot 0's end");
+	__expect_field(_metadata, self, 0, SLOT(2, guest_phys_addr), 8,
+		       TINY_SLOT1_GPA + TINY_SLOT1_SIZE - SZ_4K, EBADMSG,
+		       "the ROM in slot 1's last page");
+	__expect_field(_metadata, self, 0, SLOT(1, slot), 4, 0, EBADMSG,
+		       "slot 1 numbered 0");
+	__expect_field(_metadata, self, 0, SLOT(1, slot), 4, NR_MEMSLOTS,
+		       EBADMSG, "slot 1 numbered 32");
+	__expect_field(_metadata, self, 0, SLOT(1, guest_phys_addr), 8,
+		       TINY_SLOT1_GPA + 1, EBADMSG, "slot 1 not page-aligned");
+	__expect_field(_metadata, self, 0, SLOT(1, guest_phys_addr), 8,
+		       ~0ULL << 12, EBADMSG, "slot 1 past the address space");
+	__expect_field(_metadata, self, 0, SLOT(1, flags), 4,
+		       LVMM_MEMSLOT_LOG_DIRTY, EBADMSG, "slot 1 logging writes");
+	__expect_field(_metadata, self, 0, SLOT(1, flags), 4, 1U << 7,
+		       EBADMSG, "slot 1 with an unknown flag");
+	/*
+	 * A size the header's mem_size does not add up to is refused
+	 * whatever the size; sizes with mem_size fixed too are below.
+	 */
+	__expect_field(_metadata, self, 0, SLOT(2, size), 8, 0, EBADMSG,
+		       "the ROM 0 bytes long");
+#undef SLOT
+}
+
+/* Slot sizes, with the header's mem_size kept in step. */
+TEST_F_TIMEOUT(stream, slot_sizes, 60)
+{
+	static const u64 sizes[] = { 0, 100, SZ_4K + 1, 1ULL << 50, ~0ULL << 12 };
+	const size_t sz = sizeof(struct lvmm_stream_header) +
+			  2 * sizeof(struct lvmm_stream_slot) +
+			  offsetof(struct lvmm_stream_slot, size);
+	struct lvmm_stream_header h;
+	char what[64];
+
+	REQUIRE_STREAM();
+	for (size_t i = 0; i < ARRAY_SIZE(sizes); i++) {
+		WORK_COPY();
+		memcpy(&h, REC(0), sizeof(h));
+		h.mem_size += sizes[i] - SZ_4K;
+		memcpy(REC(0), &h, sizeof(h));
+		memcpy(REC(0) + sz, &sizes[i], 8);
+		ASSERT_TRUE(stream_fix(self->work, self->len));
+		snprintf(what, sizeof(what), "the ROM 0x%llx bytes long",
+			 (unsigned long long)sizes[i]);
+		expect_restore(self->len, EBADMSG, what);
+	}
+}
+
+TEST_F_TIMEOUT(stream, memory_records, 120)
+{
+	int m0 = rec_find(self->recs, self->nr, LVMM_REC_MEMORY, 0);
+	int m2 = rec_find(self->recs, self->nr, LVMM_REC_MEMORY, 2);
+	struct lvmm_stream_mem m;
+
+	REQUIRE_STREAM();
+	ASSERT_LE(0, m0);
+	ASSERT_LE(0, m2);
+	memcpy(&m, self->buf + self->recs[m2].off + sizeof(struct lvmm_rec),
+	       sizeof(m));
+	/* The writer's order: slot 1's second, partial chunk. */
+	ASSERT_EQ(1, m.slot);
+	ASSERT_EQ(512, m.first_page);
+	ASSERT_EQ(2, m.npages);
+
+	expect_field(m0, struct lvmm_stream_mem, slot, 5, EBADMSG);
+	expect_field(m0, struct lvmm_stream_mem, slot, NR_MEMSLOTS, EBADMSG);
+	expect_field(m0, struct lvmm_stream_mem, slot, 0xffffffff, EBADMSG);
+	expect_field(m0, struct lvmm_stream_mem, npages, 0, EBADMSG);
+	expect_field(m0, struct lvmm_stream_mem, npages, 513, EBADMSG);
+	expect_field(m0, struct lvmm_stream_mem, npages, 0xffffffff, EBADMSG);
+	expect_field(m0, struct lvmm_stream_mem, first_page, 1, EBADMSG);
+	expect_field(m0, struct lvmm_stream_mem, first_page, 512, EBADMSG);
+	expect_field(m0, struct lvmm_stream_mem, first_page, 1ULL << 63,
+		     EBADMSG);
+	expect_field(m2, struct lvmm_stream_mem, npages, 3, EBADMSG);
+	expect_field(m2, struct lvmm_stream_mem, first_page, 1024, EBADMSG);
+	/* A present bit past npages, the count of pages unchanged. */
+	expect_field(m2, struct lvmm_stream_mem, present[0],
+		     m.present[0] ^ 3ULL << 1, EBADMSG);
+	expect_field(m2, struct lvmm_stream_mem, present[7], 1ULL << 63,
+		     EBADMSG);
+	/* The length against the pages present. */
+	__expect_field(_metadata, self, m0, REC_LEN, 8,
+		       self->recs[m0].len - SZ_4K, EBADMSG,
+		       "a memory record one page short");
+	__expect_field(_metadata, self, m0, REC_LEN, 8,
+		       self->recs[m0].len + SZ_4K, EBADMSG,
+		       "a memory record one page long");
+	__expect_field(_metadata, self, m0, REC_LEN, 8, 8, EBADMSG,
+		       "a memory record 8 bytes long");
+	__expect_field(_metadata, self, m0, REC_LEN, 8, 1ULL << 63, EBADMSG,
+		       "a memory record 2^63 bytes long");
+	__expect_field(_metadata, self, m0, REC_LEN, 8, ~0ULL - 7, EBADMSG,
+		       "a memory record 2^64 - 8 bytes long");
+	__expect_field(_metadata, self, m0, REC_LEN, 8,
+		       self->recs[m0].len + 4, EBADMSG,
+		       "a memory record not a multiple of 8 long");
+	__expect_field(_metadata, self, m0, REC_FLAGS, 4, 1, EBADMSG,
+		       "a memory record with flags");
+}
+
+TEST_F_TIMEOUT(stream, vcpu_records, 120)
+{
+	int v0 = rec_find(self->recs, self->nr, LVMM_REC_VCPU, 0);
+	int v1 = rec_find(self->recs, self->nr, LVMM_REC_VCPU, 1);
+	const long msr0 = sizeof(struct lvmm_stream_vcpu);
+	struct lvmm_stream_vcpu v;
+
+	REQUIRE_STREAM();
+	ASSERT_LE(0, v0);
+	ASSERT_LE(0, v1);
+	memcpy(&v, self->buf + self->recs[v0].off + sizeof(struct lvmm_rec),
+	       sizeof(v));
+	expect_field(v1, struct lvmm_stream_vcpu, id, 0, EBADMSG);
+	expect_field(v1, struct lvmm_stream_vcpu, id, MAX_VCPUS, EBADMSG);
+	expect_field(v1, struct lvmm_stream_vcpu, id, 0xffffffff, EBADMSG);
+	expect_field(v0, struct lvmm_stream_vcpu, nmsrs, v.nmsrs + 1, EBADMSG);
+	expect_field(v0, struct lvmm_stream_vcpu, nmsrs, LVMM_MAX_MSR_ENTRIES + 1,
+		     EBADMSG);
+	expect_field(v0, struct lvmm_stream_vcpu, nmsrs, 0xffffffff, EBADMSG);
+	expect_field(v0, struct lvmm_stream_vcpu, ncpuid, v.ncpuid - 1, EBADMSG);
+	expect_field(v0, struct lvmm_stream_vcpu, ncpuid,
+		     LVMM_MAX_CPUID_ENTRIES + 1, EBADMSG);
+	expect_field(v0, struct lvmm_stream_vcpu, ncpuid, 0x80000000, EBADMSG);
+	expect_field(v0, struct lvmm_stream_vcpu, pad, 1, EBADMSG);
+	/* State no vCPU can be loaded with. */
+	expect_field(v0, struct lvmm_stream_vcpu, events.exit_pending, 1,
+		     EBADMSG);
+	expect_field(v0, struct lvmm_stream_vcpu, events.flags, 1, EBADMSG);
+	expect_field(v0, struct lvmm_stream_vcpu, events.irq_pending, 2,
+		     EBADMSG);
+	expect_field(v0, struct lvmm_stream_vcpu, events.injected, 9, EBADMSG);
+	expect_field(v0, struct lvmm_stream_vcpu, regs.flags, 1, EBADMSG);
+	expect_field(v0, struct lvmm_stream_vcpu, sregs.flags, 1, EBADMSG);
+	expect_field(v0, struct lvmm_stream_vcpu, sregs.cr0,
+		     X86_CR0_PG | X86_CR0_ET, EBADMSG);
+	expect_field(v0, struct lvmm_stream_vcpu, sregs.efer, 1ULL << 20,
+		     EBADMSG);
+	expect_field(v0, struct lvmm_stream_vcpu, debugregs.dr7, 1ULL << 40,
+		     EBADMSG);
+	expect_field(v0, struct lvmm_stream_vcpu, debugregs.reserved[0], 1,
+		     EBADMSG);
+	expect_field(v0, struct lvmm_stream_vcpu, xcrs.xcr0, 0, EBADMSG);
+	expect_field(v0, struct lvmm_stream_vcpu, xcrs.flags, 1, EBADMSG);
+	/* MSRs: one not in the list, a refused value, a reserved word. */
+	__expect_field(_metadata, self, v0, msr0, 4, 0x12345, EBADMSG,
+		       "an MSR outside the list");
+	__expect_field(_metadata, self, v0, msr0 + 4, 4, 1, EBADMSG,
+		       "an MSR entry's reserved word");
+	for (u32 i = 0; i < v.nmsrs; i++) {
+		struct lvmm_msr_entry e;
+
+		memcpy(&e, self->buf + self->recs[v0].off +
+		       sizeof(struct lvmm_rec) + msr0 + i * sizeof(e),
+		       sizeof(e));
+		if (e.index != MSR_IA32_APICBASE)
+			continue;
+		__expect_field(_metadata, self, v0, msr0 + i * sizeof(e) + 8,
+			       8, e.data | 1ULL << 10, EBADMSG,
+			       "IA32_APIC_BASE in x2APIC mode");
+	}
+	__expect_field(_metadata, self, v0, REC_LEN, 8, 1ULL << 62, EBADMSG,
+		       "a vCPU record 2^62 bytes long");
+	__expect_field(_metadata, self, v0, REC_LEN, 8, 64, EBADMSG,
+		       "a vCPU record 64 bytes long");
+	__expect_field(_metadata, self, v0, REC_LEN, 8,
+		       self->recs[v0].len - 16, EBADMSG,
+		       "a vCPU record an MSR short");
+}
+
+TEST_F_TIMEOUT(stream, vmm_and_end_records, 60)
+{
+	int vmm = rec_find(self->recs, self->nr, LVMM_REC_VMM, 0);
+	int end = self->nr - 1;
+
+	REQUIRE_STREAM();
+	ASSERT_LE(0, vmm);
+	__expect_field(_metadata, self, vmm, 0, 8, 0, EBADMSG,
+		       "a VMM record of 0 bytes of state");
+	__expect_field(_metadata, self, vmm, 0, 8, TINY_BLOB + 100, EBADMSG,
+		       "VMM state longer than its record");
+	__expect_field(_metadata, self, vmm, 0, 8, TINY_BLOB - 8, EBADMSG,
+		       "VMM state shorter than its record");
+	__expect_field(_metadata, self, vmm, 0, 8, LVMM_MAX_VMM_STATE + 1,
+		       EBADMSG, "VMM state above 64 KiB");
+	__expect_field(_metadata, self, vmm, 0, 8, ~0ULL, EBADMSG,
+		       "VMM state 2^64 - 1 bytes long");
+	__expect_field(_metadata, self, vmm, REC_LEN, 8, 1ULL << 40, EBADMSG,
+		       "a VMM record 2^40 bytes long");
+	/* END: its own length and record count. */
+	WORK_COPY();
+	memcpy(REC(end) + 8, &(u64){ self->nr }, 8);
+	memcpy(REC(end), &(u64){ xxh64(self->work, self->recs[end].off) }, 8);
+	expect_restore(self->len, EBADMSG, "END counting one record more");
+	WORK_COPY();
+	REC_HDR(end)->len = 24;
+	memcpy(REC(end), &(u64){ xxh64(self->work, self->recs[end].off) }, 8);
+	memset(self->work + self->len, 0, 8);
+	expect_restore(self->len + 8, EBADMSG, "END 24 bytes long");
+	WORK_COPY();
+	REC_HDR(end)->flags = 1;
+	expect_restore(self->len, EBADMSG, "END with flags");
+}
+
+/*
+ * The valid stream in self->work with record @drop left out and record
+ * @dup copied in after record @after (-1: first of all), END made to
+ * agree: its length.
+ */
+static size_t rearranged(FIXTURE_DATA(stream) *self, int dup, int after,
+			 int drop)
+{
+	size_t len = 0;
+
+	for (int i = -1; i < self->nr; i++) {
+		const struct rec_ref *r = &self->recs[i < 0 ? 0 : i];
+		const struct rec_ref *d = &self->recs[dup < 0 ? 0 : dup];
+
+		if (i >= 0 && i != drop) {
+			memcpy(self->work + len, self->buf + r->off,
+			       sizeof(struct lvmm_rec) + r->len);
+			len += sizeof(struct lvmm_rec) + r->len;
+		}
+		if (dup >= 0 && i == after) {
+			memcpy(self->work + len, self->buf + d->off,
+			       sizeof(struct lvmm_rec) + d->len);
+			len += sizeof(struct lvmm_rec) + d->len;
+		}
+	}
+	TEST_ASSERT(stream_fix(self->work, len), "no END");
+	return len;
+}
+
+/* Records of the wrong type, or in the wrong place, or twice. */
+TEST_F_TIMEOUT(stream, record_order, 120)
+{
+	static const u32 bad_types[] = { 0, LVMM_REC_END + 1, 0x100, 0xffffffff };
+	int m0 = rec_find(self->recs, self->nr, LVMM_REC_MEMORY, 0);
+	int v0 = rec_find(self->recs, self->nr, LVMM_REC_VCPU, 0);
+	int vmm = rec_find(self->recs, self->nr, LVMM_REC_VMM, 0);
+	char what[64];
+
+	REQUIRE_STREAM();
+	ASSERT_LE(0, m0);
+	ASSERT_LE(0, v0);
+	ASSERT_LE(0, vmm);
+	for (size_t i = 0; i < ARRAY_SIZE(bad_types); i++) {
+		snprintf(what, sizeof(what), "a record of type %u", bad_types[i]);
+		__expect_field(_metadata, self, m0, REC_TYPE, 4, bad_types[i],
+			       EBADMSG, what);
+		__expect_field(_metadata, self, vmm, REC_TYPE, 4, bad_types[i],
+			       EBADMSG, what);
+	}
+	__expect_field(_metadata, self, v0, REC_TYPE, 4, LVMM_REC_HEADER,
+		       EBADMSG, "a vCPU record typed as a header");
+
+	expect_restore(rearranged(self, 0, 0, -1), EBADMSG, "a second header");
+	expect_restore(rearranged(self, 0, vmm, -1), EBADMSG,
+		       "a second header, at the end");
+	expect_restore(rearranged(self, m0, -1, m0), EBADMSG, "memory first");
+	expect_restore(rearranged(self, m0, v0 + 1, m0), EBADMSG,
+		       "memory after the vCPUs");
+	expect_restore(rearranged(self, m0, vmm, m0), EBADMSG,
+		       "memory after the VMM's state");
+	expect_restore(rearranged(self, v0, vmm, v0), EBADMSG,
+		       "a vCPU after the VMM's state");
+	expect_restore(rearranged(self, v0, v0, -1), EBADMSG, "vCPU 0 twice");
+	expect_restore(rearranged(self, -1, -1, v0 + 1), EBADMSG,
+		       "vCPU 1 missing");
+	expect_restore(rearranged(self, vmm, vmm, -1), EBADMSG,
+		       "a second VMM record");
+	expect_restore(rearranged(self, vmm, v0 - 1, vmm), EBADMSG,
+		       "the VMM record before the vCPUs");
+	/* The same memory twice is a stream too: the last copy wins. */
+	expect_restore(rearranged(self, m0, m0, -1), 0, "a memory record twice");
+	expect_restore(rearranged(self, -1, -1, vmm), 0, "no VMM record");
+}
+
+/*
+ * A chunk sent again, as a migration's later round does: the last copy
+ * wins, and the pages it leaves out are zero.
+ */
+TEST_F_TIMEOUT(stream, chunk_sent_twice, 60)
+{
+	int m1 = rec_find(self->recs, self->nr, LVMM_REC_MEMORY, 1);
+	const struct rec_ref *r;
+	struct lvmm_restore_vm req;
+	struct lvmm_stream_mem m;
+	size_t at, len = 0, n;
+	int vmfd, diffs = 0;
+	u8 *mem;
+
+	REQUIRE_STREAM();
+	ASSERT_LE(0, m1);
+	r = &self->recs[m1];
+	memcpy(&m, self->buf + r->off + sizeof(struct lvmm_rec), sizeof(m));
+	/* Slot 1's first chunk: pages 0 and 300. */
+	ASSERT_EQ(1, m.slot);
+	ASSERT_EQ(0, m.first_page);
+	ASSERT_EQ(1ULL, m.present[0]);
+	ASSERT_EQ(1ULL << (300 % 64), m.present[300 / 64]);
+
+	/* Everything up to and including it, then it again with page 0 only. */
+	n = r->off + sizeof(struct lvmm_rec) + r->len;
+	memcpy(self->work, self->buf, n);
+	len = n;
+	at = len;
+	m.present[300 / 64] = 0;
+	memcpy(self->work + len, &(struct lvmm_rec){ .type = LVMM_REC_MEMORY,
+		.len = sizeof(m) + SZ_4K }, sizeof(struct lvmm_rec));
+	len += sizeof(struct lvmm_rec);
+	memcpy(self->work + len, &m, sizeof(m));
+	len += sizeof(m);
+	memset(self->work + len, 0x99, SZ_4K);		/* a new page 0 */
+	len += SZ_4K;
+	memcpy(self->work + len, self->buf + n, self->len - n);
+	len += self->len - n;
+	ASSERT_TRUE(stream_fix(self->work, len));
+	ASSERT_LT(at, len);
+
+	vmfd = restore_buf(self->mfd, self->work, len, NULL, &req);
+	ASSERT_LE(0, vmfd) TH_LOG("%s", strerror(-vmfd));
+	mem = mmap(NULL, TINY_SLOT1_SIZE, PROT_READ, MAP_SHARED, vmfd,
+		   LVMM_MEMSLOT_MMAP_OFFSET(1));
+	ASSERT_NE(MAP_FAILED, mem);
+	for (u64 i = 0; i < SZ_4K; i++)
+		diffs += mem[i] != 0x99;
+	EXPECT_EQ(0, diffs) TH_LOG("page 0 is not the last copy's");
+	EXPECT_EQ(0, mem[300 * SZ_4K]) TH_LOG("page 300, left out, is not zero");
+	/* The next chunk is its own: untouched. */
+	EXPECT_EQ(0x55, mem[513 * SZ_4K]);
+	munmap(mem, TINY_SLOT1_SIZE);
+	close(vmfd);
+	EXPECT_EQ(self->nr_vms, nl_vm_count(self->c));
+}
+
+/*
+ * Refusals late in the stream build a whole VM first: none of its
+ * memory may stay.  Checked with the host's available memory, with room
+ * for what else moves meanwhile.
+ */
+TEST_F_TIMEOUT(stream, refused_frees_memory, 300)
+{
+	int end = self->nr - 1, v1 = rec_find(self->recs, self->nr,
+					      LVMM_REC_VCPU, 1);
+	long before, after;
+
+	REQUIRE_STREAM();
+	ASSERT_LE(0, v1);
+	WORK_COPY();
+	expect_restore(self->len, 0, "warm-up");
+	before = mem_available_kb();
+	TEST_REQUIRE(before > 0);
+	for (int i = 0; i < 100; i++) {
+		WORK_COPY();
+		if (i & 1) {
+			REC(end)[3] ^= 0x10;	/* the checksum */
+			expect_restore(self->len, EBADMSG, "checksum");
+		} else {
+			expect_restore(self->recs[v1].off + 100, EBADMSG,
+				       "cut in vCPU 1");
+		}
+		if (!_metadata->passed)
+			break;
+	}
+	after = mem_available_kb();
+	TH_LOG("MemAvailable: %ld kB before, %ld kB after 100 refused streams",
+	       before, after);
+	/* Each of them had at least a 2 MiB page and two vCPUs. */
+	EXPECT_GT(after + 96 * 1024, before);
+}
+
+/* ---- a mutation fuzzer ----------------------------------------------- */
+
+static u64 rnd(u64 *s)
+{
+	/* xorshift64* */
+	*s ^= *s >> 12;
+	*s ^= *s << 25;
+	*s ^= *s >> 27;
+	return *s * 2685821657736338717ULL;
+}
+
+static const u64 interesting[] = {
+	0, 1, 2, 7, 8, 16, 31, 32, 33, 127, 128, 129, 255, 256, 257, 511,
+	512, 513, 4095, 4096, 4104, 65536, 65537, 0x7fffffff, 0x80000000,
+	0xffffffff, 1ULL << 32, 1ULL << 40, 1ULL << 62, 1ULL << 63, ~0ULL,
+	~0ULL - 7,
+};
+
+/*
+ * Mutate the @len bytes at @b (room for @cap): bit flips, cuts,
+ * records duplicated, dropped or swapped, lengths and counts set to
+ * values at the edges.  Returns the new length; @what says what.
+ */
+static size_t mutate(u8 *b, size_t len, size_t cap, u64 *s, char *what,
+		     size_t wlen)
+{
+	struct rec_ref recs[MAX_RECS];
+	int nr = stream_index(b, len, recs, MAX_RECS), i, j;
+	u64 v = interesting[rnd(s) % ARRAY_SIZE(interesting)];
+	size_t off, n;
+	u8 *tmp;
+
+	if (len < 16) {
+		snprintf(what, wlen, "nothing (%zu bytes)", len);
+		return len;
+	}
+	i = nr ? rnd(s) % nr : 0;
+	switch (rnd(s) % 9) {
+	case 0:
+		n = 1 + rnd(s) % 4;
+		snprintf(what, wlen, "%zu bit flips", n);
+		while (n--)
+			b[rnd(s) % len] ^= 1 << (rnd(s) % 8);
+		return len;
+	case 1:		/* in the structure of a record: its first bytes */
+		if (!nr)
+			break;
+		off = recs[i].off + rnd(s) % MIN(160, recs[i].len + 16);
+		snprintf(what, wlen, "bit flip at %zu, in record %d", off, i);
+		b[off] ^= 1 << (rnd(s) % 8);
+		return len;
+	case 2:
+		n = rnd(s) % len;
+		snprintf(what, wlen, "cut at %zu", n);
+		return n;
+	case 3:
+		if (!nr)
+			break;
+		n = sizeof(struct lvmm_rec) + recs[i].len;
+		if (len + n > cap)
+			break;
+		off = recs[i].off + n;
+		memmove(b + off + n, b + off, len - off);
+		memcpy(b + off, b + recs[i].off, n);
+		snprintf(what, wlen, "record %d twice", i);
+		return len + n;
+	case 4:
+		if (!nr)
+			break;
+		n = sizeof(struct lvmm_rec) + recs[i].len;
+		memmove(b + recs[i].off, b + recs[i].off + n,
+			len - recs[i].off - n);
+		snprintf(what, wlen, "record %d dropped", i);
+		return len - n;
+	case 5:
+		if (nr < 2 || i == nr - 1)
+			break;
+		j = i + 1;
+		n = sizeof(struct lvmm_rec) + recs[i].len;
+		tmp = malloc(n);
+		if (!tmp)
+			break;
+		memcpy(tmp, b + recs[i].off, n);
+		memmove(b + recs[i].off, b + recs[j].off,
+			sizeof(struct lvmm_rec) + recs[j].len);
+		memcpy(b + recs[i].off + sizeof(struct lvmm_rec) + recs[j].len,
+		       tmp, n);
+		free(tmp);
+		snprintf(what, wlen, "records %d and %d swapped", i, j);
+		return len;
+	case 6:
+		if (!nr)
+			break;
+		if (rnd(s) & 1)
+			v = recs[i].len + (rnd(s) & 1 ? 8 : -8) * (1 + rnd(s) % 512);
+		memcpy(b + recs[i].off + 8, &v, 8);
+		snprintf(what, wlen, "record %d's length 0x%llx", i,
+			 (unsigned long long)v);
+		return len;
+	case 7:		/* a count or a field: u32 in a record's first bytes */
+		if (!nr || recs[i].len < 4)
+			break;
+		off = recs[i].off + sizeof(struct lvmm_rec) +
+		      (rnd(s) % MIN(64, recs[i].len / 4)) * 4;
+		memcpy(b + off, &v, 4);
+		snprintf(what, wlen, "u32 at %zu (record %d) = 0x%x", off, i,
+			 (u32)v);
+		return len;
+	case 8:
+		off = (rnd(s) % (len / 8)) * 8;
+		memcpy(b + off, &v, 8);
+		snprintf(what, wlen, "u64 at %zu = 0x%llx", off,
+			 (unsigned long long)v);
+		return len;
+	}
+	snprintf(what, wlen, "nothing");
+	return len;
+}
+
+#define FUZZ_SECONDS	15
+#define FUZZ_MAX_ITERS	100000
+
+static u64 env_u64(const char *name, u64 dflt)
+{
+	const char *v = getenv(name);
+
+	return v && *v ? strtoull(v, NULL, 0) : dflt;
+}
+
+/*
+ * Restore mutated copies of the valid stream for a bounded time: each is
+ * refused with a documented errno, or accepted and then usable.  The
+ * seed (SNAPSHOT_FUZZ_SEED, default 1) and the time
+ * (SNAPSHOT_FUZZ_SECONDS) make a run replayable.
+ */
+TEST_F_TIMEOUT(stream, fuzz, 240)
+{
+	u64 seed = env_u64("SNAPSHOT_FUZZ_SEED", 1);
+	u64 secs = env_u64("SNAPSHOT_FUZZ_SECONDS", FUZZ_SECONDS);
+	u64 s = seed ? seed : 1, end, iters = 0, accepted = 0, fixed = 0;
+	u64 by_err[5] = {};
+	static const int allowed[] = { EBADMSG, EPROTONOSUPPORT, EOPNOTSUPP,
+				       EEXIST, ENOMEM };
+	long mem_before, mem_after;
+	char what[128], what2[64];
+
+	REQUIRE_STREAM();
+	TH_LOG("seed %llu, %llu s (SNAPSHOT_FUZZ_SEED, SNAPSHOT_FUZZ_SECONDS)",
+	       (unsigned long long)seed, (unsigned long long)secs);
+	mem_before = mem_available_kb();
+	end = now_ns() + secs * 1000000000ULL;
+	while (now_ns() < end && iters < FUZZ_MAX_ITERS) {
+		struct lvmm_restore_vm req;
+		size_t len;
+		bool fix;
+		int r, k;
+
+		memcpy(self->work, self->buf, self->len);
+		len = mutate(self->work, self->len, self->cap, &s, what,
+			     sizeof(what));
+		/* Half the time past the checksum, to the checks behind it. */
+		fix = rnd(&s) & 1;
+		if (rnd(&s) % 4 == 0) {
+			len = mutate(self->work, len, self->cap, &s, what2,
+				     sizeof(what2));
+			snprintf(what + strlen(what), sizeof(what) - strlen(what),
+				 ", then %s", what2);
+		}
+		if (fix)
+			fixed += stream_fix(self->work, len);
+		iters++;
+		r = restore_buf(self->mfd, self->work, len, NULL, &req);
+		if (r >= 0) {
+			struct lvmm_vm_info info;
+			u32 found = 0;
+
+			accepted++;
+			ASSERT_EQ(0, ioctl(r, LVMM_GET_VM_INFO, &info))
+				TH_LOG("iteration %llu: %s", (unsigned long long)iters, what);
+			EXPECT_EQ(req.id, info.id);
+			EXPECT_EQ(req.nr_vcpus, info.nr_vcpus);
+			for (u32 id = 0; id < MAX_VCPUS && found < req.nr_vcpus; id++) {
+				struct lvmm_create_vcpu cv = { .id = id };
+				int vfd = ioctl(r, LVMM_GET_VCPU, &cv), rr;
+
+				if (vfd < 0)
+					continue;
+				if (!found++) {
+					rr = run_bounded(vfd, self->mmap_size);
+					EXPECT_TRUE(!rr || rr == -EINTR)
+						TH_LOG("iteration %llu (%s): LVMM_RUN: %s",
+						       (unsigned long long)iters, what,
+						       strerror(-rr));
+				}
+				close(vfd);
+			}
+			EXPECT_EQ(req.nr_vcpus, found);
+			close(r);
+		} else {
+			for (k = 0; k < (int)ARRAY_SIZE(allowed); k++)
+				if (-r == allowed[k])
+					break;
+			ASSERT_LT(k, (int)ARRAY_SIZE(allowed))
+				TH_LOG("iteration %llu (%s%s): %s", (unsigned long long)iters,
+				       what, fix ? ", fixed up" : "", strerror(-r));
+			by_err[k]++;
+		}
+		if (!(iters % 64)) {
+			ASSERT_EQ(self->nr_vms, nl_vm_count(self->c))
+				TH_LOG("VMs left behind by iteration %llu",
+				       (unsigned long long)iters);
+		}
+		if (!_metadata->passed)
+			break;
+	}
+	EXPECT_EQ(self->nr_vms, nl_vm_count(self->c));
+	mem_after = mem_available_kb();
+	TH_LOG("%llu streams (%llu fixed up): %llu accepted", (unsigned long long)iters,
+	       (unsigned long long)fixed, (unsigned long long)accepted);
+	for (size_t k = 0; k < ARRAY_SIZE(allowed); k++)
+		TH_LOG("  %s: %llu", strerror(allowed[k]),
+		       (unsigned long long)by_err[k]);
+	TH_LOG("MemAvailable: %ld kB before, %ld kB after", mem_before, mem_after);
+	EXPECT_LT(0, iters);
+	EXPECT_GT(mem_after + 128 * 1024, mem_before);
+}
+
+/* ---- saves that meet a destroy, another save, a bad fd, a reader ----- */
+
+/* A counting guest in a thread: the VM. */
+static struct lvmm_vm *counting(struct counter_thread *t)
+{
+	struct lvmm_vcpu *vcpu;
+	struct lvmm_vm *vm = vm_create_with_one_vcpu(&vcpu, guest_counter);
+
+	counter_start(t, vcpu);
+	TEST_ASSERT(wait_for(t->nr_sync >= 2, 20000), "the guest does not count");
+	return vm;
+}
+
+/* Reads a fd to EOF in a thread of its own, pausing after each read. */
+struct drain {
+	int fd;
+	u64 delay_us;
+	pthread_t thread;
+	u8 *buf;
+	size_t len;
+};
+
+static void *drain_fn(void *arg)
+{
+	struct drain *d = arg;
+	size_t cap = 1 << 20;
+	ssize_t n;
+
+	d->buf = malloc(cap);
+	TEST_ASSERT(d->buf, "out of memory");
+	do {
+		if (d->len == cap) {
+			cap *= 2;
+			d->buf = realloc(d->buf, cap);
+			TEST_ASSERT(d->buf, "out of memory");
+		}
+		n = read(d->fd, d->buf + d->len, cap - d->len);
+		TEST_ASSERT(n >= 0, "read: %s", strerror(errno));
+		d->len += n;
+		if (d->delay_us)
+			usleep(d->delay_us);
+	} while (n);
+	return NULL;
+}
+
+static void drain_start(struct drain *d, int fd, u64 delay_us)
+{
+	memset(d, 0, sizeof(*d));
+	d->fd = fd;
+	d->delay_us = delay_us;
+	TEST_ASSERT(!pthread_create(&d->thread, NULL, drain_fn, d),
+		    "pthread_create");
+}
+
+/* Writes a buffer to a fd in a thread of its own, then closes the fd. */
+struct feed {
+	int fd;
+	pthread_t thread;
+	const u8 *buf;
+	size_t len;
+};
+
+static void *feed_fn(void *arg)
+{
+	struct feed *f = arg;
+	const u8 *p = f->buf;
+	size_t left = f->len;
+
+	while (left) {
+		ssize_t n = write(f->fd, p, left);
+
+		if (n <= 0)
+			break;	/* the reader went away: its test says so */
+		p += n;
+		left -= n;
+	}
+	close(f->fd);
+	return NULL;
+}
+
+static void feed_start(struct feed *f, int fd, const u8 *buf, size_t len)
+{
+	f->fd = fd;
+	f->buf = buf;
+	f->len = len;
+	TEST_ASSERT(!pthread_create(&f->thread, NULL, feed_fn, f),
+		    "pthread_create");
+}
+
+/* A save that a pipe nobody reads holds up, destroyed meanwhile. */
+TEST_F_TIMEOUT(snap, destroy_during_save, 120)
+{
+	struct counter_thread t;
+	struct lvmm_restore_vm req;
+	struct nl_events *ev;
+	struct lvmm_vm *vm;
+	struct nl_saved s;
+	struct nl_vm v;
+	u64 frozen;
+	size_t len;
+	int p[2], fd;
+	u8 *buf;
+
+	REQUIRE_SNAPSHOT(self->c);
+	signal(SIGPIPE, SIG_IGN);
+	vm = counting(&t);
+	ASSERT_EQ(0, pipe2(p, O_CLOEXEC));
+	ev = events_open();
+	ASSERT_EQ(0, nl_vm_save(self->c, vm->h.id, p[1], false)) TH_LOG("%s", self->c->ext);
+	close(p[1]);
+
+	/*
+	 * Held up: paused, and, once the stream has begun (the vCPUs are
+	 * taken first), the guest does not count meanwhile.
+	 */
+	ASSERT_EQ(1, poll(&(struct pollfd){ .fd = p[0], .events = POLLIN }, 1,
+			  10000)) TH_LOG("nothing written");
+	EXPECT_EQ(LVMM_VM_STATE_PAUSED, vm_state(self->c, vm->h.id))
+		TH_LOG("not paused while it is written");
+	frozen = counter_in(vm, 0);
+	usleep(100000);
+	EXPECT_EQ(frozen, counter_in(vm, 0));
+	EXPECT_FALSE(t.done);
+
+	ASSERT_EQ(0, nl_vm_cmd(self->c, LVMM_CMD_VM_DESTROY, vm->h.id));
+	ASSERT_TRUE(event_saved(ev, vm->h.id, &s)) TH_LOG("no saved event after the destroy");
+	EXPECT_EQ(EINTR, s.error) TH_LOG("the save ended with %s after %llu bytes",
+					 strerror(s.error), (unsigned long long)s.bytes);
+	counter_join(&t, END_DESTROYED);
+	EXPECT_EQ(-ENOENT, nl_vm_get(self->c, vm->h.id, NULL, &v));
+	/* Saving what is destroyed. */
+	fd = new_memfd();
+	EXPECT_EQ(-ENOENT, nl_vm_save(self->c, vm->h.id, fd, false));
+	EXPECT_NE(0, self->c->ext[0]);
+
+	/* What went through the pipe is a stream cut short. */
+	buf = read_all(p[0], &len);
+	EXPECT_LT(0, len);
+	EXPECT_GE(s.bytes, len);
+	EXPECT_EQ(-EBADMSG, restore_buf(fd, buf, len, NULL, &req));
+	free(buf);
+	close(fd);
+	close(p[0]);
+	events_close(ev);
+	vm_free(vm);
+}
+
+struct destroyer {
+	struct nlc *c;
+	u32 id;
+	u64 delay_us;
+	volatile bool go;
+	int r;
+};
+
+static void *destroyer_fn(void *arg)
+{
+	struct destroyer *d = arg;
+
+	while (!d->go)
+		;
+	if (d->delay_us)
+		usleep(d->delay_us);
+	d->r = nl_vm_cmd(d->c, LVMM_CMD_VM_DESTROY, d->id);
+	return NULL;
+}
+
+/* vm-save and vm-destroy at once, from two threads: no hang, an answer. */
+TEST_F_TIMEOUT(snap, save_destroy_race, 180)
+{
+	/* From at once to after the save is done (tens of ms). */
+	static const u64 delay_us[] = { 0, 0, 300, 300, 3000, 3000, 200000,
+					200000 };
+	int outcome[3] = {};	/* saved, save failed, save refused */
+
+	REQUIRE_SNAPSHOT(self->c);
+	for (size_t i = 0; i < ARRAY_SIZE(delay_us); i++) {
+		struct destroyer d = { .delay_us = delay_us[i] };
+		struct lvmm_restore_vm req;
+		struct counter_thread t;
+		struct nl_events *ev;
+		struct lvmm_vm *vm;
+		struct nl_saved s;
+		pthread_t thread;
+		int fd = new_memfd(), r;
+
+		vm = counting(&t);
+		d.c = nlc_open();
+		d.id = vm->h.id;
+		ASSERT_NE(NULL, d.c);
+		ASSERT_EQ(0, pthread_create(&thread, NULL, destroyer_fn, &d));
+		ev = events_open();
+		d.go = true;
+		r = nl_vm_save(self->c, vm->h.id, fd, i & 1);
+		pthread_join(thread, NULL);
+		if (r) {
+			EXPECT_EQ(-ENOENT, r) TH_LOG("vm-save: %s", self->c->ext);
+			EXPECT_EQ(0, d.r);
+			outcome[2]++;
+		} else {
+			ASSERT_TRUE(event_saved(ev, vm->h.id, &s))
+				TH_LOG("round %zu: no saved event", i);
+			/* With save-stop, one of the two destroys comes second. */
+			EXPECT_TRUE(!d.r || ((i & 1) && d.r == -ENOENT))
+				TH_LOG("destroy: %s", strerror(-d.r));
+			ASSERT_EQ(0, lseek(fd, 0, SEEK_SET));
+			r = restore_fd(fd, NULL, &req);
+			if (!s.error) {
+				/* Written whole: it restores. */
+				EXPECT_LE(0, r) TH_LOG("round %zu: %s", i, strerror(-r));
+				outcome[0]++;
+			} else {
+				EXPECT_EQ(-EBADMSG, r) TH_LOG("round %zu, save error %s",
+							      i, strerror(s.error));
+				outcome[1]++;
+			}
+			if (r >= 0)
+				close(r);
+		}
+		counter_join(&t, END_DESTROYED);
+		events_close(ev);
+		nlc_close(d.c);
+		close(fd);
+		vm_free(vm);
+	}
+	TH_LOG("saved %d, save failed %d, save refused %d", outcome[0],
+	       outcome[1], outcome[2]);
+}
+
+/* One save at a time; the second is refused and changes nothing. */
+TEST_F_TIMEOUT(snap, second_save_busy, 120)
+{
+	struct counter_thread t, rt;
+	struct nl_events *ev;
+	struct lvmm_vm *vm, *rvm;
+	struct drain dr;
+	struct nl_saved s;
+	u64 before, c0;
+	int p[2], fd, fd2;
+
+	REQUIRE_SNAPSHOT(self->c);
+	vm = counting(&t);
+	ASSERT_EQ(0, pipe2(p, O_CLOEXEC));
+	fd = new_memfd();
+	ev = events_open();
+	before = counter_in(vm, 0);
+	ASSERT_EQ(0, nl_vm_save(self->c, vm->h.id, p[1], false));
+	close(p[1]);
+	ASSERT_TRUE(wait_for(vm_state(self->c, vm->h.id) == LVMM_VM_STATE_PAUSED,
+			     5000));
+	EXPECT_EQ(-EBUSY, nl_vm_save(self->c, vm->h.id, fd, false));
+	EXPECT_NE(0, self->c->ext[0]) TH_LOG("EBUSY without an extack message");
+	EXPECT_EQ(-EBUSY, nl_vm_save(self->c, vm->h.id, fd, true));
+
+	/* Read: the first save ends well; the second left no trace. */
+	drain_start(&dr, p[0], 0);
+	ASSERT_TRUE(event_saved(ev, vm->h.id, &s));
+	EXPECT_EQ(0, s.error) TH_LOG("%s", strerror(s.error));
+	pthread_join(dr.thread, NULL);
+	EXPECT_EQ(s.bytes, dr.len);
+	EXPECT_EQ(0, lseek(fd, 0, SEEK_END)) TH_LOG("the refused save wrote");
+	ASSERT_TRUE(wait_for(counter_in(vm, 0) > before + 4 * COUNT_N, 20000))
+		TH_LOG("the VM does not run after the save (a save-stop that was refused?)");
+
+	/* The stream from the pipe restores, and counts on. */
+	write_all(fd, dr.buf, dr.len);
+	ASSERT_EQ(0, lseek(fd, 0, SEEK_SET));
+	rvm = vm_restore(fd, "snap-busy", vm);
+	c0 = counter_in(rvm, 0);
+	EXPECT_LE(before, c0);
+	counter_start(&rt, rvm->vcpus[0]);
+	ASSERT_TRUE(wait_for(rt.nr_sync >= 1, 20000));
+	EXPECT_LE(c0, rt.first);
+	EXPECT_GE(c0 + COUNT_N, rt.first);
+	stop_counting(rvm);
+	counter_join(&rt, END_DONE);
+
+	/* Not busy any more. */
+	fd2 = new_memfd();
+	save_vm(self->c, vm, fd2, false);
+	stop_counting(vm);
+	counter_join(&t, END_DONE);
+	close(fd2);
+	close(fd);
+	close(p[0]);
+	free(dr.buf);
+	events_close(ev);
+	vm_free(rvm);
+	vm_free(vm);
+}
+
+/* vm-save's own arguments; where in the file it writes. */
+TEST_F_TIMEOUT(snap, save_request, 120)
+{
+	static const char junk[100] = "not a stream";
+	struct lvmm_vm *vm, *rvm;
+	struct nl_msg *msg;
+	struct nl_saved s;
+	struct stat st;
+	int fd, ro, p[2];
+	char path[64];
+
+	REQUIRE_SNAPSHOT(self->c);
+	vm = vm_create_bare("snap-args");
+	vm_add_memslot(vm, 0, 0, 0, SZ_2M);
+	memset(addr_gpa2hva(vm, 0x5000), 0x66, SZ_4K);
+	fd = new_memfd();
+
+	/* No fd. */
+	msg = nlc_msg(self->c, LVMM_CMD_VM_SAVE, 0);
+	nla_put_u32(msg, LVMM_A_VM_ID, vm->h.id);
+	EXPECT_EQ(-EINVAL, nlc_exec(self->c, msg, NULL, NULL));
+	EXPECT_NE(0, self->c->ext[0]) TH_LOG("EINVAL without an extack message");
+	/* Not an fd of ours, or not one to write to. */
+	EXPECT_EQ(-EBADF, nl_vm_save(self->c, vm->h.id, 1000000, false));
+	EXPECT_NE(0, self->c->ext[0]);
+	snprintf(path, sizeof(path), "/proc/self/fd/%d", fd);
+	ro = open(path, O_RDONLY | O_CLOEXEC);
+	ASSERT_LE(0, ro);
+	EXPECT_EQ(-EBADF, nl_vm_save(self->c, vm->h.id, ro, false));
+	EXPECT_NE(0, self->c->ext[0]);
+	close(ro);
+	ASSERT_EQ(0, pipe2(p, O_CLOEXEC));
+	EXPECT_EQ(-EBADF, nl_vm_save(self->c, vm->h.id, p[0], false));
+	close(p[0]);
+	close(p[1]);
+	/* No such VM, by id and by name. */
+	EXPECT_EQ(-ENOENT, nl_vm_save(self->c, 0x7ffffff0, fd, false));
+	msg = nlc_msg(self->c, LVMM_CMD_VM_SAVE, 0);
+	nla_put_string(msg, LVMM_A_VM_NAME, "snap-no-such-vm");
+	nla_put_u32(msg, LVMM_A_VM_SAVE_FD, fd);
+	EXPECT_EQ(-ENOENT, nlc_exec(self->c, msg, NULL, NULL));
+	/* None of them wrote anything, or stopped the VM. */
+	ASSERT_EQ(0, fstat(fd, &st));
+	EXPECT_EQ(0, st.st_size);
+	EXPECT_EQ(LVMM_VM_STATE_CREATED, vm_state(self->c, vm->h.id));
+
+	/* At the file's position, which ends up after the stream. */
+	write_all(fd, junk, sizeof(junk));
+	s = save_vm(self->c, vm, fd, false);
+	ASSERT_EQ(0, fstat(fd, &st));
+	EXPECT_EQ(sizeof(junk) + s.bytes, (u64)st.st_size);
+	EXPECT_EQ((off_t)(sizeof(junk) + s.bytes), lseek(fd, 0, SEEK_CUR));
+	{
+		struct lvmm_restore_vm req;
+
+		ASSERT_EQ(0, lseek(fd, 0, SEEK_SET));
+		EXPECT_EQ(-EBADMSG, restore_fd(fd, "snap-args-r", &req));
+	}
+	ASSERT_EQ(sizeof(junk), lseek(fd, sizeof(junk), SEEK_SET));
+	rvm = vm_restore(fd, "snap-args-r", vm);
+	/* A restore reads the stream and no more: the position is at its end. */
+	EXPECT_EQ((off_t)(sizeof(junk) + s.bytes), lseek(fd, 0, SEEK_CUR));
+	EXPECT_EQ(0x6666666666666666ULL, *(u64 *)addr_gpa2hva(rvm, 0x5000));
+
+	/*
+	 * By name, to another file: the same stream but for its creation
+	 * time and so its checksum (nothing ran in between).
+	 */
+	ro = new_memfd();
+	{
+		struct nl_events *ev = events_open();
+		size_t off = sizeof(struct lvmm_rec) +
+			     offsetof(struct lvmm_stream_header, created_ns);
+		struct nl_saved s2;
+		size_t l1, l2;
+		u8 *b1, *b2;
+
+		msg = nlc_msg(self->c, LVMM_CMD_VM_SAVE, 0);
+		nla_put_string(msg, LVMM_A_VM_NAME, "snap-args");
+		nla_put_u32(msg, LVMM_A_VM_SAVE_FD, ro);
+		ASSERT_EQ(0, nlc_exec(self->c, msg, NULL, NULL)) TH_LOG("%s", self->c->ext);
+		ASSERT_TRUE(event_saved(ev, vm->h.id, &s2));
+		EXPECT_EQ(0, s2.error);
+		EXPECT_EQ(s.bytes, s2.bytes);
+		events_close(ev);
+		ASSERT_EQ(sizeof(junk), lseek(fd, sizeof(junk), SEEK_SET));
+		b1 = read_all(fd, &l1);
+		ASSERT_EQ(0, lseek(ro, 0, SEEK_SET));
+		b2 = read_all(ro, &l2);
+		ASSERT_EQ(l1, l2);
+		ASSERT_LT(off + 8 + 16, l1);
+		memset(b1 + off, 0, 8);
+		memset(b2 + off, 0, 8);
+		memset(b1 + l1 - 16, 0, 8);
+		memset(b2 + l2 - 16, 0, 8);
+		EXPECT_EQ(0, memcmp(b1, b2, l1));
+		free(b1);
+		free(b2);
+	}
+	close(ro);
+	close(fd);
+	vm_free(rvm);
+	vm_free(vm);
+}
+
+/*
+ * Through a pipe read slowly: saved into one (with progress reported on
+ * the way), restored out of another, and out of a socket.
+ */
+TEST_F_TIMEOUT(snap, pipe_round_trip, 120)
+{
+	struct counter_thread t, rt;
+	struct lvmm_vm *vm, *rvm;
+	struct nl_events *ev;
+	struct nl_saved s;
+	struct drain dr;
+	struct feed f;
+	u64 before, after, c0, first;
+	int p[2], q[2], sv[2];
+
+	REQUIRE_SNAPSHOT(self->c);
+	signal(SIGPIPE, SIG_IGN);
+	vm = counting(&t);
+	ASSERT_EQ(0, pipe2(p, O_CLOEXEC));
+	/* 1.3 MB, 64 KiB at a time, every 40 ms: about 0.8 s. */
+	drain_start(&dr, p[0], 40000);
+	ev = events_open();
+	before = counter_in(vm, 0);
+	ASSERT_EQ(0, nl_vm_save(self->c, vm->h.id, p[1], true)) TH_LOG("%s", self->c->ext);
+	/* The save has its own reference: EOF comes when it is done. */
+	close(p[1]);
+	ASSERT_TRUE(event_saved(ev, vm->h.id, &s));
+	ASSERT_EQ(0, s.error) TH_LOG("%s", strerror(s.error));
+	counter_join(&t, END_DESTROYED);
+	after = counter_in(vm, 0);
+	pthread_join(dr.thread, NULL);
+	close(p[0]);
+	EXPECT_EQ(s.bytes, dr.len);
+	EXPECT_LE(before, after);
+	/* Progress every ~250 ms; the vCPUs held all along. */
+	EXPECT_LE(2, s.nr_progress);
+	EXPECT_LT(0, s.progress_bytes);
+	EXPECT_GE(s.bytes, s.progress_bytes);
+	EXPECT_LE(400000000ULL, s.pause_ns);
+	TH_LOG("%llu bytes, %d progress events, the last at %llu bytes; vCPUs held %llu ms",
+	       (unsigned long long)s.bytes, s.nr_progress,
+	       (unsigned long long)s.progress_bytes,
+	       (unsigned long long)s.pause_ns / 1000000);
+
+	/* Out of a pipe. */
+	ASSERT_EQ(0, pipe2(q, O_CLOEXEC));
+	feed_start(&f, q[1], dr.buf, dr.len);
+	rvm = vm_restore(q[0], NULL, vm);
+	close(q[0]);
+	pthread_join(f.thread, NULL);
+	EXPECT_STREQ(vm->h.name, rvm->h.name);
+	c0 = counter_in(rvm, 0);
+	EXPECT_EQ(after, c0);
+	counter_start(&rt, rvm->vcpus[0]);
+	ASSERT_TRUE(wait_for(rt.nr_sync >= 2, 20000));
+	EXPECT_LE(c0, rt.first);
+	EXPECT_GE(c0 + COUNT_N, rt.first);
+	first = rt.first;
+	stop_counting(rvm);
+	counter_join(&rt, END_DONE);
+	vm_free(rvm);
+
+	/* Out of a socket: the same VM again, the same next step. */
+	ASSERT_EQ(0, socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv));
+	feed_start(&f, sv[0], dr.buf, dr.len);
+	rvm = vm_restore(sv[1], NULL, vm);
+	close(sv[1]);
+	pthread_join(f.thread, NULL);
+	EXPECT_EQ(after, counter_in(rvm, 0));
+	counter_start(&rt, rvm->vcpus[0]);
+	ASSERT_TRUE(wait_for(rt.nr_sync >= 1, 20000));
+	EXPECT_EQ(first, rt.first);
+	stop_counting(rvm);
+	counter_join(&rt, END_DONE);
+	vm_free(rvm);
+
+	/* A pipe that ends early: cut short. */
+	{
+		struct lvmm_restore_vm req;
+
+		ASSERT_EQ(0, pipe2(q, O_CLOEXEC));
+		feed_start(&f, q[1], dr.buf, dr.len / 2);
+		EXPECT_EQ(-EBADMSG, restore_fd(q[0], NULL, &req));
+		close(q[0]);
+		pthread_join(f.thread, NULL);
+	}
+	free(dr.buf);
+	events_close(ev);
+	vm_free(vm);
+}
+
+/* A socket whose reader goes away mid-stream: the VM runs on. */
+TEST_F_TIMEOUT(snap, socket_closed_mid_stream, 120)
+{
+	struct counter_thread t;
+	struct nl_events *ev;
+	struct lvmm_vm *vm;
+	struct nl_saved s;
+	u8 buf[4096];
+	size_t got = 0;
+	u64 frozen;
+	int sv[2], fd;
+
+	REQUIRE_SNAPSHOT(self->c);
+	signal(SIGPIPE, SIG_IGN);
+	vm = counting(&t);
+	ASSERT_EQ(0, socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv));
+	ev = events_open();
+	ASSERT_EQ(0, nl_vm_save(self->c, vm->h.id, sv[0], false)) TH_LOG("%s", self->c->ext);
+	close(sv[0]);
+	/* A little: more than the header, far less than the image. */
+	while (got < 64 * 1024) {
+		ssize_t n = read(sv[1], buf, sizeof(buf));
+
+		ASSERT_LT(0, n);
+		got += n;
+	}
+	ASSERT_TRUE(wait_for(vm_state(self->c, vm->h.id) == LVMM_VM_STATE_PAUSED,
+			     5000)) TH_LOG("not paused while it is written");
+	frozen = counter_in(vm, 0);
+	usleep(100000);
+	EXPECT_EQ(frozen, counter_in(vm, 0));
+	close(sv[1]);
+
+	ASSERT_TRUE(event_saved(ev, vm->h.id, &s));
+	EXPECT_EQ(EPIPE, s.error) TH_LOG("the save ended with %s", strerror(s.error));
+	EXPECT_LE(got, s.bytes);
+	/* Running again, and not destroyed. */
+	ASSERT_TRUE(wait_for(counter_in(vm, 0) > frozen + 4 * COUNT_N, 20000))
+		TH_LOG("the VM does not run after the failed save");
+	EXPECT_FALSE(t.done);
+	EXPECT_NE(LVMM_VM_STATE_PAUSED, vm_state(self->c, vm->h.id));
+	/* And a save works again. */
+	fd = new_memfd();
+	save_vm(self->c, vm, fd, false);
+	stop_counting(vm);
+	counter_join(&t, END_DONE);
+	close(fd);
+	events_close(ev);
+	vm_free(vm);
+}
+
+/*
+ * Paused by its user with its vCPU parked in LVMM_RUN: saved as it
+ * stands, and still paused afterwards -- or, with save-stop, destroyed.
+ */
+TEST_F_TIMEOUT(snap, save_paused_vm, 120)
+{
+	REQUIRE_SNAPSHOT(self->c);
+	for (int stop = 0; stop < 2; stop++) {
+		struct counter_thread t, rt;
+		struct lvmm_vm *vm, *rvm;
+		struct vcpu_dump d;
+		u64 frozen;
+		int fd;
+
+		vm = counting(&t);
+		ASSERT_EQ(0, nl_vm_cmd(self->c, LVMM_CMD_VM_PAUSE, vm->h.id));
+		ASSERT_EQ(LVMM_VM_STATE_PAUSED, vm_state(self->c, vm->h.id));
+		/* Parked in RUN: the pause kicks, the vCPU parks on its way. */
+		ASSERT_TRUE(wait_for(!nl_vcpu_dump(self->c, vm->h.id, &d) &&
+				     d.v[0].state == LVMM_VCPU_STATE_PAUSED,
+				     5000));
+		frozen = counter_in(vm, 0);
+		usleep(50000);
+		ASSERT_EQ(frozen, counter_in(vm, 0));
+
+		fd = save_to_memfd(self->c, vm, stop, NULL);
+		if (stop) {
+			counter_join(&t, END_DESTROYED);
+		} else {
+			EXPECT_EQ(LVMM_VM_STATE_PAUSED,
+				  vm_state(self->c, vm->h.id));
+			usleep(100000);
+			EXPECT_EQ(frozen, counter_in(vm, 0))
+				TH_LOG("the paused VM ran after the save");
+			EXPECT_FALSE(t.done);
+			ASSERT_EQ(0, nl_vm_cmd(self->c, LVMM_CMD_VM_RESUME,
+					       vm->h.id));
+			ASSERT_TRUE(wait_for(counter_in(vm, 0) > frozen + COUNT_N,
+					     20000));
+			stop_counting(vm);
+			counter_join(&t, END_DONE);
+			ASSERT_EQ(0, nl_vm_cmd(self->c, LVMM_CMD_VM_DESTROY,
+					       vm->h.id));
+		}
+		rvm = vm_restore(fd, NULL, vm);
+		/* Exactly where the pause left it; and the copy runs. */
+		EXPECT_EQ(frozen, counter_in(rvm, 0));
+		EXPECT_NE(LVMM_VM_STATE_PAUSED, vm_state(self->c, rvm->h.id));
+		counter_start(&rt, rvm->vcpus[0]);
+		ASSERT_TRUE(wait_for(rt.nr_sync >= 1, 20000));
+		EXPECT_LE(frozen, rt.first);
+		EXPECT_GE(frozen + COUNT_N, rt.first);
+		stop_counting(rvm);
+		counter_join(&rt, END_DONE);
+		close(fd);
+		vm_free(rvm);
+		vm_free(vm);
+	}
+}
+
+struct slot_churn {
+	struct lvmm_vm *vm;
+	pthread_t thread;
+	volatile bool stop;
+	u64 changes, busy;
+	int err;
+};
+
+/* Create and delete slot 5 in turn; EBUSY while a save writes memory. */
+static void *slot_churn_fn(void *arg)
+{
+	struct slot_churn *sc = arg;
+	bool there = false;
+
+	while (!sc->stop && !sc->err) {
+		int r = __vm_set_memslot(sc->vm, 5, 0, 2 * SZ_1G,
+					 there ? 0 : 16 * SZ_4K, NULL);
+
+		if (r == -EBUSY) {
+			sc->busy++;
+			continue;
+		}
+		sc->err = r;
+		there = !there;
+		sc->changes++;
+	}
+	return NULL;
+}
+
+/* Slots come and go while the VM is saved, again and again. */
+TEST_F_TIMEOUT(snap, save_during_slot_changes, 180)
+{
+	struct slot_churn sc = {};
+	struct counter_thread t;
+	struct lvmm_vm *vm;
+	int saved = 0;
+
+	REQUIRE_SNAPSHOT(self->c);
+	vm = counting(&t);
+	sc.vm = vm;
+	ASSERT_EQ(0, pthread_create(&sc.thread, NULL, slot_churn_fn, &sc));
+	for (int i = 0; i < 6; i++) {
+		struct lvmm_restore_vm req;
+		struct rec_ref recs[MAX_RECS];
+		struct lvmm_stream_header h;
+		int fd = save_to_memfd(self->c, vm, false, NULL), r, nr;
+		size_t len;
+		u8 *buf = read_all(fd, &len);
+
+		/* The slots of one moment: 0, and 5 or not. */
+		nr = stream_index(buf, len, recs, MAX_RECS);
+		ASSERT_LT(0, nr);
+		memcpy(&h, buf + sizeof(struct lvmm_rec), sizeof(h));
+		EXPECT_TRUE(h.nr_slots == 1 || h.nr_slots == 2);
+		EXPECT_EQ(vm->slots[0].size + (h.nr_slots - 1) * 16 * SZ_4K,
+			  h.mem_size);
+		ASSERT_EQ(0, lseek(fd, 0, SEEK_SET));
+		r = restore_fd(fd, "snap-churn", &req);
+		EXPECT_LE(0, r) TH_LOG("save %d: %s", i, strerror(-r));
+		if (r >= 0)
+			close(r);
+		saved += h.nr_slots == 2;
+		free(buf);
+		close(fd);
+	}
+	sc.stop = true;
+	pthread_join(sc.thread, NULL);
+	EXPECT_EQ(0, sc.err) TH_LOG("SET_MEMSLOT: %s", strerror(-sc.err));
+	EXPECT_LT(6, sc.changes);
+	TH_LOG("%llu slot changes, %llu EBUSY; %d of 6 streams caught slot 5",
+	       (unsigned long long)sc.changes, (unsigned long long)sc.busy,
+	       saved);
+	stop_counting(vm);
+	counter_join(&t, END_DONE);
+	vm_free(vm);
+}
+
+/* Two restores under one name at once: one VM, one EEXIST. */
+struct racer {
+	const u8 *buf;
+	size_t len;
+	pthread_t thread;
+	volatile bool *go;
+	int r;
+};
+
+static void *racer_fn(void *arg)
+{
+	struct racer *rc = arg;
+	struct lvmm_restore_vm req;
+	int fd = new_memfd();
+
+	write_all(fd, rc->buf, rc->len);
+	TEST_ASSERT(!lseek(fd, 0, SEEK_SET), "lseek");
+	while (!*rc->go)
+		;
+	rc->r = restore_fd(fd, "snap-race", &req);
+	close(fd);
+	return NULL;
+}
+
+TEST_F_TIMEOUT(snap, restore_same_name_race, 120)
+{
+	struct lvmm_vm *vm;
+	int fd, nr_vms;
+	size_t len;
+	u8 *buf;
+
+	REQUIRE_SNAPSHOT(self->c);
+	vm = tiny_vm();
+	fd = save_to_memfd(self->c, vm, true, NULL);
+	buf = read_all(fd, &len);
+	close(fd);
+	nr_vms = nl_vm_count(self->c);
+	for (int i = 0; i < 10; i++) {
+		volatile bool go = false;
+		struct racer rc[2];
+		int ok = 0;
+
+		for (int k = 0; k < 2; k++) {
+			rc[k] = (struct racer){ .buf = buf, .len = len, .go = &go };
+			ASSERT_EQ(0, pthread_create(&rc[k].thread, NULL, racer_fn,
+						    &rc[k]));
+		}
+		usleep(10000);
+		go = true;
+		for (int k = 0; k < 2; k++) {
+			pthread_join(rc[k].thread, NULL);
+			if (rc[k].r >= 0)
+				ok++;
+			else
+				EXPECT_EQ(-EEXIST, rc[k].r);
+		}
+		EXPECT_EQ(1, ok);
+		EXPECT_EQ(nr_vms + ok, nl_vm_count(self->c));
+		for (int k = 0; k < 2; k++)
+			if (rc[k].r >= 0)
+				close(rc[k].r);
+	}
+	EXPECT_EQ(nr_vms, nl_vm_count(self->c));
+	free(buf);
+	vm_free(vm);
+}
+
+/* ---- who may save ---------------------------------------------------- */
+
+static void nobody_child(u32 root_vm, int dev)
+{
+	struct lvmm_create_vm cr = {};
+	struct lvmm_restore_vm req;
+	struct nl_saved s;
+	struct nl_vm v;
+	struct nlc *c;
+	int fd, vmfd, r;
+
+	drop_to_nobody();
+	c = nlc_open();
+	CHILD_CHECK(c, "no lvmm family");
+	fd = memfd_create("nobody", MFD_CLOEXEC);
+	CHILD_CHECK(fd >= 0, "memfd_create");
+
+	/* Another user's VM: neither saved nor saved-and-stopped. */
+	r = nl_vm_save(c, root_vm, fd, false);
+	CHILD_CHECK(r == -EPERM, "vm-save of root's VM: %s", strerror(-r));
+	CHILD_CHECK(c->ext[0], "EPERM without an extack message");
+	r = nl_vm_save(c, root_vm, fd, true);
+	CHILD_CHECK(r == -EPERM, "vm-save with save-stop: %s", strerror(-r));
+	CHILD_CHECK(lseek(fd, 0, SEEK_END) == 0, "something was written");
+
+	/* One's own: saved, and restored. */
+	strcpy(cr.name, "snap-nobody");
+	vmfd = ioctl(dev, LVMM_CREATE_VM, &cr);
+	CHILD_CHECK(vmfd >= 0, "LVMM_CREATE_VM: %s", strerror(errno));
+	r = nl_vm_save_wait(c, cr.id, fd, false, &s);
+	CHILD_CHECK(r == 0, "vm-save of its own VM: %s (%s)", strerror(-r), c->ext);
+	CHILD_CHECK(s.error == 0, "saved with %s", strerror(s.error));
+	CHILD_CHECK(lseek(fd, 0, SEEK_SET) == 0, "lseek");
+	memset(&req, 0, sizeof(req));
+	req.fd = fd;
+	strcpy(req.name, "snap-nobody-r");
+	r = ioctl(dev, LVMM_RESTORE_VM, &req);
+	CHILD_CHECK(r >= 0, "LVMM_RESTORE_VM: %s", strerror(errno));
+	r = nl_vm_get(c, req.id, NULL, &v);
+	CHILD_CHECK(r == 0 && v.owner_uid == 65534, "the copy's owner: %u",
+		    v.owner_uid);
+	_exit(0);
+}
+
+TEST_F_TIMEOUT(snap, permission, 60)
+{
+	struct lvmm_vm *vm;
+	int status, dev;
+	pid_t pid;
+
+	REQUIRE_SNAPSHOT(self->c);
+	TEST_REQUIRE(geteuid() == 0);
+	vm = vm_create_bare("snap-root-owned");
+	vm_add_memslot(vm, 0, 0, 0, SZ_2M);
+	dev = open_lvmm_dev();
+	pid = fork();
+	ASSERT_LE(0, pid);
+	if (!pid)
+		nobody_child(vm->h.id, dev);
+	ASSERT_EQ(pid, waitpid(pid, &status, 0));
+	EXPECT_TRUE(WIFEXITED(status) && !WEXITSTATUS(status))
+		TH_LOG("the unprivileged child failed (status 0x%x)", status);
+	/* Untouched, and root may save it. */
+	EXPECT_EQ(LVMM_VM_STATE_CREATED, vm_state(self->c, vm->h.id));
+	close(save_to_memfd(self->c, vm, false, NULL));
+	close(dev);
+	vm_free(vm);
+}
+
+TEST_HARNESS_MAIN
