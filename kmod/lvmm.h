@@ -421,6 +421,7 @@ struct lvmm_vcpu {
 	struct lvmm_vcpu_stat stat;	/* (c) */
 	struct lvmm_vcpu_sched sched;	/* sched.c */
 	struct lvmm_snap_req *snap_req;	/* a save's request (snapshot.c) */
+	bool fd_given;			/* vm->lock: an fd was made for it */
 };
 
 /* Does the RUN loop account guest time (a cap or a reservation)? */

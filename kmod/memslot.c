@@ -561,20 +561,18 @@ int lvmm_guest_write(struct lvmm_vm *vm, u64 gpa, const void *data,
 #define LVMM_LOG_ROUND_WORDS	(PAGE_SIZE / sizeof(u64))
 
 /*
- * Write-protect pages [first, first + n) of @slot in the VMM's shared
- * mappings (under slot->log_lock, for writing).  Without the kernel's
- * write-protect helper, zap them: the next access faults them in again.
+ * Take pages [first, first + n) of @slot out of the VMM's mappings (under
+ * slot->log_lock, for writing): the next access faults them in again,
+ * read-only unless it is a write, which logs the page first.  Zapping,
+ * not write-protecting: a write-protected PTE stays dirty, and mprotect()
+ * would make it writable again without a fault.
  */
-static void lvmm_user_write_protect(struct lvmm_vm *vm, struct lvmm_slot *slot,
-				    u64 first, u64 n)
+static void lvmm_user_unmap(struct lvmm_vm *vm, struct lvmm_slot *slot,
+			    u64 first, u64 n)
 {
 	pgoff_t off = (LVMM_MEMSLOT_MMAP_OFFSET(slot->id) >> PAGE_SHIFT) + first;
 
-#if IS_ENABLED(CONFIG_MAPPING_DIRTY_HELPERS)
-	wp_shared_mapping_range(vm->inode->i_mapping, off, n);
-#else
 	unmap_mapping_pages(vm->inode->i_mapping, off, n, false);
-#endif
 }
 
 /* Under vm->slots_lock. */
@@ -592,7 +590,7 @@ static int lvmm_dirty_log_start(struct lvmm_vm *vm, struct lvmm_slot *slot)
 	smp_store_release(&slot->dirty_bitmap, dirty);
 	smp_mb();	/* pairs with lvmm_slot_mark_dirty() */
 	lvmm_arch->vm_write_protect(vm, slot->base_gfn, slot->npages);
-	lvmm_user_write_protect(vm, slot, 0, slot->npages);
+	lvmm_user_unmap(vm, slot, 0, slot->npages);
 	up_write(&slot->log_lock);
 	lvmm_vm_flush_tlb_all(vm);
 	return 0;
@@ -724,9 +722,9 @@ static void lvmm_dirty_log_clear_words(struct lvmm_vm *vm,
 	}
 	lvmm_arch->vm_write_protect_mask(vm, slot->base_gfn +
 					 first * BITS_PER_LONG, mask, n);
-	/* Pages between them are protected already, or dirty: no harm. */
+	/* Pages between them are unmapped already, or dirty: no harm. */
 	if (lo <= hi)
-		lvmm_user_write_protect(vm, slot, lo, hi - lo + 1);
+		lvmm_user_unmap(vm, slot, lo, hi - lo + 1);
 }
 
 /* One round of GET (copy @n words from @first into @buf) or of CLEAR. */

@@ -16,9 +16,12 @@
 #include <linux/file.h>
 #include <linux/fs.h>
 #include <linux/highmem.h>
+#include <linux/cred.h>
 #include <linux/kthread.h>
+#include <linux/memcontrol.h>
 #include <linux/module.h>
 #include <linux/sched/clock.h>
+#include <linux/sched/mm.h>
 #include <linux/sched/signal.h>
 #include <linux/slab.h>
 #include <linux/timekeeping.h>
@@ -46,11 +49,12 @@ static const u32 lvmm_stream_msrs[] = {
 /* Bounds of a vCPU record: what the set-ioctls accept. */
 #define LVMM_STREAM_MAX_MSRS	LVMM_MAX_MSR_ENTRIES
 
-/* A vCPU record's payload. */
+/* A vCPU record's payload, and when its TSC was read (not written). */
 struct lvmm_vcpu_image {
 	struct lvmm_stream_vcpu v;
 	struct lvmm_msr_entry msrs[LVMM_STREAM_MAX_MSRS];
 	struct lvmm_cpuid_entry cpuid[LVMM_MAX_CPUID_ENTRIES];
+	u64 host_tsc;
 };
 
 static size_t lvmm_image_len(const struct lvmm_stream_vcpu *v)
@@ -90,15 +94,20 @@ static void lvmm_stream_init(struct lvmm_stream *st, struct file *file)
 }
 
 /*
- * Whether kernel_write() (@write) or kernel_read() will take @file: only
- * files with ->write_iter (->read_iter) and no plain ->write (->read).
- * /dev/null and /dev/zero, say, are refused.  The caller checked that it
- * is open that way.
+ * Whether @file can carry a stream: a regular file, a pipe or a socket,
+ * blocking and not O_DIRECT, that kernel_write() (@write) or kernel_read()
+ * takes -- ->write_iter (->read_iter) and no plain ->write (->read).  The
+ * caller checked that it is open that way.
  */
 bool lvmm_stream_file_ok(struct file *file, bool write)
 {
 	const struct file_operations *fop = file->f_op;
+	umode_t mode = file_inode(file)->i_mode;
 
+	/* A file, a pipe or a socket; blocking, through the page cache. */
+	if ((!S_ISREG(mode) && !S_ISFIFO(mode) && !S_ISSOCK(mode)) ||
+	    (file->f_flags & (O_NONBLOCK | O_DIRECT)))
+		return false;
 	if (write)
 		return (file->f_mode & FMODE_CAN_WRITE) && fop->write_iter &&
 		       !fop->write;
@@ -130,6 +139,8 @@ static int lvmm_vcpu_capture(struct lvmm_vcpu *vcpu,
 	for (i = 0; i < ARRAY_SIZE(lvmm_stream_msrs); i++) {
 		img->msrs[i].index = lvmm_stream_msrs[i];
 		img->msrs[i].reserved = 0;
+		if (lvmm_stream_msrs[i] == MSR_IA32_TSC)
+			img->host_tsc = rdtsc();
 		if (lvmm_get_msr(vcpu, lvmm_stream_msrs[i], &img->msrs[i].data))
 			return -EIO;
 	}
@@ -194,7 +205,27 @@ static int lvmm_save_vcpu(struct lvmm_vcpu *vcpu, struct lvmm_vcpu_image *img)
 	}
 }
 
-static int lvmm_load_vcpu(struct lvmm_vm *vm, struct lvmm_vcpu_image *img)
+/*
+ * Each vCPU's TSC is set once the whole stream is in, from one instant,
+ * so that a stream that arrives slowly leaves the vCPUs in step.
+ */
+struct lvmm_load_tsc {
+	u64 tsc[LVMM_MAX_VCPUS];
+	DECLARE_BITMAP(has, LVMM_MAX_VCPUS);
+};
+
+static void lvmm_load_tsc(struct lvmm_vm *vm, const struct lvmm_load_tsc *t)
+{
+	u64 start = rdtsc();
+	u32 i;
+
+	for_each_set_bit(i, t->has, LVMM_MAX_VCPUS)
+		WARN_ON_ONCE(lvmm_set_msr(vm->vcpus[i], MSR_IA32_TSC,
+					  t->tsc[i] + (rdtsc() - start)));
+}
+
+static int lvmm_load_vcpu(struct lvmm_vm *vm, struct lvmm_vcpu_image *img,
+			  struct lvmm_load_tsc *tsc)
 {
 	struct lvmm_stream_vcpu *v = &img->v;
 	struct lvmm_vcpu *vcpu;
@@ -213,9 +244,18 @@ static int lvmm_load_vcpu(struct lvmm_vm *vm, struct lvmm_vcpu_image *img)
 	    lvmm_vcpu_load_xsave(vcpu, &v->xsave) ?:
 	    lvmm_cpuid_load(vcpu, img->cpuid, v->ncpuid) ?:
 	    lvmm_vcpu_load_debugregs(vcpu, &v->debugregs);
-	for (i = 0; !r && i < v->nmsrs; i++)
-		r = img->msrs[i].reserved ? -EINVAL :
-		    lvmm_set_msr(vcpu, img->msrs[i].index, img->msrs[i].data);
+	for (i = 0; !r && i < v->nmsrs; i++) {
+		struct lvmm_msr_entry *e = &img->msrs[i];
+
+		if (e->reserved) {
+			r = -EINVAL;
+		} else if (e->index == MSR_IA32_TSC) {
+			tsc->tsc[v->id] = e->data;	/* at the end */
+			__set_bit(v->id, tsc->has);
+		} else {
+			r = lvmm_set_msr(vcpu, e->index, e->data);
+		}
+	}
 	/* Last: the loads above drop a shutdown and a pending exit. */
 	r = r ?: lvmm_vcpu_load_events(vcpu, &v->events);
 	return r == -EINVAL || r == -E2BIG ? -EBADMSG : r;
@@ -256,6 +296,10 @@ struct lvmm_save {
 	u64 total;			/* bytes expected, at most */
 	u64 pause_start;
 	u64 last_event;			/* local_clock() of the last progress */
+	/* Who asked: the writes are made as them, not as the kernel. */
+	const struct cred *cred;
+	struct mem_cgroup *memcg;
+	struct rlimit fsize;
 };
 
 static void lvmm_save_progress(struct lvmm_save *s, bool force)
@@ -440,6 +484,30 @@ static u64 lvmm_save_bound(struct lvmm_vm *vm, struct lvmm_memslots *slots,
 	return bytes;
 }
 
+/* The TSC's entry of a vCPU record, or NULL. */
+static struct lvmm_msr_entry *lvmm_image_tsc(struct lvmm_vcpu_image *img)
+{
+	u32 i;
+
+	for (i = 0; i < img->v.nmsrs; i++)
+		if (img->msrs[i].index == MSR_IA32_TSC)
+			return &img->msrs[i];
+	return NULL;
+}
+
+/*
+ * The vCPUs were read one after the other: give every TSC as it reads at
+ * one instant, so that they stay in step after a restore.
+ */
+static void lvmm_save_tsc(struct lvmm_vcpu_image **imgs, u32 nr)
+{
+	u64 now = rdtsc();
+	u32 i;
+
+	for (i = 0; i < nr; i++)
+		lvmm_image_tsc(imgs[i])->data += now - imgs[i]->host_tsc;
+}
+
 static int lvmm_save_vm(struct lvmm_save *s)
 {
 	struct lvmm_vm *vm = s->vm;
@@ -471,6 +539,7 @@ static int lvmm_save_vm(struct lvmm_save *s)
 	}
 	if (r)
 		goto out_free;
+	lvmm_save_tsc(imgs, nr);
 
 	mutex_lock(&vm->slots_lock);
 	vm->slots_pinned = true;
@@ -515,10 +584,26 @@ static int lvmm_save_thread(void *arg)
 	u64 pause_ns;
 	int r;
 
+	const struct cred *old_cred;
+	struct mem_cgroup *old_memcg;
+
 	/* A destroy kills a save that a stalled pipe or socket holds up. */
 	allow_signal(SIGKILL);
-	r = lvmm_save_vm(s);
+	/* Write as the requester: its quotas, its file size limit, its LSM
+	 * label and its memory cgroup, never the kernel's.
+	 */
+	old_cred = override_creds(s->cred);
+	old_memcg = set_active_memcg(s->memcg);
+	task_lock(current->group_leader);
+	current->signal->rlim[RLIMIT_FSIZE] = s->fsize;
+	task_unlock(current->group_leader);
+	/* A destroy before SIGKILL was allowed is seen here. */
+	r = READ_ONCE(vm->dead) ? -EINTR : lvmm_save_vm(s);
 	s->st.file->f_pos = s->st.pos;
+	set_active_memcg(old_memcg);
+	revert_creds(old_cred);
+	put_cred(s->cred);
+	mem_cgroup_put(s->memcg);
 
 	mutex_lock(&vm->lock);
 	if (!r && s->stop)
@@ -561,6 +646,11 @@ int lvmm_vm_save(struct lvmm_vm *vm, struct file *file, bool stop)
 	s->vm = vm;
 	s->stop = stop;
 	lvmm_stream_init(&s->st, file);
+	s->cred = get_current_cred();
+	s->memcg = get_mem_cgroup_from_mm(current->mm);
+	task_lock(current->group_leader);
+	s->fsize = current->signal->rlim[RLIMIT_FSIZE];
+	task_unlock(current->group_leader);
 
 	mutex_lock(&vm->lock);
 	if (vm->dead)
@@ -587,6 +677,8 @@ int lvmm_vm_save(struct lvmm_vm *vm, struct file *file, bool stop)
 
 out_unlock:
 	mutex_unlock(&vm->lock);
+	put_cred(s->cred);
+	mem_cgroup_put(s->memcg);
 	module_put(THIS_MODULE);
 	kfree(s);
 	return r;
@@ -710,8 +802,10 @@ static int lvmm_load_memory(struct lvmm_vm *vm, struct lvmm_stream *st,
 
 	/* Nobody else sees the VM yet: its slots stay as they are. */
 	slot = rcu_dereference_protected(vm->memslots, true)->slot[mem.slot];
-	if (!slot || mem.first_page > slot->npages ||
-	    mem.npages > slot->npages - mem.first_page)
+	/* The whole chunk: the pages it leaves out are zero. */
+	if (!slot || mem.first_page >= slot->npages ||
+	    mem.npages != min_t(u64, LVMM_PAGES_PER_HPAGE,
+				slot->npages - mem.first_page))
 		return -EBADMSG;
 	/* Written by an earlier record: the pages left out must be zeroed. */
 	touched = lvmm_memslot_peek_page(slot, slot->base_gfn +
@@ -744,7 +838,8 @@ static int lvmm_load_memory(struct lvmm_vm *vm, struct lvmm_stream *st,
 }
 
 static int lvmm_load_vcpu_rec(struct lvmm_vm *vm, struct lvmm_stream *st,
-			      u64 len, struct lvmm_vcpu_image *img)
+			      u64 len, struct lvmm_vcpu_image *img,
+			      struct lvmm_load_tsc *tsc)
 {
 	struct lvmm_stream_vcpu *v = &img->v;
 	int r;
@@ -759,7 +854,7 @@ static int lvmm_load_vcpu_rec(struct lvmm_vm *vm, struct lvmm_stream *st,
 		return -EBADMSG;
 	r = lvmm_stream_read(st, img->msrs, v->nmsrs * sizeof(*img->msrs)) ?:
 	    lvmm_stream_read(st, img->cpuid, v->ncpuid * sizeof(*img->cpuid));
-	return r ?: lvmm_load_vcpu(vm, img);
+	return r ?: lvmm_load_vcpu(vm, img, tsc);
 }
 
 static int lvmm_load_vmm_state(struct lvmm_vm *vm, struct lvmm_stream *st,
@@ -796,12 +891,17 @@ static int lvmm_load_records(struct lvmm_vm *vm, struct lvmm_stream *st,
 {
 	struct lvmm_vcpu_image *img;
 	struct lvmm_stream_end end;
+	struct lvmm_load_tsc *tsc;
 	u32 nr_vcpus = 0;
 	int r = 0;
 
 	img = kvmalloc(sizeof(*img), GFP_KERNEL);
-	if (!img)
+	tsc = kzalloc(sizeof(*tsc), GFP_KERNEL);
+	if (!img || !tsc) {
+		kvfree(img);
+		kfree(tsc);
 		return -ENOMEM;
+	}
 	for (;;) {
 		struct lvmm_rec rec;
 		u64 sum = xxh64_digest(&st->xxh);
@@ -830,7 +930,8 @@ static int lvmm_load_records(struct lvmm_vm *vm, struct lvmm_stream *st,
 			break;
 		case LVMM_REC_VCPU:
 			if (nr_vcpus < h->nr_vcpus && !vm->vmm_state) {
-				r = lvmm_load_vcpu_rec(vm, st, rec.len, img);
+				r = lvmm_load_vcpu_rec(vm, st, rec.len, img,
+						       tsc);
 				nr_vcpus++;
 			}
 			break;
@@ -846,7 +947,10 @@ static int lvmm_load_records(struct lvmm_vm *vm, struct lvmm_stream *st,
 		}
 		cond_resched();
 	}
+	if (!r)
+		lvmm_load_tsc(vm, tsc);
 	kvfree(img);
+	kfree(tsc);
 	return r;
 }
 

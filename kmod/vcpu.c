@@ -487,10 +487,9 @@ int lvmm_vcpu_load_events(struct lvmm_vcpu *vcpu,
 	if (ev.pad0 || ev.pad1 || ev.pad2 || ev.flags ||
 	    !lvmm_zeroed(ev.reserved, sizeof(ev.reserved)))
 		return -EINVAL;
-	/* Flags are 0 or 1; a pending exit cannot be made up. */
+	/* Flags are 0 or 1; exit_pending is output only. */
 	if ((ev.injected_has_error | ev.irq_pending | ev.nmi_pending |
-	     ev.nmi_masked | ev.interrupt_shadow | ev.shutdown) > 1 ||
-	    ev.exit_pending)
+	     ev.nmi_masked | ev.interrupt_shadow | ev.shutdown) > 1)
 		return -EINVAL;
 	if (ev.irq_pending ? ev.irq_vector < 32 : ev.irq_vector)
 		return -EINVAL;
@@ -914,8 +913,11 @@ static int lvmm_vcpu_add(struct lvmm_vm *vm, u32 id, bool fd,
 		r = -EEXIST;
 		goto out_unlock;
 	}
-	/* A reservation is split among the vCPUs it was admitted for. */
-	if (vm->sched.reserve) {
+	/*
+	 * A reservation is split among the vCPUs it was admitted for; a
+	 * save writes the vCPUs it found when it started.
+	 */
+	if (vm->sched.reserve || vm->frozen) {
 		r = -EBUSY;
 		goto out_unlock;
 	}
@@ -926,6 +928,7 @@ static int lvmm_vcpu_add(struct lvmm_vm *vm, u32 id, bool fd,
 			goto out_unlock;
 		}
 	}
+	vcpu->fd_given = fd;
 	/*
 	 * Visible to kicks and the management plane before anybody can run
 	 * it.  Pairs with READ_ONCE() in lvmm_vm_kick_all() and others.
@@ -975,7 +978,10 @@ long lvmm_vm_create_vcpu(struct lvmm_vm *vm, void __user *argp)
 	return r ?: lvmm_vcpu_add(vm, req.id, true, NULL);
 }
 
-/* LVMM_GET_VCPU: another fd for an existing vCPU, a restored one say. */
+/*
+ * LVMM_GET_VCPU: the fd of a vCPU that was made without one (a restored
+ * VM's), once: whoever holds the VM fd does not get every vCPU with it.
+ */
 long lvmm_vm_get_vcpu(struct lvmm_vm *vm, void __user *argp)
 {
 	struct lvmm_create_vcpu req;
@@ -985,13 +991,21 @@ long lvmm_vm_get_vcpu(struct lvmm_vm *vm, void __user *argp)
 
 	if (r)
 		return r;
-	/* Pairs with smp_store_release() in lvmm_vcpu_add(). */
-	vcpu = smp_load_acquire(&vm->vcpus[req.id]);
+	mutex_lock(&vm->lock);
+	vcpu = vm->vcpus[req.id];
 	if (!vcpu)
-		return -ENOENT;
-	file = lvmm_vcpu_file(vcpu, &r);
-	if (IS_ERR(file))
-		return PTR_ERR(file);
-	fd_install(r, file);
+		r = -ENOENT;
+	else if (vcpu->fd_given)
+		r = -EBUSY;
+	if (!r) {
+		file = lvmm_vcpu_file(vcpu, &r);
+		if (!IS_ERR(file)) {
+			vcpu->fd_given = true;
+			fd_install(r, file);
+		} else {
+			r = PTR_ERR(file);
+		}
+	}
+	mutex_unlock(&vm->lock);
 	return r;
 }

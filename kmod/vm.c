@@ -7,10 +7,11 @@
  *   vcpu->mutex
  *     vm->lock                 vCPU creation
  *     vm->slots_lock           memory slot changes
+ *       slot->alloc_lock       first-touch allocation of a slot chunk
+ *         arch mmu lock        (spinlock) the nested page tables
  *       slot->log_lock         (rwsem) dirty logging; also under mmap_lock
- *                              (read) and inside vm->srcu
- *         slot->alloc_lock     first-touch allocation of a slot chunk
- *           arch mmu lock      (spinlock) the nested page tables
+ *                              (read) and inside vm->srcu; the mmu lock
+ *                              inside it
  *   cpus_read_lock()           sched-set (sched.c), around:
  *     vm->sched.lock           policy and pins, also under vcpu->mutex
  *       vm->lock               sched-set, around:

@@ -594,6 +594,24 @@ static u64 iters_of(struct lvmm_vm *vm, int i)
 	return *(volatile u64 *)addr_gva2hva(vm, (void *)&churn.iters[i]);
 }
 
+/*
+ * QEMU 7.2's multi-threaded TCG now and then loses a guest entry's state
+ * when two vCPUs are busy, and lvmm stops that vCPU with this internal
+ * error (Documentation/sandbox.rst, 4): the emulator's bug, not a result.
+ */
+static void emulator_lost_state(struct runner *r)
+{
+	struct lvmm_run *run = r->vcpu->run;
+
+	if (r->done && r->exit_reason == LVMM_EXIT_INTERNAL_ERROR &&
+	    run->internal.suberror == LVMM_INTERNAL_ERROR_STATE_LOST)
+	{
+		/* The harness counts a child's KSFT_SKIP exit as a skip. */
+		ksft_print_msg("SKIP: the CPU (QEMU's TCG) lost a guest entry's state: Documentation/sandbox.rst, 4\n");
+		exit(KSFT_SKIP);
+	}
+}
+
 /* Wait until every vCPU has done two more passes: one wholly after now. */
 static void wait_two_passes(struct lvmm_vm *vm, struct runner *r)
 {
@@ -606,6 +624,7 @@ static void wait_two_passes(struct lvmm_vm *vm, struct runner *r)
 				     20000),
 			    "vCPU %d: no progress in 20 s (pass %llu)", i,
 			    (unsigned long long)iters_of(vm, i));
+		emulator_lost_state(&r[i]);
 		TEST_ASSERT(!r[i].done, "vCPU %d left LVMM_RUN: ret %d, exit %s",
 			    i, r[i].ret, exit_reason_str(r[i].exit_reason));
 	}

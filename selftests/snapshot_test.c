@@ -25,6 +25,7 @@
 #include "kselftest_harness.h"
 #include "nl_util.h"
 #include "vcpu_runner.h"
+#include "vcpu_state.h"
 
 #define MiB		(1024 * 1024ULL)
 #define MIN(a, b)	((a) < (b) ? (a) : (b))
@@ -465,6 +466,27 @@ static void counter_join(struct counter_thread *t, int end)
 		    t->vcpu->id, t->end, end);
 }
 
+/*
+ * Run the copy @rvm of a counting VM saved with its counter at @c0 to its
+ * @nr_sync-th SYNC, then to its end.  It counts on from @c0: its first
+ * SYNC is the next one, or the one it was saved in.  Returns that SYNC's
+ * count.
+ */
+static u64 copy_counts_on(struct __test_metadata *_metadata,
+			  struct lvmm_vm *rvm, u64 c0, u64 nr_sync)
+{
+	struct counter_thread rt;
+
+	counter_start(&rt, rvm->vcpus[0]);
+	ASSERT_TRUE(wait_for(rt.nr_sync >= nr_sync, 20000))
+		TH_LOG("the copy does not count");
+	EXPECT_LE(c0, rt.first);
+	EXPECT_GE(c0 + COUNT_N, rt.first);
+	stop_counting(rvm);
+	counter_join(&rt, END_DONE);
+	return rt.first;
+}
+
 /* ---- fixture: the netlink client ------------------------------------- */
 
 FIXTURE(snap) {
@@ -491,12 +513,12 @@ FIXTURE_TEARDOWN(snap)
 static void counter_round_trip(struct __test_metadata *_metadata,
 			       struct nlc *c, bool stop)
 {
-	struct counter_thread t, rt;
 	char path[] = "/tmp/lvmm-snap-XXXXXX";
+	u64 before, after, c0, first_sync, first = 0;
 	char name[LVMM_VM_NAME_LEN];
 	struct lvmm_vm *vm, *rvm;
+	struct counter_thread t;
 	struct lvmm_vcpu *vcpu;
-	u64 before, after, c0, first = 0;
 	struct nl_saved s;
 	struct nl_vm v;
 	struct stat st;
@@ -556,17 +578,11 @@ static void counter_round_trip(struct __test_metadata *_metadata,
 			       (unsigned long long)first);
 	}
 
-	counter_start(&rt, rvm->vcpus[0]);
-	ASSERT_TRUE(wait_for(rt.nr_sync >= 2, 20000)) TH_LOG("the copy does not count");
-	/* On from c0: its next SYNC, or the one it was saved in. */
-	EXPECT_LE(c0, rt.first);
-	EXPECT_GE(c0 + COUNT_N, rt.first);
-	EXPECT_EQ(0, rt.first % COUNT_N);
+	first_sync = copy_counts_on(_metadata, rvm, c0, 2);
+	EXPECT_EQ(0, first_sync % COUNT_N);
 	TH_LOG("saved at %llu (counted %llu..%llu around the save), the copy's first SYNC at %llu",
 	       (unsigned long long)c0, (unsigned long long)before,
-	       (unsigned long long)after, (unsigned long long)rt.first);
-	stop_counting(rvm);
-	counter_join(&rt, END_DONE);
+	       (unsigned long long)after, (unsigned long long)first_sync);
 	vm_free(rvm);
 	vm_free(vm);
 	close(fd);
@@ -1179,33 +1195,7 @@ TEST_F_TIMEOUT(snap, vmm_state, 120)
 
 /* ---- every piece of vCPU state, the same after the restore ----------- */
 
-#define STATE_PORT	0x72
 #define STATE_IRQ	0x50
-#define STATE_XSAVE	(1ULL << 0)	/* CR4.OSXSAVE: the guest reads XCR0 */
-#define STATE_AVX	(1ULL << 1)	/* and YMM registers */
-
-#define XFEATURE_X87	(1ULL << 0)
-#define XFEATURE_SSE	(1ULL << 1)
-#define XFEATURE_YMM	(1ULL << 2)
-#define CPUID_1_ECX_XSAVE	(1U << 26)
-#define CPUID_1_ECX_AVX		(1U << 28)
-
-#define read_dr(n) ({							\
-	u64 __v;							\
-	asm volatile("mov %%dr" #n ", %0" : "=r"(__v));			\
-	__v;								\
-})
-#define write_dr(n, v)							\
-	asm volatile("mov %0, %%dr" #n :: "r"((u64)(v)))
-
-/* The MSRs of api.rst's "9. MSRs" that a vCPU carries; the TSC apart. */
-static const u32 state_msrs[] = {
-	MSR_EFER, MSR_STAR, MSR_LSTAR, MSR_CSTAR, MSR_SYSCALL_MASK,
-	MSR_KERNEL_GS_BASE, MSR_FS_BASE, MSR_GS_BASE, MSR_IA32_SYSENTER_CS,
-	MSR_IA32_SYSENTER_ESP, MSR_IA32_SYSENTER_EIP, MSR_IA32_CR_PAT,
-	MSR_TSC_AUX, MSR_IA32_MISC_ENABLE, MSR_MTRR_DEF_TYPE, MSR_IA32_APICBASE,
-};
-#define NR_STATE_MSRS	(ARRAY_SIZE(state_msrs) + 1)
 
 static volatile u64 state_tsc;
 static volatile u64 state_nmis;
@@ -1216,93 +1206,16 @@ static void guest_state_nmi(struct ex_regs *regs)
 	state_nmis++;
 }
 
-static u64 mix(u64 h, u64 v)
-{
-	h ^= v;
-	h *= 0x100000001b3ULL;
-	return h ^ (h >> 29);
-}
-
-/*
- * Stop at an OUT with state live in every kind of register: GPRs, the
- * stack, RFLAGS (CF, DF), x87, XMM under the guest's rounding mode, the
- * upper half of a YMM register; after it, fold them into a result.
- */
-static u64 state_checkpoint(u64 x, u64 avx)
-{
-	u64 a, b, c, fx;
-
-	asm volatile(
-		"xor %k[c], %k[c]\n\t"
-		"movq %[x], %%xmm8\n\t"
-		"pshufd $0x4e, %%xmm8, %%xmm9\n\t"
-		"pxor %%xmm8, %%xmm9\n\t"
-		"mov %[x], %%r12\n\t"
-		"shr $1, %%r12\n\t"
-		"cvtsi2sdq %%r12, %%xmm10\n\t"
-		"sqrtsd %%xmm10, %%xmm10\n\t"
-		"mulsd %%xmm10, %%xmm10\n\t"
-		"mov %[x], %%r12\n\t"
-		"rol $17, %%r12\n\t"
-		"push %%r12\n\t"
-		"fildll (%%rsp)\n\t"
-		"test %[avx], %[avx]\n\t"
-		"jz 1f\n\t"
-		"vinsertf128 $1, %%xmm9, %%ymm8, %%ymm11\n"
-		"1:\n\t"
-		"std\n\t"
-		"stc\n\t"
-		"mov $1, %%eax\n\t"
-		"outl %%eax, %[port]\n\t"
-		"mov $0, %%ecx\n\t"
-		"adc $0, %%rcx\n\t"
-		"pushfq\n\t"
-		"pop %%rax\n\t"
-		"and $0x400, %%eax\n\t"
-		"add %%rax, %%rcx\n\t"
-		"cld\n\t"
-		"rdtsc\n\t"
-		"shl $32, %%rdx\n\t"
-		"or %%rdx, %%rax\n\t"
-		"mov %%rax, %[tsc]\n\t"
-		"xor %%eax, %%eax\n\t"
-		"xor %%edx, %%edx\n\t"
-		"pop %%r13\n\t"
-		"fistpll %[fx]\n\t"
-		"movq %%xmm9, %[a]\n\t"
-		"xor %%r13, %[a]\n\t"
-		"add %%rcx, %[a]\n\t"
-		"cvttsd2si %%xmm10, %[b]\n\t"
-		"test %[avx], %[avx]\n\t"
-		"jz 2f\n\t"
-		"vextractf128 $1, %%ymm11, %%xmm12\n\t"
-		"movq %%xmm12, %[c]\n\t"
-		"vzeroupper\n"
-		"2:"
-		: [a] "=&r"(a), [b] "=&r"(b), [c] "=&r"(c), [fx] "=m"(fx),
-		  [tsc] "=m"(state_tsc)
-		: [x] "r"(x), [avx] "r"(avx), [port] "i"(STATE_PORT)
-		: "rax", "rcx", "rdx", "r12", "r13", "xmm8", "xmm9", "xmm10",
-		  "xmm11", "xmm12", "cc", "memory");
-	return mix(mix(mix(a, b), c), fx);
-}
-
 static void guest_state(u64 buf, u64 flags)
 {
-	u32 mxcsr = 0x1f80 | 0x6000;	/* round toward zero */
 	u64 h, v;
 
-	wrmsr(MSR_FS_BASE, buf);
-	wrmsr(MSR_GS_BASE, buf + 64);
-	wrmsr(MSR_KERNEL_GS_BASE, 0xffff888000123000ULL);
-	write_dr(1, 0x7ffff000);
-	asm volatile("mov %0, %%cr2" :: "r"(0xdead5000ULL));
-	asm volatile("ldmxcsr %0" :: "m"(mxcsr));
-
-	h = state_checkpoint(0x0123456789abcdefULL, flags & STATE_AVX);
+	guest_state_prepare(buf);
+	h = guest_checkpoint(0x0123456789abcdefULL, 1, flags & VCPU_STATE_AVX,
+			     &state_tsc);
 	/* Everything else the guest can read of its state. */
-	for (size_t i = 0; i < ARRAY_SIZE(state_msrs); i++)
-		h = mix(h, rdmsr(state_msrs[i]));
+	for (size_t i = 0; i < ARRAY_SIZE(vcpu_state_msrs); i++)
+		h = mix(h, rdmsr(vcpu_state_msrs[i]));
 	h = mix(h, read_dr(0));
 	h = mix(h, read_dr(1));
 	h = mix(h, read_dr(6));
@@ -1313,53 +1226,10 @@ static void guest_state(u64 buf, u64 flags)
 	h = mix(h, v);
 	asm volatile("mov %%fs:8, %0" : "=r"(v));
 	h = mix(h, v);
-	if (flags & STATE_XSAVE)
+	if (flags & VCPU_STATE_XSAVE)
 		h = mix(h, xgetbv(0));
 	GUEST_SYNC(h);
 	GUEST_DONE();
-}
-
-struct vcpu_state {
-	struct lvmm_regs regs;
-	struct lvmm_sregs sregs;
-	struct lvmm_xsave xsave;
-	struct lvmm_xcrs xcrs;
-	struct lvmm_debugregs dregs;
-	struct lvmm_vcpu_events events;
-	struct lvmm_msrs *msrs;
-	struct lvmm_cpuid *cpuid;
-};
-
-static void get_state(struct __test_metadata *_metadata,
-		      struct lvmm_vcpu *vcpu, struct vcpu_state *st)
-{
-	st->msrs = lvmm_msrs_alloc(NR_STATE_MSRS);
-	ASSERT_NE(NULL, st->msrs);
-	for (size_t i = 0; i < ARRAY_SIZE(state_msrs); i++)
-		st->msrs->entries[i].index = state_msrs[i];
-	st->msrs->entries[NR_STATE_MSRS - 1].index = MSR_IA32_TSC;
-	vcpu_regs_get(vcpu, &st->regs);
-	vcpu_sregs_get(vcpu, &st->sregs);
-	ASSERT_EQ(0, lvmm_get_xsave(&vcpu->h, &st->xsave));
-	vcpu_get_xcrs(vcpu, &st->xcrs);
-	vcpu_get_debugregs(vcpu, &st->dregs);
-	vcpu_get_events(vcpu, &st->events);
-	ASSERT_EQ((int)NR_STATE_MSRS, lvmm_get_msrs(&vcpu->h, st->msrs));
-	st->cpuid = vcpu_get_cpuid(vcpu);
-}
-
-static void free_state(struct vcpu_state *st)
-{
-	free(st->msrs);
-	free(st->cpuid);
-}
-
-static u64 msr_of(const struct vcpu_state *st, u32 index)
-{
-	for (u32 i = 0; i < st->msrs->nmsrs; i++)
-		if (st->msrs->entries[i].index == index)
-			return st->msrs->entries[i].data;
-	return ~0ULL;
 }
 
 static void expect_same_segment(struct __test_metadata *_metadata,
@@ -1418,9 +1288,11 @@ static void expect_same_state(struct __test_metadata *_metadata,
 		       a->events.irq_pending, b->events.irq_pending,
 		       a->events.irq_vector, b->events.irq_vector,
 		       a->events.injected, b->events.injected);
-	for (size_t i = 0; i < ARRAY_SIZE(state_msrs); i++) {
-		EXPECT_EQ(msr_of(a, state_msrs[i]), msr_of(b, state_msrs[i]))
-			TH_LOG("MSR 0x%x", state_msrs[i]);
+	for (size_t i = 0; i < ARRAY_SIZE(vcpu_state_msrs); i++) {
+		u32 index = vcpu_state_msrs[i];
+
+		EXPECT_EQ(vcpu_state_msr(a, index), vcpu_state_msr(b, index))
+			TH_LOG("MSR 0x%x", index);
 	}
 	ASSERT_EQ(a->cpuid->nent, b->cpuid->nent);
 	EXPECT_EQ(0, memcmp(a->cpuid->entries, b->cpuid->entries,
@@ -1428,57 +1300,11 @@ static void expect_same_state(struct __test_metadata *_metadata,
 		TH_LOG("CPUID");
 }
 
-static struct lvmm_cpuid_entry *cpuid_find(struct lvmm_cpuid *c, u32 fn,
-					   u32 index)
-{
-	for (u32 i = 0; i < c->nent; i++)
-		if (c->entries[i].function == fn && c->entries[i].index == index)
-			return &c->entries[i];
-	return NULL;
-}
-
-/* STATE_XSAVE and STATE_AVX, as the vCPU's CPUID offers them. */
-static u64 state_flags(struct lvmm_vcpu *vcpu)
-{
-	struct lvmm_cpuid *c = vcpu_get_cpuid(vcpu);
-	struct lvmm_cpuid_entry *e1 = cpuid_find(c, 1, 0);
-	struct lvmm_cpuid_entry *ed = cpuid_find(c, 0xd, 0);
-	u64 xcr0 = ed ? ed->eax | (u64)ed->edx << 32 : XFEATURE_X87;
-	u32 ecx = e1 ? e1->ecx : 0;
-	u64 flags = 0;
-
-	free(c);
-	if (!lvmm_cap(LVMM_CAP_XSAVE) || !(ecx & CPUID_1_ECX_XSAVE) ||
-	    !(xcr0 & XFEATURE_SSE))
-		return 0;
-	flags = STATE_XSAVE;
-	if ((ecx & CPUID_1_ECX_AVX) && (xcr0 & XFEATURE_YMM))
-		flags |= STATE_AVX;
-	return flags;
-}
-
 TEST_F_TIMEOUT(snap, vcpu_state_identical, 120)
 {
-	static const struct { u32 index; u64 val; } start_msrs[] = {
-		{ MSR_STAR, 0x0023001000000000ULL },
-		{ MSR_LSTAR, 0xffffffff81000000ULL },
-		{ MSR_CSTAR, 0xffffffff81000040ULL },
-		{ MSR_SYSCALL_MASK, 0x47700 },
-		{ MSR_IA32_SYSENTER_CS, 0x10 },
-		{ MSR_IA32_SYSENTER_ESP, 0xffffffff82000000ULL },
-		{ MSR_IA32_SYSENTER_EIP, 0xffffffff81001000ULL },
-		{ MSR_IA32_CR_PAT, 0x0007010600070106ULL },
-		{ MSR_TSC_AUX, 0x1234 },
-		{ MSR_IA32_MISC_ENABLE, 0x850089 },
-		{ MSR_MTRR_DEF_TYPE, 0xc06 },
-		{ MSR_IA32_APICBASE, 0xfec00800ULL },
-	};
 	struct vcpu_state *st = calloc(3, sizeof(*st));
 	struct lvmm_vcpu *vcpu, *rvcpu;
 	struct lvmm_vm *vm, *rvm;
-	struct lvmm_debugregs dr;
-	struct lvmm_sregs sregs;
-	struct lvmm_xcrs xcrs;
 	u64 flags, buf, tsc_now, h_orig, h_copy;
 	struct ucall uc;
 	int fd;
@@ -1491,41 +1317,17 @@ TEST_F_TIMEOUT(snap, vcpu_state_identical, 120)
 	vm_init_descriptor_tables(vm);
 	vm_install_exception_handler(vm, NMI_VECTOR, guest_state_nmi);
 	buf = vm_alloc(vm, SZ_4K);
-	flags = state_flags(vcpu);
-	if (flags & STATE_XSAVE) {
-		vcpu_sregs_get(vcpu, &sregs);
-		sregs.cr4 |= X86_CR4_OSXSAVE;
-		vcpu_sregs_set(vcpu, &sregs);
-		/*
-		 * XCR0 from the host, not by the guest's XSETBV, which the
-		 * sandbox's CPU does not intercept (vcpu_state_test's
-		 * xcr0_guest_xsetbv).
-		 */
-		xcrs = (struct lvmm_xcrs){
-			.xcr0 = XFEATURE_X87 | XFEATURE_SSE |
-				(flags & STATE_AVX ? XFEATURE_YMM : 0),
-		};
-		vcpu_set_xcrs(vcpu, &xcrs);
-	}
+	flags = vcpu_enable_xsave(vcpu);
 	TH_LOG("guest reads XCR0: %s, uses AVX: %s",
-	       flags & STATE_XSAVE ? "yes" : "no",
-	       flags & STATE_AVX ? "yes" : "no");
+	       flags & VCPU_STATE_XSAVE ? "yes" : "no",
+	       flags & VCPU_STATE_AVX ? "yes" : "no");
 	vcpu_args_set(vcpu, 2, buf, flags);
-	for (size_t i = 0; i < ARRAY_SIZE(start_msrs); i++)
-		vcpu_set_msr(vcpu, start_msrs[i].index, start_msrs[i].val);
-	vcpu_set_msr(vcpu, MSR_EFER, vcpu_get_msr(vcpu, MSR_EFER) | EFER_NX);
-	dr = (struct lvmm_debugregs){
-		.db = { 0xffffffff81000000ULL, 0, 0x12345678,
-			0xfffffffffffff000ULL },
-		.dr6 = 0x4002,
-		.dr7 = 0x300,
-	};
-	vcpu_set_debugregs(vcpu, &dr);
+	vcpu_set_nondefault_state(vcpu);
 
 	/* To the checkpoint, the exit completed as a VMM does; one queued IRQ. */
 	vcpu_run(vcpu);
 	TEST_ASSERT_EXIT_REASON(vcpu, LVMM_EXIT_IO);
-	ASSERT_EQ(STATE_PORT, vcpu->run->io.port);
+	ASSERT_EQ(CHECKPOINT_PORT, vcpu->run->io.port);
 	vcpu_complete_exit(vcpu);
 	ASSERT_EQ(0, lvmm_interrupt(&vcpu->h, STATE_IRQ));
 	if (lvmm_cap(LVMM_CAP_NMI))
@@ -1533,34 +1335,35 @@ TEST_F_TIMEOUT(snap, vcpu_state_identical, 120)
 
 	/* Paused by its user: the save leaves it paused. */
 	ASSERT_EQ(0, nl_vm_cmd(self->c, LVMM_CMD_VM_PAUSE, vm->h.id));
-	get_state(_metadata, vcpu, &st[0]);
+	vcpu_save_state(vcpu, &st[0]);
 	fd = save_to_memfd(self->c, vm, false, NULL);
 	EXPECT_EQ(LVMM_VM_STATE_PAUSED, vm_state(self->c, vm->h.id));
 	EXPECT_EQ(1, st[0].events.irq_pending);
 	EXPECT_EQ(!!lvmm_cap(LVMM_CAP_NMI), st[0].events.nmi_pending);
 	EXPECT_EQ(0, st[0].events.exit_pending);
-	EXPECT_EQ(flags & STATE_AVX ? 7 : flags & STATE_XSAVE ? 3 : 1,
+	EXPECT_EQ(flags & VCPU_STATE_AVX ? 7 : flags & VCPU_STATE_XSAVE ? 3 : 1,
 		  st[0].xcrs.xcr0);
 	EXPECT_EQ(0x7ffff000, st[0].dregs.db[1]);
 
 	rvm = vm_restore(fd, "snap-state", vm);
 	rvcpu = rvm->vcpus[0];
 	ASSERT_NE(NULL, rvcpu);
-	get_state(_metadata, rvcpu, &st[1]);
-	get_state(_metadata, vcpu, &st[2]);
-	tsc_now = msr_of(&st[2], MSR_IA32_TSC);
-	expect_same_state(_metadata, &st[0], &st[1], flags & STATE_AVX);
+	vcpu_save_state(rvcpu, &st[1]);
+	vcpu_save_state(vcpu, &st[2]);
+	tsc_now = vcpu_state_msr(&st[2], MSR_IA32_TSC);
+	expect_same_state(_metadata, &st[0], &st[1], flags & VCPU_STATE_AVX);
 	/* The save took nothing from the original either. */
-	expect_same_state(_metadata, &st[0], &st[2], flags & STATE_AVX);
+	expect_same_state(_metadata, &st[0], &st[2], flags & VCPU_STATE_AVX);
 	/*
 	 * The copy's TSC went on from the saved value: at least what it was
 	 * before the save, less than the original's, which ran all along.
 	 */
-	EXPECT_LE(msr_of(&st[0], MSR_IA32_TSC), msr_of(&st[1], MSR_IA32_TSC));
-	EXPECT_GT(tsc_now, msr_of(&st[1], MSR_IA32_TSC));
+	EXPECT_LE(vcpu_state_msr(&st[0], MSR_IA32_TSC),
+		  vcpu_state_msr(&st[1], MSR_IA32_TSC));
+	EXPECT_GT(tsc_now, vcpu_state_msr(&st[1], MSR_IA32_TSC));
 	TH_LOG("TSC: 0x%llx before the save, 0x%llx in the copy, 0x%llx in the original",
-	       (unsigned long long)msr_of(&st[0], MSR_IA32_TSC),
-	       (unsigned long long)msr_of(&st[1], MSR_IA32_TSC),
+	       (unsigned long long)vcpu_state_msr(&st[0], MSR_IA32_TSC),
+	       (unsigned long long)vcpu_state_msr(&st[1], MSR_IA32_TSC),
 	       (unsigned long long)tsc_now);
 
 	/* Both go on to the same result from there: the copy first. */
@@ -1575,13 +1378,13 @@ TEST_F_TIMEOUT(snap, vcpu_state_identical, 120)
 	/* The NMI, queued at the save, went to both. */
 	EXPECT_EQ(!!lvmm_cap(LVMM_CAP_NMI), *(u64 *)addr_gva2hva(vm, &state_nmis));
 	EXPECT_EQ(!!lvmm_cap(LVMM_CAP_NMI), *(u64 *)addr_gva2hva(rvm, &state_nmis));
-	EXPECT_LE(msr_of(&st[0], MSR_IA32_TSC),
+	EXPECT_LE(vcpu_state_msr(&st[0], MSR_IA32_TSC),
 		  *(u64 *)addr_gva2hva(rvm, &state_tsc))
 		TH_LOG("the copy's guest read a TSC from before the save");
 	vcpu_expect_done(vcpu);
 	vcpu_expect_done(rvcpu);
 	for (int i = 0; i < 3; i++)
-		free_state(&st[i]);
+		vcpu_state_free(&st[i]);
 	free(st);
 	close(fd);
 	vm_free(rvm);
@@ -1701,7 +1504,8 @@ TEST_F_TIMEOUT(snap, restore_twice, 120)
 	EXPECT_EQ(-EEXIST, restore_fd(fd, "snap-twice-a", &req));
 	EXPECT_EQ(nr_vms + 2, nl_vm_count(self->c));
 
-	/* LVMM_GET_VCPU: the vCPUs there are, and only those. */
+	/* LVMM_GET_VCPU: the vCPUs there are, each once. */
+	EXPECT_EQ(-EBUSY, __vm_get_vcpu(a, 0));
 	EXPECT_EQ(-ENOENT, __vm_get_vcpu(a, 1));
 	EXPECT_EQ(-EINVAL, __vm_get_vcpu(a, MAX_VCPUS));
 	cv = (struct lvmm_create_vcpu){ .id = 0, .flags = 1 };
@@ -3054,7 +2858,7 @@ TEST_F_TIMEOUT(snap, save_destroy_race, 180)
 /* One save at a time; the second is refused and changes nothing. */
 TEST_F_TIMEOUT(snap, second_save_busy, 120)
 {
-	struct counter_thread t, rt;
+	struct counter_thread t;
 	struct nl_events *ev;
 	struct lvmm_vm *vm, *rvm;
 	struct drain dr;
@@ -3092,12 +2896,7 @@ TEST_F_TIMEOUT(snap, second_save_busy, 120)
 	rvm = vm_restore(fd, "snap-busy", vm);
 	c0 = counter_in(rvm, 0);
 	EXPECT_LE(before, c0);
-	counter_start(&rt, rvm->vcpus[0]);
-	ASSERT_TRUE(wait_for(rt.nr_sync >= 1, 20000));
-	EXPECT_LE(c0, rt.first);
-	EXPECT_GE(c0 + COUNT_N, rt.first);
-	stop_counting(rvm);
-	counter_join(&rt, END_DONE);
+	copy_counts_on(_metadata, rvm, c0, 1);
 
 	/* Not busy any more. */
 	fd2 = new_memfd();
@@ -3271,13 +3070,7 @@ TEST_F_TIMEOUT(snap, pipe_round_trip, 120)
 	EXPECT_STREQ(vm->h.name, rvm->h.name);
 	c0 = counter_in(rvm, 0);
 	EXPECT_EQ(after, c0);
-	counter_start(&rt, rvm->vcpus[0]);
-	ASSERT_TRUE(wait_for(rt.nr_sync >= 2, 20000));
-	EXPECT_LE(c0, rt.first);
-	EXPECT_GE(c0 + COUNT_N, rt.first);
-	first = rt.first;
-	stop_counting(rvm);
-	counter_join(&rt, END_DONE);
+	first = copy_counts_on(_metadata, rvm, c0, 2);
 	vm_free(rvm);
 
 	/* Out of a socket: the same VM again, the same next step. */
@@ -3368,7 +3161,7 @@ TEST_F_TIMEOUT(snap, save_paused_vm, 120)
 {
 	REQUIRE_SNAPSHOT(self->c);
 	for (int stop = 0; stop < 2; stop++) {
-		struct counter_thread t, rt;
+		struct counter_thread t;
 		struct lvmm_vm *vm, *rvm;
 		struct vcpu_dump d;
 		u64 frozen;
@@ -3408,12 +3201,7 @@ TEST_F_TIMEOUT(snap, save_paused_vm, 120)
 		/* Exactly where the pause left it; and the copy runs. */
 		EXPECT_EQ(frozen, counter_in(rvm, 0));
 		EXPECT_NE(LVMM_VM_STATE_PAUSED, vm_state(self->c, rvm->h.id));
-		counter_start(&rt, rvm->vcpus[0]);
-		ASSERT_TRUE(wait_for(rt.nr_sync >= 1, 20000));
-		EXPECT_LE(frozen, rt.first);
-		EXPECT_GE(frozen + COUNT_N, rt.first);
-		stop_counting(rvm);
-		counter_join(&rt, END_DONE);
+		copy_counts_on(_metadata, rvm, frozen, 1);
 		close(fd);
 		vm_free(rvm);
 		vm_free(vm);

@@ -11,11 +11,11 @@
 
 #include "kselftest_harness.h"
 #include "lvmm_util.h"
+#include "vcpu_state.h"
 
 #define IRQ_VECTOR	0x40
 #define PF_VECTOR	14
 #define IN_PORT		0x71
-#define CHECKPOINT_PORT	0x72
 
 /* Bounded waits in the guest; what they wait for comes at once. */
 #define SPIN		1000000ULL
@@ -23,15 +23,6 @@
 #define DR6_FIXED_1	0xffff0ff0ULL
 #define DR7_FIXED_1	0x400ULL
 #define DR7_FIXED_0	0xd800ULL
-
-#define XFEATURE_X87	(1ULL << 0)
-#define XFEATURE_SSE	(1ULL << 1)
-#define XFEATURE_YMM	(1ULL << 2)
-#define XFEATURE_AVX512	(7ULL << 5)
-#define XFEATURE_PKRU	(1ULL << 9)
-
-#define CPUID_1_ECX_XSAVE	(1U << 26)
-#define CPUID_1_ECX_AVX		(1U << 28)
 
 /* Exception vectors that push an error code. */
 static const u8 error_code_vectors[] = { 8, 10, 11, 12, 13, 14, 17, 21, 29, 30 };
@@ -50,37 +41,6 @@ static bool has_error_code(u32 vector)
 }
 
 /* ---- host-side helpers ------------------------------------------------ */
-
-static struct lvmm_cpuid_entry *cpuid_find(struct lvmm_cpuid *c, u32 fn,
-					   u32 index)
-{
-	for (u32 i = 0; i < c->nent; i++)
-		if (c->entries[i].function == fn && c->entries[i].index == index)
-			return &c->entries[i];
-	return NULL;
-}
-
-/* CPUID.1:ECX of the vCPU's table. */
-static u32 vcpu_cpuid_1_ecx(struct lvmm_vcpu *vcpu)
-{
-	struct lvmm_cpuid *c = vcpu_get_cpuid(vcpu);
-	struct lvmm_cpuid_entry *e = cpuid_find(c, 1, 0);
-	u32 ecx = e ? e->ecx : 0;
-
-	free(c);
-	return ecx;
-}
-
-/* The XCR0 bits the guest is offered: CPUID.(0xd, 0):EDX:EAX. */
-static u64 supported_xcr0(struct lvmm_vcpu *vcpu)
-{
-	struct lvmm_cpuid *c = vcpu_get_cpuid(vcpu);
-	struct lvmm_cpuid_entry *e = cpuid_find(c, 0xd, 0);
-	u64 xcr0 = e ? e->eax | (u64)e->edx << 32 : XFEATURE_X87;
-
-	free(c);
-	return xcr0;
-}
 
 /*
  * QEMU's TCG (the sandbox's CPU) signs CPUID 0x40000000 "TCGTCGTCGTCG".
@@ -164,14 +124,6 @@ static void guest_nmi_handler(struct ex_regs *regs)
 	(void)regs;
 	nmi_count++;
 }
-
-#define read_dr(n) ({							\
-	u64 __v;							\
-	asm volatile("mov %%dr" #n ", %0" : "=r"(__v) :: "memory");	\
-	__v;								\
-})
-#define write_dr(n, v)							\
-	asm volatile("mov %0, %%dr" #n :: "r"((u64)(v)) : "memory")
 
 /* ---- defaults and round trips ----------------------------------------- */
 
@@ -335,7 +287,7 @@ TEST(xcrs_round_trip)
 	REQUIRE_VCPU_STATE();
 	vm = vm_create_bare(NULL);
 	vcpu = vm_vcpu_add_raw(vm, 0);
-	supported = supported_xcr0(vcpu);
+	supported = vcpu_supported_xcr0(vcpu);
 	ASSERT_NE(0, supported & XFEATURE_X87);
 	TH_LOG("XCR0 bits offered to the guest: 0x%llx",
 	       (unsigned long long)supported);
@@ -447,8 +399,6 @@ TEST(events_invalid)
 	EXPECT_BAD_EVENTS(e.interrupt_shadow = 2);
 	EXPECT_BAD_EVENTS(e.shutdown = 2);
 	EXPECT_BAD_EVENTS(e.shutdown = 0xff);
-	/* exit_pending is GET's only. */
-	EXPECT_BAD_EVENTS(e.exit_pending = 1);
 	/* flags, pads, reserved. */
 	EXPECT_BAD_EVENTS(e.flags = 1);
 	EXPECT_BAD_EVENTS(e.flags = 1U << 31);
@@ -522,7 +472,7 @@ TEST(xcrs_invalid)
 	REQUIRE_VCPU_STATE();
 	vm = vm_create_bare(NULL);
 	vcpu = vm_vcpu_add_raw(vm, 0);
-	supported = supported_xcr0(vcpu);
+	supported = vcpu_supported_xcr0(vcpu);
 	if (supported & XFEATURE_SSE)
 		valid.xcr0 |= XFEATURE_SSE;
 	vcpu_set_xcrs(vcpu, &valid);
@@ -1061,13 +1011,10 @@ TEST(exit_pending)
 	v = 0x11111111;
 	memcpy(vcpu_io_data(vcpu), &v, 4);
 
-	/* exit_pending cannot be set, and a refused SET leaves it pending. */
-	EXPECT_EQ(-EINVAL, __vcpu_set_events(vcpu, &ev));
-	vcpu_get_events(vcpu, &ev);
-	EXPECT_EQ(1, ev.exit_pending);
-
-	/* SET drops the exit: the IN runs again and exits the same way. */
-	ev.exit_pending = 0;
+	/*
+	 * exit_pending is output only: what GET gave goes back as it is,
+	 * and SET drops the exit: the IN runs again and exits the same way.
+	 */
 	vcpu_set_events(vcpu, &ev);
 	vcpu_get_events(vcpu, &ev);
 	EXPECT_EQ(0, ev.exit_pending);
@@ -1158,7 +1105,7 @@ static struct lvmm_vm *xsave_vm(struct lvmm_vcpu **vcpu, void *guest_code)
 
 	vm = vm_create_with_one_vcpu(vcpu, guest_code);
 	if (!(vcpu_cpuid_1_ecx(*vcpu) & CPUID_1_ECX_XSAVE) ||
-	    !(supported_xcr0(*vcpu) & XFEATURE_SSE)) {
+	    !(vcpu_supported_xcr0(*vcpu) & XFEATURE_SSE)) {
 		vm_free(vm);
 		return NULL;
 	}
@@ -1181,7 +1128,7 @@ TEST(xcr0_guest_view)
 	vm = xsave_vm(&vcpu, guest_read_xcr0);
 	if (!vm)
 		SKIP(return, "no XSAVE for the guest");
-	if (supported_xcr0(vcpu) & XFEATURE_YMM)
+	if (vcpu_supported_xcr0(vcpu) & XFEATURE_YMM)
 		values[n++] = XFEATURE_X87 | XFEATURE_SSE | XFEATURE_YMM;
 	values[n++] = XFEATURE_X87 | XFEATURE_SSE;
 	values[n++] = XFEATURE_X87;
@@ -1253,7 +1200,7 @@ TEST(xcr0_guest_xsetbv)
 		SKIP(return, "the CPU (QEMU TCG before 8.2) does not intercept XSETBV");
 	}
 	first = XFEATURE_X87 | XFEATURE_SSE |
-		(supported_xcr0(vcpu) & XFEATURE_YMM);
+		(vcpu_supported_xcr0(vcpu) & XFEATURE_YMM);
 	second = first & XFEATURE_YMM ? XFEATURE_X87 | XFEATURE_SSE :
 					 XFEATURE_X87;
 	xcrs = (struct lvmm_xcrs){ .xcr0 = first };
@@ -1271,98 +1218,13 @@ TEST(xcr0_guest_xsetbv)
 #define COPY_ROUNDS	4
 #define COPY_AT		1	/* the round whose checkpoint is copied */
 #define COPY_IRQ_VECTOR	0x50
-#define COPY_XSAVE	(1ULL << 0)	/* CR4.OSXSAVE: the guest reads XCR0 */
-#define COPY_AVX	(1ULL << 1)	/* and XCR0 has YMM: it uses them */
-
-/* The MSRs of api.rst's "9. MSRs" a VMM copies (TSC comes last, apart). */
-static const u32 copy_msrs[] = {
-	MSR_EFER, MSR_STAR, MSR_LSTAR, MSR_CSTAR, MSR_SYSCALL_MASK,
-	MSR_KERNEL_GS_BASE, MSR_FS_BASE, MSR_GS_BASE, MSR_IA32_SYSENTER_CS,
-	MSR_IA32_SYSENTER_ESP, MSR_IA32_SYSENTER_EIP, MSR_IA32_CR_PAT,
-	MSR_TSC_AUX, MSR_IA32_MISC_ENABLE, MSR_MTRR_DEF_TYPE, MSR_IA32_APICBASE,
-};
-#define NR_COPY_MSRS	(ARRAY_SIZE(copy_msrs) + 1)
 
 /* The guest's TSC right after each checkpoint: differs between the two. */
 static volatile u64 tsc_after[COPY_ROUNDS];
 
-static u64 mix(u64 h, u64 v)
-{
-	h ^= v;
-	h *= 0x100000001b3ULL;
-	return h ^ (h >> 29);
-}
-
 static u64 step(u64 x)
 {
 	return x * 6364136223846793005ULL + 1442695040888963407ULL;
-}
-
-/*
- * Stop at an exit with state live in every kind of register: GPRs, the
- * stack, RFLAGS (CF, DF), x87, XMM computed under the guest's rounding
- * mode, the upper half of a YMM register.  The host copies the vCPU at
- * one of these exits; the copy starts right after the OUT.
- */
-static u64 checkpoint(u64 x, u64 round, u64 avx)
-{
-	u64 a, b, c, fx;
-
-	asm volatile(
-		"xor %k[c], %k[c]\n\t"
-		"movq %[x], %%xmm8\n\t"
-		"pshufd $0x4e, %%xmm8, %%xmm9\n\t"
-		"pxor %%xmm8, %%xmm9\n\t"
-		"mov %[x], %%r12\n\t"
-		"shr $1, %%r12\n\t"
-		"cvtsi2sdq %%r12, %%xmm10\n\t"
-		"sqrtsd %%xmm10, %%xmm10\n\t"
-		"mulsd %%xmm10, %%xmm10\n\t"
-		"mov %[x], %%r12\n\t"
-		"rol $17, %%r12\n\t"
-		"push %%r12\n\t"
-		"fildll (%%rsp)\n\t"
-		"test %[avx], %[avx]\n\t"
-		"jz 1f\n\t"
-		"vinsertf128 $1, %%xmm9, %%ymm8, %%ymm11\n"
-		"1:\n\t"
-		"std\n\t"
-		"stc\n\t"
-		"mov %k[round], %%eax\n\t"
-		"outl %%eax, %[port]\n\t"
-		/* CF and DF, without touching the flags first. */
-		"mov $0, %%ecx\n\t"
-		"adc $0, %%rcx\n\t"
-		"pushfq\n\t"
-		"pop %%rax\n\t"
-		"and $0x400, %%eax\n\t"
-		"add %%rax, %%rcx\n\t"
-		"cld\n\t"
-		"rdtsc\n\t"
-		"shl $32, %%rdx\n\t"
-		"or %%rdx, %%rax\n\t"
-		"mov %%rax, %[tsc]\n\t"
-		"xor %%eax, %%eax\n\t"
-		"xor %%edx, %%edx\n\t"
-		"pop %%r13\n\t"
-		"fistpll %[fx]\n\t"
-		"movq %%xmm9, %[a]\n\t"
-		"xor %%r13, %[a]\n\t"
-		"add %%rcx, %[a]\n\t"
-		"cvttsd2si %%xmm10, %[b]\n\t"
-		"test %[avx], %[avx]\n\t"
-		"jz 2f\n\t"
-		"vextractf128 $1, %%ymm11, %%xmm12\n\t"
-		"movq %%xmm12, %[c]\n\t"
-		"vzeroupper\n"
-		"2:"
-		: [a] "=&r"(a), [b] "=&r"(b), [c] "=&r"(c), [fx] "=m"(fx),
-		  [tsc] "=m"(tsc_after[round])
-		: [x] "r"(x), [round] "r"(round), [avx] "r"(avx),
-		  [port] "i"(CHECKPOINT_PORT)
-		: "rax", "rcx", "rdx", "r12", "r13", "xmm8", "xmm9", "xmm10",
-		  "xmm11", "xmm12", "cc", "memory");
-	return mix(mix(mix(a, b), c), fx);
 }
 
 /* Everything else the guest can read of its state. */
@@ -1371,8 +1233,8 @@ static u64 guest_state_hash(u64 flags)
 	struct cpuid_regs r = guest_cpuid(0x80000002, 0);
 	u64 h = 0, v;
 
-	for (size_t i = 0; i < ARRAY_SIZE(copy_msrs); i++)
-		h = mix(h, rdmsr(copy_msrs[i]));
+	for (size_t i = 0; i < ARRAY_SIZE(vcpu_state_msrs); i++)
+		h = mix(h, rdmsr(vcpu_state_msrs[i]));
 	h = mix(h, read_dr(0));
 	h = mix(h, read_dr(1));
 	h = mix(h, read_dr(2));
@@ -1389,23 +1251,21 @@ static u64 guest_state_hash(u64 flags)
 	h = mix(h, v);
 	asm volatile("mov %%gs:16, %0" : "=r"(v));
 	h = mix(h, v);
-	if (flags & COPY_XSAVE)
+	if (flags & VCPU_STATE_XSAVE)
 		h = mix(h, xgetbv(0));
 	return h;
 }
 
+/*
+ * The host copies the vCPU at one of the checkpoints; the copy starts
+ * right after its OUT.
+ */
 static void guest_copy(u64 *buf, u64 flags)
 {
 	u64 h = 0xcbf29ce484222325ULL, x = 1;
-	u32 mxcsr = 0x1f80 | 0x6000;	/* round toward zero */
 
 	/* State the guest makes itself before the copy. */
-	wrmsr(MSR_FS_BASE, (u64)buf);
-	wrmsr(MSR_GS_BASE, (u64)buf + 64);
-	wrmsr(MSR_KERNEL_GS_BASE, 0xffff888000123000ULL);
-	write_dr(1, 0x7ffff000);
-	asm volatile("mov %0, %%cr2" :: "r"(0xdead5000ULL));
-	asm volatile("ldmxcsr %0" :: "m"(mxcsr));
+	guest_state_prepare((u64)buf);
 
 	for (u64 round = 0; round < COPY_ROUNDS; round++) {
 		for (u64 i = 0; i < 512; i++) {
@@ -1413,7 +1273,8 @@ static void guest_copy(u64 *buf, u64 flags)
 			buf[x >> 57] += x ^ h;
 			h = mix(h, buf[(i * 7) & 127]);
 		}
-		h = mix(h, checkpoint(x, round, flags & COPY_AVX));
+		h = mix(h, guest_checkpoint(x, round, flags & VCPU_STATE_AVX,
+					    &tsc_after[round]));
 		h = mix(h, guest_state_hash(flags));
 		if (round == COPY_AT + 1) {
 			/* The interrupt the host queued at the copy. */
@@ -1428,64 +1289,6 @@ static void guest_copy(u64 *buf, u64 flags)
 		GUEST_SYNC_ARGS(round, h, x, 0, 0);
 	}
 	GUEST_DONE();
-}
-
-struct vcpu_state {
-	struct lvmm_regs regs;
-	struct lvmm_sregs sregs;
-	struct lvmm_xsave xsave;
-	struct lvmm_xcrs xcrs;
-	struct lvmm_debugregs dregs;
-	struct lvmm_vcpu_events events;
-	struct lvmm_msrs *msrs;
-	struct lvmm_cpuid *cpuid;
-};
-
-static void save_state(struct __test_metadata *_metadata,
-		       struct lvmm_vcpu *vcpu, struct vcpu_state *st)
-{
-	st->msrs = lvmm_msrs_alloc(NR_COPY_MSRS);
-	ASSERT_NE(NULL, st->msrs);
-	for (size_t i = 0; i < ARRAY_SIZE(copy_msrs); i++)
-		st->msrs->entries[i].index = copy_msrs[i];
-	st->msrs->entries[NR_COPY_MSRS - 1].index = MSR_IA32_TSC;
-
-	vcpu_regs_get(vcpu, &st->regs);
-	vcpu_sregs_get(vcpu, &st->sregs);
-	ASSERT_EQ(0, lvmm_get_xsave(&vcpu->h, &st->xsave));
-	vcpu_get_xcrs(vcpu, &st->xcrs);
-	vcpu_get_debugregs(vcpu, &st->dregs);
-	vcpu_get_events(vcpu, &st->events);
-	ASSERT_EQ((int)NR_COPY_MSRS, lvmm_get_msrs(&vcpu->h, st->msrs));
-	st->cpuid = vcpu_get_cpuid(vcpu);
-}
-
-/* In the order a VMM loads it: the mode first, events last. */
-static void load_state(struct __test_metadata *_metadata,
-		       struct lvmm_vcpu *vcpu, const struct vcpu_state *st)
-{
-	ASSERT_EQ(0, lvmm_set_cpuid(&vcpu->h, st->cpuid));
-	vcpu_sregs_set(vcpu, &st->sregs);
-	ASSERT_EQ((int)NR_COPY_MSRS, lvmm_set_msrs(&vcpu->h, st->msrs));
-	vcpu_set_xcrs(vcpu, &st->xcrs);
-	ASSERT_EQ(0, lvmm_set_xsave(&vcpu->h, &st->xsave));
-	vcpu_regs_set(vcpu, &st->regs);
-	vcpu_set_debugregs(vcpu, &st->dregs);
-	vcpu_set_events(vcpu, &st->events);
-}
-
-static void free_state(struct vcpu_state *st)
-{
-	free(st->msrs);
-	free(st->cpuid);
-}
-
-static u64 msr_of(const struct vcpu_state *st, u32 index)
-{
-	for (u32 i = 0; i < st->msrs->nmsrs; i++)
-		if (st->msrs->entries[i].index == index)
-			return st->msrs->entries[i].data;
-	return ~0ULL;
 }
 
 /* The parts of the XSAVE image that are registers: FCW..ST7, XMM, YMM. */
@@ -1530,9 +1333,11 @@ static void expect_same_state(struct __test_metadata *_metadata,
 	EXPECT_EQ(a->xcrs.xcr0, b->xcrs.xcr0) TH_LOG("%s: XCR0", what);
 	expect_debugregs(_metadata, &a->dregs, &b->dregs, what);
 	expect_events(_metadata, &a->events, &b->events, what);
-	for (size_t i = 0; i < ARRAY_SIZE(copy_msrs); i++) {
-		EXPECT_EQ(msr_of(a, copy_msrs[i]), msr_of(b, copy_msrs[i]))
-			TH_LOG("%s: MSR 0x%x", what, copy_msrs[i]);
+	for (size_t i = 0; i < ARRAY_SIZE(vcpu_state_msrs); i++) {
+		u32 index = vcpu_state_msrs[i];
+
+		EXPECT_EQ(vcpu_state_msr(a, index), vcpu_state_msr(b, index))
+			TH_LOG("%s: MSR 0x%x", what, index);
 	}
 }
 
@@ -1642,34 +1447,16 @@ FIXTURE_TEARDOWN(copy)
  */
 TEST_F_TIMEOUT(copy, state_copy, 120)
 {
-	static const struct { u32 index; u64 val; } start_msrs[] = {
-		{ MSR_STAR, 0x0023001000000000ULL },
-		{ MSR_LSTAR, 0xffffffff81000000ULL },
-		{ MSR_CSTAR, 0xffffffff81000040ULL },
-		{ MSR_SYSCALL_MASK, 0x47700 },
-		{ MSR_IA32_SYSENTER_CS, 0x10 },
-		{ MSR_IA32_SYSENTER_ESP, 0xffffffff82000000ULL },
-		{ MSR_IA32_SYSENTER_EIP, 0xffffffff81001000ULL },
-		{ MSR_IA32_CR_PAT, 0x0007010600070106ULL },
-		{ MSR_TSC_AUX, 0x1234 },
-		{ MSR_IA32_MISC_ENABLE, 0x850089 },
-		{ MSR_MTRR_DEF_TYPE, 0xc06 },
-		{ MSR_IA32_APICBASE, 0xfec00800ULL },
-	};
 	static const u32 brand[4] = { 0x6d6d766c, 0x61747320, 0x63206574,
 				      0x0079706f };	/* "lvmm state copy" */
 	struct vcpu_state *st, *st2, *end_a, *end_b;
 	u64 h_orig[COPY_ROUNDS] = {}, h_copy[COPY_ROUNDS] = {};
-	u64 flags = 0, buf, supported, host_t0, host_t1 = 0, tsc, zero = 0;
+	u64 flags, buf, host_t0, host_t1 = 0, tsc, tsc_saved, zero = 0;
 	struct lvmm_vcpu *vcpu, *cvcpu;
 	struct lvmm_vm *vm, *cvm;
 	struct lvmm_cpuid_entry *e;
-	struct lvmm_debugregs dr;
-	struct lvmm_sregs sregs;
-	struct lvmm_xcrs xcrs;
 	struct lvmm_cpuid *c;
 	struct ucall uc;
-	u32 ecx;
 
 	REQUIRE_VCPU_STATE();
 	TEST_REQUIRE(lvmm_cap(LVMM_CAP_XSAVE));
@@ -1685,41 +1472,14 @@ TEST_F_TIMEOUT(copy, state_copy, 120)
 	vm_install_exception_handler(vm, COPY_IRQ_VECTOR, guest_record_handler);
 	buf = vm_alloc(vm, SZ_4K);
 
-	ecx = vcpu_cpuid_1_ecx(vcpu);
-	supported = supported_xcr0(vcpu);
-	if ((ecx & CPUID_1_ECX_XSAVE) && (supported & XFEATURE_SSE)) {
-		flags |= COPY_XSAVE;
-		if ((ecx & CPUID_1_ECX_AVX) && (supported & XFEATURE_YMM))
-			flags |= COPY_AVX;
-		vcpu_sregs_get(vcpu, &sregs);
-		sregs.cr4 |= X86_CR4_OSXSAVE;
-		vcpu_sregs_set(vcpu, &sregs);
-		/*
-		 * XCR0 from the host, not the guest's XSETBV, which the
-		 * sandbox's CPU does not intercept (xcr0_guest_xsetbv).
-		 */
-		xcrs = (struct lvmm_xcrs){
-			.xcr0 = XFEATURE_X87 | XFEATURE_SSE |
-				(flags & COPY_AVX ? XFEATURE_YMM : 0),
-		};
-		vcpu_set_xcrs(vcpu, &xcrs);
-	}
+	flags = vcpu_enable_xsave(vcpu);
 	TH_LOG("guest reads XCR0: %s, uses AVX: %s",
-	       flags & COPY_XSAVE ? "yes" : "no",
-	       flags & COPY_AVX ? "yes" : "no");
+	       flags & VCPU_STATE_XSAVE ? "yes" : "no",
+	       flags & VCPU_STATE_AVX ? "yes" : "no");
 	vcpu_args_set(vcpu, 2, buf, flags);
 
 	/* Start state that differs from a new vCPU's everywhere. */
-	for (size_t i = 0; i < ARRAY_SIZE(start_msrs); i++)
-		vcpu_set_msr(vcpu, start_msrs[i].index, start_msrs[i].val);
-	vcpu_set_msr(vcpu, MSR_EFER, vcpu_get_msr(vcpu, MSR_EFER) | EFER_NX);
-	dr = (struct lvmm_debugregs){
-		.db = { 0xffffffff81000000ULL, 0, 0x12345678,
-			0xfffffffffffff000ULL },
-		.dr6 = 0x4002,
-		.dr7 = 0x300,
-	};
-	vcpu_set_debugregs(vcpu, &dr);
+	vcpu_set_nondefault_state(vcpu);
 	c = vcpu_get_cpuid(vcpu);
 	e = cpuid_find(c, 0x80000002, 0);
 	if (!e) {
@@ -1745,11 +1505,12 @@ TEST_F_TIMEOUT(copy, state_copy, 120)
 	/* Something queued, for the events to carry. */
 	ASSERT_EQ(0, lvmm_interrupt(&vcpu->h, COPY_IRQ_VECTOR));
 	host_t0 = __builtin_ia32_rdtsc();
-	save_state(_metadata, vcpu, st);
+	vcpu_save_state(vcpu, st);
+	tsc_saved = vcpu_state_msr(st, MSR_IA32_TSC);
 	EXPECT_EQ(0, st->events.exit_pending);
 	EXPECT_EQ(1, st->events.irq_pending);
 	EXPECT_EQ(COPY_IRQ_VECTOR, st->events.irq_vector);
-	EXPECT_EQ(flags & COPY_AVX ? 7 : flags & COPY_XSAVE ? 3 : 1,
+	EXPECT_EQ(flags & VCPU_STATE_AVX ? 7 : flags & VCPU_STATE_XSAVE ? 3 : 1,
 		  st->xcrs.xcr0);
 	EXPECT_EQ(0x7ffff000, st->dregs.db[1]);
 
@@ -1765,13 +1526,14 @@ TEST_F_TIMEOUT(copy, state_copy, 120)
 		memcpy(hva, r->hva, r->size);
 	}
 	cvcpu = vm_vcpu_add_raw(cvm, 0);
-	load_state(_metadata, cvcpu, st);
-	save_state(_metadata, cvcpu, st2);
-	expect_same_state(_metadata, st, st2, flags & COPY_AVX, "loaded copy");
+	vcpu_load_state(cvcpu, st);
+	vcpu_save_state(cvcpu, st2);
+	expect_same_state(_metadata, st, st2, flags & VCPU_STATE_AVX,
+			  "loaded copy");
 	EXPECT_EQ(0, memcmp(st->cpuid, st2->cpuid, sizeof(*st->cpuid) +
 			    st->cpuid->nent * sizeof(st->cpuid->entries[0])))
 		TH_LOG("loaded copy: CPUID");
-	EXPECT_LE(msr_of(st, MSR_IA32_TSC), msr_of(st2, MSR_IA32_TSC));
+	EXPECT_LE(tsc_saved, vcpu_state_msr(st2, MSR_IA32_TSC));
 
 	/* The copy runs on first, the original after it. */
 	copy_finish(_metadata, cvcpu, h_copy, &host_t1);
@@ -1786,17 +1548,17 @@ TEST_F_TIMEOUT(copy, state_copy, 120)
 	 * room for TSCs of different CPUs).
 	 */
 	tsc = *(u64 *)addr_gva2hva(cvm, &tsc_after[COPY_AT]);
-	EXPECT_LE(msr_of(st, MSR_IA32_TSC), tsc);
-	EXPECT_GT(msr_of(st, MSR_IA32_TSC) + (host_t1 - host_t0) + (1ULL << 26),
-		  tsc);
+	EXPECT_LE(tsc_saved, tsc);
+	EXPECT_GT(tsc_saved + (host_t1 - host_t0) + (1ULL << 26), tsc);
 	TH_LOG("the copy's TSC: saved + %lld, the host's went on by %llu",
-	       (long long)(tsc - msr_of(st, MSR_IA32_TSC)),
+	       (long long)(tsc - tsc_saved),
 	       (unsigned long long)(host_t1 - host_t0));
 
 	/* Both end the same: registers, the rest of the state, memory. */
-	save_state(_metadata, vcpu, end_a);
-	save_state(_metadata, cvcpu, end_b);
-	expect_same_state(_metadata, end_a, end_b, flags & COPY_AVX, "at the end");
+	vcpu_save_state(vcpu, end_a);
+	vcpu_save_state(cvcpu, end_b);
+	expect_same_state(_metadata, end_a, end_b, flags & VCPU_STATE_AVX,
+			  "at the end");
 	for (int r = 0; r < COPY_ROUNDS; r++) {
 		memcpy(addr_gva2hva(vm, &tsc_after[r]), &zero, sizeof(zero));
 		memcpy(addr_gva2hva(cvm, &tsc_after[r]), &zero, sizeof(zero));
@@ -1804,7 +1566,7 @@ TEST_F_TIMEOUT(copy, state_copy, 120)
 	expect_same_memory(_metadata, vm, cvm);
 
 	for (int i = 0; i < 4; i++)
-		free_state(&st[i]);
+		vcpu_state_free(&st[i]);
 	free(st);
 	vm_free(cvm);
 	vm_free(vm);

@@ -130,7 +130,10 @@ void svm_npt_map(struct svm_vcpu *svm, struct lvmm_slot *slot, u64 gfn,
 	u64 prot;
 
 	spin_lock(&svm_vm->mmu_lock);
-	/* Stable while we hold the lock: logging starts and stops under it. */
+	/*
+	 * Logging starts and stops before the pass that protects or
+	 * unprotects the slot under this lock: a stale read here is undone.
+	 */
 	log = READ_ONCE(slot->dirty_bitmap);
 	if (log) {
 		huge = false;

@@ -100,6 +100,21 @@ static void svm_free_cpus(void)
 	}
 }
 
+/*
+ * The guards for QEMU's emulated SVM (Documentation/sandbox.rst) cost an
+ * XSETBV pair and a save-area copy per exit: only under QEMU's TCG, which
+ * says so in the hypervisor CPUID leaf.
+ */
+static bool svm_under_tcg(void)
+{
+	u32 eax, sig[3];
+
+	if (!boot_cpu_has(X86_FEATURE_HYPERVISOR))
+		return false;
+	cpuid(0x40000000, &eax, &sig[0], &sig[1], &sig[2]);
+	return !memcmp(sig, "TCGTCGTCGTCG", sizeof(sig));
+}
+
 static int svm_hardware_setup(void)
 {
 	int cpu, i;
@@ -110,7 +125,7 @@ static int svm_hardware_setup(void)
 	/* RDPID cannot be intercepted: the guest reads TSC_AUX directly. */
 	svm_has_tsc_aux = boot_cpu_has(X86_FEATURE_RDTSCP) ||
 			  boot_cpu_has(X86_FEATURE_RDPID);
-	svm_nested_guard = boot_cpu_has(X86_FEATURE_HYPERVISOR);
+	svm_nested_guard = svm_under_tcg();
 	if (boot_cpu_has(X86_FEATURE_XSAVE))
 		svm_host_xcr0 = xgetbv(XCR_XFEATURE_ENABLED_MASK);
 
@@ -761,8 +776,9 @@ static void svm_get_events(struct lvmm_vcpu *vcpu, struct lvmm_vcpu_events *ev)
 		ev->injected_has_error = !!(c->event_inj & SVM_EVTINJ_VALID_ERR);
 		ev->injected_error = ev->injected_has_error ? c->event_inj_err : 0;
 	}
-	/* An IRET seen but not yet executed still masks. */
-	ev->nmi_masked = svm->nmi_masked;
+	/* Masked until the handler's IRET has executed (RIP moved on). */
+	ev->nmi_masked = svm->nmi_masked &&
+			 !(svm->iret_seen && vcpu->rip != svm->iret_rip);
 	ev->interrupt_shadow = !!(c->int_state & SVM_INTERRUPT_SHADOW_MASK);
 }
 

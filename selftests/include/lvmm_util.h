@@ -151,6 +151,8 @@ void *vcpu_io_data(struct lvmm_vcpu *vcpu);
 void vcpu_complete_exit(struct lvmm_vcpu *vcpu);
 /* The vCPU's CPUID table, from calloc(): free() it. */
 struct lvmm_cpuid *vcpu_get_cpuid(struct lvmm_vcpu *vcpu);
+/* The entry of @c for leaf @fn, subleaf @index; NULL if there is none. */
+struct lvmm_cpuid_entry *cpuid_find(struct lvmm_cpuid *c, u32 fn, u32 index);
 
 /*
  * LVMM_CAP_VCPU_STATE: events, debug registers, XCR0.  The __ forms
@@ -195,7 +197,10 @@ int __vm_restore(int dev_fd, struct lvmm_restore_vm *req);
  */
 struct lvmm_vm *vm_restore(int fd, const char *name,
 			   const struct lvmm_vm *like);
-/* Map slot @slot of a restored VM, @size bytes at @gpa as in its stream. */
+/*
+ * Map slot @slot, which the VM has already (set, or restored with it as
+ * in its stream): @size bytes at @gpa.
+ */
 void *vm_map_slot(struct lvmm_vm *vm, u32 slot, u32 flags, u64 gpa, u64 size);
 /* LVMM_GET_VCPU: another fd of vCPU @id; -errno. */
 int __vm_get_vcpu(struct lvmm_vm *vm, u32 id);

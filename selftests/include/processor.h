@@ -32,6 +32,15 @@
 #define MSR_VM_CR		0xc0010114
 #define MSR_VM_HSAVE_PA		0xc0010117
 
+/* XCR0's state components; CPUID.1:ECX's bits for them. */
+#define XFEATURE_X87	(1ULL << 0)
+#define XFEATURE_SSE	(1ULL << 1)
+#define XFEATURE_YMM	(1ULL << 2)
+#define XFEATURE_AVX512	(7ULL << 5)
+#define XFEATURE_PKRU	(1ULL << 9)
+#define CPUID_1_ECX_XSAVE	(1U << 26)
+#define CPUID_1_ECX_AVX		(1U << 28)
+
 #define GP_VECTOR	13
 #define UD_VECTOR	6
 #define NMI_VECTOR	2
@@ -143,6 +152,16 @@ static inline void xsetbv(u32 xcr, u64 val)
 		     :: "a"((u32)val), "d"((u32)(val >> 32)), "c"(xcr)
 		     : "memory");
 }
+
+/* Debug register DR@n, in the guest. */
+#define read_dr(n) ({							\
+	u64 __v;							\
+	asm volatile("mov %%dr" #n ", %0" : "=r"(__v) :: "memory");	\
+	__v;								\
+})
+#define write_dr(n, v) do {						\
+	asm volatile("mov %0, %%dr" #n :: "r"((u64)(v)) : "memory");	\
+} while (0)
 
 static inline void cli(void)
 {

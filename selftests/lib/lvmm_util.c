@@ -77,8 +77,6 @@ int __vm_set_memslot(struct lvmm_vm *vm, u32 slot, u32 flags, u64 gpa,
 void *vm_add_memslot(struct lvmm_vm *vm, u32 slot, u32 flags, u64 gpa,
 		     u64 size)
 {
-	struct userspace_mem_region *r;
-	void *hva;
 	int ret;
 
 	TEST_ASSERT(slot < NR_MEMSLOTS && !vm->slots[slot].used,
@@ -87,18 +85,7 @@ void *vm_add_memslot(struct lvmm_vm *vm, u32 slot, u32 flags, u64 gpa,
 	TEST_ASSERT(!ret, "LVMM_SET_MEMSLOT(slot %u, gpa 0x%llx, size 0x%llx, flags 0x%x) failed: %s",
 		    slot, (unsigned long long)gpa, (unsigned long long)size,
 		    flags, strerror(-ret));
-	ret = lvmm_memslot_map(&vm->h, slot, size, PROT_READ | PROT_WRITE,
-			       &hva);
-	TEST_ASSERT(!ret, "mmap of slot %u failed: %s", slot, strerror(-ret));
-
-	r = &vm->slots[slot];
-	r->used = true;
-	r->slot = slot;
-	r->flags = flags;
-	r->gpa = gpa;
-	r->size = size;
-	r->hva = hva;
-	return hva;
+	return vm_map_slot(vm, slot, flags, gpa, size);
 }
 
 void vm_delete_memslot(struct lvmm_vm *vm, u32 slot)
@@ -474,6 +461,14 @@ struct lvmm_cpuid *vcpu_get_cpuid(struct lvmm_vcpu *vcpu)
 	ret = lvmm_get_cpuid(&vcpu->h, cpuid);
 	TEST_ASSERT(!ret, "LVMM_GET_CPUID failed: %s", strerror(-ret));
 	return cpuid;
+}
+
+struct lvmm_cpuid_entry *cpuid_find(struct lvmm_cpuid *c, u32 fn, u32 index)
+{
+	for (u32 i = 0; i < c->nent; i++)
+		if (c->entries[i].function == fn && c->entries[i].index == index)
+			return &c->entries[i];
+	return NULL;
 }
 
 int __vcpu_get_events(struct lvmm_vcpu *vcpu, struct lvmm_vcpu_events *ev)

@@ -43,17 +43,37 @@ int lvmm_vm_create_raw(int dev_fd, struct lvmm_create_vm *args)
 	return ret_or_errno(ioctl(dev_fd, LVMM_CREATE_VM, args));
 }
 
+/* Copy @name, if any, into a request's name field @dst. */
+static int name_copy(char dst[LVMM_VM_NAME_LEN], const char *name)
+{
+	if (!name)
+		return 0;
+	if (strlen(name) >= LVMM_VM_NAME_LEN)
+		return -ENAMETOOLONG;
+	strcpy(dst, name);
+	return 0;
+}
+
+/* Fill @vm for the VM fd @fd the kernel answered with @id and @name. */
+static void vm_handle_init(struct lvmm_vm_handle *vm, int fd, __u32 id,
+			   const char name[LVMM_VM_NAME_LEN], int vcpu_mmap_size)
+{
+	vm->fd = fd;
+	vm->id = id;
+	memcpy(vm->name, name, sizeof(vm->name));
+	vm->name[sizeof(vm->name) - 1] = '\0';
+	vm->vcpu_mmap_size = vcpu_mmap_size;
+}
+
 int lvmm_vm_create(int dev_fd, const char *name, struct lvmm_vm_handle *vm)
 {
 	struct lvmm_create_vm args;
-	int size, fd;
+	int ret, size, fd;
 
 	memset(&args, 0, sizeof(args));
-	if (name) {
-		if (strlen(name) >= sizeof(args.name))
-			return -ENAMETOOLONG;
-		strcpy(args.name, name);
-	}
+	ret = name_copy(args.name, name);
+	if (ret)
+		return ret;
 
 	size = lvmm_vcpu_mmap_size(dev_fd);
 	if (size < 0)
@@ -63,11 +83,7 @@ int lvmm_vm_create(int dev_fd, const char *name, struct lvmm_vm_handle *vm)
 	if (fd < 0)
 		return fd;
 
-	vm->fd = fd;
-	vm->id = args.id;
-	memcpy(vm->name, args.name, sizeof(vm->name));
-	vm->name[sizeof(vm->name) - 1] = '\0';
-	vm->vcpu_mmap_size = size;
+	vm_handle_init(vm, fd, args.id, args.name, size);
 	return 0;
 }
 
@@ -80,15 +96,13 @@ int lvmm_vm_restore(int dev_fd, int fd, const char *name,
 		    struct lvmm_vm_handle *vm, __u32 *nr_vcpus)
 {
 	struct lvmm_restore_vm args;
-	int size, vm_fd;
+	int ret, size, vm_fd;
 
 	memset(&args, 0, sizeof(args));
 	args.fd = fd;
-	if (name) {
-		if (strlen(name) >= sizeof(args.name))
-			return -ENAMETOOLONG;
-		strcpy(args.name, name);
-	}
+	ret = name_copy(args.name, name);
+	if (ret)
+		return ret;
 
 	size = lvmm_vcpu_mmap_size(dev_fd);
 	if (size < 0)
@@ -98,11 +112,7 @@ int lvmm_vm_restore(int dev_fd, int fd, const char *name,
 	if (vm_fd < 0)
 		return vm_fd;
 
-	vm->fd = vm_fd;
-	vm->id = args.id;
-	memcpy(vm->name, args.name, sizeof(vm->name));
-	vm->name[sizeof(vm->name) - 1] = '\0';
-	vm->vcpu_mmap_size = size;
+	vm_handle_init(vm, vm_fd, args.id, args.name, size);
 	if (nr_vcpus)
 		*nr_vcpus = args.nr_vcpus;
 	return 0;
@@ -170,8 +180,10 @@ int lvmm_set_memslot_flags(const struct lvmm_vm_handle *vm, __u32 slot,
 	return ret_or_errno(ioctl(vm->fd, LVMM_SET_MEMSLOT_FLAGS, &mf));
 }
 
-int lvmm_get_dirty_log(const struct lvmm_vm_handle *vm, __u32 slot,
-		       __u64 first_page, __u64 num_pages, __u64 *bitmap)
+/* LVMM_GET_DIRTY_LOG or LVMM_CLEAR_DIRTY_LOG: they take the same struct. */
+static int dirty_log_ioctl(const struct lvmm_vm_handle *vm, unsigned long req,
+			   __u32 slot, __u64 first_page, __u64 num_pages,
+			   const __u64 *bitmap)
 {
 	struct lvmm_dirty_log log = {
 		.slot = slot,
@@ -180,21 +192,22 @@ int lvmm_get_dirty_log(const struct lvmm_vm_handle *vm, __u32 slot,
 		.bitmap = (__u64)(unsigned long)bitmap,
 	};
 
-	return ret_or_errno(ioctl(vm->fd, LVMM_GET_DIRTY_LOG, &log));
+	return ret_or_errno(ioctl(vm->fd, req, &log));
+}
+
+int lvmm_get_dirty_log(const struct lvmm_vm_handle *vm, __u32 slot,
+		       __u64 first_page, __u64 num_pages, __u64 *bitmap)
+{
+	return dirty_log_ioctl(vm, LVMM_GET_DIRTY_LOG, slot, first_page,
+			       num_pages, bitmap);
 }
 
 int lvmm_clear_dirty_log(const struct lvmm_vm_handle *vm, __u32 slot,
 			 __u64 first_page, __u64 num_pages,
 			 const __u64 *bitmap)
 {
-	struct lvmm_dirty_log log = {
-		.slot = slot,
-		.first_page = first_page,
-		.num_pages = num_pages,
-		.bitmap = (__u64)(unsigned long)bitmap,
-	};
-
-	return ret_or_errno(ioctl(vm->fd, LVMM_CLEAR_DIRTY_LOG, &log));
+	return dirty_log_ioctl(vm, LVMM_CLEAR_DIRTY_LOG, slot, first_page,
+			       num_pages, bitmap);
 }
 
 int lvmm_set_vmm_state(const struct lvmm_vm_handle *vm, const void *data,

@@ -307,8 +307,8 @@ struct lvmm_vcpu_events {
 	__u8 interrupt_shadow;	/* after STI or MOV SS: no interrupt yet */
 	__u8 shutdown;		/* triple fault: RUN returns SHUTDOWN */
 	/*
-	 * GET: the last exit to userspace is not completed yet.  SET: must
-	 * be 0; the instruction runs again instead (Documentation/api.rst).
+	 * GET: the last exit to userspace is not completed yet.  SET
+	 * ignores it and drops the exit: the instruction runs again.
 	 */
 	__u8 exit_pending;
 	__u8 pad1;
