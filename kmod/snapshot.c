@@ -224,6 +224,45 @@ static void lvmm_load_tsc(struct lvmm_vm *vm, const struct lvmm_load_tsc *t)
 					  t->tsc[i] + (rdtsc() - start)));
 }
 
+/*
+ * The instruction-set features a vCPU's CPUID table shows that this
+ * processor lacks: a guest that used them on the host it was saved on
+ * would meet #UD here.  The bits lvmm makes up itself do not count.
+ */
+static bool lvmm_cpuid_fits_host(const struct lvmm_cpuid_entry *e, u32 n)
+{
+	static const struct {
+		u32 function, index;
+		int reg;		/* 0..3: EAX..EDX */
+		u32 own;		/* lvmm's own bits */
+	} leaves[] = {
+		{ 1, 0, 2, BIT(31) | BIT(27) },	/* HYPERVISOR, OSXSAVE */
+		{ 1, 0, 3, 0 },
+		{ 7, 0, 1, 0 },
+		{ 7, 0, 2, BIT(4) },		/* OSPKE */
+		{ 0x80000001, 0, 2, 0 },
+		{ 0x80000001, 0, 3, 0 },
+	};
+	u32 i, j;
+
+	for (i = 0; i < ARRAY_SIZE(leaves); i++) {
+		u32 host[4], guest;
+
+		for (j = 0; j < n; j++)
+			if (e[j].function == leaves[i].function &&
+			    e[j].index == leaves[i].index)
+				break;
+		if (j == n)
+			continue;
+		guest = (&e[j].eax)[leaves[i].reg];
+		cpuid_count(leaves[i].function, leaves[i].index, &host[0],
+			    &host[1], &host[2], &host[3]);
+		if (guest & ~host[leaves[i].reg] & ~leaves[i].own)
+			return false;
+	}
+	return true;
+}
+
 static int lvmm_load_vcpu(struct lvmm_vm *vm, struct lvmm_vcpu_image *img,
 			  struct lvmm_load_tsc *tsc)
 {
@@ -232,8 +271,10 @@ static int lvmm_load_vcpu(struct lvmm_vm *vm, struct lvmm_vcpu_image *img,
 	u32 i;
 	int r;
 
-	if (v->id >= LVMM_MAX_VCPUS || v->pad || v->events.exit_pending)
+	if (v->id >= LVMM_MAX_VCPUS || v->pad)
 		return -EBADMSG;
+	if (!lvmm_cpuid_fits_host(img->cpuid, v->ncpuid))
+		return -EOPNOTSUPP;
 	vcpu = lvmm_vcpu_create(vm, v->id);
 	if (IS_ERR(vcpu))
 		return PTR_ERR(vcpu) == -EEXIST ? -EBADMSG : PTR_ERR(vcpu);

@@ -2152,9 +2152,27 @@ TEST_F_TIMEOUT(stream, vcpu_records, 120)
 		     LVMM_MAX_CPUID_ENTRIES + 1, EBADMSG);
 	expect_field(v0, struct lvmm_stream_vcpu, ncpuid, 0x80000000, EBADMSG);
 	expect_field(v0, struct lvmm_stream_vcpu, pad, 1, EBADMSG);
+	/* exit_pending is output only: ignored, as by SET_VCPU_EVENTS. */
+	expect_field(v0, struct lvmm_stream_vcpu, events.exit_pending, 1, 0);
+	/* A CPUID table that shows the guest features no processor has. */
+	{
+		struct lvmm_cpuid_entry *e;
+		u32 i;
+
+		WORK_COPY();
+		e = (void *)(REC(v0) + msr0 +
+			     v.nmsrs * sizeof(struct lvmm_msr_entry));
+		for (i = 0; i < v.ncpuid; i++)
+			if (e[i].function == 7 && e[i].index == 0)
+				break;
+		ASSERT_LT(i, v.ncpuid) TH_LOG("no CPUID leaf 7 in the record");
+		e[i].ebx = ~0U;
+		stream_set_end(self->work, self->recs[self->nr - 1].off,
+			       self->nr - 1);
+		expect_restore(self->len, EOPNOTSUPP,
+			       "CPUID leaf 7 EBX all ones");
+	}
 	/* State no vCPU can be loaded with. */
-	expect_field(v0, struct lvmm_stream_vcpu, events.exit_pending, 1,
-		     EBADMSG);
 	expect_field(v0, struct lvmm_stream_vcpu, events.flags, 1, EBADMSG);
 	expect_field(v0, struct lvmm_stream_vcpu, events.irq_pending, 2,
 		     EBADMSG);
