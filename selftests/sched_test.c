@@ -828,8 +828,12 @@ TEST(cap_holds)
 	measure_share(c, vm, &r, 1000, &guest, &thread);
 	EXPECT_GE(guest, 30 - CAP_TOLERANCE) TH_LOG("guest share %.1f %%", guest);
 	EXPECT_LE(guest, 30 + CAP_TOLERANCE) TH_LOG("guest share %.1f %%", guest);
-	/* Out of budget, the vCPU thread sleeps: it does not spin. */
-	EXPECT_LT(thread, 70)
+	/*
+	 * Out of budget, the vCPU thread sleeps: it does not spin (which
+	 * is 100 %).  The debug kernel's exits cost enough to bring a 30 %
+	 * guest share to 74 % of thread time once (2026-11-30).
+	 */
+	EXPECT_LT(thread, 85)
 		TH_LOG("vCPU thread on a CPU %.1f %% of the time", thread);
 
 	ASSERT_EQ(0, sched_get(c, vm->h.id, s));
