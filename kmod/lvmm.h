@@ -420,7 +420,8 @@ struct lvmm_vcpu {
 
 	struct lvmm_vcpu_stat stat;	/* (c) */
 	struct lvmm_vcpu_sched sched;	/* sched.c */
-	struct lvmm_snap_req *snap_req;	/* a save's request (snapshot.c) */
+	/* A save's request: xchg()/cmpxchg() only (locking.rst, 7c). */
+	struct lvmm_snap_req *snap_req;
 	bool fd_given;			/* vm->lock: an fd was made for it */
 };
 
