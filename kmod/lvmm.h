@@ -145,6 +145,7 @@ struct lvmm_vm_sched {
 	bool weight_admin;		/* (s) set by an admin, not the owner */
 	int nice;			/* (s) what the weight maps to */
 	u32 cap, period_us;		/* (s) */
+	u32 migrate_throttle;		/* (s) % auto-converge slows it by */
 	u32 seq;			/* (s) policy generation */
 
 	bool capped;			/* (s)(t) the RUN loop charges guest time */
@@ -255,6 +256,8 @@ struct lvmm_vm {
 	struct lvmm_memslots *retired;	/* slots_lock: replaced arrays */
 	u64 mem_size;			/* slots_lock */
 	bool slots_pinned;		/* slots_lock: a save reads them */
+	/* slots_lock to write, vm->srcu to read: a migration owns the log */
+	bool migrating;
 
 	struct mm_struct *mm;		/* (i) creator's mm, for accounting */
 	kuid_t owner;			/* (i) */
@@ -271,7 +274,11 @@ struct lvmm_vm {
 
 	/* Snapshots (snapshot.c), under vm->lock. */
 	bool frozen;			/* a save holds the vCPUs parked */
-	struct task_struct *save_task;	/* the save running, or NULL */
+	struct task_struct *save_task;	/* the save or migration, or NULL */
+	struct lvmm_migration *migration;	/* the migration, or NULL */
+	bool migrated;			/* handed over: RUN says MIGRATED */
+	bool migrate_unknown;		/* GO sent, no DONE: until resumed */
+	bool incoming;			/* arriving: not this host's before GO */
 	void *vmm_state;		/* the VMM's opaque device state */
 	u32 vmm_state_size;
 
@@ -292,14 +299,33 @@ void lvmm_vm_put(struct lvmm_vm *vm);
 long lvmm_dev_create_vm(void __user *argp);
 struct lvmm_vm *lvmm_vm_new(void);
 int lvmm_vm_install(struct lvmm_vm *vm, const char *name,
-		    int (*tell)(struct lvmm_vm *vm, void __user *argp),
-		    void __user *argp);
+		    int (*tell)(struct lvmm_vm *vm, void *ctx), void *ctx);
+bool lvmm_vm_name_taken(struct lvmm_vm *vm, const char *name);
 bool lvmm_name_valid(const char *name);
 
 /* Parked: paused by the management plane, or held by a save. */
 static inline bool lvmm_vm_stopped(struct lvmm_vm *vm)
 {
-	return READ_ONCE(vm->paused) || READ_ONCE(vm->frozen);
+	if (READ_ONCE(vm->frozen))
+		return true;
+	/* Pairs with smp_wmb() in lvmm_mig_finish(): paused, then thawed. */
+	smp_rmb();
+	return READ_ONCE(vm->paused);
+}
+
+/* Held by a migration for its last pass: the vCPUs' state is sent. */
+static inline bool lvmm_vm_frozen_for_migration(struct lvmm_vm *vm)
+{
+	return READ_ONCE(vm->frozen) && READ_ONCE(vm->migrating);
+}
+
+/* Why a dead VM's vCPUs leave RUN: destroyed here, or moved away. */
+static inline u32 lvmm_vm_gone_reason(struct lvmm_vm *vm)
+{
+	/* Pairs with smp_wmb() in __lvmm_vm_destroy(): migrated, then dead. */
+	smp_rmb();
+	return READ_ONCE(vm->migrated) ? LVMM_EXIT_MIGRATED :
+					 LVMM_EXIT_VM_DESTROYED;
 }
 
 int lvmm_vm_fs_init(void);
@@ -509,6 +535,42 @@ struct lvmm_snap_req;
 void lvmm_vcpu_answer_snap(struct lvmm_vcpu *vcpu);
 bool lvmm_stream_file_ok(struct file *file, bool write);
 int lvmm_vm_save(struct lvmm_vm *vm, struct file *file, bool stop);
+
+/* ---- live migration (migrate.c) ------------------------------------------- */
+
+struct lvmm_migrate_req {
+	u32 downtime_ms;
+	u32 max_iter;
+	u64 max_bandwidth;		/* bytes/s, 0 = none */
+	bool auto_converge;
+};
+
+/* What the progress and end events carry. */
+struct lvmm_migrate_stats {
+	u32 iteration;
+	u32 throttle;			/* % */
+	u64 sent, left;			/* bytes */
+	u64 dirty_rate, bandwidth;	/* bytes/s */
+	u64 expected_ns;
+	/* The end */
+	u32 outcome;			/* enum lvmm_migrate_outcome */
+	int error, peer_error;		/* positive errnos */
+	u64 total_ns, downtime_ns;
+};
+
+int lvmm_vm_migrate(struct lvmm_vm *vm, struct file *file,
+		    const struct lvmm_migrate_req *req,
+		    struct netlink_ext_ack *extack);
+int lvmm_vm_migrate_cancel(struct lvmm_vm *vm, struct netlink_ext_ack *extack);
+int lvmm_mig_socket_ok(struct file *file, bool reader);
+bool lvmm_vm_logs_dirty(struct lvmm_vm *vm);
+int lvmm_vm_migrate_log(struct lvmm_vm *vm, bool on);
+bool lvmm_slot_harvest(struct lvmm_vm *vm, struct lvmm_slot *slot, u64 first,
+		       unsigned long *mask, u64 n);
+u64 lvmm_slot_dirty_pages(struct lvmm_slot *slot);
+void lvmm_sched_migrate_throttle(struct lvmm_vm *vm, u32 pct);
+void lvmm_nl_migrate_event(struct lvmm_vm *vm, int event,
+			   const struct lvmm_migrate_stats *st);
 long lvmm_dev_restore_vm(void __user *argp);
 long lvmm_vm_vmm_state(struct lvmm_vm *vm, void __user *argp, bool set);
 void lvmm_vm_free_snapshot(struct lvmm_vm *vm);
@@ -523,6 +585,7 @@ void lvmm_nl_save_event(struct lvmm_vm *vm, int event, u64 bytes, u64 total,
 int lvmm_vm_pause(struct lvmm_vm *vm);
 int lvmm_vm_resume(struct lvmm_vm *vm);
 int lvmm_vm_destroy(struct lvmm_vm *vm);
+void lvmm_vm_destroy_moved(struct lvmm_vm *vm);
 
 /* ---- the guest-mode watchdog (watchdog.c) --------------------------------- */
 

@@ -419,6 +419,32 @@ void lvmm_vm_free_memslots(struct lvmm_vm *vm)
 	lvmm_memslots_free_retired(vm);
 }
 
+static bool lvmm_vm_thawed(struct lvmm_vm *vm)
+{
+	return !lvmm_vm_frozen_for_migration(vm) || READ_ONCE(vm->dead);
+}
+
+/*
+ * Wait out a migration's frozen phase, without mmap_lock where the fault
+ * may be retried (the VMM's other threads mmap() and fault meanwhile):
+ * VM_FAULT_RETRY, or 0 to go on under the lock.
+ */
+static vm_fault_t lvmm_vm_mmap_wait_migration(struct vm_fault *vmf,
+					      struct lvmm_vm *vm)
+{
+	if (!fault_flag_allow_retry_first(vmf->flags))
+		return wait_event_killable(vm->pause_wq, lvmm_vm_thawed(vm)) ?
+		       VM_FAULT_SIGBUS : 0;
+	if (vmf->flags & FAULT_FLAG_RETRY_NOWAIT)
+		return VM_FAULT_RETRY;
+	/* The mapping, and its reference to the VM, may go once unlocked. */
+	lvmm_vm_get(vm);
+	mmap_read_unlock(vmf->vma->vm_mm);
+	wait_event_killable(vm->pause_wq, lvmm_vm_thawed(vm));
+	lvmm_vm_put(vm);
+	return VM_FAULT_RETRY;
+}
+
 /*
  * The VMM's mmap of slot memory: insert the page, allocating it if new.
  * Shared mappings start read-only (the VM fd's vm_ops have pfn_mkwrite):
@@ -442,6 +468,15 @@ static vm_fault_t lvmm_vm_mmap_insert(struct vm_fault *vmf, bool write)
 
 	if (id >= LVMM_MAX_MEMSLOTS)
 		return VM_FAULT_SIGBUS;
+	/*
+	 * A migration's last pass took the log: a write now would be lost
+	 * with the source.  It waits for the outcome (bounded: migrate.c).
+	 */
+	if (write && lvmm_vm_frozen_for_migration(vm)) {
+		ret = lvmm_vm_mmap_wait_migration(vmf, vm);
+		if (ret)
+			return ret;
+	}
 	srcu = srcu_read_lock(&vm->srcu);
 	slot = srcu_dereference(vm->memslots, &vm->srcu)->slot[id];
 	if (!slot || idx >= slot->npages)
@@ -481,8 +516,11 @@ vm_fault_t lvmm_vm_mmap_mkwrite(struct vm_fault *vmf)
 {
 	vm_fault_t ret = lvmm_vm_mmap_insert(vmf, true);
 
-	/* NOPAGE: the PTE is done, the core must not touch it again. */
-	return ret ? ret : VM_FAULT_NOPAGE;
+	/*
+	 * NOPAGE: the PTE is done, the core must not touch it again; and
+	 * with RETRY (mmap_lock dropped), the core's wp path must not either.
+	 */
+	return ret & ~VM_FAULT_RETRY ? ret : ret | VM_FAULT_NOPAGE;
 }
 
 /*
@@ -607,8 +645,13 @@ static void lvmm_dirty_log_stop(struct lvmm_vm *vm, struct lvmm_slot *slot)
 	WRITE_ONCE(slot->dirty_bitmap, NULL);
 	slot->user_writable = NULL;
 	up_write(&slot->log_lock);
-	/* The VMM's read-only pages become writable on their next write. */
-	lvmm_arch->vm_unprotect_slot(vm, slot);
+	/*
+	 * The VMM's read-only pages become writable on their next write;
+	 * the guest's entries of a read-only slot (a migration logs those
+	 * for the VMM's writes) stay read-only.
+	 */
+	if (!(slot->flags & LVMM_MEMSLOT_READONLY))
+		lvmm_arch->vm_unprotect_slot(vm, slot);
 	/* GET_DIRTY_LOG and lvmm's own writes read the log under srcu. */
 	synchronize_srcu_expedited(&vm->srcu);
 	kvfree(dirty);
@@ -630,6 +673,8 @@ int lvmm_vm_set_memslot_flags(struct lvmm_vm *vm,
 	slot = lvmm_memslots(vm)->slot[req->slot];
 	if (!slot)
 		r = -ENOENT;
+	else if (vm->migrating)
+		r = -EBUSY;	/* the log is the migration's */
 	else if ((req->flags & LVMM_MEMSLOT_READONLY) != slot->flags)
 		r = -EINVAL;	/* only logging changes in place */
 	else if (log && (slot->flags & LVMM_MEMSLOT_READONLY))
@@ -735,6 +780,9 @@ static int lvmm_dirty_log_round(struct lvmm_vm *vm, struct lvmm_slot *slot,
 	unsigned long *log;
 	u64 i;
 
+	/* A migration's log; it set the flag and waited for vm->srcu. */
+	if (READ_ONCE(vm->migrating))
+		return -EBUSY;
 	if (clear) {
 		down_write(&slot->log_lock);
 		/* Logging may have stopped since the check. */
@@ -794,4 +842,98 @@ int lvmm_vm_dirty_log(struct lvmm_vm *vm, const struct lvmm_dirty_log *log,
 	if (clear)
 		lvmm_vm_flush_tlb_all(vm);
 	return r;
+}
+
+/* ---- a live migration's log (migrate.c) ----------------------------------- */
+
+/*
+ * Log every slot for a migration, or stop: -EBUSY if the VMM logs one
+ * itself.  The VMM's dirty-log ioctls fail with -EBUSY from here on; the
+ * ones already in a round end before logging starts.  Under nothing; the
+ * slots are pinned (vm->slots_pinned) while a migration runs.
+ */
+int lvmm_vm_migrate_log(struct lvmm_vm *vm, bool on)
+{
+	struct lvmm_memslots *slots;
+	int i, r = 0;
+
+	mutex_lock(&vm->slots_lock);
+	slots = lvmm_memslots(vm);
+	if (on) {
+		for (i = 0; i < LVMM_MAX_MEMSLOTS; i++)
+			if (slots->slot[i] && slots->slot[i]->dirty_bitmap)
+				r = -EBUSY;
+		if (r)
+			goto out_unlock;
+		WRITE_ONCE(vm->migrating, true);
+		vm->slots_pinned = true;
+		synchronize_srcu(&vm->srcu);
+	}
+	for (i = 0; i < LVMM_MAX_MEMSLOTS && !r; i++) {
+		struct lvmm_slot *slot = slots->slot[i];
+
+		if (!slot)
+			continue;
+		if (on)
+			r = lvmm_dirty_log_start(vm, slot);
+		else if (slot->dirty_bitmap)
+			lvmm_dirty_log_stop(vm, slot);
+	}
+	/* A slot that could not log: the others stop again. */
+	for (i = 0; r && i < LVMM_MAX_MEMSLOTS; i++)
+		if (slots->slot[i] && slots->slot[i]->dirty_bitmap)
+			lvmm_dirty_log_stop(vm, slots->slot[i]);
+	if (!on || r) {
+		WRITE_ONCE(vm->migrating, false);
+		vm->slots_pinned = false;
+	}
+out_unlock:
+	mutex_unlock(&vm->slots_lock);
+	return r;
+}
+
+/* Whether the VMM has a slot log dirty pages. */
+bool lvmm_vm_logs_dirty(struct lvmm_vm *vm)
+{
+	struct lvmm_memslots *slots;
+	bool logs = false;
+	int i;
+
+	mutex_lock(&vm->slots_lock);
+	slots = lvmm_memslots(vm);
+	for (i = 0; i < LVMM_MAX_MEMSLOTS; i++)
+		if (slots->slot[i] && slots->slot[i]->dirty_bitmap)
+			logs = true;
+	mutex_unlock(&vm->slots_lock);
+	return logs;
+}
+
+/*
+ * Take and clear the log of @n words of @slot from word @first into
+ * @mask, protecting those pages again; the caller flushes the guest TLBs
+ * (lvmm_vm_flush_tlb_all()) before it reads them.  The slot logs, and
+ * stays (the migration's pin).  False if no bit was set: nothing changed.
+ */
+bool lvmm_slot_harvest(struct lvmm_vm *vm, struct lvmm_slot *slot, u64 first,
+		       unsigned long *mask, u64 n)
+{
+	unsigned long any = 0;
+	u64 i;
+
+	for (i = 0; i < n; i++) {
+		mask[i] = READ_ONCE(slot->dirty_bitmap[first + i]);
+		any |= mask[i];
+	}
+	if (!any)
+		return false;
+	down_write(&slot->log_lock);
+	lvmm_dirty_log_clear_words(vm, slot, first, mask, n);
+	up_write(&slot->log_lock);
+	return true;
+}
+
+/* Pages set in @slot's log now; a moving figure while the guest runs. */
+u64 lvmm_slot_dirty_pages(struct lvmm_slot *slot)
+{
+	return bitmap_weight(slot->dirty_bitmap, slot->npages);
 }

@@ -34,6 +34,11 @@ static const struct genl_multicast_group lvmm_nl_mcgrps[] = {
 	[LVMM_NL_MCGRP_EVENTS] = { .name = LVMM_MCGRP_EVENTS },
 };
 
+/* NLA_POLICY_RANGE() holds an s16: 60000 ms needs a range of its own. */
+static struct netlink_range_validation lvmm_downtime_range = {
+	.min = 1, .max = LVMM_MIGRATE_DOWNTIME_MS_MAX,
+};
+
 /* Requests name a VM; everything else in the set is output only. */
 static const struct nla_policy lvmm_vm_policy[LVMM_A_VM_MAX + 1] = {
 	[LVMM_A_VM_ID]		= NLA_POLICY_MIN(NLA_U32, 1),
@@ -55,6 +60,25 @@ static const struct nla_policy lvmm_vm_policy[LVMM_A_VM_MAX + 1] = {
 	[LVMM_A_VM_SAVE_TOTAL]	= { .type = NLA_REJECT },
 	[LVMM_A_VM_SAVE_ERROR]	= { .type = NLA_REJECT },
 	[LVMM_A_VM_PAUSE_NS]	= { .type = NLA_REJECT },
+	[LVMM_A_VM_MIGRATE_FD]	= { .type = NLA_U32 },
+	[LVMM_A_VM_MIGRATE_DOWNTIME_MS] =
+		NLA_POLICY_FULL_RANGE(NLA_U32, &lvmm_downtime_range),
+	[LVMM_A_VM_MIGRATE_MAX_BANDWIDTH] = { .type = NLA_U64 },
+	[LVMM_A_VM_MIGRATE_MAX_ITER] =
+		NLA_POLICY_RANGE(NLA_U32, 1, LVMM_MIGRATE_MAX_ITER_MAX),
+	[LVMM_A_VM_MIGRATE_AUTO_CONVERGE] = { .type = NLA_FLAG },
+	[LVMM_A_VM_MIGRATE_ITERATION]	= { .type = NLA_REJECT },
+	[LVMM_A_VM_MIGRATE_SENT]	= { .type = NLA_REJECT },
+	[LVMM_A_VM_MIGRATE_LEFT]	= { .type = NLA_REJECT },
+	[LVMM_A_VM_MIGRATE_DIRTY_RATE]	= { .type = NLA_REJECT },
+	[LVMM_A_VM_MIGRATE_BANDWIDTH]	= { .type = NLA_REJECT },
+	[LVMM_A_VM_MIGRATE_EXPECTED_NS]	= { .type = NLA_REJECT },
+	[LVMM_A_VM_MIGRATE_THROTTLE]	= { .type = NLA_REJECT },
+	[LVMM_A_VM_MIGRATE_OUTCOME]	= { .type = NLA_REJECT },
+	[LVMM_A_VM_MIGRATE_ERROR]	= { .type = NLA_REJECT },
+	[LVMM_A_VM_MIGRATE_PEER_ERROR]	= { .type = NLA_REJECT },
+	[LVMM_A_VM_MIGRATE_TOTAL_NS]	= { .type = NLA_REJECT },
+	[LVMM_A_VM_MIGRATE_DOWNTIME_NS]	= { .type = NLA_REJECT },
 };
 
 static struct netlink_range_validation lvmm_weight_range = {
@@ -205,18 +229,14 @@ static u64 lvmm_vm_guest_ns(struct lvmm_vm *vm)
  * the VM's network namespace's user namespace and from the creator's own
  * pid namespace, whichever task's action fired it.
  */
-static int lvmm_nl_fill_vm(struct sk_buff *skb, struct lvmm_vm *vm, u32 portid,
-			   u32 seq, int flags, u8 cmd, int event, int vcpu_id)
+static int lvmm_nl_put_vm(struct sk_buff *skb, struct lvmm_vm *vm, int event,
+			  int vcpu_id)
 {
 	struct user_namespace *user_ns = event ? vm->net->user_ns :
 						 current_user_ns();
 	pid_t pid = event ? pid_nr_ns(vm->creator, ns_of_pid(vm->creator)) :
 			    pid_vnr(vm->creator);
-	void *hdr;
 
-	hdr = genlmsg_put(skb, portid, seq, &lvmm_nl_family, flags, cmd);
-	if (!hdr)
-		return -EMSGSIZE;
 	if (nla_put_u32(skb, LVMM_A_VM_ID, vm->id) ||
 	    nla_put_string(skb, LVMM_A_VM_NAME, vm->name) ||
 	    nla_put_u32(skb, LVMM_A_VM_OWNER_UID,
@@ -231,7 +251,24 @@ static int lvmm_nl_fill_vm(struct sk_buff *skb, struct lvmm_vm *vm, u32 portid,
 	    nla_put_u64_64bit(skb, LVMM_A_VM_GUEST_NS, lvmm_vm_guest_ns(vm),
 			      LVMM_A_VM_PAD) ||
 	    (event && nla_put_u32(skb, LVMM_A_VM_EVENT, event)) ||
-	    (vcpu_id >= 0 && nla_put_u32(skb, LVMM_A_VM_VCPU_ID, vcpu_id))) {
+	    (vcpu_id >= 0 && nla_put_u32(skb, LVMM_A_VM_VCPU_ID, vcpu_id)) ||
+	    /* Held paused: where it runs, only the operator can tell. */
+	    (READ_ONCE(vm->migrate_unknown) && event != LVMM_EVENT_MIGRATED &&
+	     nla_put_u32(skb, LVMM_A_VM_MIGRATE_OUTCOME,
+			 LVMM_MIGRATE_UNKNOWN)))
+		return -EMSGSIZE;
+	return 0;
+}
+
+static int lvmm_nl_fill_vm(struct sk_buff *skb, struct lvmm_vm *vm, u32 portid,
+			   u32 seq, int flags, u8 cmd, int event, int vcpu_id)
+{
+	void *hdr;
+
+	hdr = genlmsg_put(skb, portid, seq, &lvmm_nl_family, flags, cmd);
+	if (!hdr)
+		return -EMSGSIZE;
+	if (lvmm_nl_put_vm(skb, vm, event, vcpu_id)) {
 		genlmsg_cancel(skb, hdr);
 		return -EMSGSIZE;
 	}
@@ -585,6 +622,84 @@ out_put:
 	return r;
 }
 
+/*
+ * vm-migrate: as vm-save, with a connected stream socket of the sender's
+ * (Documentation/migration.rst, 9).  The owner or CAP_NET_ADMIN.
+ */
+static int lvmm_nl_vm_migrate_doit(struct sk_buff *skb, struct genl_info *info)
+{
+	struct nlattr **attrs = info->attrs, *fd = attrs[LVMM_A_VM_MIGRATE_FD];
+	struct lvmm_migrate_req req = {
+		.downtime_ms = LVMM_MIGRATE_DOWNTIME_MS_DEFAULT,
+		.max_iter = LVMM_MIGRATE_MAX_ITER_DEFAULT,
+	};
+	struct lvmm_vm *vm;
+	struct file *file;
+	int r;
+
+	if (!fd) {
+		NL_SET_ERR_MSG(info->extack,
+			       "give the connected socket to send the VM over (migrate-fd)");
+		return -EINVAL;
+	}
+	if (attrs[LVMM_A_VM_MIGRATE_DOWNTIME_MS])
+		req.downtime_ms = nla_get_u32(attrs[LVMM_A_VM_MIGRATE_DOWNTIME_MS]);
+	if (attrs[LVMM_A_VM_MIGRATE_MAX_ITER])
+		req.max_iter = nla_get_u32(attrs[LVMM_A_VM_MIGRATE_MAX_ITER]);
+	if (attrs[LVMM_A_VM_MIGRATE_MAX_BANDWIDTH])
+		req.max_bandwidth =
+			nla_get_u64(attrs[LVMM_A_VM_MIGRATE_MAX_BANDWIDTH]);
+	if (req.max_bandwidth &&
+	    req.max_bandwidth < LVMM_MIGRATE_MIN_BANDWIDTH) {
+		NL_SET_ERR_MSG_ATTR(info->extack,
+				    attrs[LVMM_A_VM_MIGRATE_MAX_BANDWIDTH],
+				    "migrate-max-bandwidth is below 1 MB/s");
+		return -EINVAL;
+	}
+	req.auto_converge = nla_get_flag(attrs[LVMM_A_VM_MIGRATE_AUTO_CONVERGE]);
+	vm = lvmm_nl_vm(skb, attrs, info->extack, true);
+	if (IS_ERR(vm))
+		return PTR_ERR(vm);
+	file = fget(nla_get_u32(fd));
+	if (!file) {
+		NL_SET_ERR_MSG_ATTR(info->extack, fd,
+				    "migrate-fd is not an open file descriptor of the sender");
+		r = -EBADF;
+		goto out_put;
+	}
+	r = lvmm_mig_socket_ok(file, false);
+	if (r == -ENOTCONN)
+		NL_SET_ERR_MSG_ATTR(info->extack, fd,
+				    "migrate-fd is not connected: connect it to the destination first");
+	else if (r)
+		NL_SET_ERR_MSG_ATTR(info->extack, fd,
+				    "migrate-fd must be a blocking TCP (or AF_UNIX stream) socket connected to the destination");
+	if (r) {
+		r = r == -ENOTCONN ? r : -EINVAL;
+		goto out_fput;
+	}
+	r = lvmm_vm_migrate(vm, file, &req, info->extack);
+out_fput:
+	fput(file);
+out_put:
+	lvmm_vm_put(vm);
+	return r;
+}
+
+static int lvmm_nl_vm_migrate_cancel_doit(struct sk_buff *skb,
+					  struct genl_info *info)
+{
+	struct lvmm_vm *vm;
+	int r;
+
+	vm = lvmm_nl_vm(skb, info->attrs, info->extack, true);
+	if (IS_ERR(vm))
+		return PTR_ERR(vm);
+	r = lvmm_vm_migrate_cancel(vm, info->extack);
+	lvmm_vm_put(vm);
+	return r;
+}
+
 /* ---- scheduling policy ---------------------------------------------------- */
 
 static int lvmm_nl_fill_sched(struct sk_buff *skb, struct lvmm_vm *vm,
@@ -809,6 +924,14 @@ static const struct genl_ops lvmm_nl_ops[] = {
 		.doit	= lvmm_nl_vm_save_doit,
 	},
 	{
+		.cmd	= LVMM_CMD_VM_MIGRATE,
+		.doit	= lvmm_nl_vm_migrate_doit,
+	},
+	{
+		.cmd	= LVMM_CMD_VM_MIGRATE_CANCEL,
+		.doit	= lvmm_nl_vm_migrate_cancel_doit,
+	},
+	{
 		.cmd	= LVMM_CMD_SCHED_GET,
 		.doit	= lvmm_nl_sched_get_doit,
 		.policy	= lvmm_sched_policy,
@@ -854,6 +977,46 @@ void lvmm_nl_event(struct lvmm_vm *vm, int event, int vcpu_id)
 				LVMM_NL_MCGRP_EVENTS, GFP_KERNEL);
 }
 
+/*
+ * An event of @vm with the VM message's attributes, for the caller to add
+ * its own to: NULL if nobody listens or there is no memory.
+ */
+static struct sk_buff *lvmm_nl_event_start(struct lvmm_vm *vm, int event,
+					   void **hdr)
+{
+	struct sk_buff *msg;
+
+	if (!genl_has_listeners(&lvmm_nl_family, vm->net, LVMM_NL_MCGRP_EVENTS))
+		return NULL;
+	msg = nlmsg_new(NLMSG_DEFAULT_SIZE, GFP_KERNEL);
+	if (!msg)
+		return NULL;
+	*hdr = genlmsg_put(msg, 0, 0, &lvmm_nl_family, 0, LVMM_CMD_VM_EVENT);
+	if (!*hdr || lvmm_nl_put_vm(msg, vm, event, -1)) {
+		nlmsg_free(msg);
+		return NULL;
+	}
+	return msg;
+}
+
+/* Send what lvmm_nl_event_start() began; @err: an attribute did not fit. */
+static void lvmm_nl_event_send(struct lvmm_vm *vm, struct sk_buff *msg,
+			       void *hdr, int err)
+{
+	if (err) {
+		nlmsg_free(msg);
+		return;
+	}
+	genlmsg_end(msg, hdr);
+	genlmsg_multicast_netns(&lvmm_nl_family, vm->net, msg, 0,
+				LVMM_NL_MCGRP_EVENTS, GFP_KERNEL);
+}
+
+static int lvmm_nl_put_u64(struct sk_buff *msg, int attr, u64 v)
+{
+	return nla_put_u64_64bit(msg, attr, v, LVMM_A_VM_PAD);
+}
+
 /* A save's progress (@err 0) or end, to the events group. */
 void lvmm_nl_save_event(struct lvmm_vm *vm, int event, u64 bytes, u64 total,
 			int err, u64 pause_ns)
@@ -861,30 +1024,50 @@ void lvmm_nl_save_event(struct lvmm_vm *vm, int event, u64 bytes, u64 total,
 	struct sk_buff *msg;
 	void *hdr;
 
-	if (!genl_has_listeners(&lvmm_nl_family, vm->net, LVMM_NL_MCGRP_EVENTS))
-		return;
-	msg = nlmsg_new(NLMSG_DEFAULT_SIZE, GFP_KERNEL);
+	int bad;
+
+	msg = lvmm_nl_event_start(vm, event, &hdr);
 	if (!msg)
 		return;
-	hdr = genlmsg_put(msg, 0, 0, &lvmm_nl_family, 0, LVMM_CMD_VM_EVENT);
-	if (!hdr ||
-	    nla_put_u32(msg, LVMM_A_VM_ID, vm->id) ||
-	    nla_put_string(msg, LVMM_A_VM_NAME, vm->name) ||
-	    nla_put_u32(msg, LVMM_A_VM_EVENT, event) ||
-	    nla_put_u64_64bit(msg, LVMM_A_VM_SAVE_BYTES, bytes,
-			      LVMM_A_VM_PAD) ||
-	    nla_put_u64_64bit(msg, LVMM_A_VM_SAVE_TOTAL, total,
-			      LVMM_A_VM_PAD) ||
-	    (event == LVMM_EVENT_SAVED &&
-	     (nla_put_u32(msg, LVMM_A_VM_SAVE_ERROR, err) ||
-	      nla_put_u64_64bit(msg, LVMM_A_VM_PAUSE_NS, pause_ns,
-				LVMM_A_VM_PAD)))) {
-		nlmsg_free(msg);
+	bad = lvmm_nl_put_u64(msg, LVMM_A_VM_SAVE_BYTES, bytes) ||
+	      lvmm_nl_put_u64(msg, LVMM_A_VM_SAVE_TOTAL, total) ||
+	      (event == LVMM_EVENT_SAVED &&
+	       (nla_put_u32(msg, LVMM_A_VM_SAVE_ERROR, err) ||
+		lvmm_nl_put_u64(msg, LVMM_A_VM_PAUSE_NS, pause_ns)));
+	lvmm_nl_event_send(vm, msg, hdr, bad);
+}
+
+/* A migration's pass (@event MIGRATE_PROGRESS) or end, to the events group. */
+void lvmm_nl_migrate_event(struct lvmm_vm *vm, int event,
+			   const struct lvmm_migrate_stats *st)
+{
+	struct sk_buff *msg;
+	void *hdr;
+
+	int bad;
+
+	msg = lvmm_nl_event_start(vm, event, &hdr);
+	if (!msg)
 		return;
-	}
-	genlmsg_end(msg, hdr);
-	genlmsg_multicast_netns(&lvmm_nl_family, vm->net, msg, 0,
-				LVMM_NL_MCGRP_EVENTS, GFP_KERNEL);
+	bad = nla_put_u32(msg, LVMM_A_VM_MIGRATE_ITERATION, st->iteration) ||
+	      nla_put_u32(msg, LVMM_A_VM_MIGRATE_THROTTLE, st->throttle) ||
+	      lvmm_nl_put_u64(msg, LVMM_A_VM_MIGRATE_SENT, st->sent) ||
+	      lvmm_nl_put_u64(msg, LVMM_A_VM_MIGRATE_LEFT, st->left) ||
+	      lvmm_nl_put_u64(msg, LVMM_A_VM_MIGRATE_DIRTY_RATE,
+			      st->dirty_rate) ||
+	      lvmm_nl_put_u64(msg, LVMM_A_VM_MIGRATE_BANDWIDTH, st->bandwidth) ||
+	      lvmm_nl_put_u64(msg, LVMM_A_VM_MIGRATE_EXPECTED_NS,
+			      st->expected_ns);
+	if (!bad && event == LVMM_EVENT_MIGRATED)
+		bad = nla_put_u32(msg, LVMM_A_VM_MIGRATE_OUTCOME, st->outcome) ||
+		      nla_put_u32(msg, LVMM_A_VM_MIGRATE_ERROR, st->error) ||
+		      nla_put_u32(msg, LVMM_A_VM_MIGRATE_PEER_ERROR,
+				  st->peer_error) ||
+		      lvmm_nl_put_u64(msg, LVMM_A_VM_MIGRATE_TOTAL_NS,
+				      st->total_ns) ||
+		      lvmm_nl_put_u64(msg, LVMM_A_VM_MIGRATE_DOWNTIME_NS,
+				      st->downtime_ns);
+	lvmm_nl_event_send(vm, msg, hdr, bad);
 }
 
 int lvmm_netlink_init(void)

@@ -914,6 +914,59 @@ static void lvmm_sched_set_cap(struct lvmm_vm_sched *s, u32 cap, u32 period_us)
 }
 
 /*
+ * The cap the RUN loop enforces: the owner's, lowered by a migration's
+ * auto-converge to (100 - throttle) % of what the vCPUs had -- one host
+ * CPU each, or the owner's cap if lower.  Under s->lock.
+ */
+static u32 lvmm_sched_cap(struct lvmm_vm *vm)
+{
+	struct lvmm_vm_sched *s = &vm->sched;
+	u32 full = max(READ_ONCE(vm->nr_vcpus), 1) * 100;
+
+	if (!s->migrate_throttle)
+		return s->cap;
+	if (s->cap && s->cap < full)
+		full = s->cap;
+	/* Never below a reservation, which needs the cap above it. */
+	return max3(full * (100 - s->migrate_throttle) / 100, s->reserve, 1U);
+}
+
+/* Kick every vCPU to take the policy anew (a new cap: a new slice). */
+static void lvmm_sched_kick_policy(struct lvmm_vm *vm, bool cap_changed)
+{
+	int i;
+
+	for (i = 0; i < LVMM_MAX_VCPUS; i++) {
+		struct lvmm_vcpu *vcpu = READ_ONCE(vm->vcpus[i]);
+
+		if (!vcpu)
+			continue;
+		/* A slice of the old cap ends now; the kick takes a new one. */
+		if (cap_changed)
+			WRITE_ONCE(vcpu->sched.slice_on, false);
+		set_bit(LVMM_REQ_SCHED, &vcpu->requests);
+		lvmm_vcpu_kick(vcpu, LVMM_REQ_KICK);
+	}
+	wake_up_all(&vm->pause_wq);
+}
+
+/*
+ * A migration slows a guest that dirties memory faster than the link
+ * carries it by @pct % (0: not at all).  sched-get still shows the
+ * owner's cap; the migration's events show the throttle.
+ */
+void lvmm_sched_migrate_throttle(struct lvmm_vm *vm, u32 pct)
+{
+	struct lvmm_vm_sched *s = &vm->sched;
+
+	mutex_lock(&s->lock);
+	s->migrate_throttle = pct;
+	lvmm_sched_set_cap(s, lvmm_sched_cap(vm), s->period_us);
+	mutex_unlock(&s->lock);
+	lvmm_sched_kick_policy(vm, true);
+}
+
+/*
  * vCPUs with a pin, host-wide: with none, hotplug has nothing to check,
  * and the work's references do not hold up a VM's teardown.
  */
@@ -1192,7 +1245,7 @@ int lvmm_sched_set(struct lvmm_vm *vm, const struct lvmm_sched_req *req,
 	    (req->has_period && req->period_us != s->period_us)) {
 		s->cap = req->has_cap ? req->cap : s->cap;
 		s->period_us = req->has_period ? req->period_us : s->period_us;
-		lvmm_sched_set_cap(s, s->cap, s->period_us);
+		lvmm_sched_set_cap(s, lvmm_sched_cap(vm), s->period_us);
 		cap_changed = true;
 	}
 	for (i = 0; i < LVMM_MAX_VCPUS; i++) {
@@ -1212,18 +1265,7 @@ int lvmm_sched_set(struct lvmm_vm *vm, const struct lvmm_sched_req *req,
 	mutex_unlock(&s->lock);
 	cpus_read_unlock();
 
-	for (i = 0; i < LVMM_MAX_VCPUS; i++) {
-		struct lvmm_vcpu *vcpu = READ_ONCE(vm->vcpus[i]);
-
-		if (!vcpu)
-			continue;
-		/* A slice of the old cap ends now; the kick takes a new one. */
-		if (cap_changed)
-			WRITE_ONCE(vcpu->sched.slice_on, false);
-		set_bit(LVMM_REQ_SCHED, &vcpu->requests);
-		lvmm_vcpu_kick(vcpu, LVMM_REQ_KICK);
-	}
-	wake_up_all(&vm->pause_wq);
+	lvmm_sched_kick_policy(vm, cap_changed);
 	lvmm_nl_event(vm, LVMM_EVENT_SCHED, -1);
 	return 0;
 

@@ -20,6 +20,7 @@
 #include <linux/kthread.h>
 #include <linux/memcontrol.h>
 #include <linux/module.h>
+#include <linux/net.h>
 #include <linux/sched/clock.h>
 #include <linux/sched/mm.h>
 #include <linux/sched/signal.h>
@@ -27,10 +28,10 @@
 #include <linux/timekeeping.h>
 #include <linux/uaccess.h>
 #include <linux/vmalloc.h>
-#include <linux/xxhash.h>
 #include <asm/msr-index.h>
 
 #include "lvmm.h"
+#include "stream.h"
 
 /*
  * The MSRs a vCPU record carries: all that lvmm keeps for the guest
@@ -44,17 +45,6 @@ static const u32 lvmm_stream_msrs[] = {
 	MSR_TSC_AUX, MSR_IA32_MISC_ENABLE,
 	0x2ff,			/* IA32_MTRR_DEF_TYPE */
 	MSR_IA32_APICBASE, MSR_IA32_TSC,
-};
-
-/* Bounds of a vCPU record: what the set-ioctls accept. */
-#define LVMM_STREAM_MAX_MSRS	LVMM_MAX_MSR_ENTRIES
-
-/* A vCPU record's payload, and when its TSC was read (not written). */
-struct lvmm_vcpu_image {
-	struct lvmm_stream_vcpu v;
-	struct lvmm_msr_entry msrs[LVMM_STREAM_MAX_MSRS];
-	struct lvmm_cpuid_entry cpuid[LVMM_MAX_CPUID_ENTRIES];
-	u64 host_tsc;
 };
 
 static size_t lvmm_image_len(const struct lvmm_stream_vcpu *v)
@@ -75,22 +65,15 @@ struct lvmm_snap_req {
 /* How long an exit the VMM is answering may take to come back. */
 #define LVMM_SAVE_EXIT_MS	200
 
-/* One end of a stream, and the running checksum of what went through. */
-struct lvmm_stream {
-	struct file *file;
-	loff_t pos;
-	struct xxh64_state xxh;
-	u64 bytes;
-	u64 nr_records;
-};
-
-static void lvmm_stream_init(struct lvmm_stream *st, struct file *file)
+void lvmm_stream_init(struct lvmm_stream *st, struct file *file)
 {
 	st->file = file;
 	st->pos = file->f_pos;
 	xxh64_reset(&st->xxh, 0);
 	st->bytes = 0;
 	st->nr_records = 0;
+	st->eof = false;
+	st->bounce = NULL;
 }
 
 /*
@@ -167,7 +150,7 @@ void lvmm_vcpu_answer_snap(struct lvmm_vcpu *vcpu)
  * itself.  An exit the VMM is still answering gets a moment to come back,
  * so that it is completed rather than run again after a restore.
  */
-static int lvmm_save_vcpu(struct lvmm_vcpu *vcpu, struct lvmm_vcpu_image *img)
+int lvmm_save_vcpu(struct lvmm_vcpu *vcpu, struct lvmm_vcpu_image *img)
 {
 	unsigned long stop = jiffies + msecs_to_jiffies(LVMM_SAVE_STOP_MS);
 	unsigned long exit = jiffies + msecs_to_jiffies(LVMM_SAVE_EXIT_MS);
@@ -304,12 +287,24 @@ static int lvmm_load_vcpu(struct lvmm_vm *vm, struct lvmm_vcpu_image *img,
 
 /* ---- writing -------------------------------------------------------------- */
 
-static int lvmm_stream_write(struct lvmm_stream *st, const void *buf,
-			     size_t len)
+/* A socket is sent to without SIGPIPE, whatever its O_NONBLOCK says now. */
+static ssize_t lvmm_stream_send(struct lvmm_stream *st, const void *buf,
+				size_t len)
+{
+	struct socket *sock = sock_from_file(st->file);
+	struct msghdr mh = { .msg_flags = MSG_NOSIGNAL };
+	struct kvec vec = { (void *)buf, len };
+
+	if (!sock)
+		return kernel_write(st->file, buf, len, &st->pos);
+	return kernel_sendmsg(sock, &mh, &vec, 1, len);
+}
+
+int lvmm_stream_write(struct lvmm_stream *st, const void *buf, size_t len)
 {
 	xxh64_update(&st->xxh, buf, len);
 	while (len) {
-		ssize_t n = kernel_write(st->file, buf, len, &st->pos);
+		ssize_t n = lvmm_stream_send(st, buf, len);
 
 		if (n < 0)
 			return n == -ERESTARTSYS ? -EINTR : n;
@@ -322,7 +317,7 @@ static int lvmm_stream_write(struct lvmm_stream *st, const void *buf,
 	return 0;
 }
 
-static int lvmm_stream_rec(struct lvmm_stream *st, u32 type, u64 len)
+int lvmm_stream_rec(struct lvmm_stream *st, u32 type, u64 len)
 {
 	struct lvmm_rec rec = { .type = type, .len = len };
 
@@ -354,10 +349,10 @@ static void lvmm_save_progress(struct lvmm_save *s, bool force)
 			   s->total, 0, 0);
 }
 
-static int lvmm_save_header(struct lvmm_save *s, struct lvmm_memslots *slots,
-			    u32 nr_vcpus, u64 xcr0)
+int lvmm_stream_header(struct lvmm_stream *st, struct lvmm_vm *vm,
+		       struct lvmm_memslots *slots, u32 version, u32 nr_vcpus,
+		       u64 xcr0)
 {
-	struct lvmm_vm *vm = s->vm;
 	struct lvmm_stream_header *h;
 	size_t len;
 	int i, n = 0, r;
@@ -367,7 +362,7 @@ static int lvmm_save_header(struct lvmm_save *s, struct lvmm_memslots *slots,
 	if (!h)
 		return -ENOMEM;
 	h->magic = LVMM_STREAM_MAGIC;
-	h->version = LVMM_STREAM_VERSION;
+	h->version = version;
 	memcpy(h->name, vm->name, sizeof(h->name));
 	h->created_ns = ktime_get_real_ns();
 	h->xcr0 = xcr0;
@@ -385,41 +380,59 @@ static int lvmm_save_header(struct lvmm_save *s, struct lvmm_memslots *slots,
 		h->mem_size += h->slots[n].size;
 		n++;
 	}
-	r = lvmm_stream_rec(&s->st, LVMM_REC_HEADER, len) ?:
-	    lvmm_stream_write(&s->st, h, len);
+	r = lvmm_stream_rec(st, LVMM_REC_HEADER, len) ?:
+	    lvmm_stream_write(st, h, len);
 	kfree(h);
 	return r;
 }
 
 /*
- * One chunk of a slot (up to 512 pages) as a record: zero pages are left
- * out, and pages that lie one after the other in memory (all of a 2 MiB
- * page) go in one write.
+ * The pages @present sets of the @n from @gfn on, each copied once into
+ * the bounce buffer: what is hashed is what is sent.
  */
-static int lvmm_save_chunk(struct lvmm_save *s, struct lvmm_slot *slot,
-			   unsigned long ci)
+static int lvmm_stream_pages_copied(struct lvmm_stream *st,
+				    struct lvmm_slot *slot, u64 gfn, u32 n,
+				    const unsigned long *present)
+{
+	size_t fill = 0;
+	int r = 0;
+	u32 i;
+
+	for_each_set_bit(i, present, n) {
+		copy_page(st->bounce + fill,
+			  page_address(lvmm_memslot_peek_page(slot, gfn + i)));
+		fill += PAGE_SIZE;
+		if (fill == LVMM_STREAM_BOUNCE) {
+			r = lvmm_stream_write(st, st->bounce, fill);
+			if (r)
+				return r;
+			fill = 0;
+		}
+	}
+	return fill ? lvmm_stream_write(st, st->bounce, fill) : 0;
+}
+
+/*
+ * Pages of chunk @ci of @slot as a record of @type (MEMORY or PAGES): the
+ * pages whose bits @present sets, those that lie one after the other in
+ * memory (all of a 2 MiB page) in one write.  Each was allocated.
+ */
+int lvmm_stream_pages(struct lvmm_stream *st, u32 type, struct lvmm_slot *slot,
+		      unsigned long ci, const unsigned long *present)
 {
 	u64 first = (u64)ci << LVMM_HPAGE_ORDER, gfn = slot->base_gfn + first;
 	u32 n = min_t(u64, LVMM_PAGES_PER_HPAGE, slot->npages - first), i, j;
 	struct lvmm_stream_mem mem = { .slot = slot->id, .npages = n,
 				       .first_page = first };
-	unsigned long *present = (unsigned long *)mem.present;
 	struct page *page;
 	int r;
 
-	/* Never touched, the chunk reads as zeros: nothing to write. */
-	if (!lvmm_memslot_peek_page(slot, gfn))
-		return 0;
-	for (i = 0; i < n; i++) {
-		page = lvmm_memslot_peek_page(slot, gfn + i);
-		if (memchr_inv(page_address(page), 0, PAGE_SIZE))
-			__set_bit(i, present);
-	}
-	if (bitmap_empty(present, LVMM_PAGES_PER_HPAGE))
-		return 0;
-	r = lvmm_stream_rec(&s->st, LVMM_REC_MEMORY, sizeof(mem) +
+	bitmap_copy((unsigned long *)mem.present, present, n);
+	r = lvmm_stream_rec(st, type, sizeof(mem) +
 			    (u64)bitmap_weight(present, n) * PAGE_SIZE) ?:
-	    lvmm_stream_write(&s->st, &mem, sizeof(mem));
+	    lvmm_stream_write(st, &mem, sizeof(mem));
+	if (st->bounce)
+		return r ?: lvmm_stream_pages_copied(st, slot, gfn, n, present);
 	for (i = find_first_bit(present, n); !r && i < n;
 	     i = find_next_bit(present, n, j)) {
 		page = lvmm_memslot_peek_page(slot, gfn + i);
@@ -427,11 +440,35 @@ static int lvmm_save_chunk(struct lvmm_save *s, struct lvmm_slot *slot,
 		     lvmm_memslot_peek_page(slot, gfn + j) == page + (j - i);
 		     j++)
 			;
-		r = lvmm_stream_write(&s->st, page_address(page),
+		r = lvmm_stream_write(st, page_address(page),
 				      (j - i) * PAGE_SIZE);
 	}
-	lvmm_save_progress(s, false);
 	return r;
+}
+
+/*
+ * One chunk of a slot (up to 512 pages) as a MEMORY record, the zero
+ * pages left out: nothing at all for a chunk never touched.
+ */
+int lvmm_stream_chunk(struct lvmm_stream *st, struct lvmm_slot *slot,
+		      unsigned long ci)
+{
+	u64 first = (u64)ci << LVMM_HPAGE_ORDER, gfn = slot->base_gfn + first;
+	u32 n = min_t(u64, LVMM_PAGES_PER_HPAGE, slot->npages - first), i;
+	DECLARE_BITMAP(present, LVMM_PAGES_PER_HPAGE);
+
+	/* Never touched, the chunk reads as zeros: nothing to write. */
+	if (!lvmm_memslot_peek_page(slot, gfn))
+		return 0;
+	bitmap_zero(present, LVMM_PAGES_PER_HPAGE);
+	for (i = 0; i < n; i++)
+		if (memchr_inv(page_address(lvmm_memslot_peek_page(slot,
+								   gfn + i)),
+			       0, PAGE_SIZE))
+			__set_bit(i, present);
+	if (bitmap_empty(present, LVMM_PAGES_PER_HPAGE))
+		return 0;
+	return lvmm_stream_pages(st, LVMM_REC_MEMORY, slot, ci, present);
 }
 
 /*
@@ -448,7 +485,8 @@ static int lvmm_save_memory(struct lvmm_save *s, struct lvmm_memslots *slots)
 		struct lvmm_slot *slot = slots->slot[i];
 
 		for (ci = 0; slot && ci < slot->nchunks && !r; ci++) {
-			r = lvmm_save_chunk(s, slot, ci);
+			r = lvmm_stream_chunk(&s->st, slot, ci);
+			lvmm_save_progress(s, false);
 			if (!r && (fatal_signal_pending(current) ||
 				   READ_ONCE(s->vm->dead)))
 				r = -EINTR;
@@ -468,9 +506,8 @@ static void *lvmm_vmm_state_copy(struct lvmm_vm *vm)
 	return buf;
 }
 
-static int lvmm_save_vmm_state(struct lvmm_save *s)
+int lvmm_stream_vmm_state(struct lvmm_stream *st, struct lvmm_vm *vm)
 {
-	struct lvmm_vm *vm = s->vm;
 	u64 size, len;
 	void *buf;
 	int r;
@@ -484,13 +521,13 @@ static int lvmm_save_vmm_state(struct lvmm_save *s)
 	if (!buf)
 		return -ENOMEM;
 	len = ALIGN(sizeof(size) + size, 8);
-	r = lvmm_stream_rec(&s->st, LVMM_REC_VMM, len) ?:
-	    lvmm_stream_write(&s->st, &size, sizeof(size)) ?:
-	    lvmm_stream_write(&s->st, buf, size);
+	r = lvmm_stream_rec(st, LVMM_REC_VMM, len) ?:
+	    lvmm_stream_write(st, &size, sizeof(size)) ?:
+	    lvmm_stream_write(st, buf, size);
 	if (!r && len > sizeof(size) + size) {
 		static const u8 zeros[8];
 
-		r = lvmm_stream_write(&s->st, zeros,
+		r = lvmm_stream_write(st, zeros,
 				      len - sizeof(size) - size);
 	}
 	kvfree(buf);
@@ -549,20 +586,18 @@ static void lvmm_save_tsc(struct lvmm_vcpu_image **imgs, u32 nr)
 		lvmm_image_tsc(imgs[i])->data += now - imgs[i]->host_tsc;
 }
 
-static int lvmm_save_vm(struct lvmm_save *s)
+/*
+ * The state of every vCPU of the frozen @vm into @imgs (freed with
+ * lvmm_free_vcpu_images() whatever the result), their number in
+ * *@nr_out and the XSAVE components they use in *@xcr0_out.
+ */
+int lvmm_save_vcpus(struct lvmm_vm *vm, struct lvmm_vcpu_image **imgs,
+		    u32 *nr_out, u64 *xcr0_out)
 {
-	struct lvmm_vm *vm = s->vm;
-	struct lvmm_vcpu_image **imgs;
-	struct lvmm_stream_end end;
-	struct lvmm_memslots *slots;
 	u32 nr = 0, i;
 	u64 xcr0 = 0;
 	int r = 0;
 
-	imgs = kcalloc(LVMM_MAX_VCPUS, sizeof(*imgs), GFP_KERNEL);
-	if (!imgs)
-		return -ENOMEM;
-	/* The vCPUs first, at one point in time: nothing runs after. */
 	for (i = 0; i < LVMM_MAX_VCPUS && !r; i++) {
 		/* Pairs with smp_store_release() in lvmm_vcpu_add(). */
 		struct lvmm_vcpu *vcpu = smp_load_acquire(&vm->vcpus[i]);
@@ -578,9 +613,71 @@ static int lvmm_save_vm(struct lvmm_save *s)
 				(u64)imgs[nr]->v.xsave.region[129] << 32;
 		nr++;
 	}
+	*nr_out = nr;
+	*xcr0_out = xcr0;
+	if (!r)
+		lvmm_save_tsc(imgs, nr);
+	return r;
+}
+
+void lvmm_free_vcpu_images(struct lvmm_vcpu_image **imgs)
+{
+	u32 i;
+
+	for (i = 0; i < LVMM_MAX_VCPUS && imgs[i]; i++)
+		kvfree(imgs[i]);
+	kfree(imgs);
+}
+
+/* One VCPU record per image. */
+int lvmm_stream_vcpus(struct lvmm_stream *st, struct lvmm_vcpu_image **imgs,
+		      u32 nr)
+{
+	u32 i;
+	int r = 0;
+
+	for (i = 0; i < nr && !r; i++) {
+		size_t len = lvmm_image_len(&imgs[i]->v);
+
+		r = lvmm_stream_rec(st, LVMM_REC_VCPU, len) ?:
+		    lvmm_stream_write(st, imgs[i], sizeof(imgs[i]->v)) ?:
+		    lvmm_stream_write(st, imgs[i]->msrs,
+				      imgs[i]->v.nmsrs * sizeof(*imgs[i]->msrs)) ?:
+		    lvmm_stream_write(st, imgs[i]->cpuid,
+				      imgs[i]->v.ncpuid *
+				      sizeof(*imgs[i]->cpuid));
+	}
+	return r;
+}
+
+/* The END record: the checksum of all that went before. */
+int lvmm_stream_end(struct lvmm_stream *st)
+{
+	struct lvmm_stream_end end = {
+		.checksum = xxh64_digest(&st->xxh),
+		.nr_records = st->nr_records,
+	};
+
+	return lvmm_stream_rec(st, LVMM_REC_END, sizeof(end)) ?:
+	       lvmm_stream_write(st, &end, sizeof(end));
+}
+
+static int lvmm_save_vm(struct lvmm_save *s)
+{
+	struct lvmm_vm *vm = s->vm;
+	struct lvmm_vcpu_image **imgs;
+	struct lvmm_memslots *slots;
+	u32 nr = 0;
+	u64 xcr0 = 0;
+	int r;
+
+	imgs = kcalloc(LVMM_MAX_VCPUS, sizeof(*imgs), GFP_KERNEL);
+	if (!imgs)
+		return -ENOMEM;
+	/* The vCPUs first, at one point in time: nothing runs after. */
+	r = lvmm_save_vcpus(vm, imgs, &nr, &xcr0);
 	if (r)
 		goto out_free;
-	lvmm_save_tsc(imgs, nr);
 
 	mutex_lock(&vm->slots_lock);
 	vm->slots_pinned = true;
@@ -588,33 +685,17 @@ static int lvmm_save_vm(struct lvmm_save *s)
 	mutex_unlock(&vm->slots_lock);
 	s->total = lvmm_save_bound(vm, slots, nr);
 	lvmm_save_progress(s, true);
-	r = lvmm_save_header(s, slots, nr, xcr0) ?:
+	/* No PAGES or RUNSTATE record: a version 1 stream, for any reader. */
+	r = lvmm_stream_header(&s->st, vm, slots, 1, nr, xcr0) ?:
 	    lvmm_save_memory(s, slots);
 	mutex_lock(&vm->slots_lock);
 	vm->slots_pinned = false;
 	mutex_unlock(&vm->slots_lock);
-	for (i = 0; i < nr && !r; i++) {
-		size_t len = lvmm_image_len(&imgs[i]->v);
-
-		r = lvmm_stream_rec(&s->st, LVMM_REC_VCPU, len) ?:
-		    lvmm_stream_write(&s->st, imgs[i], sizeof(imgs[i]->v)) ?:
-		    lvmm_stream_write(&s->st, imgs[i]->msrs,
-				      imgs[i]->v.nmsrs * sizeof(*imgs[i]->msrs)) ?:
-		    lvmm_stream_write(&s->st, imgs[i]->cpuid,
-				      imgs[i]->v.ncpuid *
-				      sizeof(*imgs[i]->cpuid));
-	}
-	r = r ?: lvmm_save_vmm_state(s);
-	if (!r) {
-		end.checksum = xxh64_digest(&s->st.xxh);
-		end.nr_records = s->st.nr_records;
-		r = lvmm_stream_rec(&s->st, LVMM_REC_END, sizeof(end)) ?:
-		    lvmm_stream_write(&s->st, &end, sizeof(end));
-	}
+	r = r ?: lvmm_stream_vcpus(&s->st, imgs, nr) ?:
+	    lvmm_stream_vmm_state(&s->st, vm) ?:
+	    lvmm_stream_end(&s->st);
 out_free:
-	for (i = 0; i < nr; i++)
-		kvfree(imgs[i]);
-	kfree(imgs);
+	lvmm_free_vcpu_images(imgs);
 	return r;
 }
 
@@ -667,6 +748,29 @@ static int lvmm_save_thread(void *arg)
 }
 
 /*
+ * Under vm->lock: the kernel thread, not yet woken, of @vm's one save or
+ * migration, with a reference to @vm for it; -ENOENT if @vm is dead,
+ * -EBUSY if another runs.
+ */
+struct task_struct *lvmm_vm_worker(struct lvmm_vm *vm, int (*fn)(void *),
+				   void *data, const char *name)
+{
+	struct task_struct *task;
+
+	lockdep_assert_held(&vm->lock);
+	if (vm->dead)
+		return ERR_PTR(-ENOENT);
+	if (vm->save_task || vm->incoming)
+		return ERR_PTR(-EBUSY);
+	task = kthread_create(fn, data, "%s/%u", name, vm->id);
+	if (IS_ERR(task))
+		return task;
+	lvmm_vm_get(vm);
+	vm->save_task = task;
+	return task;
+}
+
+/*
  * netlink vm-save: freeze @vm and start the thread that writes it to
  * @file; it reports progress and the end as events.  Takes its own
  * references.  -EBUSY if a save of @vm runs already.
@@ -694,20 +798,12 @@ int lvmm_vm_save(struct lvmm_vm *vm, struct file *file, bool stop)
 	task_unlock(current->group_leader);
 
 	mutex_lock(&vm->lock);
-	if (vm->dead)
-		r = -ENOENT;
-	else if (vm->save_task)
-		r = -EBUSY;
-	if (r)
-		goto out_unlock;
-	task = kthread_create(lvmm_save_thread, s, "lvmm-save/%u", vm->id);
+	task = lvmm_vm_worker(vm, lvmm_save_thread, s, "lvmm-save");
 	if (IS_ERR(task)) {
 		r = PTR_ERR(task);
 		goto out_unlock;
 	}
-	lvmm_vm_get(vm);
 	get_file(file);
-	vm->save_task = task;
 	s->pause_start = local_clock();
 	WRITE_ONCE(vm->frozen, true);
 	mutex_unlock(&vm->lock);
@@ -736,9 +832,12 @@ static int lvmm_stream_read(struct lvmm_stream *st, void *buf, size_t len)
 		ssize_t n = kernel_read(st->file, p, left, &st->pos);
 
 		if (n < 0)
-			return n == -ERESTARTSYS ? -EINTR : n;
-		if (!n)
+			return n == -ERESTARTSYS ? -EINTR :
+			       n == -EAGAIN ? -ETIMEDOUT : n;
+		if (!n) {
+			st->eof = true;
 			return -EBADMSG;	/* cut short */
+		}
 		p += n;
 		left -= n;
 		st->bytes += n;
@@ -811,12 +910,12 @@ static int lvmm_load_header(struct lvmm_vm *vm, struct lvmm_stream *st,
 }
 
 /*
- * A memory record: the pages it carries go into the slot; the ones it
- * leaves out are zero, which matters only where an earlier record of the
- * same stream wrote them.
+ * A MEMORY or PAGES record: the pages it carries go into the slot.  The
+ * ones it leaves out are zero for MEMORY, which matters only where an
+ * earlier record of the same stream wrote them, and @keep (PAGES) them.
  */
 static int lvmm_load_memory(struct lvmm_vm *vm, struct lvmm_stream *st,
-			    u64 len)
+			    u64 len, bool keep)
 {
 	struct lvmm_stream_mem mem;
 	struct lvmm_slot *slot;
@@ -849,8 +948,8 @@ static int lvmm_load_memory(struct lvmm_vm *vm, struct lvmm_stream *st,
 				slot->npages - mem.first_page))
 		return -EBADMSG;
 	/* Written by an earlier record: the pages left out must be zeroed. */
-	touched = lvmm_memslot_peek_page(slot, slot->base_gfn +
-					 mem.first_page);
+	touched = !keep && lvmm_memslot_peek_page(slot, slot->base_gfn +
+						  mem.first_page);
 	for (i = 0; i < mem.npages && !r; i = j) {
 		u64 gfn = slot->base_gfn + mem.first_page;
 		struct page *page;
@@ -926,10 +1025,29 @@ static int lvmm_load_vmm_state(struct lvmm_vm *vm, struct lvmm_stream *st,
 	return 0;
 }
 
+static int lvmm_load_runstate(struct lvmm_vm *vm, struct lvmm_stream *st,
+			      u64 len)
+{
+	struct lvmm_stream_runstate rs;
+	int r;
+
+	if (len != sizeof(rs))
+		return -EBADMSG;
+	r = lvmm_stream_read(st, &rs, sizeof(rs));
+	if (r)
+		return r;
+	if (rs.pad || rs.flags & ~LVMM_RUNSTATE_PAUSED)
+		return -EBADMSG;
+	/* Nobody sees the VM yet. */
+	vm->paused = rs.flags & LVMM_RUNSTATE_PAUSED;
+	return 0;
+}
+
 /* The records after the header, up to and including END. */
 static int lvmm_load_records(struct lvmm_vm *vm, struct lvmm_stream *st,
 			     const struct lvmm_stream_header *h)
 {
+	bool v2 = h->version >= 2, runstate = false;
 	struct lvmm_vcpu_image *img;
 	struct lvmm_stream_end end;
 	struct lvmm_load_tsc *tsc;
@@ -963,11 +1081,16 @@ static int lvmm_load_records(struct lvmm_vm *vm, struct lvmm_stream *st,
 			break;
 		}
 		st->nr_records++;
+		/* Memory, vCPUs, the VMM's state, the run state: in order. */
+		if (runstate)
+			break;
 		switch (rec.type) {
 		case LVMM_REC_MEMORY:
-			/* Memory, then vCPUs, then the VMM's state. */
-			if (!nr_vcpus && !vm->vmm_state)
-				r = lvmm_load_memory(vm, st, rec.len);
+		case LVMM_REC_PAGES:
+			if (!nr_vcpus && !vm->vmm_state &&
+			    (v2 || rec.type == LVMM_REC_MEMORY))
+				r = lvmm_load_memory(vm, st, rec.len,
+						     rec.type == LVMM_REC_PAGES);
 			break;
 		case LVMM_REC_VCPU:
 			if (nr_vcpus < h->nr_vcpus && !vm->vmm_state) {
@@ -978,6 +1101,12 @@ static int lvmm_load_records(struct lvmm_vm *vm, struct lvmm_stream *st,
 			break;
 		case LVMM_REC_VMM:
 			r = lvmm_load_vmm_state(vm, st, rec.len);
+			break;
+		case LVMM_REC_RUNSTATE:
+			if (v2 && nr_vcpus == h->nr_vcpus) {
+				r = lvmm_load_runstate(vm, st, rec.len);
+				runstate = true;
+			}
 			break;
 		}
 		if (r)
@@ -995,23 +1124,69 @@ static int lvmm_load_records(struct lvmm_vm *vm, struct lvmm_stream *st,
 	return r;
 }
 
-static int lvmm_restore_tell(struct lvmm_vm *vm, void __user *argp)
-{
-	struct lvmm_restore_vm __user *req = argp;
+struct lvmm_restore_ctx {
+	void __user *argp;
+	struct file *file;
+	bool incoming;
+	bool answered;			/* the handshake told the source */
+};
 
-	return copy_to_user(req->name, vm->name, sizeof(vm->name)) ||
-	       put_user(vm->id, &req->id) ||
-	       put_user(READ_ONCE(vm->nr_vcpus), &req->nr_vcpus) ? -EFAULT : 0;
+/* Tell the caller; a migration's handshake comes last (migrate.c). */
+static int lvmm_restore_tell(struct lvmm_vm *vm, void *arg)
+{
+	struct lvmm_restore_ctx *ctx = arg;
+	struct lvmm_restore_vm __user *req = ctx->argp;
+
+	if (copy_to_user(req->name, vm->name, sizeof(vm->name)) ||
+	    put_user(vm->id, &req->id) ||
+	    put_user(READ_ONCE(vm->nr_vcpus), &req->nr_vcpus))
+		return -EFAULT;
+	if (!ctx->incoming)
+		return 0;
+	ctx->answered = true;
+	return lvmm_mig_incoming_commit(vm, ctx->file);
+}
+
+/*
+ * The stream's VM, read and checked, before it is named.  An incoming
+ * migration answers the header, and any failure, through the socket.
+ */
+static int lvmm_restore_read(struct lvmm_vm *vm, struct lvmm_stream *st,
+			     const char *name, bool incoming)
+{
+	struct lvmm_stream_header *h = NULL;
+	int r;
+
+	r = lvmm_load_header(vm, st, &h);
+	if (!r && incoming) {
+		/* Refused now, not after the whole VM came. */
+		if (lvmm_vm_name_taken(vm, name[0] ? name : h->name))
+			r = -EEXIST;
+		else
+			r = lvmm_mig_send(st->file, LVMM_MIG_ACCEPT, 0);
+	}
+	r = r ?: lvmm_load_records(vm, st, h);
+	if (incoming && st->eof)
+		r = -ECONNRESET;	/* the source went away */
+	if (r && incoming)
+		lvmm_mig_refuse(st->file, r);
+	if (!r && !name[0])
+		strscpy(vm->name, h->name, sizeof(vm->name));
+	kfree(h);
+	return r;
 }
 
 /*
  * LVMM_RESTORE_VM: a VM from the stream at req.fd, read in the caller's
  * context (its memory cgroup and RLIMIT_MEMLOCK pay).  Nothing is left
- * behind when the stream is refused.
+ * behind when the stream is refused.  With LVMM_RESTORE_INCOMING the fd
+ * is a migration's socket, and the VM is the caller's only after the
+ * handshake handed it over.
  */
 long lvmm_dev_restore_vm(void __user *argp)
 {
-	struct lvmm_stream_header *h = NULL;
+	struct lvmm_restore_ctx ctx = { .argp = argp };
+	char name[LVMM_VM_NAME_LEN];
 	struct lvmm_restore_vm req;
 	struct lvmm_stream st;
 	struct lvmm_vm *vm;
@@ -1020,10 +1195,11 @@ long lvmm_dev_restore_vm(void __user *argp)
 
 	if (copy_from_user(&req, argp, sizeof(req)))
 		return -EFAULT;
-	if (req.flags || req.id || req.nr_vcpus ||
+	if (req.flags & ~LVMM_RESTORE_INCOMING || req.id || req.nr_vcpus ||
 	    memchr_inv(req.reserved, 0, sizeof(req.reserved)) ||
 	    !lvmm_name_valid(req.name))
 		return -EINVAL;
+	ctx.incoming = req.flags & LVMM_RESTORE_INCOMING;
 	file = fget(req.fd);
 	if (!file)
 		return -EBADF;
@@ -1031,22 +1207,40 @@ long lvmm_dev_restore_vm(void __user *argp)
 		fput(file);
 		return -EBADF;
 	}
+	if (ctx.incoming) {
+		r = lvmm_mig_socket_ok(file, true);
+		if (r) {
+			fput(file);
+			return r == -ENOTCONN ? r : -EINVAL;
+		}
+		lvmm_mig_incoming_prepare(file);
+	}
 	vm = lvmm_vm_new();
 	if (IS_ERR(vm)) {
+		if (ctx.incoming)
+			lvmm_mig_refuse(file, PTR_ERR(vm));
 		fput(file);
 		return PTR_ERR(vm);
 	}
 	lvmm_stream_init(&st, file);
-	r = lvmm_load_header(vm, &st, &h) ?: lvmm_load_records(vm, &st, h);
+	r = lvmm_restore_read(vm, &st, req.name, ctx.incoming);
 	if (file->f_mode & FMODE_LSEEK)
 		file->f_pos = st.pos;
-	fput(file);
-	if (!r)
-		r = lvmm_vm_install(vm, req.name[0] ? req.name : h->name,
-				    lvmm_restore_tell, argp);
-	else
+	if (r) {
+		fput(file);
 		lvmm_vm_put(vm);
-	kfree(h);
+		return r;
+	}
+	/* Listed frozen, not to be saved or sent on: only GO makes it ours. */
+	vm->frozen = ctx.incoming;
+	vm->incoming = ctx.incoming;
+	ctx.file = file;
+	memcpy(name, req.name[0] ? req.name : vm->name, sizeof(name));
+	r = lvmm_vm_install(vm, name, lvmm_restore_tell, &ctx);
+	/* The name taken since the header, no fd, no memory: say so. */
+	if (r < 0 && ctx.incoming && !ctx.answered)
+		lvmm_mig_refuse(file, r);
+	fput(file);
 	return r;
 }
 

@@ -635,7 +635,7 @@ static int lvmm_vcpu_check_vm(struct lvmm_vcpu *vcpu)
 			smp_mb__after_atomic();	/* the bit before the state */
 		}
 		if (READ_ONCE(vm->dead)) {
-			vcpu->run->exit_reason = LVMM_EXIT_VM_DESTROYED;
+			vcpu->run->exit_reason = lvmm_vm_gone_reason(vm);
 			return 0;
 		}
 		if (!lvmm_vm_stopped(vm))
@@ -655,7 +655,7 @@ static long lvmm_vcpu_run(struct lvmm_vcpu *vcpu)
 	long r;
 
 	if (READ_ONCE(vcpu->vm->dead)) {
-		run->exit_reason = LVMM_EXIT_VM_DESTROYED;
+		run->exit_reason = lvmm_vm_gone_reason(vcpu->vm);
 		r = 0;
 		goto out;
 	}
@@ -726,6 +726,26 @@ out:
 	return r;
 }
 
+/* Whether vCPU ioctl @cmd changes the vCPU's state (LVMM_RUN parks). */
+static bool lvmm_vcpu_ioctl_changes(unsigned int cmd)
+{
+	switch (cmd) {
+	case LVMM_SET_REGS:
+	case LVMM_SET_SREGS:
+	case LVMM_SET_XSAVE:
+	case LVMM_SET_MSRS:
+	case LVMM_SET_CPUID:
+	case LVMM_INTERRUPT:
+	case LVMM_NMI:
+	case LVMM_SET_VCPU_EVENTS:
+	case LVMM_SET_DEBUGREGS:
+	case LVMM_SET_XCRS:
+		return true;
+	default:
+		return false;
+	}
+}
+
 static long lvmm_vcpu_ioctl(struct file *filp, unsigned int cmd,
 			    unsigned long arg)
 {
@@ -735,6 +755,15 @@ static long lvmm_vcpu_ioctl(struct file *filp, unsigned int cmd,
 
 	if (mutex_lock_killable(&vcpu->mutex))
 		return -EINTR;
+	/*
+	 * A migration took the vCPU's state (under this mutex, or from RUN
+	 * parked) and sends it: a change now would be lost with the source.
+	 */
+	if (lvmm_vm_frozen_for_migration(vcpu->vm) &&
+	    lvmm_vcpu_ioctl_changes(cmd)) {
+		mutex_unlock(&vcpu->mutex);
+		return -EBUSY;
+	}
 	switch (cmd) {
 	case LVMM_RUN:
 		r = arg ? -EINVAL : lvmm_vcpu_run(vcpu);
@@ -915,9 +944,9 @@ static int lvmm_vcpu_add(struct lvmm_vm *vm, u32 id, bool fd,
 	}
 	/*
 	 * A reservation is split among the vCPUs it was admitted for; a
-	 * save writes the vCPUs it found when it started.
+	 * save or a migration sends the vCPUs it found when it started.
 	 */
-	if (vm->sched.reserve || vm->frozen) {
+	if (vm->sched.reserve || vm->frozen || vm->save_task) {
 		r = -EBUSY;
 		goto out_unlock;
 	}

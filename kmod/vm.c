@@ -175,6 +175,17 @@ static struct lvmm_vm *lvmm_name_lookup(const struct net *net,
 	return NULL;
 }
 
+/* Whether @name is taken in @vm's namespace now (a hint: it can change). */
+bool lvmm_vm_name_taken(struct lvmm_vm *vm, const char *name)
+{
+	bool taken;
+
+	mutex_lock(&lvmm_vms_lock);
+	taken = lvmm_name_lookup(vm->net, name);
+	mutex_unlock(&lvmm_vms_lock);
+	return taken;
+}
+
 /* Give the VM an id and its name, and make it visible; -EEXIST if taken. */
 static int lvmm_vm_publish(struct lvmm_vm *vm, const char *name)
 {
@@ -412,12 +423,12 @@ struct lvmm_vm *lvmm_vm_new(void)
 
 /*
  * Name @vm (@name, or "vm<id>" if empty), list it and return an fd for
- * it; @tell copies what it was given to @argp before the fd exists.
+ * it.  @tell(@vm, @ctx) runs last before the fd exists: it copies what
+ * the caller was given, and may still refuse (a migration's handshake).
  * Takes over the caller's reference, also on failure.
  */
 int lvmm_vm_install(struct lvmm_vm *vm, const char *name,
-		    int (*tell)(struct lvmm_vm *vm, void __user *argp),
-		    void __user *argp)
+		    int (*tell)(struct lvmm_vm *vm, void *ctx), void *ctx)
 {
 	struct file *file;
 	int fd, r;
@@ -442,7 +453,7 @@ int lvmm_vm_install(struct lvmm_vm *vm, const char *name,
 		goto out_put;
 	}
 	/* From here on the file's ->release owns the VM. */
-	r = tell(vm, argp);
+	r = tell(vm, ctx);
 	if (r) {
 		put_unused_fd(fd);
 		fput(file);
@@ -456,9 +467,9 @@ out_put:
 	return r;
 }
 
-static int lvmm_create_vm_tell(struct lvmm_vm *vm, void __user *argp)
+static int lvmm_create_vm_tell(struct lvmm_vm *vm, void *ctx)
 {
-	struct lvmm_create_vm __user *req = argp;
+	struct lvmm_create_vm __user *req = *(void __user **)ctx;
 
 	return copy_to_user(req->name, vm->name, sizeof(vm->name)) ||
 	       put_user(vm->id, &req->id) ? -EFAULT : 0;
@@ -479,7 +490,7 @@ long lvmm_dev_create_vm(void __user *argp)
 	vm = lvmm_vm_new();
 	if (IS_ERR(vm))
 		return PTR_ERR(vm);
-	return lvmm_vm_install(vm, req.name, lvmm_create_vm_tell, argp);
+	return lvmm_vm_install(vm, req.name, lvmm_create_vm_tell, &argp);
 }
 
 /* ---- the management plane's view --------------------------------------- */
@@ -591,6 +602,9 @@ int lvmm_vm_resume(struct lvmm_vm *vm)
 		r = -EALREADY;
 	else
 		WRITE_ONCE(vm->paused, false);
+	/* The operator decided where the VM of an unknown outcome runs. */
+	if (!r)
+		vm->migrate_unknown = false;
 	if (!r)
 		lvmm_nl_event(vm, LVMM_EVENT_RESUMED, -1);
 	mutex_unlock(&vm->lock);
@@ -601,15 +615,21 @@ int lvmm_vm_resume(struct lvmm_vm *vm)
 }
 
 /*
- * Destroy from outside: the vCPUs leave RUN with LVMM_EXIT_VM_DESTROYED,
- * the name is free at once, the memory goes with the last fd.
+ * Destroy from outside: the vCPUs leave RUN with LVMM_EXIT_VM_DESTROYED
+ * -- LVMM_EXIT_MIGRATED if @moved, a migration's handover, which holds the
+ * vCPUs frozen until then -- the name is free at once, the memory goes
+ * with the last fd.
  */
-int lvmm_vm_destroy(struct lvmm_vm *vm)
+static int __lvmm_vm_destroy(struct lvmm_vm *vm, bool moved)
 {
 	mutex_lock(&vm->lock);
 	if (vm->dead) {
 		mutex_unlock(&vm->lock);
 		return -ENOENT;
+	}
+	if (moved) {
+		WRITE_ONCE(vm->migrated, true);
+		smp_wmb();	/* pairs with lvmm_vm_gone_reason() */
 	}
 	WRITE_ONCE(vm->dead, true);
 	/* A save held up by a stalled pipe or socket gives up. */
@@ -621,4 +641,15 @@ int lvmm_vm_destroy(struct lvmm_vm *vm)
 	if (lvmm_vm_unlist(vm))
 		lvmm_nl_event(vm, LVMM_EVENT_DESTROYED, -1);
 	return 0;
+}
+
+int lvmm_vm_destroy(struct lvmm_vm *vm)
+{
+	return __lvmm_vm_destroy(vm, false);
+}
+
+/* A migration handed @vm over: it runs elsewhere, never again here. */
+void lvmm_vm_destroy_moved(struct lvmm_vm *vm)
+{
+	__lvmm_vm_destroy(vm, true);
 }

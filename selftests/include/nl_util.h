@@ -63,6 +63,13 @@ struct nl_vm {
 	u64 save_bytes, save_total, pause_ns;
 	u32 save_error;
 	bool has_save_error;
+	/* migrate-progress and migrated events only */
+	u32 mig_iteration, mig_throttle;
+	u64 mig_sent, mig_left, mig_dirty_rate, mig_bandwidth, mig_expected_ns;
+	/* migrated events only */
+	u32 mig_outcome, mig_error, mig_peer_error;
+	u64 mig_total_ns, mig_downtime_ns;
+	bool has_mig_outcome;
 	bool seen;
 };
 
@@ -141,6 +148,43 @@ bool event_saved(struct nl_events *ev, u32 id, struct nl_saved *out);
  */
 int nl_vm_save_wait(struct nlc *c, u32 id, int fd, bool stop,
 		    struct nl_saved *out);
+
+/* vm-migrate's options; a field left 0 is not sent (lvmm's default). */
+struct nl_mig_args {
+	u32 downtime_ms;
+	u64 max_bandwidth;
+	u32 max_iter;
+	bool auto_converge;
+};
+
+/*
+ * vm-migrate of VM @id over @fd, a connected socket of this process, with
+ * the options of @a (NULL: none): 0 or the request's -errno (its extack
+ * message in c->ext).  The migration goes on in the kernel; its events
+ * come on the events group.
+ */
+int nl_vm_migrate(struct nlc *c, u32 id, int fd, const struct nl_mig_args *a);
+
+/* How a vm-migrate ended: its migrated event, and the progress before. */
+struct nl_migrated {
+	u32 outcome;		/* enum lvmm_migrate_outcome */
+	u32 error, peer_error;	/* errnos, 0 if none */
+	u64 total_ns, downtime_ns, sent;
+	int nr_progress;	/* migrate-progress events before it */
+	u32 iterations;		/* the highest pass they reported */
+	u32 max_throttle;	/* the most they said the guest was slowed */
+	u64 progress_sent;	/* migrate-sent of the last of them */
+	/* A pass number or a byte count that went down from one to the next. */
+	bool disorder;
+};
+
+/*
+ * Wait on @ev for the migrated event of VM @id, for up to @ms
+ * milliseconds, taking the migrate-progress events before it into @out;
+ * false if it did not come.
+ */
+bool event_migrated(struct nl_events *ev, u32 id, struct nl_migrated *out,
+		    u64 ms);
 
 /* In a child: a check that fails exits with the line it failed on. */
 #define CHILD_CHECK(cond, fmt, ...) do {				\

@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <sys/socket.h>
 #include <sys/time.h>
+#include <time.h>
 #include <linux/netlink.h>
 
 #include <netlink/genl/ctrl.h>
@@ -208,6 +209,32 @@ int parse_vm(struct nl_msg *msg, struct nl_vm *vm)
 		vm->save_error = nla_get_u32(tb[LVMM_A_VM_SAVE_ERROR]);
 		vm->has_save_error = true;
 	}
+	if (tb[LVMM_A_VM_MIGRATE_ITERATION])
+		vm->mig_iteration = nla_get_u32(tb[LVMM_A_VM_MIGRATE_ITERATION]);
+	if (tb[LVMM_A_VM_MIGRATE_THROTTLE])
+		vm->mig_throttle = nla_get_u32(tb[LVMM_A_VM_MIGRATE_THROTTLE]);
+	if (tb[LVMM_A_VM_MIGRATE_SENT])
+		vm->mig_sent = nla_get_u64(tb[LVMM_A_VM_MIGRATE_SENT]);
+	if (tb[LVMM_A_VM_MIGRATE_LEFT])
+		vm->mig_left = nla_get_u64(tb[LVMM_A_VM_MIGRATE_LEFT]);
+	if (tb[LVMM_A_VM_MIGRATE_DIRTY_RATE])
+		vm->mig_dirty_rate = nla_get_u64(tb[LVMM_A_VM_MIGRATE_DIRTY_RATE]);
+	if (tb[LVMM_A_VM_MIGRATE_BANDWIDTH])
+		vm->mig_bandwidth = nla_get_u64(tb[LVMM_A_VM_MIGRATE_BANDWIDTH]);
+	if (tb[LVMM_A_VM_MIGRATE_EXPECTED_NS])
+		vm->mig_expected_ns = nla_get_u64(tb[LVMM_A_VM_MIGRATE_EXPECTED_NS]);
+	if (tb[LVMM_A_VM_MIGRATE_OUTCOME]) {
+		vm->mig_outcome = nla_get_u32(tb[LVMM_A_VM_MIGRATE_OUTCOME]);
+		vm->has_mig_outcome = true;
+	}
+	if (tb[LVMM_A_VM_MIGRATE_ERROR])
+		vm->mig_error = nla_get_u32(tb[LVMM_A_VM_MIGRATE_ERROR]);
+	if (tb[LVMM_A_VM_MIGRATE_PEER_ERROR])
+		vm->mig_peer_error = nla_get_u32(tb[LVMM_A_VM_MIGRATE_PEER_ERROR]);
+	if (tb[LVMM_A_VM_MIGRATE_TOTAL_NS])
+		vm->mig_total_ns = nla_get_u64(tb[LVMM_A_VM_MIGRATE_TOTAL_NS]);
+	if (tb[LVMM_A_VM_MIGRATE_DOWNTIME_NS])
+		vm->mig_downtime_ns = nla_get_u64(tb[LVMM_A_VM_MIGRATE_DOWNTIME_NS]);
 	return 0;
 }
 
@@ -430,6 +457,68 @@ int nl_vm_save_wait(struct nlc *c, u32 id, int fd, bool stop,
 		r = -ETIMEDOUT;
 	events_close(ev);
 	return r;
+}
+
+int nl_vm_migrate(struct nlc *c, u32 id, int fd, const struct nl_mig_args *a)
+{
+	struct nl_msg *msg = nlc_msg(c, LVMM_CMD_VM_MIGRATE, 0);
+
+	nla_put_u32(msg, LVMM_A_VM_ID, id);
+	nla_put_u32(msg, LVMM_A_VM_MIGRATE_FD, fd);
+	if (a && a->downtime_ms)
+		nla_put_u32(msg, LVMM_A_VM_MIGRATE_DOWNTIME_MS, a->downtime_ms);
+	if (a && a->max_bandwidth)
+		nla_put_u64(msg, LVMM_A_VM_MIGRATE_MAX_BANDWIDTH,
+			    a->max_bandwidth);
+	if (a && a->max_iter)
+		nla_put_u32(msg, LVMM_A_VM_MIGRATE_MAX_ITER, a->max_iter);
+	if (a && a->auto_converge)
+		nla_put_flag(msg, LVMM_A_VM_MIGRATE_AUTO_CONVERGE);
+	return nlc_exec(c, msg, NULL, NULL);
+}
+
+bool event_migrated(struct nl_events *ev, u32 id, struct nl_migrated *out,
+		    u64 ms)
+{
+	struct timespec ts;
+	u64 end, now;
+	struct nl_vm e;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	end = ts.tv_sec * 1000ULL + ts.tv_nsec / 1000000 + ms;
+	memset(out, 0, sizeof(*out));
+	do {
+		/* event_next() gives up after 10 s without an event. */
+		while (event_next(ev, id, &e)) {
+			if (e.event == LVMM_EVENT_MIGRATE_PROGRESS) {
+				if (e.mig_iteration < out->iterations ||
+				    e.mig_sent < out->progress_sent)
+					out->disorder = true;
+				out->nr_progress++;
+				out->iterations = e.mig_iteration;
+				out->progress_sent = e.mig_sent;
+				if (e.mig_throttle > out->max_throttle)
+					out->max_throttle = e.mig_throttle;
+				continue;
+			}
+			if (e.event != LVMM_EVENT_MIGRATED)
+				continue;
+			TEST_ASSERT(e.has_mig_outcome,
+				    "migrated event without migrate-outcome");
+			if (e.mig_sent < out->progress_sent)
+				out->disorder = true;
+			out->outcome = e.mig_outcome;
+			out->error = e.mig_error;
+			out->peer_error = e.mig_peer_error;
+			out->total_ns = e.mig_total_ns;
+			out->downtime_ns = e.mig_downtime_ns;
+			out->sent = e.mig_sent;
+			return true;
+		}
+		clock_gettime(CLOCK_MONOTONIC, &ts);
+		now = ts.tv_sec * 1000ULL + ts.tv_nsec / 1000000;
+	} while (now < end);
+	return false;
 }
 
 void drop_to_nobody(void)

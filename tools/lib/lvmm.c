@@ -95,11 +95,18 @@ int lvmm_vm_restore_raw(int dev_fd, struct lvmm_restore_vm *args)
 int lvmm_vm_restore(int dev_fd, int fd, const char *name,
 		    struct lvmm_vm_handle *vm, __u32 *nr_vcpus)
 {
+	return lvmm_vm_restore_flags(dev_fd, fd, name, 0, vm, nr_vcpus);
+}
+
+int lvmm_vm_restore_flags(int dev_fd, int fd, const char *name, __u32 flags,
+			  struct lvmm_vm_handle *vm, __u32 *nr_vcpus)
+{
 	struct lvmm_restore_vm args;
 	int ret, size, vm_fd;
 
 	memset(&args, 0, sizeof(args));
 	args.fd = fd;
+	args.flags = flags;
 	ret = name_copy(args.name, name);
 	if (ret)
 		return ret;
@@ -496,6 +503,7 @@ const char *lvmm_exit_reason_name(__u32 reason)
 		[LVMM_EXIT_INTR] = "INTR",
 		[LVMM_EXIT_IRQ_WINDOW_OPEN] = "IRQ_WINDOW_OPEN",
 		[LVMM_EXIT_VM_DESTROYED] = "VM_DESTROYED",
+		[LVMM_EXIT_MIGRATED] = "MIGRATED",
 	};
 
 	if (reason < sizeof(names) / sizeof(names[0]) && names[reason])

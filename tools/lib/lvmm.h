@@ -44,6 +44,13 @@ int lvmm_vm_create(int dev_fd, const char *name, struct lvmm_vm_handle *vm);
 int lvmm_vm_restore_raw(int dev_fd, struct lvmm_restore_vm *args);
 int lvmm_vm_restore(int dev_fd, int fd, const char *name,
 		    struct lvmm_vm_handle *vm, __u32 *nr_vcpus);
+/*
+ * lvmm_vm_restore() with LVMM_RESTORE_* @flags: LVMM_RESTORE_INCOMING
+ * (LVMM_CAP_MIGRATE) makes @fd a connected, blocking socket to the
+ * source of a live migration, and returns once the VM is handed over.
+ */
+int lvmm_vm_restore_flags(int dev_fd, int fd, const char *name, __u32 flags,
+			  struct lvmm_vm_handle *vm, __u32 *nr_vcpus);
 int lvmm_vm_close(struct lvmm_vm_handle *vm);
 int lvmm_vm_info(const struct lvmm_vm_handle *vm, struct lvmm_vm_info *info);
 int lvmm_set_memslot_raw(const struct lvmm_vm_handle *vm,

@@ -14,6 +14,46 @@ struct vmctl_monitor {
 	unsigned long count, seen;
 };
 
+/* A migrate-progress or migrated event's figures, as key value pairs. */
+static void vmctl_monitor_migrate_text(const struct vmctl_vm *vm)
+{
+	const struct vmctl_migrate_ev *m = &vm->mig;
+
+	if (vm->event == LVMM_EVENT_MIGRATED) {
+		printf(" outcome %s error %" PRIu32 " peer_error %" PRIu32
+		       " sent %" PRIu64 " total_ns %" PRIu64 " downtime_ns %"
+		       PRIu64, vmctl_migrate_outcome_str(m->outcome),
+		       m->error, m->peer_error, m->sent, m->total_ns,
+		       m->downtime_ns);
+		return;
+	}
+	printf(" iteration %" PRIu32 " sent %" PRIu64 " left %" PRIu64
+	       " dirty_rate %" PRIu64 " bandwidth %" PRIu64 " expected_ns %"
+	       PRIu64 " throttle %" PRIu32, m->iteration, m->sent, m->left,
+	       m->dirty_rate, m->bandwidth, m->expected_ns, m->throttle);
+}
+
+static void vmctl_monitor_migrate_json(const struct vmctl_vm *vm)
+{
+	const struct vmctl_migrate_ev *m = &vm->mig;
+
+	if (vm->event == LVMM_EVENT_MIGRATED) {
+		printf(",\"migrate_outcome\":\"%s\",\"migrate_error\":%" PRIu32
+		       ",\"migrate_peer_error\":%" PRIu32 ",\"migrate_sent\":%"
+		       PRIu64 ",\"migrate_total_ns\":%" PRIu64
+		       ",\"migrate_downtime_ns\":%" PRIu64,
+		       vmctl_migrate_outcome_str(m->outcome), m->error,
+		       m->peer_error, m->sent, m->total_ns, m->downtime_ns);
+		return;
+	}
+	printf(",\"migrate_iteration\":%" PRIu32 ",\"migrate_sent\":%" PRIu64
+	       ",\"migrate_left\":%" PRIu64 ",\"migrate_dirty_rate\":%" PRIu64
+	       ",\"migrate_bandwidth\":%" PRIu64 ",\"migrate_expected_ns\":%"
+	       PRIu64 ",\"migrate_throttle\":%" PRIu32, m->iteration, m->sent,
+	       m->left, m->dirty_rate, m->bandwidth, m->expected_ns,
+	       m->throttle);
+}
+
 static int vmctl_monitor_cb(struct nl_msg *msg, void *arg)
 {
 	struct genlmsghdr *g = nlmsg_data(nlmsg_hdr(msg));
@@ -33,6 +73,8 @@ static int vmctl_monitor_cb(struct nl_msg *msg, void *arg)
 		if (vm.has_save && vm.event == LVMM_EVENT_SAVED)
 			printf(",\"save_error\":%" PRIu32 ",\"pause_ns\":%"
 			       PRIu64, vm.save_error, vm.pause_ns);
+		if (vm.has_migrate)
+			vmctl_monitor_migrate_json(&vm);
 		puts("}");
 	} else {
 		printf("%-9s %s id %" PRIu32 " uid %" PRIu32 " pid %" PRIu32
@@ -47,6 +89,8 @@ static int vmctl_monitor_cb(struct nl_msg *msg, void *arg)
 		if (vm.has_save && vm.event == LVMM_EVENT_SAVED)
 			printf(" error %" PRIu32 " pause_ns %" PRIu64,
 			       vm.save_error, vm.pause_ns);
+		if (vm.has_migrate)
+			vmctl_monitor_migrate_text(&vm);
 		putchar('\n');
 	}
 	fflush(stdout);
@@ -96,7 +140,8 @@ out_close:
 VMCTL_CMDS(vmctl_monitor_cmds) = {
 	{ "monitor", "[-n COUNT]",
 	  "Print VM events as they happen: created, paused, resumed, shutdown,\n"
-	  "      destroyed, sched, pin-broken, pin-restored, save-progress, saved.",
+	  "      destroyed, sched, pin-broken, pin-restored, save-progress, saved,\n"
+	  "      migrate-progress, migrated.",
 	  vmctl_monitor },
 	{ NULL },
 };

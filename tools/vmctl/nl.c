@@ -7,9 +7,12 @@
 #include <errno.h>
 #include <inttypes.h>
 #include <stdlib.h>
+#include <poll.h>
 #include <string.h>
+#include <unistd.h>
 #include <linux/netlink.h>
 #include <netlink/genl/ctrl.h>
+#include <sys/signalfd.h>
 
 #include "nl.h"
 #include "vmctl.h"
@@ -35,6 +38,18 @@ static struct nla_policy vmctl_vm_policy[LVMM_A_VM_MAX + 1] = {
 	[LVMM_A_VM_SAVE_TOTAL]	= { .type = NLA_U64 },
 	[LVMM_A_VM_SAVE_ERROR]	= { .type = NLA_U32 },
 	[LVMM_A_VM_PAUSE_NS]	= { .type = NLA_U64 },
+	[LVMM_A_VM_MIGRATE_ITERATION]	= { .type = NLA_U32 },
+	[LVMM_A_VM_MIGRATE_SENT]	= { .type = NLA_U64 },
+	[LVMM_A_VM_MIGRATE_LEFT]	= { .type = NLA_U64 },
+	[LVMM_A_VM_MIGRATE_DIRTY_RATE]	= { .type = NLA_U64 },
+	[LVMM_A_VM_MIGRATE_BANDWIDTH]	= { .type = NLA_U64 },
+	[LVMM_A_VM_MIGRATE_EXPECTED_NS]	= { .type = NLA_U64 },
+	[LVMM_A_VM_MIGRATE_THROTTLE]	= { .type = NLA_U32 },
+	[LVMM_A_VM_MIGRATE_OUTCOME]	= { .type = NLA_U32 },
+	[LVMM_A_VM_MIGRATE_ERROR]	= { .type = NLA_U32 },
+	[LVMM_A_VM_MIGRATE_PEER_ERROR]	= { .type = NLA_U32 },
+	[LVMM_A_VM_MIGRATE_TOTAL_NS]	= { .type = NLA_U64 },
+	[LVMM_A_VM_MIGRATE_DOWNTIME_NS]	= { .type = NLA_U64 },
 };
 
 int vmctl_nl_open(struct vmctl_nl *nl)
@@ -96,6 +111,90 @@ int vmctl_nl_join_events(struct vmctl_nl *nl)
 	}
 	nl_socket_disable_seq_check(nl->sk);
 	return 0;
+}
+
+int vmctl_nl_open_events(struct vmctl_nl *nl,
+			 int (*cb)(struct nl_msg *msg, void *arg), void *arg)
+{
+	int r = vmctl_nl_open(nl);
+
+	if (r)
+		return r;
+	r = vmctl_nl_join_events(nl);
+	if (r) {
+		vmctl_nl_close(nl);
+		return r;
+	}
+	nl_socket_modify_cb(nl->sk, NL_CB_VALID, NL_CB_CUSTOM, cb, arg);
+	/* Room for the bursts of a busy host: the end event must get in. */
+	nl_socket_set_buffer_size(nl->sk, 1 << 20, 0);
+	return 0;
+}
+
+void vmctl_job_sigset(sigset_t *sigs)
+{
+	sigemptyset(sigs);
+	sigaddset(sigs, SIGINT);
+	sigaddset(sigs, SIGTERM);
+	sigaddset(sigs, SIGHUP);
+}
+
+int vmctl_nl_wait_events(struct vmctl_nl *nl, const bool *done,
+			 int (*on_signal)(int sig, void *arg), void *arg,
+			 unsigned long *lost)
+{
+	struct signalfd_siginfo si;
+	struct pollfd p[2];
+	sigset_t sigs;
+	int r = 0;
+
+	vmctl_job_sigset(&sigs);
+	p[0].fd = nl_socket_get_fd(nl->sk);
+	p[0].events = POLLIN;
+	p[1].fd = signalfd(-1, &sigs, SFD_CLOEXEC);
+	p[1].events = POLLIN;
+	while (!*done) {
+		if (poll(p, 2, -1) < 0) {
+			if (errno == EINTR)
+				continue;
+			snprintf(nl->ext_msg, sizeof(nl->ext_msg), "poll: %s",
+				 strerror(errno));
+			r = -EIO;
+			break;
+		}
+		if (p[1].revents &&
+		    read(p[1].fd, &si, sizeof(si)) == sizeof(si)) {
+			r = on_signal ? on_signal(si.ssi_signo, arg) : -EINTR;
+			if (r)
+				break;
+		}
+		/* POLLERR too: an overrun, which the receive reports. */
+		if (!p[0].revents)
+			continue;
+		r = nl_recvmsgs_default(nl->sk);
+		if (r == -NLE_NOMEM) {
+			/* An overrun: what was lost is progress, the end comes last. */
+			(*lost)++;
+		} else if (r < 0) {
+			snprintf(nl->ext_msg, sizeof(nl->ext_msg), "%s",
+				 nl_geterror(r));
+			r = -EIO;
+			break;
+		}
+		r = 0;
+	}
+	if (p[1].fd >= 0)
+		close(p[1].fd);
+	return r;
+}
+
+uint64_t vmctl_elapsed_ns(const struct timespec *t0)
+{
+	struct timespec t;
+
+	clock_gettime(CLOCK_MONOTONIC, &t);
+	return (t.tv_sec - t0->tv_sec) * 1000000000ULL + t.tv_nsec -
+	       t0->tv_nsec;
 }
 
 struct nl_msg *vmctl_nl_msg(struct vmctl_nl *nl, uint8_t cmd, int flags)
@@ -264,9 +363,23 @@ int vmctl_nl_parse_vm(struct nl_msg *msg, struct vmctl_vm *vm)
 	GET(LVMM_A_VM_SAVE_TOTAL, save_total, u64);
 	GET(LVMM_A_VM_SAVE_ERROR, save_error, u32);
 	GET(LVMM_A_VM_PAUSE_NS, pause_ns, u64);
+	GET(LVMM_A_VM_MIGRATE_ITERATION, mig.iteration, u32);
+	GET(LVMM_A_VM_MIGRATE_SENT, mig.sent, u64);
+	GET(LVMM_A_VM_MIGRATE_LEFT, mig.left, u64);
+	GET(LVMM_A_VM_MIGRATE_DIRTY_RATE, mig.dirty_rate, u64);
+	GET(LVMM_A_VM_MIGRATE_BANDWIDTH, mig.bandwidth, u64);
+	GET(LVMM_A_VM_MIGRATE_EXPECTED_NS, mig.expected_ns, u64);
+	GET(LVMM_A_VM_MIGRATE_THROTTLE, mig.throttle, u32);
+	GET(LVMM_A_VM_MIGRATE_OUTCOME, mig.outcome, u32);
+	GET(LVMM_A_VM_MIGRATE_ERROR, mig.error, u32);
+	GET(LVMM_A_VM_MIGRATE_PEER_ERROR, mig.peer_error, u32);
+	GET(LVMM_A_VM_MIGRATE_TOTAL_NS, mig.total_ns, u64);
+	GET(LVMM_A_VM_MIGRATE_DOWNTIME_NS, mig.downtime_ns, u64);
 #undef GET
 	vm->has_vcpu_id = tb[LVMM_A_VM_VCPU_ID];
 	vm->has_save = tb[LVMM_A_VM_SAVE_BYTES];
+	/* vm-get of a VM kept paused carries an outcome too: no event. */
+	vm->has_migrate = tb[LVMM_A_VM_MIGRATE_ITERATION];
 	return 0;
 }
 
@@ -332,8 +445,8 @@ static int vmctl_vm_get_cb(struct nl_msg *msg, void *arg)
 	return NL_OK;
 }
 
-static int vmctl_vm_get(struct vmctl_nl *nl, uint32_t id, const char *name,
-			struct vmctl_vm *vm)
+int vmctl_vm_get(struct vmctl_nl *nl, uint32_t id, const char *name,
+		 struct vmctl_vm *vm)
 {
 	struct nl_msg *msg;
 
@@ -470,10 +583,24 @@ const char *vmctl_event_str(uint32_t event)
 		[LVMM_EVENT_PIN_RESTORED] = "pin-restored",
 		[LVMM_EVENT_SAVE_PROGRESS] = "save-progress",
 		[LVMM_EVENT_SAVED] = "saved",
+		[LVMM_EVENT_MIGRATE_PROGRESS] = "migrate-progress",
+		[LVMM_EVENT_MIGRATED] = "migrated",
 	};
 
 	return event < ARRAY_SIZE(s) && s[event] ? s[event] :
 							       "unknown";
+}
+
+const char *vmctl_migrate_outcome_str(uint32_t outcome)
+{
+	static const char *const s[] = {
+		[LVMM_MIGRATE_MOVED] = "moved",
+		[LVMM_MIGRATE_STAYED] = "stayed",
+		[LVMM_MIGRATE_UNKNOWN] = "unknown",
+	};
+
+	return outcome < ARRAY_SIZE(s) && s[outcome] ? s[outcome] :
+						       "unknown";
 }
 
 void vmctl_json_str(FILE *f, const char *s)

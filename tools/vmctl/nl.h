@@ -10,6 +10,8 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
+#include <signal.h>
+#include <time.h>
 
 #include <netlink/netlink.h>
 #include <netlink/genl/genl.h>
@@ -50,6 +52,19 @@ struct vmctl_vm {
 	uint64_t save_bytes, save_total;
 	uint32_t save_error;	/* saved: 0 or the errno */
 	uint64_t pause_ns;	/* saved: how long the vCPUs were held */
+	/* migrate-progress and migrated events only */
+	bool has_migrate;
+	struct vmctl_migrate_ev {
+		/* migrate-progress: a pass's figures */
+		uint32_t iteration;
+		uint64_t sent;		/* both events: bytes sent so far */
+		uint64_t left, dirty_rate, bandwidth, expected_ns;
+		uint32_t throttle;
+		/* migrated: how it ended; vm-get: UNKNOWN, kept paused */
+		uint32_t outcome;	/* enum lvmm_migrate_outcome */
+		uint32_t error, peer_error;
+		uint64_t total_ns, downtime_ns;
+	} mig;
 };
 
 /* Open a socket and resolve the family; says what went wrong. */
@@ -57,6 +72,30 @@ int vmctl_nl_open(struct vmctl_nl *nl);
 void vmctl_nl_close(struct vmctl_nl *nl);
 /* Join the events group: the socket then only receives. */
 int vmctl_nl_join_events(struct vmctl_nl *nl);
+
+/*
+ * Commands that start a job in lvmm and wait for its end event (save,
+ * migrate): a socket on the events group, opened before the request so
+ * that no event can be missed, which hands every message to @cb.  Says
+ * what went wrong.
+ */
+int vmctl_nl_open_events(struct vmctl_nl *nl,
+			 int (*cb)(struct nl_msg *msg, void *arg), void *arg);
+/* The signals that end or change such a wait: SIGINT, SIGTERM, SIGHUP. */
+void vmctl_job_sigset(sigset_t *sigs);
+/*
+ * Receive events until *@done, with the signals of vmctl_job_sigset(),
+ * which the caller blocks before it sends the request, read meanwhile:
+ * @on_signal (may be NULL: stop) is called with each, and the wait goes
+ * on while it returns 0, else ends with what it returned.  Bursts of
+ * events lost to an overrun are counted in *@lost.  Returns 0, the
+ * return of @on_signal, or -EIO with libnl's reason in nl->ext_msg.
+ */
+int vmctl_nl_wait_events(struct vmctl_nl *nl, const bool *done,
+			 int (*on_signal)(int sig, void *arg), void *arg,
+			 unsigned long *lost);
+/* Nanoseconds of CLOCK_MONOTONIC since @t0. */
+uint64_t vmctl_elapsed_ns(const struct timespec *t0);
 
 /* A request of the family; NULL only when out of memory. */
 struct nl_msg *vmctl_nl_msg(struct vmctl_nl *nl, uint8_t cmd, int flags);
@@ -78,6 +117,9 @@ int vmctl_nl_parse_vm(struct nl_msg *msg, struct vmctl_vm *vm);
 
 /* Every VM of the namespace, ordered by id; *vms is malloc'd. */
 int vmctl_vm_dump(struct vmctl_nl *nl, struct vmctl_vm **vms, size_t *n);
+/* vm-get of VM @id, or of @name if not NULL; 0 or -errno, silently. */
+int vmctl_vm_get(struct vmctl_nl *nl, uint32_t id, const char *name,
+		 struct vmctl_vm *vm);
 /*
  * The VM @arg names (a name, or a numeric id); on failure says so, and
  * what to do, and returns a negative errno.
@@ -97,6 +139,7 @@ void vmctl_nl_report(struct vmctl_nl *nl, int err, const char *what,
 const char *vmctl_vm_state_str(uint32_t state);
 const char *vmctl_vcpu_state_str(uint32_t state);
 const char *vmctl_event_str(uint32_t event);
+const char *vmctl_migrate_outcome_str(uint32_t outcome);
 
 /* JSON and text helpers. */
 void vmctl_json_str(FILE *f, const char *s);

@@ -5,9 +5,10 @@
  * One VM, one memory slot at guest-physical 0, one host thread per vCPU,
  * a 16550 UART on the console, QEMU's isa-debug-exit port and the ACPI PM
  * timer.  The main thread sets everything up from a fully checked image
- * (or restores a snapshot with --restore), starts the vCPU threads, then
- * waits for the end: a signal, the console's Ctrl-], or a vCPU that says
- * the VM is over.  The exit status says how the guest ended: see the
+ * (or restores a snapshot with --restore, or takes a VM that vmctl migrate
+ * sends with --incoming), starts the vCPU threads, then waits for the
+ * end: a signal, the console's Ctrl-], or a vCPU that says the VM is over
+ * (or moved away).  The exit status says how the guest ended: see the
  * table in run.h and tools/guests/README.md.
  *
  * vmctl keeps its device state in lvmm (run_state.c, LVMM_SET_VMM_STATE)
@@ -35,6 +36,7 @@
 #include <sys/stat.h>
 
 #include "lvmm.h"
+#include "migrate.h"
 #include "nl.h"
 #include "run.h"
 #include "snapshot.h"
@@ -82,6 +84,10 @@ struct run_vm {
 	bool verbose;
 	struct timespec t_start;	/* the run command began */
 	struct timespec t_entered;	/* the first LVMM_RUN was issued */
+	const char *src;		/* --restore's FILE, or from */
+	char from[VMCTL_ADDR_LEN + 16];	/* --incoming: "the VM from PEER" */
+	char peer[VMCTL_ADDR_LEN];	/* --incoming: the source */
+	bool incoming;			/* the VM migrated in: its only copy */
 	struct run_uart uart;
 	int done_fd;			/* eventfd: the VM is over */
 	bool keep_state;		/* lvmm keeps vmctl's device state */
@@ -146,13 +152,18 @@ static double run_ms(const struct timespec *a, const struct timespec *b)
 	return (b->tv_sec - a->tv_sec) * 1e3 + (b->tv_nsec - a->tv_nsec) / 1e6;
 }
 
-/* End the VM with @status, unless something ended it first. */
-static void run_stop(struct run_vm *v, int status)
+/*
+ * End the VM with @status, unless something ended it first; true when
+ * this call ended it.
+ */
+static bool run_stop(struct run_vm *v, int status)
 {
 	uint64_t one = 1;
+	bool first;
 
 	pthread_mutex_lock(&v->lock);
-	if (!v->stopping) {
+	first = !v->stopping;
+	if (first) {
 		v->stopping = true;
 		v->status = status;
 	}
@@ -160,6 +171,7 @@ static void run_stop(struct run_vm *v, int status)
 	pthread_mutex_unlock(&v->lock);
 	/* Cannot fail: the counter is far from overflowing. */
 	(void)!write(v->done_fd, &one, sizeof(one));
+	return first;
 }
 
 /*
@@ -501,6 +513,11 @@ static void *run_vcpu_thread(void *arg)
 				vmctl_err("vm '%s' was destroyed from outside", v->vm.name);
 			run_stop(v, RUN_EXIT_DESTROYED);
 			return NULL;
+		case LVMM_EXIT_MIGRATED:
+			/* Every vCPU sees it: one says so. */
+			if (run_stop(v, RUN_EXIT_MIGRATED))
+				vmctl_err("the VM moved to another host (migrated)");
+			return NULL;
 		default:
 			run_unhandled(c, RUN_EXIT_UNHANDLED,
 				      "unhandled exit %s (%u), hardware exit code 0x%llx",
@@ -701,6 +718,8 @@ struct run_opts {
 	bool verbose;
 	const char *image;
 	const char *restore;		/* --restore FILE, instead of image */
+	const char *incoming;		/* --incoming [ADDR:]PORT, instead */
+	struct vmctl_hostport incoming_hp;
 	const char *given_boot;		/* an option of booting: --mem, ... */
 	struct vmctl_sched sched;	/* --weight, --cap, --period, --reserve */
 	struct vmctl_cpus pin_all;		/* --pin CPULIST */
@@ -709,7 +728,7 @@ struct run_opts {
 
 enum {
 	RUN_OPT_WEIGHT = 256, RUN_OPT_CAP, RUN_OPT_PERIOD, RUN_OPT_RESERVE,
-	RUN_OPT_PIN, RUN_OPT_RESTORE,
+	RUN_OPT_PIN, RUN_OPT_RESTORE, RUN_OPT_INCOMING,
 };
 
 /* --pin CPULIST (every vCPU) or --pin VCPU=CPULIST (that one). */
@@ -756,6 +775,7 @@ static int run_parse_opts(struct run_opts *o, int argc, char **argv)
 		{ "reserve", required_argument, NULL, RUN_OPT_RESERVE },
 		{ "pin", required_argument, NULL, RUN_OPT_PIN },
 		{ "restore", required_argument, NULL, RUN_OPT_RESTORE },
+		{ "incoming", required_argument, NULL, RUN_OPT_INCOMING },
 		{ NULL, 0, NULL, 0 },
 	};
 	char *end;
@@ -829,6 +849,12 @@ static int run_parse_opts(struct run_opts *o, int argc, char **argv)
 		case RUN_OPT_RESTORE:
 			o->restore = optarg;
 			break;
+		case RUN_OPT_INCOMING:
+			o->incoming = optarg;
+			if (!vmctl_hostport_parse("run: --incoming", optarg,
+						  true, 0, &o->incoming_hp))
+				return 1;
+			break;
 		case 'v':
 			o->verbose = true;
 			break;
@@ -853,16 +879,26 @@ static int run_parse_opts(struct run_opts *o, int argc, char **argv)
 			return 1;
 		}
 	}
-	if (o->restore) {
-		/* The VM's shape, memory and state come from the snapshot. */
+	if (o->restore && o->incoming) {
+		run_usage_error("give --restore FILE or --incoming [ADDR:]PORT, not both");
+		return 1;
+	}
+	if (o->restore || o->incoming) {
+		const char *opt = o->restore ? "--restore FILE" :
+					       "--incoming [ADDR:]PORT";
+		const char *from = o->restore ? "the snapshot has" :
+						"the migration brings";
+
+		/* The VM's shape, memory and state come with the stream. */
 		/* optind counts in argv - 1: argv[optind - 1] is the next. */
 		if (optind <= argc) {
-			run_usage_error("give an IMAGE or --restore FILE, not both");
+			run_usage_error("give an IMAGE or %s, not both", opt);
 			return 1;
 		}
 		if (o->given_boot) {
-			run_usage_error("%s does not go with --restore: the snapshot has the VM's memory, vCPUs and state; leave it out",
-					o->given_boot);
+			run_usage_error("%s does not go with %.*s: %s the VM's memory, vCPUs and state; leave it out",
+					o->given_boot, (int)strcspn(opt, " "),
+					opt, from);
 			return 1;
 		}
 		/* --pin and --reserve are checked once the vCPUs are known. */
@@ -1152,7 +1188,7 @@ static int run_restore_memory(struct run_vm *v,
 }
 
 /* vmctl's device state, as the VM carried it (run_state.c). */
-static int run_restore_devices(struct run_vm *v, const struct run_opts *o)
+static int run_restore_devices(struct run_vm *v)
 {
 	uint32_t size = LVMM_MAX_VMM_STATE;
 	const char *why;
@@ -1170,14 +1206,14 @@ static int run_restore_devices(struct run_vm *v, const struct run_opts *o)
 	}
 	if (!size) {
 		vmctl_err("%s holds no device state of vmctl run (another program ran the VM): its UART starts afresh",
-			  o->restore);
+			  v->src);
 		v->state_gen = UINT64_MAX;	/* lvmm gets vmctl's */
 		goto out;
 	}
 	why = run_state_load(blob, size, &v->uart, v->vcpu_state, v->ncpus);
 	if (why) {
 		vmctl_err("cannot restore %s: vmctl cannot restore the device state in it: %s",
-			  o->restore, why);
+			  v->src, why);
 		e = -EPROTO;
 		goto out;
 	}
@@ -1192,21 +1228,17 @@ out:
 }
 
 /*
- * --restore: the VM, its memory and vCPUs from a snapshot with
- * LVMM_RESTORE_VM, then vmctl's devices from the state it carries.  The
- * file's header is read first when it can be, so that a file that is no
- * snapshot is refused before lvmm is asked.  On failure nothing is left.
+ * The file of --restore, its header read ahead into @sh when it is a
+ * regular file (*@have_hdr), so that a file that is no snapshot is
+ * refused before lvmm is asked: its fd, or a negative errno after saying
+ * why.
  */
-static int run_restore(struct run_vm *v, const struct run_opts *o)
+static int run_restore_open(const struct run_opts *o,
+			    struct vmctl_snap_header *sh, bool *have_hdr)
 {
-	struct vmctl_snap_header sh;
-	bool have_hdr = false;
-	struct timespec t0, t1;
 	struct stat st;
-	uint32_t nr = 0, id;
-	int fd, e, max;
+	int fd, e;
 
-	memset(&sh, 0, sizeof(sh));
 	fd = open(o->restore, O_RDONLY | O_CLOEXEC);
 	if (fd < 0) {
 		e = -errno;
@@ -1223,21 +1255,220 @@ static int run_restore(struct run_vm *v, const struct run_opts *o)
 		goto out_close;
 	}
 	if (S_ISREG(st.st_mode)) {
-		e = vmctl_snap_header_read(fd, o->restore, &sh);
+		e = vmctl_snap_header_read(fd, o->restore, sh);
 		if (e)
 			goto out_close;
-		have_hdr = true;
-		if (sh.h.nr_vcpus > RUN_MAX_CPUS || !sh.h.nr_vcpus) {
+		*have_hdr = true;
+		if (sh->h.nr_vcpus > RUN_MAX_CPUS || !sh->h.nr_vcpus) {
 			vmctl_err("cannot restore %s: its VM has %" PRIu32 " vCPUs, vmctl run runs 1 to %d",
-				  o->restore, sh.h.nr_vcpus, RUN_MAX_CPUS);
+				  o->restore, sh->h.nr_vcpus, RUN_MAX_CPUS);
 			e = -E2BIG;
 			goto out_close;
 		}
+	}
+	return fd;
+out_close:
+	close(fd);
+	return e;
+}
+
+/* Why LVMM_RESTORE_VM refused the migration, and what to do. */
+static void run_incoming_error(const struct run_vm *v,
+			       const struct run_opts *o, int e, int sig)
+{
+	const char *peer = v->peer;
+
+	switch (-e) {
+	case EBADMSG:
+		vmctl_err("the stream from %s is corrupt, or was cut short (did the source cancel, or stop?); nothing was created here, and the VM runs on at the source",
+			  peer);
+		break;
+	case EPROTONOSUPPORT:
+		vmctl_err("the VM from %s comes in a stream format newer than this lvmm reads (%d); load a newer lvmm here; the VM runs on at the source",
+			  peer, LVMM_STREAM_VERSION);
+		break;
+	case EOPNOTSUPP:
+		vmctl_err("cannot take the VM from %s: this host lacks CPU features the guest uses (XSAVE state, or instruction-set features its CPUID shows); migrate it to a host that has them; it runs on at the source",
+			  peer);
+		break;
+	case EEXIST:
+		if (o->name)
+			vmctl_err("cannot take the VM from %s: a VM named '%s' exists here already; give the incoming VM another --name; it runs on at the source",
+				  peer, o->name);
+		else
+			vmctl_err("cannot take the VM from %s: a VM of its name exists here already; give the incoming VM another name with --name; it runs on at the source",
+				  peer);
+		break;
+	case ENOMEM:
+		vmctl_err("cannot take the VM from %s: out of memory, or over the locked-memory limit for its guest memory (see 'ulimit -l': raise it, or run with CAP_IPC_LOCK); it runs on at the source",
+			  peer);
+		break;
+	case ECONNRESET:
+	case ENOTCONN:
+	case EPIPE:
+	case ENODATA:
+	case ETIMEDOUT:
+		vmctl_err("the source %s went away before it handed the VM over (%s): the VM still runs there; nothing was created here",
+			  peer, strerror(-e));
+		break;
+	case EINTR:
+		vmctl_err("%s: interrupted before the VM was handed over: nothing was created here, and the VM runs on at the source",
+			  sig ? strsignal(sig) : "a signal");
+		break;
+	case EBUSY:
+		vmctl_err("cannot take the VM from %s: SVM is in use by another hypervisor (kvm_amd?); close its VMs first",
+			  peer);
+		break;
+	case ECONNABORTED:
+		vmctl_err("the source %s gave the migration up at the end (cancelled, or it failed there): the VM still runs there; nothing was created here",
+			  peer);
+		break;
+	case EPROTO:
+		vmctl_err("cannot take the VM from %s: it does not answer as lvmm's migration does (is it 'vmctl migrate'?); nothing was created here",
+			  peer);
+		break;
+	case ENOENT:
+		vmctl_err("the VM from %s was destroyed here before it was handed over; it runs on at the source",
+			  peer);
+		break;
+	case EINVAL:
+	case EBADF:
+		vmctl_err("cannot take the VM from %s: lvmm refused the request (%s); is lvmm.ko older than vmctl?",
+			  peer, strerror(-e));
+		break;
+	default:
+		vmctl_err("cannot take the VM from %s: %s", peer, strerror(-e));
+		break;
+	}
+}
+
+static volatile sig_atomic_t run_incoming_sig;
+
+static void run_incoming_handler(int sig)
+{
+	run_incoming_sig = sig;
+}
+
+/*
+ * --incoming: listen, accept exactly one connection and give it to
+ * LVMM_RESTORE_VM with LVMM_RESTORE_INCOMING, which returns once the
+ * source has handed the VM over.  A signal ends the wait for the
+ * connection (@sig_fd), and the migration, which lvmm then refuses.
+ */
+static int run_incoming(struct run_vm *v, const struct run_opts *o,
+			int sig_fd, uint32_t *nr)
+{
+	struct sigaction sa, old[3];
+	char addr[VMCTL_ADDR_LEN];
+	static const int sigs[3] = { SIGINT, SIGTERM, SIGHUP };
+	sigset_t set;
+	int lfd, fd, e, i, sig = 0;
+
+	e = lvmm_check_extension(v->dev_fd, LVMM_CAP_MIGRATE);
+	if (e <= 0) {
+		vmctl_err("this lvmm cannot receive migrations (no LVMM_CAP_MIGRATE: it is older than vmctl); load a newer lvmm");
+		return -EOPNOTSUPP;
+	}
+	lfd = vmctl_mig_listen(&o->incoming_hp, addr);
+	if (lfd < 0)
+		return lfd;
+	fprintf(stderr, "vmctl: waiting for a migration on %s\n", addr);
+	fd = vmctl_mig_accept(lfd, sig_fd, v->peer, &sig);
+	/* Exactly one connection: nobody else may send a VM now. */
+	close(lfd);
+	if (fd == -EINTR)
+		vmctl_err("%s: no migration came; stopping", strsignal(sig));
+	if (fd < 0)
+		return fd;
+	snprintf(v->from, sizeof(v->from), "the VM from %s", v->peer);
+	v->src = v->from;
+	fprintf(stderr, "vmctl: receiving a VM from %s\n", v->peer);
+
+	/*
+	 * lvmm's reads end with EINTR on a signal the caller handles: let
+	 * the blocked SIGINT, SIGTERM and SIGHUP through to a handler for
+	 * the call, one already pending included.
+	 */
+	memset(&sa, 0, sizeof(sa));
+	sa.sa_handler = run_incoming_handler;
+	sigemptyset(&set);
+	for (i = 0; i < 3; i++) {
+		sigaction(sigs[i], &sa, &old[i]);
+		sigaddset(&set, sigs[i]);
+	}
+	run_incoming_sig = 0;
+	pthread_sigmask(SIG_UNBLOCK, &set, NULL);
+	if (run_incoming_sig)
+		e = -EINTR;
+	else
+		e = lvmm_vm_restore_flags(v->dev_fd, fd, o->name,
+					  LVMM_RESTORE_INCOMING, &v->vm, nr);
+	pthread_sigmask(SIG_BLOCK, &set, NULL);
+	for (i = 0; i < 3; i++)
+		sigaction(sigs[i], &old[i], NULL);
+	close(fd);
+	if (e) {
+		v->vm.fd = -1;
+		run_incoming_error(v, o, e, run_incoming_sig);
+	} else if (run_incoming_sig) {
+		/* Too late: the source let the VM go, stopping it loses it. */
+		vmctl_err("%s came as the VM arrived: it runs here now",
+			  strsignal(run_incoming_sig));
+	}
+	return e;
+}
+
+/*
+ * A VM that migrated in is here only: its source let it go.  When vmctl
+ * cannot run it after all, keep it, not running, until a signal, so that
+ * it can be saved first.
+ */
+static void run_incoming_hold(struct run_vm *v, int sig_fd)
+{
+	struct pollfd p = { .fd = sig_fd, .events = POLLIN };
+	struct signalfd_siginfo si;
+
+	vmctl_err("vm '%s' moved here and its source let it go, so it is held here, not running, until vmctl exits: keep it with 'vmctl save %s FILE' from another shell first, then stop vmctl (Ctrl-C)",
+		  v->vm.name, v->vm.name);
+	while (poll(&p, 1, -1) < 0 && errno == EINTR)
+		;
+	(void)!read(sig_fd, &si, sizeof(si));
+}
+
+/*
+ * --restore, --incoming: the VM, its memory and vCPUs from a snapshot or
+ * a migration with LVMM_RESTORE_VM, then vmctl's devices from the state
+ * it carries.  On failure nothing is left (but see run_incoming_hold()).
+ */
+static int run_restore(struct run_vm *v, const struct run_opts *o,
+		       int sig_fd)
+{
+	struct vmctl_snap_header sh;
+	bool have_hdr = false;
+	struct timespec t0, t1;
+	uint32_t nr = 0, id;
+	int fd = -1, e, max;
+
+	memset(&sh, 0, sizeof(sh));
+	v->src = o->restore;
+	if (o->restore) {
+		fd = run_restore_open(o, &sh, &have_hdr);
+		if (fd < 0)
+			return fd;
 	}
 	v->dev_fd = vmctl_open_dev();
 	if (v->dev_fd < 0) {
 		e = v->dev_fd;
 		goto out_close;
+	}
+	if (o->incoming) {
+		clock_gettime(CLOCK_MONOTONIC, &t0);
+		e = run_incoming(v, o, sig_fd, &nr);
+		clock_gettime(CLOCK_MONOTONIC, &t1);
+		if (e)
+			goto out;
+		v->incoming = true;
+		goto restored;
 	}
 	e = lvmm_check_extension(v->dev_fd, LVMM_CAP_SNAPSHOT);
 	if (e <= 0) {
@@ -1260,9 +1491,10 @@ static int run_restore(struct run_vm *v, const struct run_opts *o)
 		run_restore_error(o, &sh, e);
 		goto out;
 	}
+restored:
 	if (!nr || nr > RUN_MAX_CPUS) {
 		vmctl_err("cannot restore %s: its VM has %" PRIu32 " vCPUs, vmctl run runs 1 to %d",
-			  o->restore, nr, RUN_MAX_CPUS);
+			  v->src, nr, RUN_MAX_CPUS);
 		e = -E2BIG;
 		goto out;
 	}
@@ -1291,7 +1523,7 @@ static int run_restore(struct run_vm *v, const struct run_opts *o)
 	}
 	e = run_restore_memory(v, &sh, have_hdr);
 	if (!e)
-		e = run_restore_devices(v, o);
+		e = run_restore_devices(v);
 	if (e)
 		goto out;
 	if (v->verbose) {
@@ -1306,8 +1538,9 @@ static int run_restore(struct run_vm *v, const struct run_opts *o)
 			fprintf(stderr, "vmctl: %s: a snapshot of '%s' taken %s (format %" PRIu32 ")\n",
 				o->restore, sh.h.name, buf, sh.h.version);
 		}
-		fprintf(stderr, "vmctl: vm '%s' (id %u) restored in %.3f ms: %llu MiB, %d vCPU%s\n",
-			v->vm.name, v->vm.id, run_ms(&t0, &t1),
+		fprintf(stderr, "vmctl: vm '%s' (id %u) %s in %.3f ms: %llu MiB, %d vCPU%s\n",
+			v->vm.name, v->vm.id,
+			v->incoming ? "received" : "restored", run_ms(&t0, &t1),
 			(unsigned long long)(have_hdr ? sh.h.mem_size >> 20 :
 					     v->mem_size >> 20),
 			v->ncpus, v->ncpus > 1 ? "s" : "");
@@ -1321,13 +1554,17 @@ static int run_restore(struct run_vm *v, const struct run_opts *o)
 					"halted" : "gone idle");
 	}
 	vmctl_snap_header_free(&sh);
-	close(fd);
+	if (fd >= 0)
+		close(fd);
 	return 0;
 out:
+	if (v->incoming)
+		run_incoming_hold(v, sig_fd);
 	run_teardown(v);
 out_close:
 	vmctl_snap_header_free(&sh);
-	close(fd);
+	if (fd >= 0)
+		close(fd);
 	return e;
 }
 
@@ -1498,7 +1735,8 @@ static int run_vm(struct run_opts *o, struct run_image *img,
 		goto out_close;
 	}
 
-	e = o->restore ? run_restore(v, o) : run_create(v, o, img);
+	e = o->restore || o->incoming ? run_restore(v, o, sig_fd) :
+					run_create(v, o, img);
 	if (e)
 		goto out_close;
 	for (i = v->ncpus; i < RUN_MAX_CPUS; i++) {
@@ -1575,6 +1813,7 @@ static int run_vm(struct run_opts *o, struct run_image *img,
 	if (o->verbose) {
 		fprintf(stderr, "vmctl: setup %.3f ms (%s)\n",
 			run_ms(&v->t_start, &v->t_entered),
+			o->incoming ? "migration received, vCPUs and memory mapped" :
 			o->restore ? "snapshot restored, vCPUs and memory mapped" :
 			"image checked, VM created, memory and vCPUs set up");
 		if (atomic_load(&v->first_exit_seen)) {
@@ -1603,6 +1842,8 @@ static int run_vm(struct run_opts *o, struct run_image *img,
 	exit(status);
 
 out_teardown:
+	if (v->incoming)
+		run_incoming_hold(v, sig_fd);
 	run_teardown(v);
 out_close:
 	if (sig_fd >= 0)
@@ -1629,7 +1870,7 @@ static int vmctl_run(struct vmctl *ctx, int argc, char **argv)
 	r = run_parse_opts(&o, argc, argv);
 	if (r)
 		return r;
-	if (o.restore)
+	if (o.restore || o.incoming)
 		return run_vm(&o, NULL, &t0);
 
 	/* Every check on the files comes before the VM exists. */
@@ -1650,7 +1891,7 @@ static int vmctl_run(struct vmctl *ctx, int argc, char **argv)
 
 VMCTL_CMDS(vmctl_run_cmds) = {
 	{ "run",
-	  "[--name N] [--mem SIZE] [--cpus N] [--console stdio|none|FILE] [--cmdline STR] [--module 'FILE [ARGS]']... [--entry64] [--weight N] [--cap PERCENT] [--period MS] [--reserve PERCENT] [--pin [VCPU=]CPULIST]... [-v] IMAGE | --restore FILE",
+	  "[--name N] [--mem SIZE] [--cpus N] [--console stdio|none|FILE] [--cmdline STR] [--module 'FILE [ARGS]']... [--entry64] [--weight N] [--cap PERCENT] [--period MS] [--reserve PERCENT] [--pin [VCPU=]CPULIST]... [-v] IMAGE | --restore FILE | --incoming [ADDR:]PORT",
 	  "Boot IMAGE (flat binary, ELF64 or multiboot kernel) in a new VM with a\n"
 	  "      16550 console, until the guest halts or writes V to port 0xf4.\n"
 	  "      Defaults: --mem 64M --cpus 1 --console stdio --name auto.  --weight,\n"
@@ -1658,10 +1899,12 @@ VMCTL_CMDS(vmctl_run_cmds) = {
 	  "      VCPU=CPULIST: one) set its scheduling policy before it runs, as\n"
 	  "      vmctl sched and pin do.  --restore FILE runs a snapshot 'vmctl save'\n"
 	  "      wrote instead, from where it was, with its UART as it was;\n"
-	  "      --mem, --cpus, --cmdline, --module and --entry64 do not go with it.\n"
+	  "      --incoming [ADDR:]PORT waits on PORT for one 'vmctl migrate' and\n"
+	  "      runs the VM it brings likewise; --mem, --cpus, --cmdline, --module\n"
+	  "      and --entry64 go with neither.\n"
 	  "      Exit status: 0 halted, 2 setup error, 4 triple fault, 6 unhandled\n"
-	  "      exit, 8 runtime error, 10 Ctrl-], 12 destroyed, 128+N signal N,\n"
-	  "      (V<<1)|1 debug-exit.",
+	  "      exit, 8 runtime error, 10 Ctrl-], 12 destroyed, 14 migrated away,\n"
+	  "      128+N signal N, (V<<1)|1 debug-exit.",
 	  vmctl_run },
 	{ NULL },
 };

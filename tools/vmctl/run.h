@@ -65,6 +65,7 @@
 #define RUN_EXIT_RUNTIME	8	/* vmctl failed while the guest ran */
 #define RUN_EXIT_DETACH		10	/* Ctrl-] on the console */
 #define RUN_EXIT_DESTROYED	12	/* vm-destroy from outside */
+#define RUN_EXIT_MIGRATED	14	/* vmctl migrate moved it away */
 #define RUN_EXIT_SIGNAL(sig)	(128 + (sig))
 
 enum run_mode { RUN_MODE_REAL, RUN_MODE_PROT32, RUN_MODE_LONG64 };

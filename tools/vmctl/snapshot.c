@@ -12,14 +12,12 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
-#include <poll.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
-#include <sys/signalfd.h>
 #include <sys/stat.h>
 
 #include "lvmm.h"
@@ -262,6 +260,8 @@ void vmctl_snap_header_free(struct vmctl_snap_header *sh)
 struct snap_info {
 	struct vmctl_snap_header sh;
 	uint64_t nr_memory, nr_vcpu, nr_vmm;
+	uint64_t nr_pages, nr_runstate;	/* format 2: a migration's */
+	uint32_t runstate;		/* LVMM_RUNSTATE_* */
 	uint64_t pages;		/* carried by the memory records */
 	uint64_t bytes;		/* up to the end of the END record */
 	uint64_t trailing;	/* bytes after it */
@@ -281,8 +281,9 @@ snap_slot(const struct vmctl_snap_header *sh, uint32_t id)
 	return NULL;
 }
 
+/* A MEMORY or (@kind "pages") PAGES record: a chunk and its pages. */
 static int snap_memory(struct snap_reader *r, struct snap_info *si,
-		       uint64_t len)
+		       uint64_t len, const char *kind)
 {
 	const struct lvmm_stream_slot *slot;
 	struct lvmm_stream_mem mem;
@@ -291,39 +292,42 @@ static int snap_memory(struct snap_reader *r, struct snap_info *si,
 	int e;
 
 	if (len < sizeof(mem))
-		return snap_corrupt(r, "a memory record at byte %" PRIu64 " is too short",
-				    r->off - sizeof(struct lvmm_rec));
+		return snap_corrupt(r, "a %s record at byte %" PRIu64 " is too short",
+				    kind, r->off - sizeof(struct lvmm_rec));
 	e = snap_read(r, &mem, sizeof(mem), NULL);
 	if (e == -ENODATA)
-		return snap_truncated(r, "a memory record");
+		return snap_truncated(r, kind[0] == 'm' ? "a memory record" :
+					     "a pages record");
 	if (e)
 		return e;
 	slot = snap_slot(&si->sh, mem.slot);
 	if (!slot)
-		return snap_corrupt(r, "a memory record at byte %" PRIu64 " is for slot %" PRIu32 ", which the header lacks",
-				    r->off - sizeof(mem) - sizeof(struct lvmm_rec),
+		return snap_corrupt(r, "a %s record at byte %" PRIu64 " is for slot %" PRIu32 ", which the header lacks",
+				    kind, r->off - sizeof(mem) - sizeof(struct lvmm_rec),
 				    mem.slot);
 	if (!mem.npages || mem.npages > SNAP_CHUNK ||
 	    mem.first_page % SNAP_CHUNK ||
 	    mem.first_page > slot->size / SNAP_PAGE ||
 	    mem.npages > slot->size / SNAP_PAGE - mem.first_page)
-		return snap_corrupt(r, "a memory record at byte %" PRIu64 " is not a 2 MiB chunk of slot %" PRIu32,
-				    r->off - sizeof(mem) - sizeof(struct lvmm_rec),
+		return snap_corrupt(r, "a %s record at byte %" PRIu64 " is not a 2 MiB chunk of slot %" PRIu32,
+				    kind, r->off - sizeof(mem) - sizeof(struct lvmm_rec),
 				    mem.slot);
 	for (i = 0; i < SNAP_CHUNK; i++) {
 		if (!(mem.present[i / 64] & (1ULL << (i % 64))))
 			continue;
 		if (i >= mem.npages)
-			return snap_corrupt(r, "a memory record at byte %" PRIu64 " has pages past its end",
-					    r->off - sizeof(mem) - sizeof(struct lvmm_rec));
+			return snap_corrupt(r, "a %s record at byte %" PRIu64 " has pages past its end",
+					    kind, r->off - sizeof(mem) - sizeof(struct lvmm_rec));
 		present++;
 	}
 	if (len != sizeof(mem) + present * SNAP_PAGE)
-		return snap_corrupt(r, "a memory record at byte %" PRIu64 " is not as long as its pages",
-				    r->off - sizeof(mem) - sizeof(struct lvmm_rec));
+		return snap_corrupt(r, "a %s record at byte %" PRIu64 " is not as long as its pages",
+				    kind, r->off - sizeof(mem) - sizeof(struct lvmm_rec));
 	e = snap_skip(r, present * SNAP_PAGE);
 	if (e == -ENODATA)
-		return snap_truncated(r, "the pages of a memory record");
+		return snap_truncated(r, kind[0] == 'm' ?
+				      "the pages of a memory record" :
+				      "the pages of a pages record");
 	si->pages += present;
 	return e;
 }
@@ -381,6 +385,27 @@ static int snap_vmm(struct snap_reader *r, struct snap_info *si, uint64_t len)
 	return e;
 }
 
+/* Format 2: whether the VM was paused (a migration's). */
+static int snap_runstate(struct snap_reader *r, struct snap_info *si,
+			 uint64_t len)
+{
+	struct lvmm_stream_runstate rs;
+	int e;
+
+	if (len != sizeof(rs))
+		return snap_corrupt(r, "its run state record is %" PRIu64 " bytes long, not %zu",
+				    len, sizeof(rs));
+	e = snap_read(r, &rs, sizeof(rs), NULL);
+	if (e == -ENODATA)
+		return snap_truncated(r, "its run state record");
+	if (e)
+		return e;
+	if (rs.flags & ~LVMM_RUNSTATE_PAUSED || rs.pad)
+		return snap_corrupt(r, "its run state record has unknown flags or padding set");
+	si->runstate = rs.flags;
+	return 0;
+}
+
 /* The records after the header, END included, then what follows END. */
 static int snap_records(struct snap_reader *r, struct snap_info *si)
 {
@@ -411,30 +436,49 @@ static int snap_records(struct snap_reader *r, struct snap_info *si)
 		case LVMM_REC_END:
 			goto end;
 		case LVMM_REC_MEMORY:
-			if (si->nr_vcpu || si->nr_vmm)
+		case LVMM_REC_PAGES:
+			if (rec.type == LVMM_REC_PAGES && h->version < 2)
+				goto unknown;
+			if (si->nr_vcpu || si->nr_vmm || si->nr_runstate)
 				return snap_corrupt(r, "a memory record at byte %" PRIu64 " follows the vCPUs",
 						    at);
-			e = snap_memory(r, si, rec.len);
-			si->nr_memory++;
+			if (rec.type == LVMM_REC_PAGES) {
+				e = snap_memory(r, si, rec.len, "pages");
+				si->nr_pages++;
+			} else {
+				e = snap_memory(r, si, rec.len, "memory");
+				si->nr_memory++;
+			}
 			break;
 		case LVMM_REC_VCPU:
-			if (si->nr_vcpu == h->nr_vcpus || si->nr_vmm)
+			if (si->nr_vcpu == h->nr_vcpus || si->nr_vmm ||
+			    si->nr_runstate)
 				return snap_corrupt(r, "a vCPU record at byte %" PRIu64 " is one more than its %" PRIu32 " vCPUs, or follows the VMM's state",
 						    at, h->nr_vcpus);
 			e = snap_vcpu(r, rec.len);
 			si->nr_vcpu++;
 			break;
 		case LVMM_REC_VMM:
-			if (si->nr_vmm)
-				return snap_corrupt(r, "a second VMM record at byte %" PRIu64,
+			if (si->nr_vmm || si->nr_runstate)
+				return snap_corrupt(r, "a second VMM record, or one after the run state, at byte %" PRIu64,
 						    at);
 			e = snap_vmm(r, si, rec.len);
 			si->nr_vmm++;
+			break;
+		case LVMM_REC_RUNSTATE:
+			if (h->version < 2)
+				goto unknown;
+			if (si->nr_runstate || si->nr_vcpu < h->nr_vcpus)
+				return snap_corrupt(r, "a run state record at byte %" PRIu64 " comes twice, or before the vCPUs",
+						    at);
+			e = snap_runstate(r, si, rec.len);
+			si->nr_runstate++;
 			break;
 		case LVMM_REC_HEADER:
 			return snap_corrupt(r, "a second header at byte %" PRIu64,
 					    at);
 		default:
+unknown:
 			return snap_corrupt(r, "the record at byte %" PRIu64 " is of type %" PRIu32 ", which format %" PRIu32 " does not have",
 					    at, rec.type, h->version);
 		}
@@ -616,9 +660,16 @@ static void snap_info_text(const char *path, const struct snap_info *si,
 	       vmctl_xsave_names(buf, sizeof(buf), h->xcr0));
 	snap_vmm_desc(si, buf, sizeof(buf), &vmm, &version);
 	printf("%-12s %s\n", "vmm state:", buf);
-	printf("%-12s 1 header, %" PRIu64 " memory, %" PRIu64 " vcpu, %"
-	       PRIu64 " vmm, 1 end\n", "records:", si->nr_memory,
-	       si->nr_vcpu, si->nr_vmm);
+	printf("%-12s 1 header, %" PRIu64 " memory, ", "records:",
+	       si->nr_memory);
+	/* A migration's records (format 2), only when it has them. */
+	if (si->nr_pages)
+		printf("%" PRIu64 " pages, ", si->nr_pages);
+	printf("%" PRIu64 " vcpu, %" PRIu64 " vmm, ", si->nr_vcpu, si->nr_vmm);
+	if (si->nr_runstate)
+		printf("1 runstate (%s), ", si->runstate & LVMM_RUNSTATE_PAUSED ?
+		       "paused" : "running");
+	puts("1 end");
 	printf("%-12s %s (%" PRIu64 " bytes), %" PRIu64
 	       " pages of memory; zero pages are left out\n", "size:",
 	       vmctl_fmt_size(sz, sizeof(sz), si->bytes), si->bytes,
@@ -687,12 +738,18 @@ static void snap_info_json(const char *path, const struct snap_info *si,
 	} else {
 		fputs("],\"vmm_state\":null", stdout);
 	}
-	printf(",\"records\":{\"header\":1,\"memory\":%" PRIu64 ",\"vcpu\":%"
-	       PRIu64 ",\"vmm\":%" PRIu64 ",\"end\":1},\"bytes\":%" PRIu64
+	printf(",\"records\":{\"header\":1,\"memory\":%" PRIu64
+	       ",\"pages\":%" PRIu64 ",\"vcpu\":%" PRIu64 ",\"vmm\":%" PRIu64
+	       ",\"runstate\":%" PRIu64 ",\"end\":1}", si->nr_memory,
+	       si->nr_pages, si->nr_vcpu, si->nr_vmm, si->nr_runstate);
+	if (si->nr_runstate)
+		printf(",\"paused\":%s", si->runstate & LVMM_RUNSTATE_PAUSED ?
+		       "true" : "false");
+	printf(",\"bytes\":%" PRIu64
 	       ",\"pages\":%" PRIu64 ",\"trailing_bytes\":%" PRIu64
 	       ",\"checksum\":\"0x%016" PRIx64
-	       "\",\"restorable\":%s,\"restore_why\":", si->nr_memory, si->nr_vcpu, si->nr_vmm,
-	       si->bytes, si->pages, si->trailing, si->checksum,
+	       "\",\"restorable\":%s,\"restore_why\":", si->bytes, si->pages,
+	       si->trailing, si->checksum,
 	       verdict > 0 ? "true" : verdict ? "null" : "false");
 	vmctl_json_str(stdout, why);
 	puts("}");
@@ -773,15 +830,6 @@ struct save {
 	unsigned long lost;
 	struct vmctl_vm ev;	/* the saved event */
 };
-
-static uint64_t save_elapsed_ns(const struct save *s)
-{
-	struct timespec t;
-
-	clock_gettime(CLOCK_MONOTONIC, &t);
-	return (t.tv_sec - s->t0.tv_sec) * 1000000000ULL +
-	       t.tv_nsec - s->t0.tv_nsec;
-}
 
 static int save_parse(struct save *s, int argc, char **argv)
 {
@@ -876,7 +924,7 @@ static void save_discard(struct save *s, bool say)
 static void save_bar(struct save *s, const struct vmctl_vm *ev)
 {
 	char done[16], total[16], rate[16];
-	uint64_t ns = save_elapsed_ns(s);
+	uint64_t ns = vmctl_elapsed_ns(&s->t0);
 	unsigned int pct, i, fill;
 
 	/* save-total bounds the stream from above: 100 % waits for saved. */
@@ -913,7 +961,7 @@ static int save_event_cb(struct nl_msg *msg, void *arg)
 			fprintf(s->out, ",\"bytes\":%" PRIu64 ",\"total\":%"
 				PRIu64 ",\"time_ns\":%" PRIu64 "}\n",
 				ev.save_bytes, ev.save_total,
-				save_elapsed_ns(s));
+				vmctl_elapsed_ns(&s->t0));
 			fflush(s->out);
 		} else if (isatty(STDERR_FILENO)) {
 			save_bar(s, &ev);
@@ -1006,61 +1054,29 @@ static int save_request(struct vmctl_nl *nl, struct save *s)
 	return r;
 }
 
-/* Wait for the saved event of our VM; a signal stops the wait only. */
+/* A signal stops the wait only: lvmm goes on. */
+static int save_on_signal(int sig, void *arg)
+{
+	struct save *s = arg;
+
+	if (s->bar)
+		fputc('\n', stderr);
+	vmctl_err("%s: lvmm goes on writing %s, and %s; 'vmctl monitor' shows its 'saved' event",
+		  strsignal(sig), s->file,
+		  s->stop ? "destroys the VM once it is written" :
+			    "lets the VM run on once it is written");
+	return -EINTR;
+}
+
+/* Wait for the saved event of our VM. */
 static int save_wait(struct vmctl_nl *ev_nl, struct save *s)
 {
-	struct signalfd_siginfo si;
-	struct pollfd p[2];
-	sigset_t sigs;
-	int r, sig_fd;
+	int r;
 
-	sigemptyset(&sigs);
-	sigaddset(&sigs, SIGINT);
-	sigaddset(&sigs, SIGTERM);
-	sigaddset(&sigs, SIGHUP);
-	sig_fd = signalfd(-1, &sigs, SFD_CLOEXEC);
-	p[0].fd = nl_socket_get_fd(ev_nl->sk);
-	p[0].events = POLLIN;
-	p[1].fd = sig_fd;
-	p[1].events = POLLIN;
-	r = 0;
-	while (!s->done) {
-		if (poll(p, 2, -1) < 0) {
-			if (errno == EINTR)
-				continue;
-			r = -errno;
-			vmctl_err("poll: %s", strerror(-r));
-			break;
-		}
-		if (p[1].revents && read(sig_fd, &si, sizeof(si)) == sizeof(si)) {
-			if (s->bar)
-				fputc('\n', stderr);
-			vmctl_err("%s: lvmm goes on writing %s, and %s; 'vmctl monitor' shows its 'saved' event",
-				  strsignal(si.ssi_signo), s->file,
-				  s->stop ? "destroys the VM once it is written" :
-					    "lets the VM run on once it is written");
-			r = -EINTR;
-			break;
-		}
-		if (!p[0].revents)
-			continue;
-		r = nl_recvmsgs_default(ev_nl->sk);
-		if (r == -NLE_NOMEM) {
-			/* An overrun: progress is lost, saved comes last. */
-			s->lost++;
-			r = 0;
-			continue;
-		}
-		if (r < 0) {
-			vmctl_err("cannot receive lvmm's events: %s; the save goes on, 'vmctl monitor' shows its end",
-				  nl_geterror(r));
-			r = -EIO;
-			break;
-		}
-		r = 0;
-	}
-	if (sig_fd >= 0)
-		close(sig_fd);
+	r = vmctl_nl_wait_events(ev_nl, &s->done, save_on_signal, s, &s->lost);
+	if (r == -EIO)
+		vmctl_err("cannot receive lvmm's events: %s; the save goes on, 'vmctl monitor' shows its end",
+			  ev_nl->ext_msg);
 	return r;
 }
 
@@ -1105,15 +1121,9 @@ static int vmctl_save(struct vmctl *ctx, int argc, char **argv)
 	if (r)
 		return r;
 	/* Subscribed before the request, so that saved cannot be missed. */
-	r = vmctl_nl_open(&ev_nl);
+	r = vmctl_nl_open_events(&ev_nl, save_event_cb, &s);
 	if (r)
 		goto out_close;
-	r = vmctl_nl_join_events(&ev_nl);
-	if (r)
-		goto out_close_ev;
-	nl_socket_modify_cb(ev_nl.sk, NL_CB_VALID, NL_CB_CUSTOM,
-			    save_event_cb, &s);
-	nl_socket_set_buffer_size(ev_nl.sk, 1 << 20, 0);
 
 	s.fd = save_open(&s);
 	if (s.fd < 0) {
@@ -1121,10 +1131,7 @@ static int vmctl_save(struct vmctl *ctx, int argc, char **argv)
 		goto out_close_ev;
 	}
 	/* Signals while lvmm writes are read from a signalfd. */
-	sigemptyset(&sigs);
-	sigaddset(&sigs, SIGINT);
-	sigaddset(&sigs, SIGTERM);
-	sigaddset(&sigs, SIGHUP);
+	vmctl_job_sigset(&sigs);
 	sigprocmask(SIG_BLOCK, &sigs, NULL);
 
 	clock_gettime(CLOCK_MONOTONIC, &s.t0);
@@ -1153,7 +1160,7 @@ static int vmctl_save(struct vmctl *ctx, int argc, char **argv)
 		save_discard(&s, true);
 		goto out_file;
 	}
-	ns = save_elapsed_ns(&s);
+	ns = vmctl_elapsed_ns(&s.t0);
 	if (s.lost && !s.json)
 		vmctl_err("%lu burst%s of lvmm's events were lost; the progress shown was incomplete",
 			  s.lost, s.lost > 1 ? "s" : "");

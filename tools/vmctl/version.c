@@ -26,6 +26,7 @@ static const struct {
 	{ LVMM_CAP_DIRTY_LOG, "dirty_log" },
 	{ LVMM_CAP_VCPU_STATE, "vcpu_state" },
 	{ LVMM_CAP_SNAPSHOT, "snapshot" },
+	{ LVMM_CAP_MIGRATE, "migrate" },
 };
 
 /* Open /dev/lvmm, or say why not and what to do. */

@@ -136,6 +136,9 @@ static void vmctl_show_text(const struct vmctl_vm *vm,
 	printf("%-12s %s\n", "name:", vm->name);
 	printf("%-12s %" PRIu32 "\n", "id:", vm->id);
 	printf("%-12s %s\n", "state:", vmctl_vm_state_str(vm->state));
+	if (vm->mig.outcome == LVMM_MIGRATE_UNKNOWN)
+		printf("%-12s %s\n", "migration:",
+		       "outcome unknown: kept paused here; if it runs on the destination, 'vmctl destroy' it here, else 'vmctl resume' it");
 	printf("%-12s %" PRIu32 "\n", "owner uid:", vm->owner_uid);
 	printf("%-12s %" PRIu32 "\n", "creator pid:", vm->creator_pid);
 	strftime(buf, sizeof(buf), "%Y-%m-%d %H:%M:%S UTC", gmtime_r(&t, &tm));
@@ -176,6 +179,8 @@ static void vmctl_show_json(const struct vmctl_vm *vm,
 
 	putchar('{');
 	vmctl_json_vm(stdout, vm);
+	if (vm->mig.outcome == LVMM_MIGRATE_UNKNOWN)
+		fputs(",\"migrate_outcome\":\"unknown\"", stdout);
 	/* Without the right to see them, the vCPUs are left out. */
 	if (!vr) {
 		fputs(",\"vcpu_list\":[", stdout);

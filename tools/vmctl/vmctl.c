@@ -16,6 +16,7 @@ static const struct vmctl_cmd *const vmctl_tables[] = {
 	vmctl_sched_cmds,
 	vmctl_run_cmds,
 	vmctl_snapshot_cmds,
+	vmctl_migrate_cmds,
 	vmctl_stat_cmds,
 	vmctl_monitor_cmds,
 	vmctl_version_cmds,

@@ -37,6 +37,7 @@ extern VMCTL_CMDS(vmctl_vm_cmds);
 extern VMCTL_CMDS(vmctl_sched_cmds);
 extern VMCTL_CMDS(vmctl_run_cmds);
 extern VMCTL_CMDS(vmctl_snapshot_cmds);
+extern VMCTL_CMDS(vmctl_migrate_cmds);
 extern VMCTL_CMDS(vmctl_stat_cmds);
 extern VMCTL_CMDS(vmctl_monitor_cmds);
 

@@ -39,6 +39,7 @@
 #define LVMM_CAP_DIRTY_LOG		10	/* LVMM_MEMSLOT_LOG_DIRTY and co. */
 #define LVMM_CAP_VCPU_STATE		11	/* events, debug registers, XCRs */
 #define LVMM_CAP_SNAPSHOT		12	/* the stream's format version */
+#define LVMM_CAP_MIGRATE		13	/* LVMM_RESTORE_INCOMING, vm-migrate */
 
 #define LVMM_VM_NAME_LEN	32
 
@@ -59,11 +60,18 @@ struct lvmm_restore_vm {
 	/* in: a new name, or empty for the stream's.  out: the name given. */
 	char name[LVMM_VM_NAME_LEN];
 	__s32 fd;		/* in: readable */
-	__u32 flags;		/* in: must be 0 */
+	__u32 flags;		/* in: LVMM_RESTORE_* */
 	__u32 id;		/* out: the VM's id */
 	__u32 nr_vcpus;		/* out */
 	__u64 reserved[4];
 };
+
+/*
+ * @fd is a connected, blocking stream socket and the stream a live
+ * migration: lvmm answers the source through it (struct lvmm_mig_msg) and
+ * returns only once the source has handed the VM over.
+ */
+#define LVMM_RESTORE_INCOMING	(1U << 0)
 
 /* ---- VM fd --------------------------------------------------------------- */
 
@@ -348,6 +356,7 @@ struct lvmm_xcrs {
 #define LVMM_EXIT_INTR			8
 #define LVMM_EXIT_IRQ_WINDOW_OPEN	9
 #define LVMM_EXIT_VM_DESTROYED		10	/* vm-destroy: never runs again */
+#define LVMM_EXIT_MIGRATED		11	/* runs on another host now */
 
 #define LVMM_EXIT_IO_IN		0
 #define LVMM_EXIT_IO_OUT	1
@@ -423,18 +432,24 @@ struct lvmm_run {
 /*
  * A VM as a sequence of records, each a header and @len bytes of payload
  * (a multiple of 8).  Little-endian, as the hosts that run it.  The order:
- * HEADER; MEMORY records (a page may come more than once: the last copy
- * wins); one VCPU record per vCPU; at most one VMM record; END.  See
- * Documentation/migration.rst.
+ * HEADER; MEMORY and PAGES records (a page may come more than once: the
+ * last copy wins); one VCPU record per vCPU; at most one VMM record; at
+ * most one RUNSTATE record; END.  See Documentation/migration.rst.
+ *
+ * Version 1 has no PAGES or RUNSTATE records.  lvmm writes the lowest
+ * version that holds what it writes (a snapshot: 1; a migration: 2) and
+ * reads every version up to LVMM_STREAM_VERSION.
  */
 #define LVMM_STREAM_MAGIC	0x50414e534d4d564cULL	/* "LVMMSNAP" */
-#define LVMM_STREAM_VERSION	1
+#define LVMM_STREAM_VERSION	2
 
 #define LVMM_REC_HEADER		1
 #define LVMM_REC_MEMORY		2
 #define LVMM_REC_VCPU		3
 #define LVMM_REC_VMM		4
 #define LVMM_REC_END		5
+#define LVMM_REC_PAGES		6	/* v2: like MEMORY, others unchanged */
+#define LVMM_REC_RUNSTATE	7	/* v2: struct lvmm_stream_runstate */
 
 struct lvmm_rec {
 	__u32 type;		/* LVMM_REC_* */
@@ -487,9 +502,46 @@ struct lvmm_stream_vcpu {
 
 /* LVMM_REC_VMM: a __u64 size, then the VMM's state, then padding. */
 
+/*
+ * LVMM_REC_PAGES carries a struct lvmm_stream_mem too, but the pages it
+ * leaves out keep what they had: a later pass of a migration sends only
+ * the pages written since the last.
+ */
+
+#define LVMM_RUNSTATE_PAUSED	(1U << 0)	/* arrives paused (vm-pause) */
+
+struct lvmm_stream_runstate {
+	__u32 flags;		/* LVMM_RUNSTATE_* */
+	__u32 pad;		/* 0 */
+};
+
 struct lvmm_stream_end {
 	__u64 checksum;		/* xxh64, seed 0, of every byte before it */
 	__u64 nr_records;	/* records before this one */
+};
+
+/*
+ * A live migration's handshake (Documentation/migration.rst, 9): messages
+ * on the same socket, outside the stream and its checksum.  The
+ * destination answers the header with ACCEPT or REFUSE, and END with
+ * READY or REFUSE; the source then sends GO, and the destination, which
+ * runs the VM only once GO is in, answers DONE.  REFUSE may also come at
+ * any point in between, when the destination gives up.
+ */
+#define LVMM_MIG_MAGIC		0x474d564cU	/* "LVMG" */
+
+#define LVMM_MIG_ACCEPT		1	/* dest: the header is acceptable */
+#define LVMM_MIG_REFUSE		2	/* dest: error is why (an errno) */
+#define LVMM_MIG_READY		3	/* dest: the whole VM is in, named */
+#define LVMM_MIG_GO		4	/* source: it is yours; mine stops */
+#define LVMM_MIG_DONE		5	/* dest: GO received, the VM runs */
+
+struct lvmm_mig_msg {
+	__u32 magic;		/* LVMM_MIG_MAGIC */
+	__u32 type;		/* LVMM_MIG_* */
+	__s32 error;		/* REFUSE: a positive errno; else 0 */
+	__u32 version;		/* the sender's LVMM_STREAM_VERSION */
+	__u64 features;		/* 0 today; a reader ignores bits it lacks */
 };
 
 #endif /* _UAPI_LINUX_LVMM_H */

@@ -45,7 +45,23 @@ enum lvmm_event {
 	LVMM_EVENT_PIN_RESTORED,	/* a broken pin's CPUs are back */
 	LVMM_EVENT_SAVE_PROGRESS,	/* vm-save: bytes written so far */
 	LVMM_EVENT_SAVED,		/* vm-save ended; save-error says how */
+	LVMM_EVENT_MIGRATE_PROGRESS,	/* vm-migrate: a pass's figures */
+	LVMM_EVENT_MIGRATED,		/* vm-migrate ended; migrate-outcome */
 };
+
+/* How a vm-migrate ended, for the VM on this (the source) host. */
+enum lvmm_migrate_outcome {
+	LVMM_MIGRATE_MOVED = 1,		/* runs on the destination; gone here */
+	LVMM_MIGRATE_STAYED,		/* failed or cancelled: runs on here */
+	LVMM_MIGRATE_UNKNOWN,		/* GO sent, no DONE: kept paused here */
+};
+
+/* vm-migrate defaults and limits (Documentation/migration.rst, 9). */
+#define LVMM_MIGRATE_DOWNTIME_MS_DEFAULT	300
+#define LVMM_MIGRATE_DOWNTIME_MS_MAX		60000
+#define LVMM_MIGRATE_MAX_ITER_DEFAULT		30
+#define LVMM_MIGRATE_MAX_ITER_MAX		1000
+#define LVMM_MIGRATE_MIN_BANDWIDTH		1000000	/* bytes/s, 1 MB/s */
 
 /* A VM; also what requests use to name one (by id or by name). */
 enum {
@@ -68,6 +84,23 @@ enum {
 	LVMM_A_VM_SAVE_TOTAL,		/* u64: at most this many in all */
 	LVMM_A_VM_SAVE_ERROR,		/* u32: errno, 0 when it succeeded */
 	LVMM_A_VM_PAUSE_NS,		/* u64: how long the vCPUs were held */
+	LVMM_A_VM_MIGRATE_FD,		/* u32: a connected stream socket */
+	LVMM_A_VM_MIGRATE_DOWNTIME_MS,	/* u32: 1..60000, default 300 */
+	LVMM_A_VM_MIGRATE_MAX_BANDWIDTH, /* u64: bytes/s >= 1e6, 0 = none */
+	LVMM_A_VM_MIGRATE_MAX_ITER,	/* u32: passes, 1..1000, default 30 */
+	LVMM_A_VM_MIGRATE_AUTO_CONVERGE, /* flag: throttle a fast dirtier */
+	LVMM_A_VM_MIGRATE_ITERATION,	/* u32: the pass, 1 = all memory */
+	LVMM_A_VM_MIGRATE_SENT,		/* u64: bytes sent so far */
+	LVMM_A_VM_MIGRATE_LEFT,		/* u64: bytes dirty, to send */
+	LVMM_A_VM_MIGRATE_DIRTY_RATE,	/* u64: bytes/s the guest dirties */
+	LVMM_A_VM_MIGRATE_BANDWIDTH,	/* u64: bytes/s of the last pass */
+	LVMM_A_VM_MIGRATE_EXPECTED_NS,	/* u64: downtime if it stopped now */
+	LVMM_A_VM_MIGRATE_THROTTLE,	/* u32: % the guest is slowed by */
+	LVMM_A_VM_MIGRATE_OUTCOME,	/* u32: enum lvmm_migrate_outcome */
+	LVMM_A_VM_MIGRATE_ERROR,	/* u32: errno, 0 when it moved */
+	LVMM_A_VM_MIGRATE_PEER_ERROR,	/* u32: the destination's REFUSE */
+	LVMM_A_VM_MIGRATE_TOTAL_NS,	/* u64: from start to end */
+	LVMM_A_VM_MIGRATE_DOWNTIME_NS,	/* u64: vCPUs stopped, to DONE */
 
 	__LVMM_A_VM_MAX,
 	LVMM_A_VM_MAX = __LVMM_A_VM_MAX - 1
@@ -165,6 +198,8 @@ enum {
 	LVMM_CMD_SCHED_GET,		/* do: a VM's scheduling policy */
 	LVMM_CMD_SCHED_SET,		/* do: change it */
 	LVMM_CMD_VM_SAVE,		/* do: start writing a VM to a fd */
+	LVMM_CMD_VM_MIGRATE,		/* do: start a live migration */
+	LVMM_CMD_VM_MIGRATE_CANCEL,	/* do: stop it; the VM stays */
 
 	__LVMM_CMD_MAX,
 	LVMM_CMD_MAX = __LVMM_CMD_MAX - 1
