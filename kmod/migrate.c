@@ -98,6 +98,18 @@ int lvmm_mig_socket_ok(struct file *file, bool reader)
 	return -ENOTCONN;
 }
 
+/*
+ * The handshake's messages go out at once, not held back by Nagle behind
+ * unacknowledged data: they are on the downtime's path, and a REFUSE must
+ * leave before a close with unread data resets the connection.  Setting it
+ * also pushes what is queued.
+ */
+static void lvmm_mig_nodelay(struct socket *sock)
+{
+	if (sk_is_tcp(sock->sk))
+		tcp_sock_set_nodelay(sock->sk);
+}
+
 /* Bytes written to @sock that the peer has not taken yet. */
 static u64 lvmm_mig_unsent(struct socket *sock)
 {
@@ -513,6 +525,8 @@ static int lvmm_mig_stop_and_copy(struct lvmm_migration *m)
 	    lvmm_stream_write(&m->st, &rs, sizeof(rs)) ?:
 	    lvmm_stream_end(&m->st) ?:
 	    lvmm_mig_check_deadline(m);
+	if (!r)
+		lvmm_mig_nodelay(m->sock);	/* the stream is out: GO next */
 	lvmm_free_vcpu_images(imgs);
 	return r;
 }
@@ -784,8 +798,9 @@ int lvmm_vm_migrate_cancel(struct lvmm_vm *vm, struct netlink_ext_ack *extack)
 	return r;
 }
 
-/* The destination's socket: its timeouts, for LVMM_RESTORE_VM. */
+/* The destination's socket, for LVMM_RESTORE_VM: it only answers. */
 void lvmm_mig_incoming_prepare(struct file *file)
 {
 	lvmm_mig_set_timeouts(sock_from_file(file), LVMM_MIG_DEST_TIMEOUT);
+	lvmm_mig_nodelay(sock_from_file(file));
 }

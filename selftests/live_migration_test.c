@@ -36,6 +36,7 @@
 
 #include "kselftest_harness.h"
 #include "nl_util.h"
+#include "stream_bytes.h"
 #include "vcpu_runner.h"
 
 #define MiB		(1024 * 1024ULL)
@@ -62,175 +63,6 @@ static void __attribute__((noreturn)) skip_test(const char *why)
 	fflush(stdout);
 	fflush(stderr);
 	exit(255);
-}
-
-/* ---- xxh64, seed 0: the stream's checksum (as in snapshot_test) ------ */
-
-#define XXH_P1	11400714785074694791ULL
-#define XXH_P2	14029467366897019727ULL
-#define XXH_P3	1609587929392839161ULL
-#define XXH_P4	9650029242287828579ULL
-#define XXH_P5	2870177450012600261ULL
-
-static u64 rotl64(u64 x, int r)
-{
-	return x << r | x >> (64 - r);
-}
-
-static u64 le64(const u8 *p)
-{
-	u64 v;
-
-	memcpy(&v, p, 8);
-	return v;
-}
-
-static u32 le32(const u8 *p)
-{
-	u32 v;
-
-	memcpy(&v, p, 4);
-	return v;
-}
-
-static u64 xxh_round(u64 acc, u64 in)
-{
-	acc += in * XXH_P2;
-	return rotl64(acc, 31) * XXH_P1;
-}
-
-static u64 xxh_merge(u64 acc, u64 v)
-{
-	acc ^= xxh_round(0, v);
-	return acc * XXH_P1 + XXH_P4;
-}
-
-static u64 xxh64(const void *in, size_t len)
-{
-	const u8 *p = in, *end = p + len;
-	u64 h;
-
-	if (len >= 32) {
-		u64 v1 = XXH_P1 + XXH_P2, v2 = XXH_P2, v3 = 0, v4 = -XXH_P1;
-
-		do {
-			v1 = xxh_round(v1, le64(p));
-			v2 = xxh_round(v2, le64(p + 8));
-			v3 = xxh_round(v3, le64(p + 16));
-			v4 = xxh_round(v4, le64(p + 24));
-			p += 32;
-		} while (p <= end - 32);
-		h = rotl64(v1, 1) + rotl64(v2, 7) + rotl64(v3, 12) +
-		    rotl64(v4, 18);
-		h = xxh_merge(h, v1);
-		h = xxh_merge(h, v2);
-		h = xxh_merge(h, v3);
-		h = xxh_merge(h, v4);
-	} else {
-		h = XXH_P5;
-	}
-	h += len;
-	for (; p + 8 <= end; p += 8)
-		h = rotl64(h ^ xxh_round(0, le64(p)), 27) * XXH_P1 + XXH_P4;
-	if (p + 4 <= end) {
-		h = rotl64(h ^ le32(p) * XXH_P1, 23) * XXH_P2 + XXH_P3;
-		p += 4;
-	}
-	for (; p < end; p++)
-		h = rotl64(h ^ *p * XXH_P5, 11) * XXH_P1;
-	h ^= h >> 33;
-	h *= XXH_P2;
-	h ^= h >> 29;
-	h *= XXH_P3;
-	return h ^ h >> 32;
-}
-
-/* ---- streams as bytes ------------------------------------------------ */
-
-#define MAX_RECS	1024
-
-struct rec_ref {
-	size_t off;		/* of the record's header */
-	u32 type;
-	u64 len;
-};
-
-/*
- * The records of @buf as far as their lengths hold, up to and including
- * END: how many.
- */
-static int stream_index(const u8 *buf, size_t len, struct rec_ref *recs,
-			int max)
-{
-	size_t off = 0;
-	int n = 0;
-
-	while (n < max && len - off >= sizeof(struct lvmm_rec)) {
-		struct lvmm_rec r;
-
-		memcpy(&r, buf + off, sizeof(r));
-		if (r.len > len - off - sizeof(r))
-			break;
-		recs[n++] = (struct rec_ref){ off, r.type, r.len };
-		off += sizeof(r) + r.len;
-		if (r.type == LVMM_REC_END)
-			break;
-	}
-	return n;
-}
-
-static void *rec_data(u8 *buf, const struct rec_ref *r)
-{
-	return buf + r->off + sizeof(struct lvmm_rec);
-}
-
-/* The index of the @nth record of @type, or -1. */
-static int rec_find(const struct rec_ref *recs, int nr, u32 type, int nth)
-{
-	for (int i = 0; i < nr; i++)
-		if (recs[i].type == type && !nth--)
-			return i;
-	return -1;
-}
-
-/*
- * Make END agree with what comes before it again, as a writer would:
- * its checksum and record count.  False if there is no END to fix.
- */
-static bool stream_fix(u8 *buf, size_t len)
-{
-	struct rec_ref *recs = calloc(MAX_RECS, sizeof(*recs));
-	int nr = stream_index(buf, len, recs, MAX_RECS);
-	struct lvmm_stream_end end;
-	bool ok = false;
-
-	if (nr && recs[nr - 1].type == LVMM_REC_END &&
-	    recs[nr - 1].len == sizeof(end)) {
-		end.checksum = xxh64(buf, recs[nr - 1].off);
-		end.nr_records = nr - 1;
-		memcpy(rec_data(buf, &recs[nr - 1]), &end, sizeof(end));
-		ok = true;
-	}
-	free(recs);
-	return ok;
-}
-
-/* Cut record @r out of the @len bytes at @buf: the new length. */
-static size_t rec_drop(u8 *buf, size_t len, const struct rec_ref *r)
-{
-	size_t n = sizeof(struct lvmm_rec) + r->len;
-
-	memmove(buf + r->off, buf + r->off + n, len - r->off - n);
-	return len - n;
-}
-
-/* Put the @n bytes at @ins at @off of the @len at @buf (it has room). */
-static size_t rec_insert(u8 *buf, size_t len, size_t off, const void *ins,
-			 size_t n)
-{
-	memmove(buf + off + n, buf + off, len - off);
-	memcpy(buf + off, ins, n);
-	return len + n;
 }
 
 /* ---- sockets --------------------------------------------------------- */
@@ -433,21 +265,6 @@ static bool vm_listed(struct nlc *c, const char *name)
 	return !nl_vm_get(c, 0, name, &v);
 }
 
-static long mem_available_kb(void)
-{
-	FILE *f = fopen("/proc/meminfo", "r");
-	char line[128];
-	long kb = -1;
-
-	if (!f)
-		return -1;
-	while (fgets(line, sizeof(line), f))
-		if (sscanf(line, "MemAvailable: %ld kB", &kb) == 1)
-			break;
-	fclose(f);
-	return kb;
-}
-
 /* A migration started, and the events group it reports to. */
 struct mig {
 	struct nl_events *ev;
@@ -534,6 +351,28 @@ static void log_migrated(struct __test_metadata *_metadata,
 	       r->nr_progress, r->max_throttle);
 }
 
+/* mig_wait(), and what its event says in the test's log. */
+static struct nl_migrated *__mig_wait_log(struct __test_metadata *_metadata,
+					  struct mig *m)
+{
+	struct nl_migrated *r = mig_wait(m);
+
+	log_migrated(_metadata, r);
+	return r;
+}
+
+#define mig_wait_log(m)	__mig_wait_log(_metadata, m)
+
+/* A migration that failed with @err: the VM stayed where it was. */
+static void __expect_stayed(struct __test_metadata *_metadata,
+			    const struct nl_migrated *r, int err)
+{
+	EXPECT_EQ(LVMM_MIGRATE_STAYED, r->outcome);
+	EXPECT_EQ(err, r->error) TH_LOG("%s", strerror(r->error));
+}
+
+#define expect_stayed(r, err)	__expect_stayed(_metadata, r, err)
+
 /* ---- the destination: LVMM_RESTORE_INCOMING in a thread -------------- */
 
 struct dest {
@@ -592,6 +431,20 @@ static void dest_start_dev(struct dest *d, int fd, const char *name, int dev)
 static void dest_start(struct dest *d, int fd, const char *name)
 {
 	dest_start_dev(d, fd, name, -1);
+}
+
+/*
+ * vm-migrate of VM @id (@a as in nl_vm_migrate()) over a new connection,
+ * to a destination @d that takes it under @name.
+ */
+static void mig_to_dest(struct nlc *c, struct mig *m, struct dest *d, u32 id,
+			const char *name, const struct nl_mig_args *a)
+{
+	int s, fd;
+
+	tcp_pair(&s, &fd);
+	dest_start(d, fd, name);
+	mig_start(c, m, id, s, a);
 }
 
 /*
@@ -657,17 +510,8 @@ static struct lvmm_vm *vm_from(int fd, const struct lvmm_restore_vm *req,
 	/* These tests' VMs have vCPUs 0 to n - 1. */
 	for (u32 id = 0; id < req->nr_vcpus; id++)
 		vm_vcpu_get(vm, id);
-	if (!like)
-		return vm;
-	for (int i = 0; i < NR_MEMSLOTS; i++) {
-		const struct userspace_mem_region *s = &like->slots[i];
-
-		if (s->used)
-			vm_map_slot(vm, i, s->flags, s->gpa, s->size);
-	}
-	vm->heap_next = like->heap_next;
-	vm->heap_end = like->heap_end;
-	vm->long_mode = like->long_mode;
+	if (like)
+		vm_map_like(vm, like);
 	return vm;
 }
 
@@ -675,33 +519,6 @@ static struct lvmm_vm *vm_from(int fd, const struct lvmm_restore_vm *req,
 static struct lvmm_vm *vm_adopt(struct dest *d, const struct lvmm_vm *like)
 {
 	return vm_from(d->ret, &d->req, like);
-}
-
-/*
- * Compare the memory of two VMs with the same slots, page by page: the
- * number of pages that differ, the first at *@first.
- */
-static u64 memory_diffs(struct lvmm_vm *a, struct lvmm_vm *b, u64 *first)
-{
-	u64 diffs = 0;
-
-	for (int s = 0; s < NR_MEMSLOTS; s++) {
-		struct userspace_mem_region *ra = &a->slots[s];
-		struct userspace_mem_region *rb = &b->slots[s];
-
-		if (!ra->used)
-			continue;
-		TEST_ASSERT(rb->used && rb->size == ra->size,
-			    "slot %d: not the same in both VMs", s);
-		for (u64 off = 0; off < ra->size; off += SZ_4K) {
-			if (!memcmp((u8 *)ra->hva + off, (u8 *)rb->hva + off,
-				    SZ_4K))
-				continue;
-			if (!diffs++)
-				*first = ra->gpa + off;
-		}
-	}
-	return diffs;
 }
 
 /* ---- a fake destination: our own code speaking the protocol ---------- */
@@ -729,6 +546,12 @@ struct fake_dest {
 	struct lvmm_mig_msg go;	/* FAKE_NO_DONE: what came after READY */
 	/* Set at the first PAGES record: the guest may stop writing. */
 	volatile bool *pages_seen;
+	/*
+	 * Written (with the byte it holds) when the header came: the source
+	 * logs by then, so a later pass sends its page whatever the guest
+	 * managed to run meanwhile (one CPU for both).
+	 */
+	volatile u8 *poke;
 	int r;			/* how reading ended: 0 or -errno */
 	volatile bool got_header, got_end, got_go, release, done;
 };
@@ -778,6 +601,8 @@ static void *fake_fn(void *arg)
 			*f->pages_seen = true;
 		if (rec.type == LVMM_REC_HEADER && !f->got_header) {
 			f->got_header = true;
+			if (f->poke)
+				*f->poke = *f->poke;
 			if (f->mode == FAKE_SILENT) {
 				fake_hold(f);
 				break;
@@ -817,18 +642,31 @@ static void *fake_fn(void *arg)
 	return NULL;
 }
 
-static void fake_start(struct fake_dest *f, int fd, enum fake_mode mode)
+/* A fake destination in @mode; the test sets what else the mode needs. */
+static void fake_init(struct fake_dest *f, enum fake_mode mode)
 {
 	memset(f, 0, sizeof(*f));
-	f->fd = fd;
 	f->mode = mode;
-	sock_timeouts(fd, 30);
 }
 
-static void fake_run(struct fake_dest *f)
+/* Run it on @fd, its end of the connection, in a thread. */
+static void fake_run(struct fake_dest *f, int fd)
 {
+	f->fd = fd;
+	sock_timeouts(fd, 30);
 	TEST_ASSERT(!pthread_create(&f->thread, NULL, fake_fn, f),
 		    "pthread_create");
+}
+
+/* vm-migrate of VM @id over a new connection, to fake destination @f. */
+static void mig_to_fake(struct nlc *c, struct mig *m, struct fake_dest *f,
+			u32 id)
+{
+	int s, fd;
+
+	tcp_pair(&s, &fd);
+	fake_run(f, fd);
+	mig_start(c, m, id, s, NULL);
 }
 
 static void fake_join(struct fake_dest *f)
@@ -909,7 +747,7 @@ static void __check_stream(struct __test_metadata *_metadata, u8 *buf,
 		EXPECT_EQ(0, run.pad);
 	}
 	memcpy(&end, rec_data(buf, &recs[nr - 1]), sizeof(end));
-	EXPECT_EQ(xxh64(buf, recs[nr - 1].off), end.checksum);
+	EXPECT_EQ(lvmm_xxh64(buf, recs[nr - 1].off, 0), end.checksum);
 	EXPECT_EQ(nr - 1, end.nr_records);
 	free(recs);
 }
@@ -1494,7 +1332,7 @@ TEST_F_TIMEOUT(mig, spin_guest, 120)
 	struct dest d;
 	struct mig m;
 	struct nl_vm v;
-	int s, fd, r;
+	int r;
 
 	REQUIRE_MIGRATE();
 	vm = vm_create_with_one_vcpu(&vcpu, guest_counter);
@@ -1502,11 +1340,8 @@ TEST_F_TIMEOUT(mig, spin_guest, 120)
 	vthread_start(&t, vcpu, 0);
 	ASSERT_TRUE(wait_vcpu(&t, t.nr_sync >= 3, 20000));
 
-	tcp_pair(&s, &fd);
-	dest_start(&d, fd, "mig-spin-dst");
-	mig_start(self->c, &m, vm->h.id, s, NULL);
-	res = mig_wait(&m);
-	log_migrated(_metadata, res);
+	mig_to_dest(self->c, &m, &d, vm->h.id, "mig-spin-dst", NULL);
+	res = mig_wait_log(&m);
 	ASSERT_EQ(LVMM_MIGRATE_MOVED, res->outcome)
 		TH_LOG("%s, destination %s", strerror(res->error),
 		       strerror(res->peer_error));
@@ -1574,7 +1409,6 @@ TEST_F_TIMEOUT(mig, two_vcpus, 120)
 	struct dest d;
 	struct mig m;
 	struct nl_vm v;
-	int s, fd;
 
 	REQUIRE_MIGRATE();
 	TEST_REQUIRE(lvmm_cap(LVMM_CAP_MAX_VCPUS) >= 2);
@@ -1584,11 +1418,8 @@ TEST_F_TIMEOUT(mig, two_vcpus, 120)
 	for (int i = 0; i < 2; i++)
 		ASSERT_TRUE(wait_vcpu(&t[i], t[i].nr_sync >= 2, 20000));
 
-	tcp_pair(&s, &fd);
-	dest_start(&d, fd, "mig-two-dst");
-	mig_start(self->c, &m, vm->h.id, s, NULL);
-	res = mig_wait(&m);
-	log_migrated(_metadata, res);
+	mig_to_dest(self->c, &m, &d, vm->h.id, "mig-two-dst", NULL);
+	res = mig_wait_log(&m);
 	for (int i = 0; i < 2; i++)
 		skip_if_lost(&t[i]);
 	ASSERT_EQ(LVMM_MIGRATE_MOVED, res->outcome)
@@ -1635,7 +1466,6 @@ TEST_F_TIMEOUT(mig, paused_vm_arrives_paused, 120)
 	struct dest d;
 	struct mig m;
 	u64 frozen;
-	int s, fd;
 
 	REQUIRE_MIGRATE();
 	vm = vm_create_with_one_vcpu(&vcpu, guest_counter);
@@ -1646,11 +1476,8 @@ TEST_F_TIMEOUT(mig, paused_vm_arrives_paused, 120)
 			     dump.v[0].state == LVMM_VCPU_STATE_PAUSED, 5000));
 	frozen = counter_in(vm, 0);
 
-	tcp_pair(&s, &fd);
-	dest_start(&d, fd, "mig-paused-dst");
-	mig_start(self->c, &m, vm->h.id, s, NULL);
-	res = mig_wait(&m);
-	log_migrated(_metadata, res);
+	mig_to_dest(self->c, &m, &d, vm->h.id, "mig-paused-dst", NULL);
+	res = mig_wait_log(&m);
 	ASSERT_EQ(LVMM_MIGRATE_MOVED, res->outcome)
 		TH_LOG("%s", strerror(res->error));
 	expect_sane(res);
@@ -1695,7 +1522,6 @@ TEST_F_TIMEOUT(mig, unix_socket_pair, 120)
 		struct dest d;
 		struct mig m;
 		u64 c0 = 0;
-		int s, fd;
 
 		if (empty) {
 			vm = vm_create_bare("mig-empty");
@@ -1704,11 +1530,8 @@ TEST_F_TIMEOUT(mig, unix_socket_pair, 120)
 			vthread_start(&t, vcpu, 0);
 			ASSERT_TRUE(wait_vcpu(&t, t.nr_sync >= 2, 20000));
 		}
-		tcp_pair(&s, &fd);
-		dest_start(&d, fd, "mig-unix-dst");
-		mig_start(self->c, &m, vm->h.id, s, NULL);
-		res = mig_wait(&m);
-		log_migrated(_metadata, res);
+		mig_to_dest(self->c, &m, &d, vm->h.id, "mig-unix-dst", NULL);
+		res = mig_wait_log(&m);
 		ASSERT_EQ(LVMM_MIGRATE_MOVED, res->outcome)
 			TH_LOG("%s: %s, destination %s", empty ? "empty" : "counting",
 			       strerror(res->error), strerror(res->peer_error));
@@ -1744,7 +1567,6 @@ TEST_F_TIMEOUT(mig, slow_reader_unix, 120)
 	struct fake_dest f;
 	struct lvmm_vm *vm;
 	struct mig m;
-	int s, fd;
 	u8 *mem;
 
 	REQUIRE_MIGRATE();
@@ -1753,18 +1575,14 @@ TEST_F_TIMEOUT(mig, slow_reader_unix, 120)
 	mem = vm_add_memslot(vm, 0, 0, 0, SZ_2M);
 	for (int p = 0; p < 8; p++)
 		memset(mem + p * 37 * SZ_4K, 0x10 + p, 100);
-	tcp_pair(&s, &fd);
-	fake_start(&f, fd, FAKE_REFUSE_END);
+	fake_init(&f, FAKE_REFUSE_END);
 	f.err = ENOSPC;
 	f.stall_ms = 500;
-	fake_run(&f);
-	mig_start(self->c, &m, vm->h.id, s, NULL);
-	res = mig_wait(&m);
-	log_migrated(_metadata, res);
+	mig_to_fake(self->c, &m, &f, vm->h.id);
+	res = mig_wait_log(&m);
 	fake_join(&f);
 	EXPECT_TRUE(f.got_end);
-	EXPECT_EQ(LVMM_MIGRATE_STAYED, res->outcome);
-	EXPECT_EQ(ECONNREFUSED, res->error) TH_LOG("%s", strerror(res->error));
+	expect_stayed(res, ECONNREFUSED);
 	EXPECT_EQ(ENOSPC, res->peer_error);
 	expect_sane(res);
 	EXPECT_EQ(f.len, res->sent);
@@ -1790,17 +1608,12 @@ TEST_F_TIMEOUT(mig, two_at_once, 120)
 	}
 	for (int i = 0; i < 2; i++)
 		ASSERT_TRUE(wait_vcpu(&t[i], t[i].nr_sync >= 2, 20000));
+	for (int i = 0; i < 2; i++)
+		mig_to_dest(self->c, &m[i], &d[i], vm[i]->h.id, names[i],
+			    NULL);
 	for (int i = 0; i < 2; i++) {
-		int s, fd;
+		struct nl_migrated *res = mig_wait_log(&m[i]);
 
-		tcp_pair(&s, &fd);
-		dest_start(&d[i], fd, names[i]);
-		mig_start(self->c, &m[i], vm[i]->h.id, s, NULL);
-	}
-	for (int i = 0; i < 2; i++) {
-		struct nl_migrated *res = mig_wait(&m[i]);
-
-		log_migrated(_metadata, res);
 		ASSERT_EQ(LVMM_MIGRATE_MOVED, res->outcome)
 			TH_LOG("VM %d: %s", i, strerror(res->error));
 		expect_sane(res);
@@ -1853,13 +1666,9 @@ TEST_F_TIMEOUT(mig, back_and_forth, 180)
 		u64 c0, first = 0;
 		struct dest d;
 		struct mig m;
-		int s, fd;
 
-		tcp_pair(&s, &fd);
-		dest_start(&d, fd, to);
-		mig_start(self->c, &m, src->h.id, s, NULL);
-		res = mig_wait(&m);
-		log_migrated(_metadata, res);
+		mig_to_dest(self->c, &m, &d, src->h.id, to, NULL);
+		res = mig_wait_log(&m);
 		ASSERT_EQ(LVMM_MIGRATE_MOVED, res->outcome)
 			TH_LOG("hop %d: %s, destination %s", hop,
 			       strerror(res->error), strerror(res->peer_error));
@@ -1967,8 +1776,7 @@ TEST_F_TIMEOUT(mig, memtouch_guest, 180)
 	fill_page(rom + ROM_PAGE * SZ_4K, 0xef);
 	rl.release = true;
 
-	res = mig_wait(&m);
-	log_migrated(_metadata, res);
+	res = mig_wait_log(&m);
 	ASSERT_EQ(LVMM_MIGRATE_MOVED, res->outcome)
 		TH_LOG("%s, destination %s", strerror(res->error),
 		       strerror(res->peer_error));
@@ -2093,8 +1901,7 @@ TEST_F_TIMEOUT(mig, destination_killed, 120)
 	ASSERT_EQ(pid, waitpid(pid, &status, 0));
 	EXPECT_TRUE(WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL);
 
-	res = mig_wait(&m);
-	log_migrated(_metadata, res);
+	res = mig_wait_log(&m);
 	EXPECT_EQ(LVMM_MIGRATE_STAYED, res->outcome);
 	/*
 	 * The connection closed; or, when the source had written all it
@@ -2128,22 +1935,17 @@ TEST_F_TIMEOUT(mig, destination_closes, 120)
 	struct lvmm_vm *vm;
 	struct vthread t;
 	struct mig m;
-	int s, fd;
 
 	REQUIRE_MIGRATE();
 	vm = touch_vm(&t, FAIL_PAGES, FAIL_HOT, 0);
-	tcp_pair(&s, &fd);
-	fake_start(&f, fd, FAKE_CLOSE_AFTER);
+	fake_init(&f, FAKE_CLOSE_AFTER);
 	f.close_after = MiB;
-	fake_run(&f);
-	mig_start(self->c, &m, vm->h.id, s, NULL);
-	res = mig_wait(&m);
-	log_migrated(_metadata, res);
+	mig_to_fake(self->c, &m, &f, vm->h.id);
+	res = mig_wait_log(&m);
 	fake_join(&f);
 	EXPECT_TRUE(f.got_header);
 	EXPECT_LE(MiB, f.len);
-	EXPECT_EQ(LVMM_MIGRATE_STAYED, res->outcome);
-	EXPECT_EQ(ECONNRESET, res->error) TH_LOG("%s", strerror(res->error));
+	expect_stayed(res, ECONNRESET);
 	expect_sane(res);
 	expect_intact(self->c, vm, &t, false);
 	free(f.buf);
@@ -2179,10 +1981,8 @@ TEST_F_TIMEOUT(mig, destination_socket_shut_down, 120)
 	EXPECT_EQ(-ECONNRESET, dest_join(&d)) TH_LOG("%s", strerror(-d.ret));
 	close(fd2);
 	EXPECT_FALSE(vm_listed(self->c, "mig-shut"));
-	res = mig_wait(&m);
-	log_migrated(_metadata, res);
-	EXPECT_EQ(LVMM_MIGRATE_STAYED, res->outcome);
-	EXPECT_EQ(ECONNRESET, res->error) TH_LOG("%s", strerror(res->error));
+	res = mig_wait_log(&m);
+	expect_stayed(res, ECONNRESET);
 	expect_sane(res);
 	expect_intact(self->c, vm, &t, false);
 	vm_free(vm);
@@ -2201,18 +2001,13 @@ TEST_F_TIMEOUT(mig, destination_refuses, 120)
 	struct dest d;
 	struct mig m;
 	struct nl_vm v;
-	int s, fd;
 
 	REQUIRE_MIGRATE();
 	taken = vm_create_bare("mig-taken");
 	vm = touch_vm(&t, FAIL_PAGES, FAIL_HOT, 0);
-	tcp_pair(&s, &fd);
-	dest_start(&d, fd, "mig-taken");
-	mig_start(self->c, &m, vm->h.id, s, NULL);
-	res = mig_wait(&m);
-	log_migrated(_metadata, res);
-	EXPECT_EQ(LVMM_MIGRATE_STAYED, res->outcome);
-	EXPECT_EQ(ECONNREFUSED, res->error) TH_LOG("%s", strerror(res->error));
+	mig_to_dest(self->c, &m, &d, vm->h.id, "mig-taken", NULL);
+	res = mig_wait_log(&m);
+	expect_stayed(res, ECONNREFUSED);
 	EXPECT_EQ(EEXIST, res->peer_error) TH_LOG("%s", strerror(res->peer_error));
 	expect_sane(res);
 	/* Refused at the header: not after the whole VM came. */
@@ -2236,20 +2031,15 @@ TEST_F_TIMEOUT(mig, cancel, 120)
 	struct vthread t;
 	struct dest d;
 	struct mig m;
-	int s, fd;
 
 	REQUIRE_MIGRATE();
 	vm = touch_vm(&t, FAIL_PAGES, FAIL_HOT, 0);
-	tcp_pair(&s, &fd);
-	dest_start(&d, fd, "mig-cancelled");
-	mig_start(self->c, &m, vm->h.id, s, &a);
+	mig_to_dest(self->c, &m, &d, vm->h.id, "mig-cancelled", &a);
 	usleep(600000);
 	EXPECT_EQ(0, nl_vm_cmd(self->c, LVMM_CMD_VM_MIGRATE_CANCEL, vm->h.id))
 		TH_LOG("%s", self->c->ext);
-	res = mig_wait(&m);
-	log_migrated(_metadata, res);
-	EXPECT_EQ(LVMM_MIGRATE_STAYED, res->outcome);
-	EXPECT_EQ(ECANCELED, res->error) TH_LOG("%s", strerror(res->error));
+	res = mig_wait_log(&m);
+	expect_stayed(res, ECANCELED);
 	expect_sane(res);
 	EXPECT_GT(3000000000ULL, now_ns() - m.start_ns)
 		TH_LOG("the cancel took its time");
@@ -2273,19 +2063,14 @@ TEST_F_TIMEOUT(mig, destroyed_during_migration, 120)
 	struct vthread t;
 	struct dest d;
 	struct mig m;
-	int s, fd;
 
 	REQUIRE_MIGRATE();
 	vm = touch_vm(&t, FAIL_PAGES, FAIL_HOT, 0);
-	tcp_pair(&s, &fd);
-	dest_start(&d, fd, "mig-destroyed");
-	mig_start(self->c, &m, vm->h.id, s, &a);
+	mig_to_dest(self->c, &m, &d, vm->h.id, "mig-destroyed", &a);
 	usleep(600000);
 	EXPECT_EQ(0, nl_vm_cmd(self->c, LVMM_CMD_VM_DESTROY, vm->h.id));
-	res = mig_wait(&m);
-	log_migrated(_metadata, res);
-	EXPECT_EQ(LVMM_MIGRATE_STAYED, res->outcome);
-	EXPECT_EQ(EINTR, res->error) TH_LOG("%s", strerror(res->error));
+	res = mig_wait_log(&m);
+	expect_stayed(res, EINTR);
 	expect_sane(res);
 	vthread_join(&t, END_DESTROYED);
 	EXPECT_EQ(-ECONNRESET, dest_join(&d)) TH_LOG("%s", strerror(-d.ret));
@@ -2306,20 +2091,15 @@ TEST_F_TIMEOUT(mig, destination_silent, 120)
 	struct lvmm_vm *vm;
 	struct vthread t;
 	struct mig m;
-	int s, fd;
 
 	REQUIRE_MIGRATE();
 	vm = touch_vm(&t, 256, 16, 0);
-	tcp_pair(&s, &fd);
-	fake_start(&f, fd, FAKE_SILENT);
-	fake_run(&f);
-	mig_start(self->c, &m, vm->h.id, s, NULL);
-	res = mig_wait(&m);
-	log_migrated(_metadata, res);
+	fake_init(&f, FAKE_SILENT);
+	mig_to_fake(self->c, &m, &f, vm->h.id);
+	res = mig_wait_log(&m);
 	fake_join(&f);
 	EXPECT_TRUE(f.got_header);
-	EXPECT_EQ(LVMM_MIGRATE_STAYED, res->outcome);
-	EXPECT_EQ(ETIMEDOUT, res->error) TH_LOG("%s", strerror(res->error));
+	expect_stayed(res, ETIMEDOUT);
 	expect_sane(res);
 	EXPECT_LE(9500000000ULL, res->total_ns);
 	EXPECT_GE(15000000000ULL, res->total_ns);
@@ -2352,13 +2132,10 @@ TEST_F_TIMEOUT(mig, destination_speaks_garbage, 120)
 		struct nl_migrated *res;
 		struct fake_dest f;
 		struct mig m;
-		int s, fd;
 
-		tcp_pair(&s, &fd);
-		fake_start(&f, fd, FAKE_GARBAGE);
+		fake_init(&f, FAKE_GARBAGE);
 		f.garbage = garbage[k];
-		fake_run(&f);
-		mig_start(self->c, &m, vm->h.id, s, NULL);
+		mig_to_fake(self->c, &m, &f, vm->h.id);
 		res = mig_wait(&m);
 		fake_join(&f);
 		EXPECT_EQ(LVMM_MIGRATE_STAYED, res->outcome) TH_LOG("answer %zu", k);
@@ -2387,25 +2164,19 @@ TEST_F_TIMEOUT(mig, destination_refuses_at_the_end, 120)
 		struct lvmm_vm *vm;
 		struct vthread t;
 		struct mig m;
-		int s, fd;
 
 		vm = touch_vm(&t, FAIL_PAGES, FAIL_HOT, 0);
 		if (paused)
 			ASSERT_EQ(0, nl_vm_cmd(self->c, LVMM_CMD_VM_PAUSE,
 					       vm->h.id));
-		tcp_pair(&s, &fd);
-		fake_start(&f, fd, FAKE_REFUSE_END);
+		fake_init(&f, FAKE_REFUSE_END);
 		f.err = ENOSPC;
 		f.pages_seen = &t.quiet;
-		fake_run(&f);
-		mig_start(self->c, &m, vm->h.id, s, NULL);
-		res = mig_wait(&m);
-		log_migrated(_metadata, res);
+		mig_to_fake(self->c, &m, &f, vm->h.id);
+		res = mig_wait_log(&m);
 		fake_join(&f);
 		ASSERT_TRUE(f.got_end);
-		EXPECT_EQ(LVMM_MIGRATE_STAYED, res->outcome);
-		EXPECT_EQ(ECONNREFUSED, res->error)
-			TH_LOG("%s", strerror(res->error));
+		expect_stayed(res, ECONNREFUSED);
 		EXPECT_EQ(ENOSPC, res->peer_error);
 		expect_sane(res);
 		EXPECT_EQ(f.len, res->sent) TH_LOG("sent is not what came");
@@ -2460,18 +2231,15 @@ TEST_F_TIMEOUT(mig, destination_silent_at_the_end, 120)
 	struct mig m;
 	u64 t0, ms;
 	void *map;
-	int s, fd;
 
 	REQUIRE_MIGRATE();
 	vm = touch_vm(&t, FAIL_PAGES, FAIL_HOT, 0);
 	idle = vm_vcpu_add_raw(vm, 1);		/* never runs */
 	w.p = addr_gva2hva(vm, vm_alloc(vm, SZ_4K));
 	ASSERT_EQ(0, pthread_create(&w.thread, NULL, writer_fn, &w));
-	tcp_pair(&s, &fd);
-	fake_start(&f, fd, FAKE_SILENT_AT_END);
+	fake_init(&f, FAKE_SILENT_AT_END);
 	f.pages_seen = &t.quiet;
-	fake_run(&f);
-	mig_start(self->c, &m, vm->h.id, s, NULL);
+	mig_to_fake(self->c, &m, &f, vm->h.id);
 	ASSERT_TRUE(wait_for(f.got_end || f.done, MIGRATE_MS));
 	ASSERT_TRUE(f.got_end);
 
@@ -2500,10 +2268,8 @@ TEST_F_TIMEOUT(mig, destination_silent_at_the_end, 120)
 		TH_LOG("mmap() waited %llu ms behind the VMM's write to frozen guest memory",
 		       (unsigned long long)ms);
 
-	res = mig_wait(&m);
-	log_migrated(_metadata, res);
-	EXPECT_EQ(LVMM_MIGRATE_STAYED, res->outcome);
-	EXPECT_EQ(ETIMEDOUT, res->error) TH_LOG("%s", strerror(res->error));
+	res = mig_wait_log(&m);
+	expect_stayed(res, ETIMEDOUT);
 	expect_sane(res);
 	EXPECT_LE(9500000000ULL, now_ns() - m.start_ns);
 	/* The outcome is known: the write goes through, the ioctls too. */
@@ -2537,17 +2303,14 @@ TEST_F_TIMEOUT(mig, go_without_done, 120)
 		struct vthread t;
 		struct nl_vm v;
 		struct mig m;
-		int s, fd;
 		u64 w;
 
 		vm = touch_vm(&t, FAIL_PAGES, FAIL_HOT, 0);
-		tcp_pair(&s, &fd);
-		fake_start(&f, fd, FAKE_NO_DONE);
+		fake_init(&f, FAKE_NO_DONE);
 		f.pages_seen = &t.quiet;
 		if (refuses)
 			f.refuse_go = ENOENT;
-		fake_run(&f);
-		mig_start(self->c, &m, vm->h.id, s, NULL);
+		mig_to_fake(self->c, &m, &f, vm->h.id);
 		ASSERT_TRUE(wait_for(f.got_go || f.done, MIGRATE_MS));
 		ASSERT_TRUE(f.got_go) TH_LOG("no GO after READY");
 		EXPECT_EQ(LVMM_MIG_MAGIC, f.go.magic);
@@ -2565,8 +2328,7 @@ TEST_F_TIMEOUT(mig, go_without_done, 120)
 		if (!silent)
 			fake_join(&f);	/* hangs up without DONE, or refuses */
 
-		res = mig_wait(&m);
-		log_migrated(_metadata, res);
+		res = mig_wait_log(&m);
 		if (silent)
 			fake_join(&f);
 		EXPECT_EQ(LVMM_MIGRATE_UNKNOWN, res->outcome);
@@ -2692,19 +2454,14 @@ TEST_F_TIMEOUT(mig, no_convergence, 120)
 	struct vthread t;
 	struct dest d;
 	struct mig m;
-	int s, fd;
 
 	REQUIRE_MIGRATE();
 	vm = dirtier_vm(&t, &dr);
 	a = (struct nl_mig_args){ .downtime_ms = DIRTY_DOWNTIME,
 				  .max_bandwidth = dr.bw, .max_iter = 2 };
-	tcp_pair(&s, &fd);
-	dest_start(&d, fd, "mig-etime");
-	mig_start(self->c, &m, vm->h.id, s, &a);
-	res = mig_wait(&m);
-	log_migrated(_metadata, res);
-	EXPECT_EQ(LVMM_MIGRATE_STAYED, res->outcome);
-	EXPECT_EQ(ETIME, res->error) TH_LOG("%s", strerror(res->error));
+	mig_to_dest(self->c, &m, &d, vm->h.id, "mig-etime", &a);
+	res = mig_wait_log(&m);
+	expect_stayed(res, ETIME);
 	EXPECT_EQ(2, res->iterations);
 	EXPECT_EQ(0, res->max_throttle);
 	expect_sane(res);
@@ -2730,18 +2487,14 @@ TEST_F_TIMEOUT(mig, auto_converge, 120)
 	struct dest d;
 	struct mig m;
 	u64 first = 0, rate;
-	int s, fd;
 
 	REQUIRE_MIGRATE();
 	vm = dirtier_vm(&t, &dr);
 	a = (struct nl_mig_args){ .downtime_ms = DIRTY_DOWNTIME,
 				  .max_bandwidth = dr.bw,
 				  .auto_converge = true };
-	tcp_pair(&s, &fd);
-	dest_start(&d, fd, "mig-converged");
-	mig_start(self->c, &m, vm->h.id, s, &a);
-	res = mig_wait(&m);
-	log_migrated(_metadata, res);
+	mig_to_dest(self->c, &m, &d, vm->h.id, "mig-converged", &a);
+	res = mig_wait_log(&m);
 	ASSERT_EQ(LVMM_MIGRATE_MOVED, res->outcome)
 		TH_LOG("%s", strerror(res->error));
 	expect_sane(res);
@@ -2777,16 +2530,13 @@ TEST_F_TIMEOUT(mig, throttle_lifted_on_cancel, 120)
 	struct nl_vm e;
 	u32 throttle = 0;
 	u64 rate;
-	int s, fd;
 
 	REQUIRE_MIGRATE();
 	vm = dirtier_vm(&t, &dr);
 	a = (struct nl_mig_args){ .downtime_ms = DIRTY_DOWNTIME,
 				  .max_bandwidth = dr.bw,
 				  .auto_converge = true };
-	tcp_pair(&s, &fd);
-	dest_start(&d, fd, "mig-throttled");
-	mig_start(self->c, &m, vm->h.id, s, &a);
+	mig_to_dest(self->c, &m, &d, vm->h.id, "mig-throttled", &a);
 	/* At 60 %, the guest gets 40 % of a CPU: less than it had. */
 	while (throttle < 60 && event_next(m.ev, vm->h.id, &e)) {
 		ASSERT_NE(LVMM_EVENT_MIGRATED, e.event)
@@ -2801,10 +2551,8 @@ TEST_F_TIMEOUT(mig, throttle_lifted_on_cancel, 120)
 	EXPECT_GT(dr.r0 * 3 / 4, rate) TH_LOG("%llu pages/s at a throttle of %u %%",
 					     (unsigned long long)rate, throttle);
 	ASSERT_EQ(0, nl_vm_cmd(self->c, LVMM_CMD_VM_MIGRATE_CANCEL, vm->h.id));
-	res = mig_wait(&m);
-	log_migrated(_metadata, res);
-	EXPECT_EQ(LVMM_MIGRATE_STAYED, res->outcome);
-	EXPECT_EQ(ECANCELED, res->error) TH_LOG("%s", strerror(res->error));
+	res = mig_wait_log(&m);
+	expect_stayed(res, ECANCELED);
 	EXPECT_EQ(-ECONNRESET, dest_join(&d));
 	rate = touch_rate(vm, 300, false);
 	EXPECT_LE(dr.r0 / 2, rate)
@@ -2992,15 +2740,13 @@ TEST_F_TIMEOUT(mig, one_at_a_time, 120)
 	struct lvmm_vm *vm;
 	struct vthread t;
 	struct mig m;
-	int s, fd, s2, fd2, mfd;
+	int s2, fd2, mfd;
 	u64 bm[4] = {}, w;
 
 	REQUIRE_MIGRATE();
 	vm = touch_vm(&t, 256, 16, 0);
-	tcp_pair(&s, &fd);
-	fake_start(&f, fd, FAKE_SILENT);
-	fake_run(&f);
-	mig_start(self->c, &m, vm->h.id, s, NULL);
+	fake_init(&f, FAKE_SILENT);
+	mig_to_fake(self->c, &m, &f, vm->h.id);
 	/* The header is out: the thread is logging. */
 	ASSERT_TRUE(wait_for(f.got_header, 10000));
 
@@ -3029,11 +2775,9 @@ TEST_F_TIMEOUT(mig, one_at_a_time, 120)
 
 	/* A cancel ends the wait for the silent destination at once. */
 	ASSERT_EQ(0, nl_vm_cmd(self->c, LVMM_CMD_VM_MIGRATE_CANCEL, vm->h.id));
-	res = mig_wait(&m);
-	log_migrated(_metadata, res);
+	res = mig_wait_log(&m);
 	fake_join(&f);
-	EXPECT_EQ(LVMM_MIGRATE_STAYED, res->outcome);
-	EXPECT_EQ(ECANCELED, res->error) TH_LOG("%s", strerror(res->error));
+	expect_stayed(res, ECANCELED);
 	EXPECT_GT(5000000000ULL, res->total_ns);
 	expect_intact(self->c, vm, &t, false);
 	close(s2);
@@ -3105,14 +2849,13 @@ TEST_F_TIMEOUT(mig, busy_with_save_or_log, 120)
 	vm_set_memslot_flags(vm, TOUCH_SLOT, 0);
 
 	/* Neither in the way any more. */
-	fake_start(&f, fd, FAKE_REFUSE_END);
+	fake_init(&f, FAKE_REFUSE_END);
 	f.err = EAGAIN;
-	fake_run(&f);
+	fake_run(&f, fd);
 	mig_start(self->c, &m, vm->h.id, s, NULL);
 	res = mig_wait(&m);
 	fake_join(&f);
-	EXPECT_EQ(LVMM_MIGRATE_STAYED, res->outcome);
-	EXPECT_EQ(ECONNREFUSED, res->error);
+	expect_stayed(res, ECONNREFUSED);
 	EXPECT_EQ(EAGAIN, res->peer_error);
 	expect_intact(self->c, vm, &t, false);
 	free(f.buf);
@@ -3171,7 +2914,7 @@ TEST_F_TIMEOUT(mig, permission, 60)
 	struct lvmm_vm *vm;
 	struct dest d;
 	struct mig m;
-	int status, dev, s, fd;
+	int status, dev;
 	pid_t pid;
 
 	REQUIRE_MIGRATE();
@@ -3191,9 +2934,7 @@ TEST_F_TIMEOUT(mig, permission, 60)
 	/* Untouched; and CAP_NET_ADMIN may migrate it. */
 	EXPECT_EQ(LVMM_VM_STATE_CREATED, vm_state(self->c, vm->h.id));
 	EXPECT_FALSE(vm_listed(self->c, "mig-nobody-dst"));
-	tcp_pair(&s, &fd);
-	dest_start(&d, fd, "mig-root-dst");
-	mig_start(self->c, &m, vm->h.id, s, NULL);
+	mig_to_dest(self->c, &m, &d, vm->h.id, "mig-root-dst", NULL);
 	res = mig_wait(&m);
 	EXPECT_EQ(LVMM_MIGRATE_MOVED, res->outcome) TH_LOG("%s", strerror(res->error));
 	ASSERT_LE(0, dest_join(&d));
@@ -3210,55 +2951,9 @@ TEST_F_TIMEOUT(mig, permission, 60)
 /* ---- hostile sources: streams sent to LVMM_RESTORE_INCOMING ---------- */
 
 /*
- * A small VM whose migration stream the tests below take apart: a
- * real-mode loop at 0x1000 on vCPU 0 (vCPU 1 never runs), counting at
- * 0x2000 with an OUT after each step; slot 0 (2 MiB), slot 1 (small pages,
- * a partial last chunk), a read-only slot; a VMM blob.
+ * The tests below take apart the migration stream of the tiny VM
+ * (stream_bytes.h), recorded while vCPU 0 ran (vCPU 1 never runs).
  */
-#define TINY_SLOT1_GPA	0x300000ULL
-#define TINY_SLOT1_SIZE	(SZ_2M + 2 * SZ_4K)
-#define TINY_ROM_GPA	0xfffff000ULL
-#define TINY_BLOB	100
-#define TINY_PORT	0x80
-
-/* 1000: mov 0x2000,%ax; inc %ax; mov %ax,0x2000; out %ax,$0x80; jmp 1000 */
-static const u8 tiny_code[] = {
-	0xa1, 0x00, 0x20, 0x40, 0xa3, 0x00, 0x20, 0xe7, 0x80, 0xeb, 0xf5,
-};
-
-static struct lvmm_vm *tiny_vm(const char *name)
-{
-	struct lvmm_vm *vm = vm_create_bare(name);
-	u8 *mem, *mem1, *rom, blob[TINY_BLOB];
-
-	mem = vm_add_memslot(vm, 0, 0, 0, SZ_2M);
-	memcpy(mem + 0x1000, tiny_code, sizeof(tiny_code));
-	memset(mem + 0x10000, 0x11, SZ_4K);
-	mem1 = vm_add_memslot(vm, 1, 0, TINY_SLOT1_GPA, TINY_SLOT1_SIZE);
-	memset(mem1, 0x33, SZ_4K);
-	memset(mem1 + 300 * SZ_4K, 0x44, 100);
-	memset(mem1 + 513 * SZ_4K, 0x55, SZ_4K);
-	rom = vm_add_memslot(vm, 2, LVMM_MEMSLOT_READONLY, TINY_ROM_GPA, SZ_4K);
-	memset(rom, 0xf4, SZ_4K);
-	for (u32 id = 0; id < 2; id++) {
-		struct lvmm_vcpu *vcpu = vm_vcpu_add_raw(vm, id);
-		struct lvmm_sregs sregs;
-		struct lvmm_regs regs;
-
-		vcpu_sregs_get(vcpu, &sregs);
-		sregs.cs.selector = 0;
-		sregs.cs.base = 0;
-		vcpu_sregs_set(vcpu, &sregs);
-		vcpu_regs_get(vcpu, &regs);
-		regs.rip = 0x1000;
-		regs.rbx = 0x1111 * (id + 1);
-		vcpu_regs_set(vcpu, &regs);
-	}
-	for (int i = 0; i < TINY_BLOB; i++)
-		blob[i] = i ^ 0x5a;
-	TEST_ASSERT(!__vm_set_vmm_state(vm, blob, TINY_BLOB), "SET_VMM_STATE");
-	return vm;
-}
 
 /* How a fake source answers READY. */
 enum {
@@ -3407,7 +3102,6 @@ FIXTURE_SETUP(incoming)
 	struct lvmm_vm *vm;
 	struct vthread t;
 	struct mig m;
-	int s, fd;
 
 	self->buf = NULL;
 	self->c = NULL;
@@ -3420,11 +3114,10 @@ FIXTURE_SETUP(incoming)
 	vm = tiny_vm("mig-tiny");
 	vthread_start(&t, vm->vcpus[0], TINY_PORT);
 	ASSERT_TRUE(wait_vcpu(&t, t.nr_io > 100, 10000));
-	tcp_pair(&s, &fd);
-	fake_start(&f, fd, FAKE_REFUSE_END);
+	fake_init(&f, FAKE_REFUSE_END);
 	f.err = ENOSPC;
-	fake_run(&f);
-	mig_start(self->c, &m, vm->h.id, s, NULL);
+	f.poke = addr_gpa2hva(vm, 0x10000);
+	mig_to_fake(self->c, &m, &f, vm->h.id);
 	res = mig_wait(&m);
 	fake_join(&f);
 	ASSERT_EQ(LVMM_MIGRATE_STAYED, res->outcome);
@@ -3900,140 +3593,13 @@ TEST_F_TIMEOUT(incoming, request, 60)
 
 /* ---- a mutation fuzzer of the migration stream ----------------------- */
 
-static u64 rnd(u64 *s)
-{
-	/* xorshift64* */
-	*s ^= *s >> 12;
-	*s ^= *s << 25;
-	*s ^= *s >> 27;
-	return *s * 2685821657736338717ULL;
-}
-
-static const u64 interesting[] = {
-	0, 1, 2, 7, 8, 16, 31, 32, 33, 127, 128, 129, 255, 256, 257, 511,
-	512, 513, 4095, 4096, 4104, 65536, 65537, 0x7fffffff, 0x80000000,
-	0xffffffff, 1ULL << 32, 1ULL << 40, 1ULL << 62, 1ULL << 63, ~0ULL,
-	~0ULL - 7,
+/* The types a fuzzed record may get: every one there is, and one more. */
+static const u32 fuzz_types[] = {
+	LVMM_REC_HEADER, LVMM_REC_MEMORY, LVMM_REC_VCPU, LVMM_REC_VMM,
+	LVMM_REC_END, LVMM_REC_PAGES, LVMM_REC_RUNSTATE, 8,
 };
 
-/*
- * Mutate the @len bytes at @b (room for @cap): bit flips, cuts, records
- * duplicated, dropped or swapped, record types changed, lengths and
- * counts set to values at the edges.  Returns the new length; @what
- * says what.  (snapshot_test's, with record types.)
- */
-static size_t mutate(u8 *b, size_t len, size_t cap, u64 *s, char *what,
-		     size_t wlen)
-{
-	static const u32 types[] = {
-		LVMM_REC_HEADER, LVMM_REC_MEMORY, LVMM_REC_VCPU, LVMM_REC_VMM,
-		LVMM_REC_END, LVMM_REC_PAGES, LVMM_REC_RUNSTATE, 8,
-	};
-	struct rec_ref recs[MAX_RECS];
-	int nr = stream_index(b, len, recs, MAX_RECS), i, j;
-	u64 v = interesting[rnd(s) % ARRAY_SIZE(interesting)];
-	size_t off, n;
-	u8 *tmp;
-
-	if (len < 16) {
-		snprintf(what, wlen, "nothing (%zu bytes)", len);
-		return len;
-	}
-	i = nr ? rnd(s) % nr : 0;
-	switch (rnd(s) % 10) {
-	case 0:
-		n = 1 + rnd(s) % 4;
-		snprintf(what, wlen, "%zu bit flips", n);
-		while (n--)
-			b[rnd(s) % len] ^= 1 << (rnd(s) % 8);
-		return len;
-	case 1:		/* in the structure of a record: its first bytes */
-		if (!nr)
-			break;
-		off = recs[i].off + rnd(s) % MIN(160, recs[i].len + 16);
-		snprintf(what, wlen, "bit flip at %zu, in record %d", off, i);
-		b[off] ^= 1 << (rnd(s) % 8);
-		return len;
-	case 2:
-		n = rnd(s) % len;
-		snprintf(what, wlen, "cut at %zu", n);
-		return n;
-	case 3:
-		if (!nr)
-			break;
-		n = sizeof(struct lvmm_rec) + recs[i].len;
-		if (len + n > cap)
-			break;
-		off = recs[i].off + n;
-		memmove(b + off + n, b + off, len - off);
-		memcpy(b + off, b + recs[i].off, n);
-		snprintf(what, wlen, "record %d twice", i);
-		return len + n;
-	case 4:
-		if (!nr)
-			break;
-		snprintf(what, wlen, "record %d dropped", i);
-		return rec_drop(b, len, &recs[i]);
-	case 5:
-		if (nr < 2 || i == nr - 1)
-			break;
-		j = i + 1;
-		n = sizeof(struct lvmm_rec) + recs[i].len;
-		tmp = malloc(n);
-		if (!tmp)
-			break;
-		memcpy(tmp, b + recs[i].off, n);
-		memmove(b + recs[i].off, b + recs[j].off,
-			sizeof(struct lvmm_rec) + recs[j].len);
-		memcpy(b + recs[i].off + sizeof(struct lvmm_rec) + recs[j].len,
-		       tmp, n);
-		free(tmp);
-		snprintf(what, wlen, "records %d and %d swapped", i, j);
-		return len;
-	case 6:
-		if (!nr)
-			break;
-		if (rnd(s) & 1)
-			v = recs[i].len + (rnd(s) & 1 ? 8 : -8) * (1 + rnd(s) % 512);
-		memcpy(b + recs[i].off + 8, &v, 8);
-		snprintf(what, wlen, "record %d's length 0x%llx", i,
-			 (unsigned long long)v);
-		return len;
-	case 7:		/* a count or a field: u32 in a record's first bytes */
-		if (!nr || recs[i].len < 4)
-			break;
-		off = recs[i].off + sizeof(struct lvmm_rec) +
-		      (rnd(s) % MIN(64, recs[i].len / 4)) * 4;
-		memcpy(b + off, &v, 4);
-		snprintf(what, wlen, "u32 at %zu (record %d) = 0x%x", off, i,
-			 (u32)v);
-		return len;
-	case 8:
-		off = (rnd(s) % (len / 8)) * 8;
-		memcpy(b + off, &v, 8);
-		snprintf(what, wlen, "u64 at %zu = 0x%llx", off,
-			 (unsigned long long)v);
-		return len;
-	case 9:
-		if (!nr)
-			break;
-		n = types[rnd(s) % ARRAY_SIZE(types)];
-		memcpy(b + recs[i].off, &n, 4);
-		snprintf(what, wlen, "record %d's type %zu", i, n);
-		return len;
-	}
-	snprintf(what, wlen, "nothing");
-	return len;
-}
-
 #define FUZZ_SECONDS	10
-
-static u64 env_u64(const char *name, u64 dflt)
-{
-	const char *v = getenv(name);
-
-	return v && *v ? strtoull(v, NULL, 0) : dflt;
-}
 
 /*
  * Mutated copies of the migration stream, sent as a source sends, for a
@@ -4048,10 +3614,12 @@ TEST_F_TIMEOUT(incoming, fuzz, 120)
 				       ENOMEM, ECONNRESET, EPROTO };
 	u64 seed = env_u64("LIVE_MIGRATION_FUZZ_SEED", 1);
 	u64 secs = env_u64("LIVE_MIGRATION_FUZZ_SECONDS", FUZZ_SECONDS);
-	u64 s = seed ? seed : 1, end, iters = 0, accepted = 0, fixed = 0;
-	u64 by_err[ARRAY_SIZE(allowed)] = {};
+	struct stream_fuzz fz = { .s = seed ? seed : 1, .types = fuzz_types,
+				  .nr_types = ARRAY_SIZE(fuzz_types),
+				  .allowed = allowed,
+				  .nr_allowed = ARRAY_SIZE(allowed) };
 	long mem_before, mem_after;
-	char what[160], what2[80];
+	u64 end;
 
 	REQUIRE_INCOMING();
 	TH_LOG("seed %llu, %llu s (LIVE_MIGRATION_FUZZ_SEED, LIVE_MIGRATION_FUZZ_SECONDS)",
@@ -4061,72 +3629,50 @@ TEST_F_TIMEOUT(incoming, fuzz, 120)
 	while (now_ns() < end) {
 		struct replay o;
 		size_t len;
-		bool fix;
-		int k;
 
 		WORK_COPY();
-		len = mutate(self->work, self->len, self->cap, &s, what,
-			     sizeof(what));
-		/* Half the time past the checksum, to the checks behind it. */
-		fix = rnd(&s) & 1;
-		if (rnd(&s) % 4 == 0) {
-			len = mutate(self->work, len, self->cap, &s, what2,
-				     sizeof(what2));
-			snprintf(what + strlen(what), sizeof(what) - strlen(what),
-				 ", then %s", what2);
-		}
-		if (fix)
-			fixed += stream_fix(self->work, len);
-		iters++;
+		len = stream_fuzz_next(&fz, self->work, self->len, self->cap);
 		replay(NULL, self->work, len, "mig-fz", READY_GO, false, &o);
-		EXPECT_EQ(0, o.other) TH_LOG("iteration %llu (%s)",
-					     (unsigned long long)iters, what);
+		EXPECT_EQ(0, o.other)
+			TH_LOG("iteration %llu (%s)",
+			       (unsigned long long)fz.iters, fz.what);
 		if (o.ret >= 0) {
 			struct lvmm_vm_info info;
 
-			accepted++;
+			fz.accepted++;
 			EXPECT_EQ(1, o.done);
 			EXPECT_EQ(0, ioctl(o.ret, LVMM_GET_VM_INFO, &info));
 			EXPECT_EQ(o.req.id, info.id);
 			EXPECT_EQ(o.req.nr_vcpus, info.nr_vcpus);
 			close(o.ret);
 		} else {
-			for (k = 0; k < (int)ARRAY_SIZE(allowed); k++)
-				if (-o.ret == allowed[k])
-					break;
-			ASSERT_LT(k, (int)ARRAY_SIZE(allowed))
+			ASSERT_TRUE(stream_fuzz_refused(&fz, -o.ret))
 				TH_LOG("iteration %llu (%s%s): %s",
-				       (unsigned long long)iters, what,
-				       fix ? ", fixed up" : "",
+				       (unsigned long long)fz.iters, fz.what,
+				       fz.fix ? ", fixed up" : "",
 				       strerror(-o.ret));
-			by_err[k]++;
 			/* REFUSE, when it came, gave the same reason. */
 			if (o.refuse) {
 				EXPECT_EQ(-o.ret, o.refuse_err)
 					TH_LOG("iteration %llu (%s): %s, REFUSE says %s",
-					       (unsigned long long)iters, what,
-					       strerror(-o.ret),
+					       (unsigned long long)fz.iters,
+					       fz.what, strerror(-o.ret),
 					       strerror(o.refuse_err));
 			}
 		}
-		if (!(iters % 32)) {
+		if (!(fz.iters % 32)) {
 			ASSERT_EQ(self->nr_vms, nl_vm_count(self->c))
 				TH_LOG("VMs left behind by iteration %llu",
-				       (unsigned long long)iters);
+				       (unsigned long long)fz.iters);
 		}
 		if (!_metadata->passed)
 			break;
 	}
 	EXPECT_EQ(self->nr_vms, nl_vm_count(self->c));
 	mem_after = mem_available_kb();
-	TH_LOG("%llu streams (%llu fixed up): %llu accepted",
-	       (unsigned long long)iters, (unsigned long long)fixed,
-	       (unsigned long long)accepted);
-	for (size_t k = 0; k < ARRAY_SIZE(allowed); k++)
-		TH_LOG("  %s: %llu", strerror(allowed[k]),
-		       (unsigned long long)by_err[k]);
+	STREAM_FUZZ_LOG(&fz);
 	TH_LOG("MemAvailable: %ld kB before, %ld kB after", mem_before, mem_after);
-	EXPECT_LT(10, iters);
+	EXPECT_LT(10, fz.iters);
 	EXPECT_GT(mem_after + 64 * 1024, mem_before);
 }
 

@@ -24,173 +24,17 @@
 
 #include "kselftest_harness.h"
 #include "nl_util.h"
+#include "stream_bytes.h"
 #include "vcpu_runner.h"
 #include "vcpu_state.h"
 
 #define MiB		(1024 * 1024ULL)
-#define MIN(a, b)	((a) < (b) ? (a) : (b))
 
 #define REQUIRE_SNAPSHOT(c) do {					\
 	TEST_REQUIRE(lvmm_dev_present());				\
 	TEST_REQUIRE(lvmm_cap(LVMM_CAP_SNAPSHOT));			\
 	REQUIRE_LVMM(c);						\
 } while (0)
-
-/* ---- xxh64, seed 0: the stream's checksum ---------------------------- */
-
-#define XXH_P1	11400714785074694791ULL
-#define XXH_P2	14029467366897019727ULL
-#define XXH_P3	1609587929392839161ULL
-#define XXH_P4	9650029242287828579ULL
-#define XXH_P5	2870177450012600261ULL
-
-static u64 rotl64(u64 x, int r)
-{
-	return x << r | x >> (64 - r);
-}
-
-static u64 le64(const u8 *p)
-{
-	u64 v;
-
-	memcpy(&v, p, 8);
-	return v;
-}
-
-static u32 le32(const u8 *p)
-{
-	u32 v;
-
-	memcpy(&v, p, 4);
-	return v;
-}
-
-static u64 xxh_round(u64 acc, u64 in)
-{
-	acc += in * XXH_P2;
-	return rotl64(acc, 31) * XXH_P1;
-}
-
-static u64 xxh_merge(u64 acc, u64 v)
-{
-	acc ^= xxh_round(0, v);
-	return acc * XXH_P1 + XXH_P4;
-}
-
-static u64 xxh64(const void *in, size_t len)
-{
-	const u8 *p = in, *end = p + len;
-	u64 h;
-
-	if (len >= 32) {
-		u64 v1 = XXH_P1 + XXH_P2, v2 = XXH_P2, v3 = 0, v4 = -XXH_P1;
-
-		do {
-			v1 = xxh_round(v1, le64(p));
-			v2 = xxh_round(v2, le64(p + 8));
-			v3 = xxh_round(v3, le64(p + 16));
-			v4 = xxh_round(v4, le64(p + 24));
-			p += 32;
-		} while (p <= end - 32);
-		h = rotl64(v1, 1) + rotl64(v2, 7) + rotl64(v3, 12) +
-		    rotl64(v4, 18);
-		h = xxh_merge(h, v1);
-		h = xxh_merge(h, v2);
-		h = xxh_merge(h, v3);
-		h = xxh_merge(h, v4);
-	} else {
-		h = XXH_P5;
-	}
-	h += len;
-	for (; p + 8 <= end; p += 8)
-		h = rotl64(h ^ xxh_round(0, le64(p)), 27) * XXH_P1 + XXH_P4;
-	if (p + 4 <= end) {
-		h = rotl64(h ^ le32(p) * XXH_P1, 23) * XXH_P2 + XXH_P3;
-		p += 4;
-	}
-	for (; p < end; p++)
-		h = rotl64(h ^ *p * XXH_P5, 11) * XXH_P1;
-	h ^= h >> 33;
-	h *= XXH_P2;
-	h ^= h >> 29;
-	h *= XXH_P3;
-	return h ^ h >> 32;
-}
-
-/* ---- streams as bytes ------------------------------------------------ */
-
-#define MAX_RECS	512
-
-struct rec_ref {
-	size_t off;		/* of the record's header */
-	u32 type;
-	u64 len;
-};
-
-/*
- * The records of @buf as far as their lengths hold, up to and including
- * END: how many.
- */
-static int stream_index(const u8 *buf, size_t len, struct rec_ref *recs,
-			int max)
-{
-	size_t off = 0;
-	int n = 0;
-
-	while (n < max && len - off >= sizeof(struct lvmm_rec)) {
-		struct lvmm_rec r;
-
-		memcpy(&r, buf + off, sizeof(r));
-		if (r.len > len - off - sizeof(r))
-			break;
-		recs[n++] = (struct rec_ref){ off, r.type, r.len };
-		off += sizeof(r) + r.len;
-		if (r.type == LVMM_REC_END)
-			break;
-	}
-	return n;
-}
-
-static void *rec_data(u8 *buf, const struct rec_ref *r)
-{
-	return buf + r->off + sizeof(struct lvmm_rec);
-}
-
-/* The index of the @nth record of @type, or -1. */
-static int rec_find(const struct rec_ref *recs, int nr, u32 type, int nth)
-{
-	for (int i = 0; i < nr; i++)
-		if (recs[i].type == type && !nth--)
-			return i;
-	return -1;
-}
-
-/* Set the END record at @off: checksum of what is before, @nr_records. */
-static void stream_set_end(u8 *buf, size_t off, u64 nr_records)
-{
-	struct lvmm_stream_end end = {
-		.checksum = xxh64(buf, off),
-		.nr_records = nr_records,
-	};
-
-	memcpy(buf + off + sizeof(struct lvmm_rec), &end, sizeof(end));
-}
-
-/*
- * Make END agree with what comes before it again, as a writer would:
- * its checksum and record count.  False if there is no END to fix.
- */
-static bool stream_fix(u8 *buf, size_t len)
-{
-	struct rec_ref recs[MAX_RECS];
-	int nr = stream_index(buf, len, recs, MAX_RECS);
-
-	if (!nr || recs[nr - 1].type != LVMM_REC_END ||
-	    recs[nr - 1].len != sizeof(struct lvmm_stream_end))
-		return false;
-	stream_set_end(buf, recs[nr - 1].off, nr - 1);
-	return true;
-}
 
 static int new_memfd(void)
 {
@@ -320,48 +164,6 @@ static u32 vm_state(struct nlc *c, u32 id)
 	struct nl_vm v;
 
 	return nl_vm_get(c, id, NULL, &v) ? 0 : v.state;
-}
-
-static long mem_available_kb(void)
-{
-	FILE *f = fopen("/proc/meminfo", "r");
-	char line[128];
-	long kb = -1;
-
-	if (!f)
-		return -1;
-	while (fgets(line, sizeof(line), f))
-		if (sscanf(line, "MemAvailable: %ld kB", &kb) == 1)
-			break;
-	fclose(f);
-	return kb;
-}
-
-/*
- * Compare the memory of two VMs with the same slots, page by page: the
- * number of pages that differ, the first at *@first.
- */
-static u64 memory_diffs(struct lvmm_vm *a, struct lvmm_vm *b, u64 *first)
-{
-	u64 diffs = 0;
-
-	for (int s = 0; s < NR_MEMSLOTS; s++) {
-		struct userspace_mem_region *ra = &a->slots[s];
-		struct userspace_mem_region *rb = &b->slots[s];
-
-		if (!ra->used)
-			continue;
-		TEST_ASSERT(rb->used && rb->size == ra->size,
-			    "slot %d: not the same in both VMs", s);
-		for (u64 off = 0; off < ra->size; off += SZ_4K) {
-			if (!memcmp((u8 *)ra->hva + off, (u8 *)rb->hva + off,
-				    SZ_4K))
-				continue;
-			if (!diffs++)
-				*first = ra->gpa + off;
-		}
-	}
-	return diffs;
 }
 
 /* ---- a guest that counts, on one thread per vCPU --------------------- */
@@ -1149,11 +951,13 @@ TEST_F_TIMEOUT(snap, vmm_state, 120)
 		u8 *buf = read_all(fd, &len);
 		int nr = stream_index(buf, len, recs, MAX_RECS);
 		int i = rec_find(recs, nr, LVMM_REC_VMM, 0);
+		u64 blob_size;
 
 		ASSERT_LE(0, i);
 		EXPECT_EQ(-1, rec_find(recs, nr, LVMM_REC_VMM, 1));
 		EXPECT_EQ(ALIGN_UP(8 + 4099, 8), recs[i].len);
-		EXPECT_EQ(4099, le64(rec_data(buf, &recs[i])));
+		memcpy(&blob_size, rec_data(buf, &recs[i]), sizeof(blob_size));
+		EXPECT_EQ(4099, blob_size);
 		EXPECT_EQ(0, memcmp((u8 *)rec_data(buf, &recs[i]) + 8, blob + 3,
 				    4099));
 		free(buf);
@@ -1604,54 +1408,14 @@ TEST_F_TIMEOUT(snap, restore_request, 60)
 
 /* ---- streams that are not what a save writes ------------------------- */
 
-/*
- * A small VM for the streams the tests below take apart: a real-mode
- * loop at 0x1000 on two vCPUs; slot 0 (2 MiB, huge-backed), slot 1
- * (small pages, a partial last chunk), a read-only slot; a VMM blob.
- */
+/* The tiny VM (stream_bytes.h), with a byte at the end of slot 0 too. */
 #define TINY_NAME	"snap-tiny"
-#define TINY_SLOT1_GPA	0x300000ULL
-#define TINY_SLOT1_SIZE	(SZ_2M + 2 * SZ_4K)
-#define TINY_ROM_GPA	0xfffff000ULL
-#define TINY_BLOB	100
 
-/* 1000: mov 0x2000,%ax; inc %ax; mov %ax,0x2000; out %ax,$0x80; jmp 1000 */
-static const u8 tiny_code[] = {
-	0xa1, 0x00, 0x20, 0x40, 0xa3, 0x00, 0x20, 0xe7, 0x80, 0xeb, 0xf5,
-};
-
-static struct lvmm_vm *tiny_vm(void)
+static struct lvmm_vm *snap_tiny_vm(void)
 {
-	struct lvmm_vm *vm = vm_create_bare(TINY_NAME);
-	u8 *mem, *mem1, *rom, blob[TINY_BLOB];
+	struct lvmm_vm *vm = tiny_vm(TINY_NAME);
 
-	mem = vm_add_memslot(vm, 0, 0, 0, SZ_2M);
-	memcpy(mem + 0x1000, tiny_code, sizeof(tiny_code));
-	memset(mem + 0x10000, 0x11, SZ_4K);
-	mem[0x1ff000 + 4095] = 0x22;
-	mem1 = vm_add_memslot(vm, 1, 0, TINY_SLOT1_GPA, TINY_SLOT1_SIZE);
-	memset(mem1, 0x33, SZ_4K);
-	memset(mem1 + 300 * SZ_4K, 0x44, 100);
-	memset(mem1 + 513 * SZ_4K, 0x55, SZ_4K);
-	rom = vm_add_memslot(vm, 2, LVMM_MEMSLOT_READONLY, TINY_ROM_GPA, SZ_4K);
-	memset(rom, 0xf4, SZ_4K);
-	for (u32 id = 0; id < 2; id++) {
-		struct lvmm_vcpu *vcpu = vm_vcpu_add_raw(vm, id);
-		struct lvmm_sregs sregs;
-		struct lvmm_regs regs;
-
-		vcpu_sregs_get(vcpu, &sregs);
-		sregs.cs.selector = 0;
-		sregs.cs.base = 0;
-		vcpu_sregs_set(vcpu, &sregs);
-		vcpu_regs_get(vcpu, &regs);
-		regs.rip = 0x1000;
-		regs.rbx = 0x1111 * (id + 1);
-		vcpu_regs_set(vcpu, &regs);
-	}
-	for (int i = 0; i < TINY_BLOB; i++)
-		blob[i] = i ^ 0x5a;
-	TEST_ASSERT(!__vm_set_vmm_state(vm, blob, TINY_BLOB), "SET_VMM_STATE");
+	*(u8 *)addr_gpa2hva(vm, 0x1ff000 + 4095) = 0x22;
 	return vm;
 }
 
@@ -1707,7 +1471,7 @@ FIXTURE_SETUP(stream)
 		return;
 	/* No SA_RESTART: the timer ends a RUN that would go on forever. */
 	ASSERT_EQ(0, sigaction(SIGALRM, &sa, NULL));
-	vm = tiny_vm();
+	vm = snap_tiny_vm();
 	vcpu = vm->vcpus[0];
 	vcpu_run(vcpu);
 	TEST_ASSERT_EXIT_REASON(vcpu, LVMM_EXIT_IO);
@@ -1783,10 +1547,10 @@ TEST_F_TIMEOUT(stream, valid_layout, 60)
 
 	REQUIRE_STREAM();
 	/* The checksum: xxh64 as the kernel computes it. */
-	EXPECT_EQ(0xef46db3751d8e999ULL, xxh64("", 0));
-	EXPECT_EQ(0x44bc2cf5ad770999ULL, xxh64("abc", 3));
+	EXPECT_EQ(0xef46db3751d8e999ULL, lvmm_xxh64("", 0, 0));
+	EXPECT_EQ(0x44bc2cf5ad770999ULL, lvmm_xxh64("abc", 3, 0));
 	EXPECT_EQ(0xfbcea83c8a378bf1ULL,
-		  xxh64("Nobody inspects the spammish repetition", 39));
+		  lvmm_xxh64("Nobody inspects the spammish repetition", 39, 0));
 
 	ASSERT_LT(3, self->nr);
 	EXPECT_EQ(self->len, self->recs[self->nr - 1].off +
@@ -1838,7 +1602,8 @@ TEST_F_TIMEOUT(stream, valid_layout, 60)
 	EXPECT_LE(0, rec_find(self->recs, self->nr, LVMM_REC_VMM, 0));
 	memcpy(&end, self->buf + self->recs[self->nr - 1].off +
 	       sizeof(struct lvmm_rec), sizeof(end));
-	EXPECT_EQ(xxh64(self->buf, self->recs[self->nr - 1].off), end.checksum);
+	EXPECT_EQ(lvmm_xxh64(self->buf, self->recs[self->nr - 1].off, 0),
+		  end.checksum);
 	EXPECT_EQ((u64)self->nr - 1, end.nr_records);
 
 	/* As written, and as rewritten by stream_fix(): accepted. */
@@ -2238,11 +2003,13 @@ TEST_F_TIMEOUT(stream, vmm_and_end_records, 60)
 	/* END: its own length and record count. */
 	WORK_COPY();
 	memcpy(REC(end) + 8, &(u64){ self->nr }, 8);
-	memcpy(REC(end), &(u64){ xxh64(self->work, self->recs[end].off) }, 8);
+	memcpy(REC(end), &(u64){ lvmm_xxh64(self->work, self->recs[end].off,
+					    0) }, 8);
 	expect_restore(self->len, EBADMSG, "END counting one record more");
 	WORK_COPY();
 	REC_HDR(end)->len = 24;
-	memcpy(REC(end), &(u64){ xxh64(self->work, self->recs[end].off) }, 8);
+	memcpy(REC(end), &(u64){ lvmm_xxh64(self->work, self->recs[end].off,
+					    0) }, 8);
 	memset(self->work + self->len, 0, 8);
 	expect_restore(self->len + 8, EBADMSG, "END 24 bytes long");
 	WORK_COPY();
@@ -2420,132 +2187,8 @@ TEST_F_TIMEOUT(stream, refused_frees_memory, 300)
 
 /* ---- a mutation fuzzer ----------------------------------------------- */
 
-static u64 rnd(u64 *s)
-{
-	/* xorshift64* */
-	*s ^= *s >> 12;
-	*s ^= *s << 25;
-	*s ^= *s >> 27;
-	return *s * 2685821657736338717ULL;
-}
-
-static const u64 interesting[] = {
-	0, 1, 2, 7, 8, 16, 31, 32, 33, 127, 128, 129, 255, 256, 257, 511,
-	512, 513, 4095, 4096, 4104, 65536, 65537, 0x7fffffff, 0x80000000,
-	0xffffffff, 1ULL << 32, 1ULL << 40, 1ULL << 62, 1ULL << 63, ~0ULL,
-	~0ULL - 7,
-};
-
-/*
- * Mutate the @len bytes at @b (room for @cap): bit flips, cuts,
- * records duplicated, dropped or swapped, lengths and counts set to
- * values at the edges.  Returns the new length; @what says what.
- */
-static size_t mutate(u8 *b, size_t len, size_t cap, u64 *s, char *what,
-		     size_t wlen)
-{
-	struct rec_ref recs[MAX_RECS];
-	int nr = stream_index(b, len, recs, MAX_RECS), i, j;
-	u64 v = interesting[rnd(s) % ARRAY_SIZE(interesting)];
-	size_t off, n;
-	u8 *tmp;
-
-	if (len < 16) {
-		snprintf(what, wlen, "nothing (%zu bytes)", len);
-		return len;
-	}
-	i = nr ? rnd(s) % nr : 0;
-	switch (rnd(s) % 9) {
-	case 0:
-		n = 1 + rnd(s) % 4;
-		snprintf(what, wlen, "%zu bit flips", n);
-		while (n--)
-			b[rnd(s) % len] ^= 1 << (rnd(s) % 8);
-		return len;
-	case 1:		/* in the structure of a record: its first bytes */
-		if (!nr)
-			break;
-		off = recs[i].off + rnd(s) % MIN(160, recs[i].len + 16);
-		snprintf(what, wlen, "bit flip at %zu, in record %d", off, i);
-		b[off] ^= 1 << (rnd(s) % 8);
-		return len;
-	case 2:
-		n = rnd(s) % len;
-		snprintf(what, wlen, "cut at %zu", n);
-		return n;
-	case 3:
-		if (!nr)
-			break;
-		n = sizeof(struct lvmm_rec) + recs[i].len;
-		if (len + n > cap)
-			break;
-		off = recs[i].off + n;
-		memmove(b + off + n, b + off, len - off);
-		memcpy(b + off, b + recs[i].off, n);
-		snprintf(what, wlen, "record %d twice", i);
-		return len + n;
-	case 4:
-		if (!nr)
-			break;
-		n = sizeof(struct lvmm_rec) + recs[i].len;
-		memmove(b + recs[i].off, b + recs[i].off + n,
-			len - recs[i].off - n);
-		snprintf(what, wlen, "record %d dropped", i);
-		return len - n;
-	case 5:
-		if (nr < 2 || i == nr - 1)
-			break;
-		j = i + 1;
-		n = sizeof(struct lvmm_rec) + recs[i].len;
-		tmp = malloc(n);
-		if (!tmp)
-			break;
-		memcpy(tmp, b + recs[i].off, n);
-		memmove(b + recs[i].off, b + recs[j].off,
-			sizeof(struct lvmm_rec) + recs[j].len);
-		memcpy(b + recs[i].off + sizeof(struct lvmm_rec) + recs[j].len,
-		       tmp, n);
-		free(tmp);
-		snprintf(what, wlen, "records %d and %d swapped", i, j);
-		return len;
-	case 6:
-		if (!nr)
-			break;
-		if (rnd(s) & 1)
-			v = recs[i].len + (rnd(s) & 1 ? 8 : -8) * (1 + rnd(s) % 512);
-		memcpy(b + recs[i].off + 8, &v, 8);
-		snprintf(what, wlen, "record %d's length 0x%llx", i,
-			 (unsigned long long)v);
-		return len;
-	case 7:		/* a count or a field: u32 in a record's first bytes */
-		if (!nr || recs[i].len < 4)
-			break;
-		off = recs[i].off + sizeof(struct lvmm_rec) +
-		      (rnd(s) % MIN(64, recs[i].len / 4)) * 4;
-		memcpy(b + off, &v, 4);
-		snprintf(what, wlen, "u32 at %zu (record %d) = 0x%x", off, i,
-			 (u32)v);
-		return len;
-	case 8:
-		off = (rnd(s) % (len / 8)) * 8;
-		memcpy(b + off, &v, 8);
-		snprintf(what, wlen, "u64 at %zu = 0x%llx", off,
-			 (unsigned long long)v);
-		return len;
-	}
-	snprintf(what, wlen, "nothing");
-	return len;
-}
-
 #define FUZZ_SECONDS	15
 #define FUZZ_MAX_ITERS	100000
-
-static u64 env_u64(const char *name, u64 dflt)
-{
-	const char *v = getenv(name);
-
-	return v && *v ? strtoull(v, NULL, 0) : dflt;
-}
 
 /*
  * Restore mutated copies of the valid stream for a bounded time: each is
@@ -2555,48 +2198,36 @@ static u64 env_u64(const char *name, u64 dflt)
  */
 TEST_F_TIMEOUT(stream, fuzz, 240)
 {
-	u64 seed = env_u64("SNAPSHOT_FUZZ_SEED", 1);
-	u64 secs = env_u64("SNAPSHOT_FUZZ_SECONDS", FUZZ_SECONDS);
-	u64 s = seed ? seed : 1, end, iters = 0, accepted = 0, fixed = 0;
-	u64 by_err[5] = {};
 	static const int allowed[] = { EBADMSG, EPROTONOSUPPORT, EOPNOTSUPP,
 				       EEXIST, ENOMEM };
+	u64 seed = env_u64("SNAPSHOT_FUZZ_SEED", 1);
+	u64 secs = env_u64("SNAPSHOT_FUZZ_SECONDS", FUZZ_SECONDS);
+	struct stream_fuzz fz = { .s = seed ? seed : 1, .allowed = allowed,
+				  .nr_allowed = ARRAY_SIZE(allowed) };
 	long mem_before, mem_after;
-	char what[128], what2[64];
+	u64 end;
 
 	REQUIRE_STREAM();
 	TH_LOG("seed %llu, %llu s (SNAPSHOT_FUZZ_SEED, SNAPSHOT_FUZZ_SECONDS)",
 	       (unsigned long long)seed, (unsigned long long)secs);
 	mem_before = mem_available_kb();
 	end = now_ns() + secs * 1000000000ULL;
-	while (now_ns() < end && iters < FUZZ_MAX_ITERS) {
+	while (now_ns() < end && fz.iters < FUZZ_MAX_ITERS) {
 		struct lvmm_restore_vm req;
 		size_t len;
-		bool fix;
-		int r, k;
+		int r;
 
 		memcpy(self->work, self->buf, self->len);
-		len = mutate(self->work, self->len, self->cap, &s, what,
-			     sizeof(what));
-		/* Half the time past the checksum, to the checks behind it. */
-		fix = rnd(&s) & 1;
-		if (rnd(&s) % 4 == 0) {
-			len = mutate(self->work, len, self->cap, &s, what2,
-				     sizeof(what2));
-			snprintf(what + strlen(what), sizeof(what) - strlen(what),
-				 ", then %s", what2);
-		}
-		if (fix)
-			fixed += stream_fix(self->work, len);
-		iters++;
+		len = stream_fuzz_next(&fz, self->work, self->len, self->cap);
 		r = restore_buf(self->mfd, self->work, len, NULL, &req);
 		if (r >= 0) {
 			struct lvmm_vm_info info;
 			u32 found = 0;
 
-			accepted++;
+			fz.accepted++;
 			ASSERT_EQ(0, ioctl(r, LVMM_GET_VM_INFO, &info))
-				TH_LOG("iteration %llu: %s", (unsigned long long)iters, what);
+				TH_LOG("iteration %llu: %s",
+				       (unsigned long long)fz.iters, fz.what);
 			EXPECT_EQ(req.id, info.id);
 			EXPECT_EQ(req.nr_vcpus, info.nr_vcpus);
 			for (u32 id = 0; id < MAX_VCPUS && found < req.nr_vcpus; id++) {
@@ -2609,39 +2240,32 @@ TEST_F_TIMEOUT(stream, fuzz, 240)
 					rr = run_bounded(vfd, self->mmap_size);
 					EXPECT_TRUE(!rr || rr == -EINTR)
 						TH_LOG("iteration %llu (%s): LVMM_RUN: %s",
-						       (unsigned long long)iters, what,
-						       strerror(-rr));
+						       (unsigned long long)fz.iters,
+						       fz.what, strerror(-rr));
 				}
 				close(vfd);
 			}
 			EXPECT_EQ(req.nr_vcpus, found);
 			close(r);
 		} else {
-			for (k = 0; k < (int)ARRAY_SIZE(allowed); k++)
-				if (-r == allowed[k])
-					break;
-			ASSERT_LT(k, (int)ARRAY_SIZE(allowed))
-				TH_LOG("iteration %llu (%s%s): %s", (unsigned long long)iters,
-				       what, fix ? ", fixed up" : "", strerror(-r));
-			by_err[k]++;
+			ASSERT_TRUE(stream_fuzz_refused(&fz, -r))
+				TH_LOG("iteration %llu (%s%s): %s",
+				       (unsigned long long)fz.iters, fz.what,
+				       fz.fix ? ", fixed up" : "", strerror(-r));
 		}
-		if (!(iters % 64)) {
+		if (!(fz.iters % 64)) {
 			ASSERT_EQ(self->nr_vms, nl_vm_count(self->c))
 				TH_LOG("VMs left behind by iteration %llu",
-				       (unsigned long long)iters);
+				       (unsigned long long)fz.iters);
 		}
 		if (!_metadata->passed)
 			break;
 	}
 	EXPECT_EQ(self->nr_vms, nl_vm_count(self->c));
 	mem_after = mem_available_kb();
-	TH_LOG("%llu streams (%llu fixed up): %llu accepted", (unsigned long long)iters,
-	       (unsigned long long)fixed, (unsigned long long)accepted);
-	for (size_t k = 0; k < ARRAY_SIZE(allowed); k++)
-		TH_LOG("  %s: %llu", strerror(allowed[k]),
-		       (unsigned long long)by_err[k]);
+	STREAM_FUZZ_LOG(&fz);
 	TH_LOG("MemAvailable: %ld kB before, %ld kB after", mem_before, mem_after);
-	EXPECT_LT(0, iters);
+	EXPECT_LT(0, fz.iters);
 	EXPECT_GT(mem_after + 128 * 1024, mem_before);
 }
 
@@ -3336,7 +2960,7 @@ TEST_F_TIMEOUT(snap, restore_same_name_race, 120)
 	u8 *buf;
 
 	REQUIRE_SNAPSHOT(self->c);
-	vm = tiny_vm();
+	vm = snap_tiny_vm();
 	fd = save_to_memfd(self->c, vm, true, NULL);
 	buf = read_all(fd, &len);
 	close(fd);

@@ -202,6 +202,16 @@ struct lvmm_vm *vm_restore(int fd, const char *name,
  * in its stream): @size bytes at @gpa.
  */
 void *vm_map_slot(struct lvmm_vm *vm, u32 slot, u32 flags, u64 gpa, u64 size);
+/*
+ * A copy of @like (restored, or received from a migration): map @like's
+ * slots, and take its guest heap and mode, as they are in the stream.
+ */
+void vm_map_like(struct lvmm_vm *vm, const struct lvmm_vm *like);
+/*
+ * Compare the memory of two VMs with the same slots, page by page: the
+ * number of pages that differ, the first at *@first.
+ */
+u64 memory_diffs(struct lvmm_vm *a, struct lvmm_vm *b, u64 *first);
 /* LVMM_GET_VCPU: another fd of vCPU @id; -errno. */
 int __vm_get_vcpu(struct lvmm_vm *vm, u32 id);
 /* A vCPU that exists (a restored one): its fd, mapped, as vm_vcpu_add(). */
@@ -212,6 +222,11 @@ struct lvmm_vcpu *vm_vcpu_get(struct lvmm_vm *vm, u32 id);
  */
 int __vm_set_vmm_state(struct lvmm_vm *vm, const void *data, u32 size);
 int __vm_get_vmm_state(struct lvmm_vm *vm, void *data, u32 *size);
+
+/* The host's MemAvailable, in kB; -1 if /proc/meminfo does not say. */
+long mem_available_kb(void);
+/* The number in environment variable @name, @dflt if it is unset or "". */
+u64 env_u64(const char *name, u64 dflt);
 
 /* IDT for the guest: handlers.S stubs routed to C handlers. */
 void vm_init_descriptor_tables(struct lvmm_vm *vm);

@@ -652,8 +652,13 @@ struct lvmm_vm *vm_restore(int fd, const char *name,
 	TEST_ASSERT(found == req.nr_vcpus,
 		    "LVMM_GET_VCPU found %u of the %u restored vCPUs", found,
 		    req.nr_vcpus);
-	if (!like)
-		return vm;
+	if (like)
+		vm_map_like(vm, like);
+	return vm;
+}
+
+void vm_map_like(struct lvmm_vm *vm, const struct lvmm_vm *like)
+{
 	for (int i = 0; i < NR_MEMSLOTS; i++) {
 		const struct userspace_mem_region *r = &like->slots[i];
 
@@ -663,7 +668,29 @@ struct lvmm_vm *vm_restore(int fd, const char *name,
 	vm->heap_next = like->heap_next;
 	vm->heap_end = like->heap_end;
 	vm->long_mode = like->long_mode;
-	return vm;
+}
+
+u64 memory_diffs(struct lvmm_vm *a, struct lvmm_vm *b, u64 *first)
+{
+	u64 diffs = 0;
+
+	for (int s = 0; s < NR_MEMSLOTS; s++) {
+		struct userspace_mem_region *ra = &a->slots[s];
+		struct userspace_mem_region *rb = &b->slots[s];
+
+		if (!ra->used)
+			continue;
+		TEST_ASSERT(rb->used && rb->size == ra->size,
+			    "slot %d: not the same in both VMs", s);
+		for (u64 off = 0; off < ra->size; off += SZ_4K) {
+			if (!memcmp((u8 *)ra->hva + off, (u8 *)rb->hva + off,
+				    SZ_4K))
+				continue;
+			if (!diffs++)
+				*first = ra->gpa + off;
+		}
+	}
+	return diffs;
 }
 
 int __vm_set_vmm_state(struct lvmm_vm *vm, const void *data, u32 size)
@@ -683,6 +710,28 @@ int __vm_get_vmm_state(struct lvmm_vm *vm, void *data, u32 *size)
 	if (!ret || ret == -ENOSPC)
 		*size = st.size;
 	return ret;
+}
+
+long mem_available_kb(void)
+{
+	FILE *f = fopen("/proc/meminfo", "r");
+	char line[128];
+	long kb = -1;
+
+	if (!f)
+		return -1;
+	while (fgets(line, sizeof(line), f))
+		if (sscanf(line, "MemAvailable: %ld kB", &kb) == 1)
+			break;
+	fclose(f);
+	return kb;
+}
+
+u64 env_u64(const char *name, u64 dflt)
+{
+	const char *v = getenv(name);
+
+	return v && *v ? strtoull(v, NULL, 0) : dflt;
 }
 
 const char *exit_reason_str(u32 reason)

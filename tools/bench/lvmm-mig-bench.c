@@ -46,10 +46,8 @@
 #include <errno.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
-#include <poll.h>
 #include <pthread.h>
 #include <signal.h>
-#include <stdarg.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -62,11 +60,10 @@
 #include <x86intrin.h>
 
 #include <netlink/netlink.h>
-#include <netlink/genl/ctrl.h>
 #include <netlink/genl/genl.h>
 #include <linux/lvmm_nl.h>
 
-#include "lvmm.h"
+#include "bench-util.h"
 #include "mig-guest.h"
 
 #define MIB		(1ULL << 20)
@@ -81,28 +78,9 @@
 #define CONV_LINK	24000000ULL	/* and the link's, bytes/s */
 
 #define TCP_CHUNK	(2 * MIB)
-#define MAX_RUNS	20
 #define MAX_LOG		(1 << 17)	/* progress readings per side */
 
-static void die(const char *fmt, ...)
-{
-	va_list ap;
-
-	fputs("lvmm-mig-bench: ", stderr);
-	va_start(ap, fmt);
-	vfprintf(stderr, fmt, ap);
-	va_end(ap);
-	fputc('\n', stderr);
-	exit(1);
-}
-
-static uint64_t now_ns(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return ts.tv_sec * 1000000000ull + ts.tv_nsec;
-}
+const char *const bench_name = "lvmm-mig-bench";
 
 static void sleep_until(uint64_t t)
 {
@@ -127,32 +105,6 @@ static double tsc_per_ns(void)
 
 /* ---- netlink ------------------------------------------------------------- */
 
-static struct nl_sock *nl;	/* requests */
-static struct nl_sock *ev;	/* the events group */
-static int family;
-
-static void nl_init(void)
-{
-	int grp;
-
-	nl = nl_socket_alloc();
-	ev = nl_socket_alloc();
-	if (!nl || !ev || genl_connect(nl) || genl_connect(ev))
-		die("cannot open a generic netlink socket");
-	family = genl_ctrl_resolve(nl, LVMM_FAMILY_NAME);
-	if (family < 0)
-		die("no lvmm netlink family: is lvmm loaded?");
-	grp = genl_ctrl_resolve_grp(nl, LVMM_FAMILY_NAME, LVMM_MCGRP_EVENTS);
-	if (grp < 0)
-		die("no \"%s\" group in the lvmm family: %s",
-		    LVMM_MCGRP_EVENTS, nl_geterror(grp));
-	/* Events carry no sequence numbers of ours. */
-	nl_socket_disable_seq_check(ev);
-	if (nl_socket_add_membership(ev, grp) ||
-	    nl_socket_set_nonblocking(ev))
-		die("cannot subscribe to the lvmm events group");
-}
-
 /* A migrate-progress event: a pass's figures. */
 struct pass {
 	uint64_t t;
@@ -174,18 +126,13 @@ struct migrated {
 
 static int event_cb(struct nl_msg *msg, void *arg)
 {
-	struct genlmsghdr *g = nlmsg_data(nlmsg_hdr(msg));
 	struct nlattr *tb[LVMM_A_VM_MAX + 1];
 	struct migrated *m = arg;
 	uint64_t t = now_ns();
 	uint32_t event;
 
-	if (g->cmd != LVMM_CMD_VM_EVENT ||
-	    genlmsg_parse(nlmsg_hdr(msg), 0, tb, LVMM_A_VM_MAX, NULL) < 0 ||
-	    !tb[LVMM_A_VM_ID] || nla_get_u32(tb[LVMM_A_VM_ID]) != m->vm_id ||
-	    !tb[LVMM_A_VM_EVENT])
+	if (!nl_vm_event(msg, m->vm_id, tb, &event))
 		return NL_OK;
-	event = nla_get_u32(tb[LVMM_A_VM_EVENT]);
 	if (event == LVMM_EVENT_MIGRATE_PROGRESS) {
 		struct pass *p = &m->pass[m->progress];
 
@@ -234,21 +181,9 @@ static int event_cb(struct nl_msg *msg, void *arg)
 static void wait_migrated(struct migrated *m, unsigned int secs)
 {
 	uint64_t deadline = now_ns() + secs * 1000000000ull;
-	struct pollfd p = { .fd = nl_socket_get_fd(ev), .events = POLLIN };
-	int r;
 
-	nl_socket_modify_cb(ev, NL_CB_VALID, NL_CB_CUSTOM, event_cb, m);
-	while (!m->got) {
-		if (now_ns() > deadline)
-			die("no migrated event for VM %u within %u s",
-			    m->vm_id, secs);
-		if (poll(&p, 1, 100) <= 0)
-			continue;
-		r = nl_recvmsgs_default(ev);
-		if (r < 0 && r != -NLE_AGAIN)
-			die("reading the events group: %s (an event lost?)",
-			    nl_geterror(r));
-	}
+	if (!nl_wait_events(event_cb, m, &m->got, deadline, 100))
+		die("no migrated event for VM %u within %u s", m->vm_id, secs);
 	if (m->outcome != LVMM_MIGRATE_MOVED)
 		die("the migration did not move the VM: outcome %u, error %u (%s), the destination's %u (%s), after %u passes",
 		    m->outcome, m->error, strerror(m->error), m->peer_error,
@@ -259,13 +194,10 @@ static void wait_migrated(struct migrated *m, unsigned int secs)
 static void vm_migrate(uint32_t vm_id, int fd, uint32_t downtime_ms,
 		       uint64_t bandwidth, bool auto_converge)
 {
-	struct nl_msg *m = nlmsg_alloc();
+	struct nl_msg *m = nl_req(LVMM_CMD_VM_MIGRATE, 0, vm_id);
 	int r;
 
-	if (!m || !genlmsg_put(m, NL_AUTO_PORT, NL_AUTO_SEQ, family, 0, 0,
-			       LVMM_CMD_VM_MIGRATE, LVMM_FAMILY_VERSION) ||
-	    nla_put_u32(m, LVMM_A_VM_ID, vm_id) ||
-	    nla_put_u32(m, LVMM_A_VM_MIGRATE_FD, fd) ||
+	if (nla_put_u32(m, LVMM_A_VM_MIGRATE_FD, fd) ||
 	    (downtime_ms &&
 	     nla_put_u32(m, LVMM_A_VM_MIGRATE_DOWNTIME_MS, downtime_ms)) ||
 	    (bandwidth &&
@@ -433,8 +365,6 @@ static void vmm_join(struct vmm *v, uint32_t reason, uint32_t port)
 static void vmm_create(struct vmm *v, const char *name, uint64_t size,
 		       uint32_t mode, uint32_t mibps)
 {
-	struct lvmm_regs regs;
-	struct lvmm_sregs s;
 	uint64_t t0;
 	int r;
 
@@ -459,24 +389,7 @@ static void vmm_create(struct vmm *v, const char *name, uint64_t size,
 	v->period_ns = mibps ? PACED_BATCH * 4096 * 1000000000ull /
 			       (mibps * MIB) : 0;
 
-	r = lvmm_vcpu_create(&v->vm, 0, &v->vcpu) ?:
-	    lvmm_get_sregs(&v->vcpu, &s);
-	if (r)
-		die("LVMM_CREATE_VCPU: %s", strerror(-r));
-	lvmm_seg_flat(&s.cs, 0x08, 0xb, false, true);
-	lvmm_seg_flat(&s.ds, 0x10, 0x3, false, true);
-	s.es = s.fs = s.gs = s.ss = s.ds;
-	s.cr0 = X86_CR0_PE | X86_CR0_ET;
-	s.cr4 = 0;
-	s.efer = 0;
-	memset(&regs, 0, sizeof(regs));
-	regs.rcx = size / 4096;
-	regs.rdi = BIG_GPA;
-	regs.rip = MIG_CODE_GPA;
-	regs.rflags = 2;
-	r = lvmm_set_sregs(&v->vcpu, &s) ?: lvmm_set_regs(&v->vcpu, &regs);
-	if (r)
-		die("LVMM_SET_SREGS/REGS: %s", strerror(-r));
+	vcpu_create_flat32(&v->vm, &v->vcpu, MIG_CODE_GPA, size / 4096, BIG_GPA);
 
 	t0 = now_ns();
 	r = lvmm_run(&v->vcpu);
@@ -882,30 +795,6 @@ static void converge_once(struct conv_sample *c)
 
 /* ---- figures ------------------------------------------------------------------ */
 
-static int cmp_double(const void *a, const void *b)
-{
-	double x = *(const double *)a, y = *(const double *)b;
-
-	return x < y ? -1 : x > y;
-}
-
-struct stat3 {
-	double med, min, max;
-};
-
-static struct stat3 stats(const double *v, unsigned int n)
-{
-	double s[MAX_RUNS];
-	struct stat3 r;
-
-	memcpy(s, v, n * sizeof(*s));
-	qsort(s, n, sizeof(*s), cmp_double);
-	r.min = s[0];
-	r.max = s[n - 1];
-	r.med = n % 2 ? s[n / 2] : (s[n / 2 - 1] + s[n / 2]) / 2;
-	return r;
-}
-
 static void row(const char *name, const char *what, const char *unit,
 		struct stat3 s)
 {
@@ -986,7 +875,7 @@ int main(int argc, char **argv)
 		    strerror(-dev));
 	if (lvmm_check_extension(dev, LVMM_CAP_MIGRATE) < 1)
 		die("lvmm has no live migration (LVMM_CAP_MIGRATE)");
-	nl_init();
+	nl_init(true);
 	tsc_ns = tsc_per_ns();
 	uname(&u);
 	printf("lvmm-mig-bench: kernel=%s cpus=%ld tsc=%.0f MHz runs=%u downtime-ms=%u auto-converge runs=%u\n",

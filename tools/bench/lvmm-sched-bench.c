@@ -39,7 +39,6 @@
 #include <pthread.h>
 #include <sched.h>
 #include <signal.h>
-#include <stdarg.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -52,11 +51,10 @@
 #include <sys/wait.h>
 
 #include <netlink/netlink.h>
-#include <netlink/genl/ctrl.h>
 #include <netlink/genl/genl.h>
 #include <linux/lvmm_nl.h>
 
-#include "lvmm.h"
+#include "bench-util.h"
 
 #define SLOT_SIZE	(2u << 20)
 #define CODE_GPA	0x1000
@@ -67,51 +65,9 @@ static const uint8_t code_spin[] = { 0xeb, 0xfe };
 /* 1: out %al,$0x10; jmp 1b */
 static const uint8_t code_pio[] = { 0xe6, PORT, 0xeb, 0xfc };
 
-static void die(const char *fmt, ...)
-{
-	va_list ap;
-
-	fputs("lvmm-sched-bench: ", stderr);
-	va_start(ap, fmt);
-	vfprintf(stderr, fmt, ap);
-	va_end(ap);
-	fputc('\n', stderr);
-	exit(1);
-}
-
-static uint64_t now_ns(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return ts.tv_sec * 1000000000ull + ts.tv_nsec;
-}
+const char *const bench_name = "lvmm-sched-bench";
 
 /* ---- netlink ------------------------------------------------------------- */
-
-static struct nl_sock *nl;
-static int family;
-
-static void nl_init(void)
-{
-	nl = nl_socket_alloc();
-	if (!nl || genl_connect(nl))
-		die("cannot open a generic netlink socket");
-	family = genl_ctrl_resolve(nl, LVMM_FAMILY_NAME);
-	if (family < 0)
-		die("no lvmm netlink family: is lvmm loaded?");
-}
-
-static struct nl_msg *nl_req(uint8_t cmd, int flags, uint32_t vm_id)
-{
-	struct nl_msg *m = nlmsg_alloc();
-
-	if (!m || !genlmsg_put(m, NL_AUTO_PORT, NL_AUTO_SEQ, family, 0, flags,
-			       cmd, LVMM_FAMILY_VERSION) ||
-	    nla_put_u32(m, LVMM_A_VM_ID, vm_id))
-		die("out of memory");
-	return m;
-}
 
 static void nl_do(struct nl_msg *m, int (*cb)(struct nl_msg *, void *),
 		  void *arg)
@@ -708,7 +664,7 @@ int main(int argc, char **argv)
 	dev = lvmm_open();
 	if (dev < 0)
 		die("cannot open /dev/lvmm: %s", strerror(errno));
-	nl_init();
+	nl_init(false);
 
 	if (!*only || !strcmp(only, "weight"))
 		werr = fmax(weight_err(512), weight_err(1024));

@@ -42,10 +42,8 @@
  */
 #include <errno.h>
 #include <fcntl.h>
-#include <poll.h>
 #include <pthread.h>
 #include <spawn.h>
-#include <stdarg.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -60,11 +58,10 @@
 #include <sys/wait.h>
 
 #include <netlink/netlink.h>
-#include <netlink/genl/ctrl.h>
 #include <netlink/genl/genl.h>
 #include <linux/lvmm_nl.h>
 
-#include "lvmm.h"
+#include "bench-util.h"
 
 #define MIB		(1ULL << 20)
 
@@ -83,7 +80,6 @@
 #define STREAM_MAX	(BIG_SIZE + MIB)
 
 #define RESTORED_NAME	"snap-bench-restored"
-#define MAX_RUNS	20
 
 /*
  * 32-bit code at CODE_GPA.  edi = BIG_GPA, ecx = BIG_PAGES: write each
@@ -102,64 +98,9 @@ static const uint8_t code[] = {
 	0xeb, 0xf3,			/* 1018 jmp 100d               */
 };
 
-static void die(const char *fmt, ...)
-{
-	va_list ap;
-
-	fputs("lvmm-snap-bench: ", stderr);
-	va_start(ap, fmt);
-	vfprintf(stderr, fmt, ap);
-	va_end(ap);
-	fputc('\n', stderr);
-	exit(1);
-}
-
-static uint64_t now_ns(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return ts.tv_sec * 1000000000ull + ts.tv_nsec;
-}
+const char *const bench_name = "lvmm-snap-bench";
 
 /* ---- netlink ------------------------------------------------------------- */
-
-static struct nl_sock *nl;	/* requests */
-static struct nl_sock *ev;	/* the events group */
-static int family;
-
-static void nl_init(void)
-{
-	int grp;
-
-	nl = nl_socket_alloc();
-	ev = nl_socket_alloc();
-	if (!nl || !ev || genl_connect(nl) || genl_connect(ev))
-		die("cannot open a generic netlink socket");
-	family = genl_ctrl_resolve(nl, LVMM_FAMILY_NAME);
-	if (family < 0)
-		die("no lvmm netlink family: is lvmm loaded?");
-	grp = genl_ctrl_resolve_grp(nl, LVMM_FAMILY_NAME, LVMM_MCGRP_EVENTS);
-	if (grp < 0)
-		die("no \"%s\" group in the lvmm family: %s",
-		    LVMM_MCGRP_EVENTS, nl_geterror(grp));
-	/* Events carry no sequence numbers of ours. */
-	nl_socket_disable_seq_check(ev);
-	if (nl_socket_add_membership(ev, grp) ||
-	    nl_socket_set_nonblocking(ev))
-		die("cannot subscribe to the lvmm events group");
-}
-
-static struct nl_msg *nl_req(uint8_t cmd, int flags, uint32_t vm_id)
-{
-	struct nl_msg *m = nlmsg_alloc();
-
-	if (!m || !genlmsg_put(m, NL_AUTO_PORT, NL_AUTO_SEQ, family, 0, flags,
-			       cmd, LVMM_FAMILY_VERSION) ||
-	    nla_put_u32(m, LVMM_A_VM_ID, vm_id))
-		die("out of memory");
-	return m;
-}
 
 static int vcpu_state_cb(struct nl_msg *msg, void *arg)
 {
@@ -206,18 +147,13 @@ struct saved {
 
 static int event_cb(struct nl_msg *msg, void *arg)
 {
-	struct genlmsghdr *g = nlmsg_data(nlmsg_hdr(msg));
 	struct nlattr *tb[LVMM_A_VM_MAX + 1];
 	struct saved *s = arg;
 	uint64_t t = now_ns();
 	uint32_t event;
 
-	if (g->cmd != LVMM_CMD_VM_EVENT ||
-	    genlmsg_parse(nlmsg_hdr(msg), 0, tb, LVMM_A_VM_MAX, NULL) < 0 ||
-	    !tb[LVMM_A_VM_ID] || nla_get_u32(tb[LVMM_A_VM_ID]) != s->vm_id ||
-	    !tb[LVMM_A_VM_EVENT])
+	if (!nl_vm_event(msg, s->vm_id, tb, &event))
 		return NL_OK;
-	event = nla_get_u32(tb[LVMM_A_VM_EVENT]);
 	if (event == LVMM_EVENT_SAVE_PROGRESS) {
 		s->progress++;
 		return NL_OK;
@@ -240,20 +176,9 @@ static int event_cb(struct nl_msg *msg, void *arg)
 static void wait_saved(struct saved *s)
 {
 	uint64_t deadline = now_ns() + 60000000000ull;
-	struct pollfd p = { .fd = nl_socket_get_fd(ev), .events = POLLIN };
-	int r;
 
-	nl_socket_modify_cb(ev, NL_CB_VALID, NL_CB_CUSTOM, event_cb, s);
-	while (!s->got) {
-		if (now_ns() > deadline)
-			die("no saved event for VM %u within 60 s", s->vm_id);
-		if (poll(&p, 1, 1000) <= 0)
-			continue;
-		r = nl_recvmsgs_default(ev);
-		if (r < 0 && r != -NLE_AGAIN)
-			die("reading the events group: %s (an event lost?)",
-			    nl_geterror(r));
-	}
+	if (!nl_wait_events(event_cb, s, &s->got, deadline, 1000))
+		die("no saved event for VM %u within 60 s", s->vm_id);
 }
 
 /* ---- the VM and its vCPU thread -------------------------------------------- */
@@ -358,7 +283,6 @@ static void vcpu_stop(const char *what)
 static void vm_setup(void)
 {
 	struct lvmm_regs regs;
-	struct lvmm_sregs s;
 	void *p;
 	uint64_t t0, t1;
 	int r;
@@ -375,23 +299,7 @@ static void vm_setup(void)
 		die("mmap of slot 0: %s", strerror(-r));
 	low = p;
 	memcpy((void *)(low + CODE_GPA), code, sizeof(code));
-	r = lvmm_vcpu_create(&vm, 0, &vcpu) ?: lvmm_get_sregs(&vcpu, &s);
-	if (r)
-		die("LVMM_CREATE_VCPU: %s", strerror(-r));
-	lvmm_seg_flat(&s.cs, 0x08, 0xb, false, true);
-	lvmm_seg_flat(&s.ds, 0x10, 0x3, false, true);
-	s.es = s.fs = s.gs = s.ss = s.ds;
-	s.cr0 = X86_CR0_PE | X86_CR0_ET;
-	s.cr4 = 0;
-	s.efer = 0;
-	memset(&regs, 0, sizeof(regs));
-	regs.rcx = BIG_PAGES;
-	regs.rdi = BIG_GPA;
-	regs.rip = CODE_GPA;
-	regs.rflags = 2;
-	r = lvmm_set_sregs(&vcpu, &s) ?: lvmm_set_regs(&vcpu, &regs);
-	if (r)
-		die("LVMM_SET_SREGS/REGS: %s", strerror(-r));
+	vcpu_create_flat32(&vm, &vcpu, CODE_GPA, BIG_PAGES, BIG_GPA);
 
 	/* The guest writes all of slot 1. */
 	t0 = now_ns();
@@ -650,30 +558,6 @@ static double mibps(uint64_t bytes, double ns)
 	return bytes / (double)MIB / (ns / 1e9);
 }
 
-static int cmp_double(const void *a, const void *b)
-{
-	double x = *(const double *)a, y = *(const double *)b;
-
-	return x < y ? -1 : x > y;
-}
-
-struct stat3 {
-	double med, min, max;
-};
-
-static struct stat3 stats(const double *v, unsigned int n)
-{
-	double s[MAX_RUNS];
-	struct stat3 r;
-
-	memcpy(s, v, n * sizeof(*s));
-	qsort(s, n, sizeof(*s), cmp_double);
-	r.min = s[0];
-	r.max = s[n - 1];
-	r.med = n % 2 ? s[n / 2] : (s[n / 2 - 1] + s[n / 2]) / 2;
-	return r;
-}
-
 static void row(const char *name, const char *what, const char *unit,
 		struct stat3 s)
 {
@@ -782,7 +666,7 @@ int main(int argc, char **argv)
 		    strerror(-dev));
 	if (lvmm_check_extension(dev, LVMM_CAP_SNAPSHOT) < 1)
 		die("lvmm has no snapshots (LVMM_CAP_SNAPSHOT)");
-	nl_init();
+	nl_init(true);
 	uname(&u);
 	read_line("/sys/devices/system/clocksource/clocksource0/current_clocksource",
 		  cs, sizeof(cs));

@@ -582,12 +582,10 @@ static void mig_progress_json(const struct mig *m, const struct vmctl_vm *ev)
 
 static int mig_event_cb(struct nl_msg *msg, void *arg)
 {
-	struct genlmsghdr *g = nlmsg_data(nlmsg_hdr(msg));
 	struct mig *m = arg;
 	struct vmctl_vm ev;
 
-	if (g->cmd != LVMM_CMD_VM_EVENT || vmctl_nl_parse_vm(msg, &ev) ||
-	    ev.id != m->vm.id)
+	if (!vmctl_nl_vm_event(msg, m->vm.id, &ev))
 		return NL_OK;
 	if (ev.event == LVMM_EVENT_MIGRATE_PROGRESS) {
 		m->passes = ev.mig.iteration;
@@ -660,27 +658,14 @@ static int mig_request(struct vmctl_nl *nl, struct mig *m, int fd)
 		vmctl_err("out of memory");
 		return -ENOMEM;
 	}
-	r = vmctl_nl_exec(nl, msg, NULL, NULL);
-	switch (r) {
-	case 0:
+	r = vmctl_nl_job_request(nl, msg, "migrate", &m->vm);
+	if (!r)
 		return 0;
-	case -EBUSY:
-		/* A migration or a save runs, or its VMM logs dirty pages. */
+	/* A migration or a save runs, or its VMM logs dirty pages. */
+	if (r == -EBUSY)
 		vmctl_err("cannot migrate %s now: %s; wait for it to end (vmctl monitor) and try again",
 			  m->vm.name, ext[0] ? ext :
 			  "a migration or a save of it runs already");
-		break;
-	case -ENOENT:
-		vmctl_err("cannot migrate %s: it has just been destroyed; see vmctl list",
-			  m->vm.name);
-		break;
-	case -EOPNOTSUPP:
-		vmctl_err("this lvmm cannot migrate VMs (it has no vm-migrate: it is older than vmctl); load a newer lvmm");
-		break;
-	default:
-		vmctl_nl_report(nl, r, "migrate", &m->vm);
-		break;
-	}
 	vmctl_err("closed the connection to %s unused: a 'vmctl run --incoming' waiting there has stopped; start it again",
 		  m->dest);
 	return r;
@@ -807,9 +792,8 @@ static int mig_result(struct mig *m)
 	uint64_t total = e->total_ns ? e->total_ns : vmctl_elapsed_ns(&m->t0);
 	char mb[16], ms[16];
 
-	if (m->lost && !m->json)
-		vmctl_err("%lu burst%s of lvmm's events were lost; the progress shown was incomplete",
-			  m->lost, m->lost > 1 ? "s" : "");
+	if (!m->json)
+		vmctl_nl_report_lost(m->lost);
 	/* -j: the end whatever it is, the exit status says whether it moved. */
 	if (m->json)
 		mig_result_json(m, total);

@@ -188,6 +188,46 @@ int vmctl_nl_wait_events(struct vmctl_nl *nl, const bool *done,
 	return r;
 }
 
+void vmctl_nl_report_lost(unsigned long lost)
+{
+	if (lost)
+		vmctl_err("%lu burst%s of lvmm's events were lost; the progress shown was incomplete",
+			  lost, lost > 1 ? "s" : "");
+}
+
+bool vmctl_nl_vm_event(struct nl_msg *msg, uint32_t vm_id,
+		       struct vmctl_vm *ev)
+{
+	struct genlmsghdr *g = nlmsg_data(nlmsg_hdr(msg));
+
+	return g->cmd == LVMM_CMD_VM_EVENT && !vmctl_nl_parse_vm(msg, ev) &&
+	       ev->id == vm_id;
+}
+
+int vmctl_nl_job_request(struct vmctl_nl *nl, struct nl_msg *msg,
+			 const char *what, const struct vmctl_vm *vm)
+{
+	int r = vmctl_nl_exec(nl, msg, NULL, NULL);
+
+	switch (r) {
+	case 0:
+	case -EBUSY:
+		break;
+	case -ENOENT:
+		vmctl_err("cannot %s %s: it has just been destroyed; see vmctl list",
+			  what, vm->name);
+		break;
+	case -EOPNOTSUPP:
+		vmctl_err("this lvmm cannot %s VMs (it has no vm-%s: it is older than vmctl); load a newer lvmm",
+			  what, what);
+		break;
+	default:
+		vmctl_nl_report(nl, r, what, vm);
+		break;
+	}
+	return r;
+}
+
 uint64_t vmctl_elapsed_ns(const struct timespec *t0)
 {
 	struct timespec t;

@@ -94,6 +94,22 @@ void vmctl_job_sigset(sigset_t *sigs);
 int vmctl_nl_wait_events(struct vmctl_nl *nl, const bool *done,
 			 int (*on_signal)(int sig, void *arg), void *arg,
 			 unsigned long *lost);
+/* Say that @lost bursts of events were lost, if any. */
+void vmctl_nl_report_lost(unsigned long lost);
+/*
+ * In the @cb of vmctl_nl_open_events(): @msg parsed into @ev if it is a
+ * vm-event of VM @vm_id; false if it is anything else.
+ */
+bool vmctl_nl_vm_event(struct nl_msg *msg, uint32_t vm_id,
+		       struct vmctl_vm *ev);
+/*
+ * Send @msg (consumed), the request that starts job @what ("save",
+ * "migrate") of @vm.  Returns 0 or a negative errno, and says why the
+ * request failed and what to do -- but for -EBUSY, whose reason only
+ * the caller knows.
+ */
+int vmctl_nl_job_request(struct vmctl_nl *nl, struct nl_msg *msg,
+			 const char *what, const struct vmctl_vm *vm);
 /* Nanoseconds of CLOCK_MONOTONIC since @t0. */
 uint64_t vmctl_elapsed_ns(const struct timespec *t0);
 

@@ -946,12 +946,10 @@ static void save_bar(struct save *s, const struct vmctl_vm *ev)
 
 static int save_event_cb(struct nl_msg *msg, void *arg)
 {
-	struct genlmsghdr *g = nlmsg_data(nlmsg_hdr(msg));
 	struct save *s = arg;
 	struct vmctl_vm ev;
 
-	if (g->cmd != LVMM_CMD_VM_EVENT || vmctl_nl_parse_vm(msg, &ev) ||
-	    ev.id != s->vm.id)
+	if (!vmctl_nl_vm_event(msg, s->vm.id, &ev))
 		return NL_OK;
 	if (ev.event == LVMM_EVENT_SAVE_PROGRESS) {
 		if (s->json) {
@@ -1032,25 +1030,10 @@ static int save_request(struct vmctl_nl *nl, struct save *s)
 		vmctl_err("out of memory");
 		return -ENOMEM;
 	}
-	r = vmctl_nl_exec(nl, msg, NULL, NULL);
-	switch (r) {
-	case 0:
-		break;
-	case -EBUSY:
+	r = vmctl_nl_job_request(nl, msg, "save", &s->vm);
+	if (r == -EBUSY)
 		vmctl_err("%s is being saved already; wait for its 'saved' event (vmctl monitor) and try again",
 			  s->vm.name);
-		break;
-	case -ENOENT:
-		vmctl_err("cannot save %s: it has just been destroyed; see vmctl list",
-			  s->vm.name);
-		break;
-	case -EOPNOTSUPP:
-		vmctl_err("this lvmm cannot save VMs (it has no vm-save: it is older than vmctl); load a newer lvmm");
-		break;
-	default:
-		vmctl_nl_report(nl, r, "save", &s->vm);
-		break;
-	}
 	return r;
 }
 
@@ -1161,9 +1144,8 @@ static int vmctl_save(struct vmctl *ctx, int argc, char **argv)
 		goto out_file;
 	}
 	ns = vmctl_elapsed_ns(&s.t0);
-	if (s.lost && !s.json)
-		vmctl_err("%lu burst%s of lvmm's events were lost; the progress shown was incomplete",
-			  s.lost, s.lost > 1 ? "s" : "");
+	if (!s.json)
+		vmctl_nl_report_lost(s.lost);
 	save_result(&s, ns);
 out_file:
 	if (s.fd != STDOUT_FILENO)
