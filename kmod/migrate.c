@@ -106,7 +106,8 @@ int lvmm_mig_socket_ok(struct file *file, bool reader)
  */
 static void lvmm_mig_nodelay(struct socket *sock)
 {
-	if (sk_is_tcp(sock->sk))
+	/* A kernel without TCP/IP has only AF_UNIX streams: nothing to do. */
+	if (IS_ENABLED(CONFIG_INET) && sk_is_tcp(sock->sk))
 		tcp_sock_set_nodelay(sock->sk);
 }
 
