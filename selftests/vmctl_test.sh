@@ -1152,6 +1152,8 @@ mig_skip=""
 	mig_skip="no bundled guests in $G (build tools/guests; scripts/check stages them)"
 [ "$(jget capabilities.migrate)" -ge 1 ] 2>/dev/null ||
 	mig_skip="this lvmm cannot migrate (LVMM_CAP_MIGRATE)"
+# vmctl migrates over TCP: a kernel without TCP/IP (the debug kernel) has none.
+[ -e /proc/net/tcp ] || mig_skip="this kernel has no TCP/IP (CONFIG_INET)"
 if [ -n "$mig_skip" ]; then
 	n=$((n + 1)) skip=$((skip + 1))
 	echo "ok $n live migration # SKIP $mig_skip"
