@@ -59,7 +59,6 @@ struct lvmm_migration {
 	u64 dirty;			/* bytes dirty after the last pass */
 	u64 taken;			/* lvmm_mig_taken() */
 	u32 nr_vcpus;			/* in the header */
-	bool frozen;			/* the vCPUs are held for the end */
 	bool logging;
 	/* Under vm->lock. */
 	bool cancelled;
