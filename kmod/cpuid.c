@@ -273,6 +273,8 @@ void lvmm_cpuid(struct lvmm_vcpu *vcpu, u64 cr4, u32 *eax, u32 *ebx,
 	u32 function = *eax, index = *ecx, i;
 	struct lvmm_cpuid_entry *e = NULL;
 
+	if (lvmm_pvclock_cpuid(vcpu, function, eax, ebx, ecx, edx))
+		return;
 	for (i = 0; i < vcpu->cpuid_nent; i++) {
 		struct lvmm_cpuid_entry *c = &vcpu->cpuid[i];
 
@@ -299,6 +301,13 @@ void lvmm_cpuid(struct lvmm_vcpu *vcpu, u64 cr4, u32 *eax, u32 *ebx,
 		*ebx = (*ebx & 0x00ffffff) | (vcpu->id << 24);
 		if (cr4 & X86_CR4_OSXSAVE)
 			*ecx |= BIT32(X86_FEATURE_OSXSAVE);
+		/* The in-kernel APIC has x2APIC and the TSC-deadline timer. */
+		if (vcpu->lapic) {
+			*ecx |= BIT32(X86_FEATURE_X2APIC) |
+				BIT32(X86_FEATURE_TSC_DEADLINE_TIMER);
+			if (!(vcpu->apic_base & MSR_IA32_APICBASE_ENABLE))
+				*edx &= ~BIT32(X86_FEATURE_APIC);
+		}
 		break;
 	case 0xb:
 		*edx = vcpu->id;

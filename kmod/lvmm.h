@@ -28,6 +28,7 @@
 #include <linux/hrtimer.h>
 #include <linux/cpumask.h>
 #include <linux/atomic.h>
+#include <linux/rcuwait.h>
 #include <asm/debugreg.h>
 #include <asm/fpu/api.h>
 #include <linux/lvmm.h>
@@ -61,6 +62,7 @@ static inline u64 lvmm_dr7_value(u64 v)
 
 struct lvmm_vm;
 struct lvmm_vcpu;
+struct lvmm_ioapic;
 struct netlink_ext_ack;
 struct page;
 struct mem_cgroup;
@@ -279,6 +281,13 @@ struct lvmm_vm {
 	bool migrated;			/* handed over: RUN says MIGRATED */
 	bool migrate_unknown;		/* GO sent, no DONE: until resumed */
 	bool incoming;			/* arriving: not this host's before GO */
+	bool irqchip;			/* (o) lock: vCPUs get a local APIC */
+	struct lvmm_ioapic *ioapic;	/* (o) lock: with the irqchip */
+	/* The paravirtual clock's reference (pvclock.c), set once. */
+	spinlock_t pvclock_lock;
+	bool pvclock_set;		/* pvclock_lock */
+	u64 pvclock_tsc;		/* pvclock_lock: guest TSC at clock 0 */
+	u64 pvclock_wall_ns;		/* pvclock_lock: CLOCK_REALTIME then */
 	void *vmm_state;		/* the VMM's opaque device state */
 	u32 vmm_state_size;
 
@@ -446,6 +455,9 @@ struct lvmm_vcpu {
 
 	struct lvmm_vcpu_stat stat;	/* (c) */
 	struct lvmm_vcpu_sched sched;	/* sched.c */
+	struct lvmm_lapic *lapic;	/* (a) the in-kernel APIC, or NULL */
+	struct rcuwait wait;		/* a halted vCPU's thread sleeps here */
+	u64 pvclock_msr, pvclock_wall_msr;	/* (c) pvclock.c */
 	/* A save's request: xchg()/cmpxchg() only (locking.rst, 7c). */
 	struct lvmm_snap_req *snap_req;
 	bool fd_given;			/* vm->lock: an fd was made for it */
@@ -462,6 +474,70 @@ static inline bool lvmm_sched_pending(struct lvmm_vcpu *vcpu)
 {
 	return lvmm_sched_active(vcpu->vm) ||
 	       test_bit(LVMM_REQ_SCHED, &vcpu->requests);
+}
+
+/* ---- the in-kernel local APIC (lapic.c) ----------------------------------- */
+
+/* See lapic.c for who may touch what. */
+struct lvmm_lapic {
+	struct lvmm_vcpu *vcpu;		/* (a) */
+	u32 regs[256];			/* the xAPIC page's first 1 KiB */
+	unsigned long pending;		/* NMI, INIT, SIPI posted: atomic */
+	u8 sipi_vector;			/* with the SIPI bit */
+	u32 mp_state;			/* (c) LVMM_MP_STATE_* */
+	u32 esr;			/* (c) errors since ESR was written */
+	u32 icr_dest;			/* (c) x2APIC: ICR bits 63-32 */
+	struct hrtimer timer;		/* one-shot, periodic, TSC deadline */
+	u64 period_ns;			/* (c) periodic: 0 otherwise */
+	u64 tsc_deadline;		/* (c) the timer clears it on firing */
+};
+
+long lvmm_vm_create_irqchip(struct lvmm_vm *vm, void __user *argp);
+int lvmm_lapic_create(struct lvmm_vcpu *vcpu);
+void lvmm_lapic_destroy(struct lvmm_vcpu *vcpu);
+int lvmm_lapic_next_irq(struct lvmm_vcpu *vcpu);
+bool lvmm_lapic_tpr_blocks(struct lvmm_vcpu *vcpu);
+void lvmm_lapic_ack(struct lvmm_vcpu *vcpu, int vec);
+u8 lvmm_lapic_get_cr8(struct lvmm_vcpu *vcpu);
+void lvmm_lapic_set_cr8(struct lvmm_vcpu *vcpu, u8 cr8);
+int lvmm_lapic_interrupt(struct lvmm_vcpu *vcpu, u8 vec);
+bool lvmm_lapic_mmio(struct lvmm_vcpu *vcpu, u64 gpa, bool write, u64 *data,
+		     unsigned int size);
+bool lvmm_lapic_msr(struct lvmm_vcpu *vcpu, u32 index);
+int lvmm_lapic_get_msr(struct lvmm_vcpu *vcpu, u32 index, u64 *data);
+int lvmm_lapic_set_msr(struct lvmm_vcpu *vcpu, u32 index, u64 data);
+int lvmm_lapic_set_base(struct lvmm_vcpu *vcpu, u64 data);
+void lvmm_lapic_events(struct lvmm_vcpu *vcpu);
+void lvmm_lapic_halt(struct lvmm_vcpu *vcpu);
+int lvmm_lapic_wait(struct lvmm_vcpu *vcpu);
+long lvmm_vcpu_get_lapic(struct lvmm_vcpu *vcpu, void __user *argp);
+long lvmm_vcpu_set_lapic(struct lvmm_vcpu *vcpu, void __user *argp);
+long lvmm_vcpu_mp_state(struct lvmm_vcpu *vcpu, void __user *argp, bool set);
+int lvmm_lapic_deliver(struct lvmm_vm *vm, u32 dest, bool logical, u32 dm,
+		       u8 vec, bool level);
+
+/* ---- the paravirtual clock (pvclock.c) ------------------------------------ */
+
+bool lvmm_pvclock_cpuid(struct lvmm_vcpu *vcpu, u32 function, u32 *eax,
+			u32 *ebx, u32 *ecx, u32 *edx);
+bool lvmm_pvclock_msr(struct lvmm_vcpu *vcpu, u32 index);
+int lvmm_pvclock_get_msr(struct lvmm_vcpu *vcpu, u32 index, u64 *data);
+int lvmm_pvclock_set_msr(struct lvmm_vcpu *vcpu, u32 index, u64 data);
+
+/* ---- the in-kernel I/O APIC (ioapic.c) ------------------------------------ */
+
+int lvmm_ioapic_create(struct lvmm_vm *vm);
+void lvmm_ioapic_destroy(struct lvmm_vm *vm);
+bool lvmm_ioapic_mmio(struct lvmm_vcpu *vcpu, u64 gpa, bool write, u64 *data,
+		      unsigned int size);
+void lvmm_ioapic_eoi(struct lvmm_vm *vm, u8 vector);
+int lvmm_vm_irq_line(struct lvmm_vm *vm, void __user *argp);
+long lvmm_vm_ioapic_state(struct lvmm_vm *vm, void __user *argp, bool set);
+
+/* Must the vCPU wait (HLT, or for SIPI) before it can enter? */
+static inline bool lvmm_vcpu_waits(struct lvmm_vcpu *vcpu)
+{
+	return vcpu->lapic && vcpu->lapic->mp_state != LVMM_MP_STATE_RUNNABLE;
 }
 
 long lvmm_vm_create_vcpu(struct lvmm_vm *vm, void __user *argp);
@@ -487,6 +563,8 @@ int lvmm_vcpu_load_debugregs(struct lvmm_vcpu *vcpu,
 			     const struct lvmm_debugregs *d);
 int lvmm_vcpu_load_xcrs(struct lvmm_vcpu *vcpu, const struct lvmm_xcrs *x);
 void lvmm_vcpu_destroy(struct lvmm_vcpu *vcpu);
+void lvmm_vcpu_reset(struct lvmm_vcpu *vcpu);
+void lvmm_vcpu_start_at(struct lvmm_vcpu *vcpu, u8 vector);
 void lvmm_vm_flush_tlb_all(struct lvmm_vm *vm);
 void lvmm_vm_kick_all(struct lvmm_vm *vm, int req);
 void lvmm_vcpu_kick(struct lvmm_vcpu *vcpu, int req);
@@ -674,6 +752,8 @@ struct lvmm_arch_ops {
 	size_t vcpu_size;
 	int (*vcpu_init)(struct lvmm_vcpu *vcpu);
 	void (*vcpu_destroy)(struct lvmm_vcpu *vcpu);
+	/* INIT: the backend's state to the architecture's INIT state. */
+	void (*vcpu_reset)(struct lvmm_vcpu *vcpu);
 	/*
 	 * Enter the guest once and handle the exit: > 0 to re-enter,
 	 * 0 with run->exit_reason set to return to userspace, < 0 an error.

@@ -571,6 +571,33 @@ static int lvmm_nl_vm_destroy_doit(struct sk_buff *skb, struct genl_info *info)
 }
 
 /*
+ * The VM and the stream fd of vm-save and vm-migrate, both with a
+ * reference, or an error; EBADF (no message yet) if @fd is not an fd.
+ */
+static struct lvmm_vm *lvmm_nl_stream_vm(struct sk_buff *skb,
+					 struct genl_info *info,
+					 struct nlattr *fd, struct file **file)
+{
+	struct lvmm_vm *vm = lvmm_nl_vm(skb, info->attrs, info->extack, true);
+
+	if (IS_ERR(vm))
+		return vm;
+	/* The stream has no record for the APICs yet (irqchip.rst). */
+	if (READ_ONCE(vm->irqchip)) {
+		NL_SET_ERR_MSG(info->extack,
+			       "a VM with the in-kernel APIC cannot be saved or migrated yet");
+		lvmm_vm_put(vm);
+		return ERR_PTR(-EOPNOTSUPP);
+	}
+	*file = fget(nla_get_u32(fd));
+	if (!*file) {
+		lvmm_vm_put(vm);
+		return ERR_PTR(-EBADF);
+	}
+	return vm;
+}
+
+/*
  * vm-save: the fd is the caller's, looked up here in its context; the
  * save takes its own reference and runs in a kernel thread of its own.
  * Progress and the end come as events.  The owner or CAP_NET_ADMIN.
@@ -587,16 +614,12 @@ static int lvmm_nl_vm_save_doit(struct sk_buff *skb, struct genl_info *info)
 			       "give the file descriptor to write the VM to (save-fd)");
 		return -EINVAL;
 	}
-	vm = lvmm_nl_vm(skb, info->attrs, info->extack, true);
-	if (IS_ERR(vm))
-		return PTR_ERR(vm);
-	file = fget(nla_get_u32(fd));
-	if (!file) {
+	vm = lvmm_nl_stream_vm(skb, info, fd, &file);
+	if (PTR_ERR(vm) == -EBADF)
 		NL_SET_ERR_MSG_ATTR(info->extack, fd,
 				    "save-fd is not an open file descriptor of the sender");
-		r = -EBADF;
-		goto out_put;
-	}
+	if (IS_ERR(vm))
+		return PTR_ERR(vm);
 	if (!(file->f_mode & FMODE_WRITE)) {
 		NL_SET_ERR_MSG_ATTR(info->extack, fd,
 				    "save-fd is not open for writing");
@@ -617,7 +640,6 @@ static int lvmm_nl_vm_save_doit(struct sk_buff *skb, struct genl_info *info)
 		NL_SET_ERR_MSG(info->extack, "the VM has been destroyed");
 out_fput:
 	fput(file);
-out_put:
 	lvmm_vm_put(vm);
 	return r;
 }
@@ -657,16 +679,12 @@ static int lvmm_nl_vm_migrate_doit(struct sk_buff *skb, struct genl_info *info)
 		return -EINVAL;
 	}
 	req.auto_converge = nla_get_flag(attrs[LVMM_A_VM_MIGRATE_AUTO_CONVERGE]);
-	vm = lvmm_nl_vm(skb, attrs, info->extack, true);
-	if (IS_ERR(vm))
-		return PTR_ERR(vm);
-	file = fget(nla_get_u32(fd));
-	if (!file) {
+	vm = lvmm_nl_stream_vm(skb, info, fd, &file);
+	if (PTR_ERR(vm) == -EBADF)
 		NL_SET_ERR_MSG_ATTR(info->extack, fd,
 				    "migrate-fd is not an open file descriptor of the sender");
-		r = -EBADF;
-		goto out_put;
-	}
+	if (IS_ERR(vm))
+		return PTR_ERR(vm);
 	r = lvmm_mig_socket_ok(file, false);
 	if (r == -ENOTCONN)
 		NL_SET_ERR_MSG_ATTR(info->extack, fd,
@@ -681,7 +699,6 @@ static int lvmm_nl_vm_migrate_doit(struct sk_buff *skb, struct genl_info *info)
 	r = lvmm_vm_migrate(vm, file, &req, info->extack);
 out_fput:
 	fput(file);
-out_put:
 	lvmm_vm_put(vm);
 	return r;
 }

@@ -66,6 +66,8 @@ void lvmm_vcpu_kick(struct lvmm_vcpu *vcpu, int req)
 	if (cpu >= 0 && cpu != me)
 		smp_send_reschedule(cpu);
 	put_cpu();
+	/* Or it waits in HLT: the bit is set, rcuwait_wake_up() orders. */
+	rcuwait_wake_up(&vcpu->wait);
 }
 
 /*
@@ -225,6 +227,8 @@ void lvmm_vcpu_save_sregs(struct lvmm_vcpu *vcpu, struct lvmm_sregs *s)
 	memset(s, 0, sizeof(*s));
 	lvmm_arch->get_sregs(vcpu, s);
 	s->apic_base = vcpu->apic_base;
+	if (vcpu->lapic)
+		s->cr8 = lvmm_lapic_get_cr8(vcpu);
 }
 
 static long lvmm_vcpu_get_sregs(struct lvmm_vcpu *vcpu, void __user *argp)
@@ -261,6 +265,8 @@ int lvmm_vcpu_load_sregs(struct lvmm_vcpu *vcpu, const struct lvmm_sregs *sp)
 		vcpu->apic_base = old_apic_base;
 		return r;
 	}
+	if (vcpu->lapic)
+		lvmm_lapic_set_cr8(vcpu, s.cr8);
 	/* New paging state: no translation from the old one may survive. */
 	set_bit(LVMM_REQ_TLB_FLUSH, &vcpu->requests);
 	vcpu->emul.pending = LVMM_PENDING_NONE;
@@ -316,6 +322,10 @@ static long lvmm_vcpu_set_xsave(struct lvmm_vcpu *vcpu, void __user *argp)
 /* MSRs lvmm keeps itself; the rest is the backend's. */
 int lvmm_get_msr(struct lvmm_vcpu *vcpu, u32 index, u64 *data)
 {
+	if (lvmm_lapic_msr(vcpu, index))
+		return lvmm_lapic_get_msr(vcpu, index, data);
+	if (lvmm_pvclock_msr(vcpu, index))
+		return lvmm_pvclock_get_msr(vcpu, index, data);
 	switch (index) {
 	case MSR_IA32_APICBASE:
 		*data = vcpu->apic_base;
@@ -339,8 +349,14 @@ int lvmm_get_msr(struct lvmm_vcpu *vcpu, u32 index, u64 *data)
 
 int lvmm_set_msr(struct lvmm_vcpu *vcpu, u32 index, u64 data)
 {
+	if (lvmm_lapic_msr(vcpu, index))
+		return lvmm_lapic_set_msr(vcpu, index, data);
+	if (lvmm_pvclock_msr(vcpu, index))
+		return lvmm_pvclock_set_msr(vcpu, index, data);
 	switch (index) {
 	case MSR_IA32_APICBASE:
+		if (vcpu->lapic)
+			return lvmm_lapic_set_base(vcpu, data);
 		/* 4 KiB aligned base, BSP (8), x2APIC (10, not offered), EN. */
 		if (data & ~(PAGE_MASK | BIT(8) | BIT(11)) ||
 		    data >= (1ULL << 52))
@@ -411,6 +427,8 @@ static long lvmm_vcpu_interrupt(struct lvmm_vcpu *vcpu, void __user *argp)
 		return -EFAULT;
 	if (irq.flags || irq.reserved || irq.vector < 32 || irq.vector > 255)
 		return -EINVAL;
+	if (vcpu->lapic)
+		return lvmm_lapic_interrupt(vcpu, irq.vector);
 	if (vcpu->irq_pending)
 		return -EBUSY;
 	vcpu->irq_vector = irq.vector;
@@ -687,6 +705,13 @@ static long lvmm_vcpu_run(struct lvmm_vcpu *vcpu)
 			r = -EINTR;
 			break;
 		}
+		if (vcpu->lapic) {
+			lvmm_lapic_events(vcpu);
+			if (lvmm_vcpu_waits(vcpu)) {
+				lvmm_lapic_wait(vcpu);
+				continue;
+			}
+		}
 		if (run->request_interrupt_window && !vcpu->irq_pending &&
 		    lvmm_arch->vcpu_interrupt_allowed(vcpu)) {
 			run->exit_reason = LVMM_EXIT_IRQ_WINDOW_OPEN;
@@ -740,6 +765,8 @@ static bool lvmm_vcpu_ioctl_changes(unsigned int cmd)
 	case LVMM_SET_VCPU_EVENTS:
 	case LVMM_SET_DEBUGREGS:
 	case LVMM_SET_XCRS:
+	case LVMM_SET_LAPIC:
+	case LVMM_SET_MP_STATE:
 		return true;
 	default:
 		return false;
@@ -823,6 +850,16 @@ static long lvmm_vcpu_ioctl(struct file *filp, unsigned int cmd,
 	case LVMM_SET_XCRS:
 		r = lvmm_vcpu_xcrs(vcpu, argp, cmd == LVMM_SET_XCRS);
 		break;
+	case LVMM_GET_LAPIC:
+		r = lvmm_vcpu_get_lapic(vcpu, argp);
+		break;
+	case LVMM_SET_LAPIC:
+		r = lvmm_vcpu_set_lapic(vcpu, argp);
+		break;
+	case LVMM_GET_MP_STATE:
+	case LVMM_SET_MP_STATE:
+		r = lvmm_vcpu_mp_state(vcpu, argp, cmd == LVMM_SET_MP_STATE);
+		break;
 	default:
 		r = -ENOTTY;
 	}
@@ -841,6 +878,7 @@ static const struct file_operations lvmm_vcpu_fops = {
 
 static void lvmm_vcpu_free(struct lvmm_vcpu *vcpu)
 {
+	lvmm_lapic_destroy(vcpu);
 	put_pid(rcu_dereference_protected(vcpu->pid, 1));
 	fpu_free_guest_fpstate(&vcpu->fpu);
 	kvfree(vcpu->cpuid);
@@ -889,7 +927,40 @@ static struct lvmm_vcpu *lvmm_vcpu_alloc(struct lvmm_vm *vm, u32 id)
 	vcpu->misc_enable = MSR_IA32_MISC_ENABLE_FAST_STRING;
 	vcpu->dr6 = DR6_RESERVED;
 	vcpu->dr7 = LVMM_DR7_FIXED_1;
+	rcuwait_init(&vcpu->wait);
 	return vcpu;
+}
+
+/*
+ * INIT (lapic.c): the architecture's INIT state.  The TSC, the x87/SSE
+ * state, XCR0 and the MSRs lvmm keeps here (the APIC base among them)
+ * stay as they are.
+ */
+void lvmm_vcpu_reset(struct lvmm_vcpu *vcpu)
+{
+	memset(vcpu->regs, 0, sizeof(vcpu->regs));
+	vcpu->rip = 0xfff0;
+	vcpu->rflags = X86_EFLAGS_FIXED;
+	vcpu->emul.pending = LVMM_PENDING_NONE;
+	vcpu->irq_pending = false;
+	vcpu->nmi_pending = false;
+	vcpu->shutdown = false;
+	vcpu->dr6 = DR6_RESERVED;
+	vcpu->dr7 = LVMM_DR7_FIXED_1;
+	lvmm_arch->vcpu_reset(vcpu);
+	set_bit(LVMM_REQ_TLB_FLUSH, &vcpu->requests);
+}
+
+/* A start-up IPI's @vector: real mode at vector << 12, after INIT. */
+void lvmm_vcpu_start_at(struct lvmm_vcpu *vcpu, u8 vector)
+{
+	struct lvmm_sregs s = {};
+
+	lvmm_arch->get_sregs(vcpu, &s);
+	s.cs.selector = vector << 8;
+	s.cs.base = (u64)vector << 12;
+	WARN_ON_ONCE(lvmm_arch->set_sregs(vcpu, &s));
+	vcpu->rip = 0;
 }
 
 /*
@@ -930,6 +1001,12 @@ static int lvmm_vcpu_add(struct lvmm_vm *vm, u32 id, bool fd,
 	r = lvmm_cpuid_init(vcpu);
 	if (r)
 		goto out_free;
+	/* Checked again under vm->lock, below. */
+	if (READ_ONCE(vm->irqchip)) {
+		r = lvmm_lapic_create(vcpu);
+		if (r)
+			goto out_free;
+	}
 	r = lvmm_sched_vcpu_init(vcpu);
 	if (r)
 		goto out_free;
@@ -940,6 +1017,11 @@ static int lvmm_vcpu_add(struct lvmm_vm *vm, u32 id, bool fd,
 	mutex_lock(&vm->lock);
 	if (vm->vcpus[id]) {
 		r = -EEXIST;
+		goto out_unlock;
+	}
+	/* The irqchip came while this vCPU was made without its APIC. */
+	if (!vcpu->lapic != !vm->irqchip) {
+		r = -EBUSY;
 		goto out_unlock;
 	}
 	/*

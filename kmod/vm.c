@@ -127,6 +127,7 @@ static void lvmm_vm_free(struct kref *ref)
 	for (i = 0; i < LVMM_MAX_VCPUS; i++)
 		if (vm->vcpus[i])
 			lvmm_vcpu_destroy(vm->vcpus[i]);
+	lvmm_ioapic_destroy(vm);
 	lvmm_vm_free_memslots(vm);
 	lvmm_vm_free_snapshot(vm);
 	lvmm_arch->vm_destroy(vm);
@@ -277,6 +278,13 @@ static long lvmm_vm_ioctl(struct file *filp, unsigned int cmd,
 		return lvmm_vm_vmm_state(vm, argp, cmd == LVMM_SET_VMM_STATE);
 	case LVMM_GET_VM_INFO:
 		return lvmm_vm_get_info(vm, argp);
+	case LVMM_CREATE_IRQCHIP:
+		return lvmm_vm_create_irqchip(vm, argp);
+	case LVMM_IRQ_LINE:
+		return lvmm_vm_irq_line(vm, argp);
+	case LVMM_GET_IOAPIC:
+	case LVMM_SET_IOAPIC:
+		return lvmm_vm_ioapic_state(vm, argp, cmd == LVMM_SET_IOAPIC);
 	default:
 		return -ENOTTY;
 	}
@@ -338,6 +346,7 @@ static int lvmm_vm_init(struct lvmm_vm *vm)
 	kref_init(&vm->ref);
 	INIT_LIST_HEAD(&vm->list);
 	mutex_init(&vm->lock);
+	spin_lock_init(&vm->pvclock_lock);
 	mutex_init(&vm->slots_lock);
 	init_waitqueue_head(&vm->pause_wq);
 	lvmm_sched_vm_init(vm);

@@ -421,9 +421,22 @@ static void lvmm_set_reg(struct lvmm_vcpu *vcpu, int reg, int size,
 		*r = (*r & ~lvmm_size_mask(size)) | (val & lvmm_size_mask(size));
 }
 
+/* An MMIO read's value @val, of the decoded size, into its register. */
+static void lvmm_mmio_read_done(struct lvmm_vcpu *vcpu, u64 val)
+{
+	struct lvmm_emul *e = &vcpu->emul;
+
+	val &= lvmm_size_mask(e->size);
+	if (e->sign_extend)
+		val = e->sign_extend == 1 ? (u64)(s64)(s8)val :
+					    (u64)(s64)(s16)val;
+	lvmm_set_reg(vcpu, e->reg, e->dst_size, e->high_byte, val);
+}
+
 /*
  * An access to guest-physical @gpa that no slot backs (or a write to a
- * READONLY slot): decode it and hand it to userspace as an MMIO exit.
+ * READONLY slot): decode it and hand it to userspace as an MMIO exit, or
+ * to the in-kernel APIC if it is its page.
  */
 int lvmm_emulate_mmio(struct lvmm_vcpu *vcpu, const struct lvmm_cpu_mode *m,
 		      u64 gpa, bool write_fault)
@@ -509,20 +522,29 @@ int lvmm_emulate_mmio(struct lvmm_vcpu *vcpu, const struct lvmm_cpu_mode *m,
 		goto fail;
 
 	e->next_rip = lvmm_next_rip(m, vcpu->rip, in.pos);
+	e->size = size;
+	if (!write) {
+		e->high_byte = size == 1 && !e->dst_size && !rex &&
+			       e->reg >= 4 && e->reg < 8;
+		if (!e->dst_size)
+			e->dst_size = size;
+	}
+	/* The in-kernel APIC's page: done here, no exit. */
+	if (vcpu->lapic && lvmm_lapic_mmio(vcpu, gpa, write, &data, size)) {
+		if (!write)
+			lvmm_mmio_read_done(vcpu, data);
+		vcpu->rip = e->next_rip;
+		return 1;
+	}
 	run->exit_reason = LVMM_EXIT_MMIO;
 	run->mmio.phys_addr = gpa;
 	run->mmio.len = size;
 	run->mmio.is_write = write;
-	e->size = size;
 	memset(run->mmio.data, 0, sizeof(run->mmio.data));
 	if (write) {
 		memcpy(run->mmio.data, &data, size);
 		e->pending = LVMM_PENDING_MMIO_WRITE;
 	} else {
-		e->high_byte = size == 1 && !e->dst_size && !rex &&
-			       e->reg >= 4 && e->reg < 8;
-		if (!e->dst_size)
-			e->dst_size = size;
 		e->pending = LVMM_PENDING_MMIO_READ;
 	}
 	return 0;
@@ -702,10 +724,7 @@ int lvmm_complete_userspace(struct lvmm_vcpu *vcpu)
 	case LVMM_PENDING_MMIO_READ:
 		/* The size is ours: userspace may have scribbled on mmio.len. */
 		memcpy(&val, vcpu->run->mmio.data, e->size);
-		if (e->sign_extend)
-			val = e->sign_extend == 1 ? (u64)(s64)(s8)val :
-						    (u64)(s64)(s16)val;
-		lvmm_set_reg(vcpu, e->reg, e->dst_size, e->high_byte, val);
+		lvmm_mmio_read_done(vcpu, val);
 		break;
 	case LVMM_PENDING_MMIO_WRITE:
 		break;

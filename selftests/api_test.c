@@ -40,9 +40,10 @@ TEST(extensions)
 		{ LVMM_CAP_VCPU_STATE, 1 },
 		{ LVMM_CAP_SNAPSHOT, LVMM_STREAM_VERSION },
 		{ LVMM_CAP_MIGRATE, 1 },
+		{ LVMM_CAP_IRQCHIP, 1 },
 		/* Unknown extensions report 0, not an error. */
 		{ 0, 0 },
-		{ 14, 0 },
+		{ 15, 0 },
 		{ 0x7fffffff, 0 },
 		{ ~0UL, 0 },
 	};

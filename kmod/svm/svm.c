@@ -717,12 +717,34 @@ static void svm_irq_window(struct svm_vcpu *svm, bool on)
 	svm_intercept(svm, INTERCEPT_CR8_WRITE, on);
 }
 
+/*
+ * The in-kernel APIC's interrupt, if the guest can take it now; and its
+ * TPR as V_TPR.  True if one waits for the guest to be able to take it.
+ */
+static bool svm_inject_lapic(struct svm_vcpu *svm)
+{
+	struct lvmm_vcpu *vcpu = &svm->vcpu;
+	struct vmcb_control_area *c = &svm->vmcb->control;
+	int vec = lvmm_lapic_next_irq(vcpu);
+
+	if (vec >= 0 && svm_interrupt_allowed(vcpu)) {
+		c->event_inj = vec | SVM_EVTINJ_VALID | SVM_EVTINJ_TYPE_INTR;
+		lvmm_lapic_ack(vcpu, vec);
+		vcpu->stat.irqs++;
+		vec = lvmm_lapic_next_irq(vcpu);
+	}
+	c->int_ctl = (c->int_ctl & ~V_TPR_MASK) | lvmm_lapic_get_cr8(vcpu);
+	vmcb_mark_dirty(svm, VMCB_INTR);
+	return vec >= 0;
+}
+
 /* Decide what to deliver at this entry: NMI first, then an interrupt. */
 static void svm_inject_events(struct svm_vcpu *svm)
 {
 	struct lvmm_vcpu *vcpu = &svm->vcpu;
 	struct vmcb_control_area *c = &svm->vmcb->control;
 	bool shadow = c->int_state & SVM_INTERRUPT_SHADOW_MASK;
+	bool apic_waits = false;
 
 	if (svm->iret_seen && vcpu->rip != svm->iret_rip) {
 		/* The handler's IRET completed: NMIs are unblocked. */
@@ -746,9 +768,21 @@ static void svm_inject_events(struct svm_vcpu *svm)
 		vcpu->stat.irqs++;
 	}
 window:
-	if ((vcpu->irq_pending || vcpu->run->request_interrupt_window) &&
+	if (vcpu->lapic)
+		apic_waits = svm_inject_lapic(svm);
+	if ((vcpu->irq_pending || apic_waits ||
+	     vcpu->run->request_interrupt_window) &&
 	    !svm_interrupt_allowed(vcpu))
 		svm_irq_window(svm, true);
+	/*
+	 * An interrupt only the TPR holds back: a CR8 write that lowers it
+	 * must exit, to deliver it at once (and the window needs CR8 writes,
+	 * see svm_irq_window()).
+	 */
+	if (vcpu->lapic)
+		svm_intercept(svm, INTERCEPT_CR8_WRITE,
+			      (c->int_ctl & V_IRQ_MASK) ||
+			      lvmm_lapic_tpr_blocks(vcpu));
 }
 
 static const struct {
@@ -1214,6 +1248,11 @@ static int svm_handle_hlt(struct svm_vcpu *svm)
 	vcpu->stat.hlt++;
 	if (r <= 0)
 		return r;
+	/* With the in-kernel APIC the vCPU waits in the kernel (RUN loop). */
+	if (vcpu->lapic) {
+		lvmm_lapic_halt(vcpu);
+		return 1;
+	}
 	/* An interrupt the guest can take now ends the HLT at once. */
 	if ((vcpu->irq_pending && svm_interrupt_allowed(vcpu)) ||
 	    (vcpu->nmi_pending && !svm->nmi_masked))
@@ -1317,16 +1356,12 @@ static int svm_handle_npf(struct svm_vcpu *svm)
 	return page ? 1 : -ENOMEM;
 }
 
-static int svm_handle_shutdown(struct svm_vcpu *svm)
+/* The VMCB from the reset state again, keeping only the guest's TSC. */
+static void svm_vcpu_reset(struct lvmm_vcpu *vcpu)
 {
+	struct svm_vcpu *svm = to_svm(vcpu);
 	u64 tsc_offset = svm->vmcb->control.tsc_offset;
 
-	/*
-	 * After a SHUTDOWN intercept the whole VMCB is undefined (AMD APM,
-	 * "Shutdown Intercept"), control area included: start again from
-	 * the reset state, keeping only the guest's TSC running.  The vCPU
-	 * runs again once userspace has given it new registers.
-	 */
 	clear_page(svm->vmcb);
 	svm_init_vmcb(svm);
 	svm->vmcb->control.tsc_offset = tsc_offset;
@@ -1334,6 +1369,17 @@ static int svm_handle_shutdown(struct svm_vcpu *svm)
 	svm->nmi_masked = false;
 	svm->iret_seen = false;
 	svm->lme_hidden = false;
+}
+
+static int svm_handle_shutdown(struct svm_vcpu *svm)
+{
+	/*
+	 * After a SHUTDOWN intercept the whole VMCB is undefined (AMD APM,
+	 * "Shutdown Intercept"), control area included: start again from
+	 * the reset state, keeping only the guest's TSC running.  The vCPU
+	 * runs again once userspace has given it new registers.
+	 */
+	svm_vcpu_reset(&svm->vcpu);
 	svm->vcpu.shutdown = true;
 	svm->vcpu.run->exit_reason = LVMM_EXIT_SHUTDOWN;
 	return 0;
@@ -1492,6 +1538,8 @@ static int svm_handle_cr8_write(struct svm_vcpu *svm)
 	}
 	c->int_ctl = (c->int_ctl & ~V_TPR_MASK) | cr8;
 	vmcb_mark_dirty(svm, VMCB_INTR);
+	if (vcpu->lapic)
+		lvmm_lapic_set_cr8(vcpu, cr8);
 	svm_retire(svm, mov.next_rip);
 	return 1;
 }
@@ -1612,6 +1660,9 @@ static int svm_vcpu_run(struct lvmm_vcpu *vcpu)
 		return r;
 	c->event_inj = 0;
 	svm_reinject_events(svm);
+	/* The guest moves CR8 without exits: the APIC's TPR follows. */
+	if (vcpu->lapic)
+		lvmm_lapic_set_cr8(vcpu, c->int_ctl & V_TPR_MASK);
 
 	/* QEMU's TCG truncates exit codes to 32 bits: compare those. */
 	code = c->exit_code;
@@ -1649,6 +1700,7 @@ const struct lvmm_arch_ops lvmm_svm_ops = {
 	.vcpu_size		= sizeof(struct svm_vcpu),
 	.vcpu_init		= svm_vcpu_init,
 	.vcpu_destroy		= svm_vcpu_destroy,
+	.vcpu_reset		= svm_vcpu_reset,
 	.vcpu_run		= svm_vcpu_run,
 	.vcpu_interrupt_allowed	= svm_interrupt_allowed,
 

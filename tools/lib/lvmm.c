@@ -187,6 +187,32 @@ int lvmm_set_memslot_flags(const struct lvmm_vm_handle *vm, __u32 slot,
 	return ret_or_errno(ioctl(vm->fd, LVMM_SET_MEMSLOT_FLAGS, &mf));
 }
 
+int lvmm_create_irqchip(const struct lvmm_vm_handle *vm)
+{
+	struct lvmm_irqchip chip = {};
+
+	return ret_or_errno(ioctl(vm->fd, LVMM_CREATE_IRQCHIP, &chip));
+}
+
+int lvmm_irq_line(const struct lvmm_vm_handle *vm, __u32 irq, __u32 level)
+{
+	struct lvmm_irq_level l = { .irq = irq, .level = level };
+
+	return ret_or_errno(ioctl(vm->fd, LVMM_IRQ_LINE, &l));
+}
+
+int lvmm_get_ioapic(const struct lvmm_vm_handle *vm,
+		    struct lvmm_ioapic_state *st)
+{
+	return ret_or_errno(ioctl(vm->fd, LVMM_GET_IOAPIC, st));
+}
+
+int lvmm_set_ioapic(const struct lvmm_vm_handle *vm,
+		    const struct lvmm_ioapic_state *st)
+{
+	return ret_or_errno(ioctl(vm->fd, LVMM_SET_IOAPIC, st));
+}
+
 /* LVMM_GET_DIRTY_LOG or LVMM_CLEAR_DIRTY_LOG: they take the same struct. */
 static int dirty_log_ioctl(const struct lvmm_vm_handle *vm, unsigned long req,
 			   __u32 slot, __u64 first_page, __u64 num_pages,
@@ -487,6 +513,35 @@ int lvmm_set_xcrs(const struct lvmm_vcpu_handle *vcpu,
 		  const struct lvmm_xcrs *xcrs)
 {
 	return ret_or_errno(ioctl(vcpu->fd, LVMM_SET_XCRS, xcrs));
+}
+
+int lvmm_get_lapic(const struct lvmm_vcpu_handle *vcpu,
+		   struct lvmm_lapic_state *lapic)
+{
+	return ret_or_errno(ioctl(vcpu->fd, LVMM_GET_LAPIC, lapic));
+}
+
+int lvmm_set_lapic(const struct lvmm_vcpu_handle *vcpu,
+		   const struct lvmm_lapic_state *lapic)
+{
+	return ret_or_errno(ioctl(vcpu->fd, LVMM_SET_LAPIC, lapic));
+}
+
+int lvmm_get_mp_state(const struct lvmm_vcpu_handle *vcpu, __u32 *state)
+{
+	struct lvmm_mp_state mp = {};
+	int r = ret_or_errno(ioctl(vcpu->fd, LVMM_GET_MP_STATE, &mp));
+
+	if (!r)
+		*state = mp.state;
+	return r;
+}
+
+int lvmm_set_mp_state(const struct lvmm_vcpu_handle *vcpu, __u32 state)
+{
+	struct lvmm_mp_state mp = { .state = state };
+
+	return ret_or_errno(ioctl(vcpu->fd, LVMM_SET_MP_STATE, &mp));
 }
 
 const char *lvmm_exit_reason_name(__u32 reason)

@@ -64,6 +64,14 @@ int lvmm_memslot_unmap(void *addr, size_t size);
 /* Only LVMM_MEMSLOT_LOG_DIRTY may change; turning it on empties the log. */
 int lvmm_set_memslot_flags(const struct lvmm_vm_handle *vm, __u32 slot,
 			   __u32 flags);
+/* LVMM_CAP_IRQCHIP: the in-kernel APICs, before the first vCPU. */
+int lvmm_create_irqchip(const struct lvmm_vm_handle *vm);
+/* Drive I/O APIC pin @irq: @level 1 asserted, 0 not. */
+int lvmm_irq_line(const struct lvmm_vm_handle *vm, __u32 irq, __u32 level);
+int lvmm_get_ioapic(const struct lvmm_vm_handle *vm,
+		    struct lvmm_ioapic_state *st);
+int lvmm_set_ioapic(const struct lvmm_vm_handle *vm,
+		    const struct lvmm_ioapic_state *st);
 /*
  * The dirty log of pages [first_page, first_page + num_pages) of @slot, one
  * bit per page in DIV_ROUND_UP(num_pages, 64) words at @bitmap.  GET copies
@@ -144,6 +152,14 @@ int lvmm_set_debugregs(const struct lvmm_vcpu_handle *vcpu,
 int lvmm_get_xcrs(const struct lvmm_vcpu_handle *vcpu, struct lvmm_xcrs *xcrs);
 int lvmm_set_xcrs(const struct lvmm_vcpu_handle *vcpu,
 		  const struct lvmm_xcrs *xcrs);
+
+/* LVMM_CAP_IRQCHIP: the vCPU's local APIC and what it waits for. */
+int lvmm_get_lapic(const struct lvmm_vcpu_handle *vcpu,
+		   struct lvmm_lapic_state *lapic);
+int lvmm_set_lapic(const struct lvmm_vcpu_handle *vcpu,
+		   const struct lvmm_lapic_state *lapic);
+int lvmm_get_mp_state(const struct lvmm_vcpu_handle *vcpu, __u32 *state);
+int lvmm_set_mp_state(const struct lvmm_vcpu_handle *vcpu, __u32 state);
 
 /* "IO", "MMIO", ...: the name of an LVMM_EXIT_* reason, "(bad)" if none. */
 const char *lvmm_exit_reason_name(__u32 reason);

@@ -604,6 +604,7 @@ const char *vmctl_vcpu_state_str(uint32_t state)
 		[LVMM_VCPU_STATE_IDLE] = "idle",
 		[LVMM_VCPU_STATE_RUNNING] = "running",
 		[LVMM_VCPU_STATE_PAUSED] = "paused",
+		[LVMM_VCPU_STATE_HALTED] = "halted",
 	};
 
 	return state < ARRAY_SIZE(s) && s[state] ? s[state] :

@@ -40,6 +40,7 @@
 #define LVMM_CAP_VCPU_STATE		11	/* events, debug registers, XCRs */
 #define LVMM_CAP_SNAPSHOT		12	/* the stream's format version */
 #define LVMM_CAP_MIGRATE		13	/* LVMM_RESTORE_INCOMING, vm-migrate */
+#define LVMM_CAP_IRQCHIP		14	/* LVMM_CREATE_IRQCHIP: local APICs */
 
 #define LVMM_VM_NAME_LEN	32
 
@@ -84,6 +85,10 @@ struct lvmm_restore_vm {
 #define LVMM_GET_VCPU		_IOW(LVMMIO, 0x16, struct lvmm_create_vcpu)
 #define LVMM_SET_VMM_STATE	_IOW(LVMMIO, 0x17, struct lvmm_vmm_state)
 #define LVMM_GET_VMM_STATE	_IOWR(LVMMIO, 0x18, struct lvmm_vmm_state)
+#define LVMM_CREATE_IRQCHIP	_IOW(LVMMIO, 0x19, struct lvmm_irqchip)
+#define LVMM_IRQ_LINE		_IOW(LVMMIO, 0x1a, struct lvmm_irq_level)
+#define LVMM_GET_IOAPIC		_IOR(LVMMIO, 0x1b, struct lvmm_ioapic_state)
+#define LVMM_SET_IOAPIC		_IOW(LVMMIO, 0x1c, struct lvmm_ioapic_state)
 
 #define LVMM_MEMSLOT_READONLY	(1U << 0)
 /* Log writes to the slot: by the guest, the VMM's mapping and lvmm itself. */
@@ -159,6 +164,40 @@ struct lvmm_vmm_state {
 
 #define LVMM_MAX_VMM_STATE	65536
 
+/*
+ * The in-kernel interrupt controller: a local APIC per vCPU, emulated in
+ * the kernel with its timer, IPIs, INIT/SIPI and HLT, and an I/O APIC
+ * with 24 pins at LVMM_IOAPIC_BASE.  Before the first vCPU; once per VM.
+ */
+struct lvmm_irqchip {
+	__u32 flags;		/* must be 0 */
+	__u32 pad;
+	__u64 reserved[3];
+};
+
+#define LVMM_IOAPIC_BASE	0xfec00000ULL
+#define LVMM_IOAPIC_PINS	24
+
+/* A device's line into the I/O APIC: asserted (1) or not (0). */
+struct lvmm_irq_level {
+	__u32 irq;		/* the pin, 0..LVMM_IOAPIC_PINS - 1 */
+	__u32 level;		/* 0 or 1, already of the pin's polarity */
+	__u32 flags;		/* must be 0 */
+	__u32 pad;
+};
+
+/* The I/O APIC: its registers, and the lines as the devices drive them. */
+struct lvmm_ioapic_state {
+	__u32 flags;		/* must be 0 */
+	__u32 id;		/* bits 27-24 of the ID register */
+	__u32 ioregsel;		/* the selected register */
+	__u32 lines;		/* bit n: pin n asserted */
+	__u32 pending;		/* bit n: an edge on pin n awaits unmasking */
+	__u32 pad;
+	__u64 reserved[2];
+	__u64 redir[LVMM_IOAPIC_PINS];	/* the redirection table */
+};
+
 struct lvmm_vm_info {
 	char name[LVMM_VM_NAME_LEN];
 	__u32 id;
@@ -190,6 +229,10 @@ struct lvmm_vm_info {
 #define LVMM_SET_DEBUGREGS	_IOW(LVMMIO, 0x90, struct lvmm_debugregs)
 #define LVMM_GET_XCRS		_IOR(LVMMIO, 0x91, struct lvmm_xcrs)
 #define LVMM_SET_XCRS		_IOW(LVMMIO, 0x92, struct lvmm_xcrs)
+#define LVMM_GET_LAPIC		_IOR(LVMMIO, 0x93, struct lvmm_lapic_state)
+#define LVMM_SET_LAPIC		_IOW(LVMMIO, 0x94, struct lvmm_lapic_state)
+#define LVMM_GET_MP_STATE	_IOR(LVMMIO, 0x95, struct lvmm_mp_state)
+#define LVMM_SET_MP_STATE	_IOW(LVMMIO, 0x96, struct lvmm_mp_state)
 
 struct lvmm_regs {
 	__u64 rax, rbx, rcx, rdx, rsi, rdi, rsp, rbp;
@@ -344,6 +387,32 @@ struct lvmm_xcrs {
 };
 
 /* ---- the run structure (mmap of the vCPU fd, offset 0) ------------------- */
+
+/*
+ * A local APIC (LVMM_CREATE_IRQCHIP): its registers at their xAPIC MMIO
+ * offsets, one 32-bit register per 16 bytes (the ID at 0x20 in xAPIC
+ * form, ID << 24, whatever the mode).  The mode is the APIC base MSR's.
+ * GET gives the timer's current count (0x390) as of the call and the
+ * armed TSC deadline; SET arms the timer from them.
+ */
+struct lvmm_lapic_state {
+	__u32 flags;		/* must be 0 */
+	__u32 pad;
+	__u64 tsc_deadline;	/* guest TSC; 0: not armed */
+	__u64 reserved[2];
+	__u8 regs[1024];
+};
+
+/* lvmm_mp_state.state: what a vCPU with a local APIC waits for. */
+#define LVMM_MP_STATE_RUNNABLE		0
+#define LVMM_MP_STATE_HALTED		1	/* HLT: an interrupt */
+#define LVMM_MP_STATE_WAIT_SIPI		2	/* after INIT: a start-up IPI */
+
+struct lvmm_mp_state {
+	__u32 state;		/* LVMM_MP_STATE_* */
+	__u32 flags;		/* must be 0 */
+	__u64 reserved;
+};
 
 #define LVMM_EXIT_UNKNOWN		0
 #define LVMM_EXIT_IO			1

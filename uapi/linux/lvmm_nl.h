@@ -32,6 +32,7 @@ enum lvmm_vcpu_state {
 	LVMM_VCPU_STATE_IDLE = 1,	/* not in LVMM_RUN */
 	LVMM_VCPU_STATE_RUNNING,
 	LVMM_VCPU_STATE_PAUSED,		/* in LVMM_RUN, parked */
+	LVMM_VCPU_STATE_HALTED,		/* in LVMM_RUN, waiting in HLT */
 };
 
 enum lvmm_event {
