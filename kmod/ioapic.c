@@ -40,7 +40,7 @@
 struct lvmm_ioapic {
 	spinlock_t lock;		/* everything here */
 	u32 id;				/* ID register bits 27-24 */
-	u32 ioregsel;
+	u32 ioregsel;			/* 8 bits */
 	u32 lines;			/* bit n: pin n asserted */
 	u32 pending;			/* bit n: an edge waits for unmasking */
 	u64 redir[LVMM_IOAPIC_PINS];
@@ -129,7 +129,10 @@ static void ioapic_write_rte(struct lvmm_vm *vm, struct lvmm_ioapic *io,
 	u64 v = high ? ((u64)val << 32) | (u32)e : (e & ~0xffffffffULL) | val;
 
 	e = (e & ~RTE_WRITABLE) | (v & RTE_WRITABLE);
-	if (!(e & RTE_LEVEL))
+	/* Each trigger mode keeps only its own memory of the line. */
+	if (e & RTE_LEVEL)
+		io->pending &= ~BIT(pin);
+	else
 		e &= ~RTE_REMOTE_IRR;
 	io->redir[pin] = e;
 	if (e & RTE_MASKED)
@@ -140,7 +143,7 @@ static void ioapic_write_rte(struct lvmm_vm *vm, struct lvmm_ioapic *io,
 
 static u32 ioapic_read_reg(struct lvmm_ioapic *io)
 {
-	u32 reg = io->ioregsel & 0xff;
+	u32 reg = io->ioregsel;
 
 	switch (reg) {
 	case IOAPIC_ID:
@@ -160,7 +163,7 @@ static u32 ioapic_read_reg(struct lvmm_ioapic *io)
 static void ioapic_write_reg(struct lvmm_vm *vm, struct lvmm_ioapic *io,
 			     u32 val)
 {
-	u32 reg = io->ioregsel & 0xff;
+	u32 reg = io->ioregsel;
 
 	if (reg == IOAPIC_ID)
 		io->id = (val >> 24) & 0xf;
@@ -191,7 +194,7 @@ bool lvmm_ioapic_mmio(struct lvmm_vcpu *vcpu, u64 gpa, bool write, u64 *data,
 	} else if (size >= 4) {
 		/* 32-bit registers; other writes are ignored, as on KVM. */
 		if (off == IOAPIC_REG_SELECT)
-			io->ioregsel = (u32)*data;
+			io->ioregsel = *data & 0xff;
 		else if (off == IOAPIC_REG_WINDOW)
 			ioapic_write_reg(vm, io, (u32)*data);
 	}
@@ -243,7 +246,7 @@ long lvmm_vm_ioapic_state(struct lvmm_vm *vm, void __user *argp, bool set)
 		return -EFAULT;
 	if (st.flags || st.pad || memchr_inv(st.reserved, 0,
 					     sizeof(st.reserved)) ||
-	    st.id > 0xf || st.lines >> LVMM_IOAPIC_PINS ||
+	    st.id > 0xf || st.ioregsel > 0xff || st.lines >> LVMM_IOAPIC_PINS ||
 	    st.pending >> LVMM_IOAPIC_PINS)
 		return -EINVAL;
 	spin_lock(&io->lock);

@@ -213,27 +213,27 @@ static void lapic_post(struct lvmm_vcpu *vcpu, int bit)
 }
 
 /*
- * Deliver an interrupt of delivery mode @dm to @vcpu (an IPI, or the
- * VMM's LVMM_INTERRUPT).  Called by the sender; @vcpu may be running
- * anywhere.
+ * Deliver an interrupt of delivery mode @dm to @vcpu (an IPI, the I/O
+ * APIC's, or the VMM's LVMM_INTERRUPT).  Called by the sender; @vcpu may
+ * be running anywhere.  False if the APIC turned it away.
  */
-static void lapic_accept(struct lvmm_vcpu *src, struct lvmm_vcpu *vcpu,
+static bool lapic_accept(struct lvmm_vcpu *src, struct lvmm_vcpu *vcpu,
 			 u32 dm, u8 vec, bool level)
 {
 	struct lvmm_lapic *a = vcpu->lapic;
 
 	if (!lapic_hw_enabled(a))
-		return;
+		return false;
 	switch (dm) {
 	case DM_FIXED:
 	case DM_LOWEST:
 		if (!lapic_sw_enabled(a))
-			return;
+			return false;
 		if (vec < 16) {
 			/* Only the receiver's thread writes its ESR. */
 			if (src == vcpu)
 				a->esr |= ESR_RECV_ILLEGAL;
-			return;
+			return false;
 		}
 		lapic_request(vcpu, vec, level);
 		break;
@@ -250,8 +250,9 @@ static void lapic_accept(struct lvmm_vcpu *src, struct lvmm_vcpu *vcpu,
 		lapic_post(vcpu, LAPIC_PEND_SIPI);
 		break;
 	default:
-		break;		/* SMI and reserved: not emulated */
+		return false;	/* SMI and reserved: not emulated */
 	}
+	return true;
 }
 
 int lvmm_lapic_interrupt(struct lvmm_vcpu *vcpu, u8 vec)
@@ -303,7 +304,8 @@ static bool lapic_match(struct lvmm_lapic *src, struct lvmm_lapic *dst,
 
 /*
  * Send the interrupt @icr describes to the APICs @dest names, from @src's
- * APIC or (NULL) from the I/O APIC.  Returns how many took it.
+ * APIC or (NULL) from the I/O APIC.  Returns how many took it: a
+ * level-triggered interrupt nobody took waits for no EOI.
  */
 static int lapic_deliver(struct lvmm_vm *vm, struct lvmm_lapic *src,
 			 u32 icr, u32 dest)
@@ -325,8 +327,9 @@ static int lapic_deliver(struct lvmm_vm *vm, struct lvmm_lapic *src,
 		if (dm == DM_LOWEST && (!lapic_hw_enabled(v->lapic) ||
 					!lapic_sw_enabled(v->lapic)))
 			continue;
-		lapic_accept(src ? src->vcpu : NULL, v, dm, icr & 0xff,
-			     icr & LAPIC_ICR_TRIGGER);
+		if (!lapic_accept(src ? src->vcpu : NULL, v, dm, icr & 0xff,
+				  icr & LAPIC_ICR_TRIGGER))
+			continue;
 		n++;
 		if (dm == DM_LOWEST)
 			break;

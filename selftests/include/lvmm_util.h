@@ -228,6 +228,31 @@ long mem_available_kb(void);
 /* The number in environment variable @name, @dflt if it is unset or "". */
 u64 env_u64(const char *name, u64 dflt);
 
+/*
+ * LVMM_CAP_IRQCHIP: the in-kernel local APICs.  vm_create_irqchip()
+ * turns them on (before the first vCPU); vm_create_with_irqchip() is
+ * vm_create_with_vcpus() with them, the vCPUs but vCPU 0 left as the
+ * kernel makes them (LVMM_MP_STATE_WAIT_SIPI): vcpu_set_mp_state() with
+ * LVMM_MP_STATE_RUNNABLE runs one at its guest code.  The __ forms
+ * return 0 or -errno, the others assert.
+ */
+int __vm_create_irqchip(struct lvmm_vm *vm, const struct lvmm_irqchip *chip);
+void vm_create_irqchip(struct lvmm_vm *vm);
+struct lvmm_vm *vm_create_with_irqchip(u32 nr, void *guest_code,
+				       struct lvmm_vcpu **vcpus);
+int __vcpu_get_lapic(struct lvmm_vcpu *vcpu, struct lvmm_lapic_state *s);
+void vcpu_get_lapic(struct lvmm_vcpu *vcpu, struct lvmm_lapic_state *s);
+int __vcpu_set_lapic(struct lvmm_vcpu *vcpu,
+		     const struct lvmm_lapic_state *s);
+void vcpu_set_lapic(struct lvmm_vcpu *vcpu, const struct lvmm_lapic_state *s);
+int __vcpu_get_mp_state(struct lvmm_vcpu *vcpu, struct lvmm_mp_state *mp);
+u32 vcpu_get_mp_state(struct lvmm_vcpu *vcpu);
+int __vcpu_set_mp_state(struct lvmm_vcpu *vcpu,
+			const struct lvmm_mp_state *mp);
+void vcpu_set_mp_state(struct lvmm_vcpu *vcpu, u32 state);
+/* The 32-bit register at xAPIC offset @reg of @s. */
+#define lapic_reg(s, reg)	(*(u32 *)&(s)->regs[(reg)])
+
 /* IDT for the guest: handlers.S stubs routed to C handlers. */
 void vm_init_descriptor_tables(struct lvmm_vm *vm);
 void vm_install_exception_handler(struct lvmm_vm *vm, int vector,

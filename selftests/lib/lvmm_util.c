@@ -738,3 +738,83 @@ const char *exit_reason_str(u32 reason)
 {
 	return lvmm_exit_reason_name(reason);
 }
+
+int __vm_create_irqchip(struct lvmm_vm *vm, const struct lvmm_irqchip *chip)
+{
+	return __vm_ioctl(vm, LVMM_CREATE_IRQCHIP, chip);
+}
+
+void vm_create_irqchip(struct lvmm_vm *vm)
+{
+	int ret = lvmm_create_irqchip(&vm->h);
+
+	TEST_ASSERT(!ret, "LVMM_CREATE_IRQCHIP failed: %s", strerror(-ret));
+}
+
+struct lvmm_vm *vm_create_with_irqchip(u32 nr, void *guest_code,
+				       struct lvmm_vcpu **vcpus)
+{
+	struct lvmm_vm *vm = vm_create();
+
+	vm_create_irqchip(vm);
+	for (u32 i = 0; i < nr; i++) {
+		struct lvmm_vcpu *v = vm_vcpu_add(vm, i, guest_code);
+
+		if (vcpus)
+			vcpus[i] = v;
+	}
+	return vm;
+}
+
+int __vcpu_get_lapic(struct lvmm_vcpu *vcpu, struct lvmm_lapic_state *s)
+{
+	return lvmm_get_lapic(&vcpu->h, s);
+}
+
+void vcpu_get_lapic(struct lvmm_vcpu *vcpu, struct lvmm_lapic_state *s)
+{
+	int ret = __vcpu_get_lapic(vcpu, s);
+
+	TEST_ASSERT(!ret, "LVMM_GET_LAPIC failed: %s", strerror(-ret));
+}
+
+int __vcpu_set_lapic(struct lvmm_vcpu *vcpu,
+		     const struct lvmm_lapic_state *s)
+{
+	return lvmm_set_lapic(&vcpu->h, s);
+}
+
+void vcpu_set_lapic(struct lvmm_vcpu *vcpu, const struct lvmm_lapic_state *s)
+{
+	int ret = __vcpu_set_lapic(vcpu, s);
+
+	TEST_ASSERT(!ret, "LVMM_SET_LAPIC failed: %s", strerror(-ret));
+}
+
+int __vcpu_get_mp_state(struct lvmm_vcpu *vcpu, struct lvmm_mp_state *mp)
+{
+	return __vcpu_ioctl(vcpu, LVMM_GET_MP_STATE, mp);
+}
+
+u32 vcpu_get_mp_state(struct lvmm_vcpu *vcpu)
+{
+	u32 state = 0;
+	int ret = lvmm_get_mp_state(&vcpu->h, &state);
+
+	TEST_ASSERT(!ret, "LVMM_GET_MP_STATE failed: %s", strerror(-ret));
+	return state;
+}
+
+int __vcpu_set_mp_state(struct lvmm_vcpu *vcpu,
+			const struct lvmm_mp_state *mp)
+{
+	return __vcpu_ioctl(vcpu, LVMM_SET_MP_STATE, mp);
+}
+
+void vcpu_set_mp_state(struct lvmm_vcpu *vcpu, u32 state)
+{
+	int ret = lvmm_set_mp_state(&vcpu->h, state);
+
+	TEST_ASSERT(!ret, "LVMM_SET_MP_STATE(%u) failed: %s", state,
+		    strerror(-ret));
+}
