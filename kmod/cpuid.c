@@ -309,6 +309,11 @@ void lvmm_cpuid(struct lvmm_vcpu *vcpu, u64 cr4, u32 *eax, u32 *ebx,
 				*edx &= ~BIT32(X86_FEATURE_APIC);
 		}
 		break;
+	case 6:
+		/* Its timer is an hrtimer: it runs in every C-state (ARAT). */
+		if (vcpu->lapic)
+			*eax |= BIT32(2);
+		break;
 	case 0xb:
 		*edx = vcpu->id;
 		break;

@@ -224,38 +224,53 @@ void lvmm_ioapic_destroy(struct lvmm_vm *vm)
 	vm->ioapic = NULL;
 }
 
+/* The I/O APIC in the ABI's form (LVMM_GET_IOAPIC, and the stream). */
+void lvmm_ioapic_save(struct lvmm_vm *vm, struct lvmm_ioapic_state *st)
+{
+	struct lvmm_ioapic *io = vm->ioapic;
+
+	memset(st, 0, sizeof(*st));
+	spin_lock(&io->lock);
+	st->id = io->id;
+	st->ioregsel = io->ioregsel;
+	st->lines = io->lines;
+	st->pending = io->pending;
+	memcpy(st->redir, io->redir, sizeof(st->redir));
+	spin_unlock(&io->lock);
+}
+
 long lvmm_vm_ioapic_state(struct lvmm_vm *vm, void __user *argp, bool set)
 {
-	struct lvmm_ioapic *io = READ_ONCE(vm->ioapic);
-	struct lvmm_ioapic_state st = {};
-	int pin;
+	struct lvmm_ioapic_state st;
 
-	if (!io)
+	if (!READ_ONCE(vm->ioapic))
 		return -ENXIO;
 	if (!set) {
-		spin_lock(&io->lock);
-		st.id = io->id;
-		st.ioregsel = io->ioregsel;
-		st.lines = io->lines;
-		st.pending = io->pending;
-		memcpy(st.redir, io->redir, sizeof(st.redir));
-		spin_unlock(&io->lock);
+		lvmm_ioapic_save(vm, &st);
 		return copy_to_user(argp, &st, sizeof(st)) ? -EFAULT : 0;
 	}
 	if (copy_from_user(&st, argp, sizeof(st)))
 		return -EFAULT;
-	if (st.flags || st.pad || memchr_inv(st.reserved, 0,
-					     sizeof(st.reserved)) ||
-	    st.id > 0xf || st.ioregsel > 0xff || st.lines >> LVMM_IOAPIC_PINS ||
-	    st.pending >> LVMM_IOAPIC_PINS)
+	return lvmm_ioapic_load(vm, &st);
+}
+
+int lvmm_ioapic_load(struct lvmm_vm *vm, const struct lvmm_ioapic_state *st)
+{
+	struct lvmm_ioapic *io = vm->ioapic;
+	int pin;
+
+	if (st->flags || st->pad || memchr_inv(st->reserved, 0,
+					       sizeof(st->reserved)) ||
+	    st->id > 0xf || st->ioregsel > 0xff ||
+	    st->lines >> LVMM_IOAPIC_PINS || st->pending >> LVMM_IOAPIC_PINS)
 		return -EINVAL;
 	spin_lock(&io->lock);
-	io->id = st.id;
-	io->ioregsel = st.ioregsel;
-	io->lines = st.lines;
-	io->pending = st.pending;
+	io->id = st->id;
+	io->ioregsel = st->ioregsel;
+	io->lines = st->lines;
+	io->pending = st->pending;
 	for (pin = 0; pin < LVMM_IOAPIC_PINS; pin++) {
-		u64 e = st.redir[pin] & (RTE_WRITABLE | RTE_REMOTE_IRR);
+		u64 e = st->redir[pin] & (RTE_WRITABLE | RTE_REMOTE_IRR);
 
 		io->redir[pin] = (e & RTE_LEVEL) ? e : e & ~RTE_REMOTE_IRR;
 	}

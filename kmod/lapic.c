@@ -22,6 +22,7 @@
 #include <linux/rcuwait.h>
 #include <linux/sched/clock.h>
 #include <linux/sched/signal.h>
+#include <linux/sched/stat.h>
 #include <linux/slab.h>
 #include <linux/uaccess.h>
 #include <asm/apicdef.h>
@@ -53,13 +54,15 @@ MODULE_PARM_DESC(halt_poll_ns,
 enum { DM_FIXED, DM_LOWEST, DM_SMI, DM_RSVD, DM_NMI, DM_INIT, DM_SIPI };
 enum { SH_NONE, SH_SELF, SH_ALL, SH_OTHERS };
 
-#define ESR_SEND_ILLEGAL	BIT(5)
-#define ESR_RECV_ILLEGAL	BIT(6)
+/* ESR bits, set in lapic->esr with atomic bit operations */
+#define ESR_SEND_ILLEGAL	5
+#define ESR_RECV_ILLEGAL	6
 
 /* lapic->pending bits */
 #define LAPIC_PEND_NMI		0
 #define LAPIC_PEND_INIT		1
 #define LAPIC_PEND_SIPI		2
+#define LAPIC_SIPI_TAKEN	3	/* a sender owns sipi_vector */
 
 #define X2APIC_MSR_BASE		0x800
 #define X2APIC_MSR_LAST		0x8ff
@@ -230,9 +233,7 @@ static bool lapic_accept(struct lvmm_vcpu *src, struct lvmm_vcpu *vcpu,
 		if (!lapic_sw_enabled(a))
 			return false;
 		if (vec < 16) {
-			/* Only the receiver's thread writes its ESR. */
-			if (src == vcpu)
-				a->esr |= ESR_RECV_ILLEGAL;
+			set_bit(ESR_RECV_ILLEGAL, &a->esr);
 			return false;
 		}
 		lapic_request(vcpu, vec, level);
@@ -244,6 +245,13 @@ static bool lapic_accept(struct lvmm_vcpu *src, struct lvmm_vcpu *vcpu,
 		lapic_post(vcpu, LAPIC_PEND_INIT);
 		break;
 	case DM_SIPI:
+		/*
+		 * One start-up at a time: a SIPI that comes before the vCPU
+		 * took the last one is the second of INIT-SIPI-SIPI, which
+		 * the architecture ignores once the first has started it.
+		 */
+		if (test_and_set_bit(LAPIC_SIPI_TAKEN, &a->pending))
+			break;
 		WRITE_ONCE(a->sipi_vector, vec);
 		/* The vector before the bit: pairs with lvmm_lapic_events(). */
 		smp_mb__before_atomic();
@@ -352,7 +360,7 @@ static void lapic_send_ipi(struct lvmm_lapic *a, u32 icr, u32 dest)
 	u32 dm = LAPIC_DM(icr);
 
 	if ((dm == DM_FIXED || dm == DM_LOWEST) && (icr & 0xff) < 16) {
-		a->esr |= ESR_SEND_ILLEGAL;
+		set_bit(ESR_SEND_ILLEGAL, &a->esr);
 		return;
 	}
 	/* INIT level de-assert: does nothing since the Pentium 4. */
@@ -380,7 +388,11 @@ static void lapic_timer_fire(struct lvmm_lapic *a)
 {
 	u32 lvt = lapic_get(a, APIC_LVTT);
 
-	if (!(lvt & LAPIC_LVT_MASKED) && (lvt & 0xff) >= 16)
+	if (lvt & LAPIC_LVT_MASKED)
+		return;
+	if ((lvt & 0xff) < 16)
+		set_bit(ESR_RECV_ILLEGAL, &a->esr);
+	else
 		lapic_request(a->vcpu, lvt & 0xff, false);
 }
 
@@ -422,15 +434,22 @@ static void lapic_timer_start(struct lvmm_lapic *a, u64 left)
 
 static u32 lapic_current_count(struct lvmm_lapic *a)
 {
-	ktime_t left;
+	s64 left;
+	u64 late;
 
 	if (lapic_timer_mode(a) == LAPIC_TIMER_DEADLINE ||
 	    !hrtimer_active(&a->timer))
 		return 0;
-	left = hrtimer_get_remaining(&a->timer);
-	if (ktime_to_ns(left) <= 0)
-		return 0;
-	return min_t(u64, div_u64(ktime_to_ns(left), lapic_divide(a)),
+	left = ktime_to_ns(hrtimer_get_remaining(&a->timer));
+	if (left <= 0) {
+		/* Due, its callback not run yet: a one-shot is at 0 ... */
+		if (!a->period_ns)
+			return 0;
+		/* ... a periodic one has reloaded, as often as it took. */
+		div64_u64_rem(-left, a->period_ns, &late);
+		left = a->period_ns - late;
+	}
+	return min_t(u64, div_u64(left, lapic_divide(a)),
 		     lapic_get(a, APIC_TMICT));
 }
 
@@ -548,8 +567,7 @@ static void lapic_write(struct lvmm_lapic *a, u32 reg, u32 val)
 		break;
 	case APIC_ESR:
 		/* A write latches the errors seen since the last one. */
-		lapic_set(a, reg, a->esr);
-		a->esr = 0;
+		lapic_set(a, reg, xchg(&a->esr, 0));
 		break;
 	case APIC_ICR:
 		lapic_set(a, reg, val);
@@ -762,7 +780,7 @@ static void lapic_reset(struct lvmm_lapic *a)
 
 	lapic_timer_stop(a);
 	memset(a->regs, 0, sizeof(a->regs));
-	a->esr = 0;
+	WRITE_ONCE(a->esr, 0);
 	a->icr_dest = 0;
 	WRITE_ONCE(a->tsc_deadline, 0);
 	lapic_set(a, APIC_ID, a->vcpu->id << 24);
@@ -792,6 +810,7 @@ static void lapic_init_vcpu(struct lvmm_vcpu *vcpu)
 void lvmm_lapic_events(struct lvmm_vcpu *vcpu)
 {
 	struct lvmm_lapic *a = vcpu->lapic;
+	u8 vec;
 
 	if (likely(!READ_ONCE(a->pending)))
 		return;
@@ -802,8 +821,10 @@ void lvmm_lapic_events(struct lvmm_vcpu *vcpu)
 	if (test_and_clear_bit(LAPIC_PEND_SIPI, &a->pending)) {
 		/* Pairs with smp_mb__before_atomic() in lapic_accept(). */
 		smp_mb__after_atomic();
+		vec = READ_ONCE(a->sipi_vector);
+		clear_bit(LAPIC_SIPI_TAKEN, &a->pending);
 		if (a->mp_state == LVMM_MP_STATE_WAIT_SIPI) {
-			lvmm_vcpu_start_at(vcpu, READ_ONCE(a->sipi_vector));
+			lvmm_vcpu_start_at(vcpu, vec);
 			a->mp_state = LVMM_MP_STATE_RUNNABLE;
 		}
 	}
@@ -857,7 +878,9 @@ int lvmm_lapic_wait(struct lvmm_vcpu *vcpu)
 			if (lapic_wait_over(vcpu))
 				goto woken;
 			cpu_relax();
-		} while (local_clock() - start < poll && !need_resched());
+			/* Nobody else may want this CPU, as in KVM's poll. */
+		} while (local_clock() - start < poll && !need_resched() &&
+			 single_task_running());
 	}
 	rcuwait_wait_event(&vcpu->wait, lapic_wait_over(vcpu),
 			   TASK_INTERRUPTIBLE);
@@ -870,16 +893,11 @@ woken:
 
 /* ---- creation and the ABI ------------------------------------------------- */
 
-long lvmm_vm_create_irqchip(struct lvmm_vm *vm, void __user *argp)
+/* The irqchip for @vm, which has no vCPU yet (also a restore's). */
+int lvmm_vm_enable_irqchip(struct lvmm_vm *vm)
 {
-	struct lvmm_irqchip req;
-	long r = 0;
+	int r = 0;
 
-	if (copy_from_user(&req, argp, sizeof(req)))
-		return -EFAULT;
-	if (req.flags || req.pad || memchr_inv(req.reserved, 0,
-					       sizeof(req.reserved)))
-		return -EINVAL;
 	mutex_lock(&vm->lock);
 	if (vm->irqchip)
 		r = -EEXIST;
@@ -891,6 +909,18 @@ long lvmm_vm_create_irqchip(struct lvmm_vm *vm, void __user *argp)
 		WRITE_ONCE(vm->irqchip, true);
 	mutex_unlock(&vm->lock);
 	return r;
+}
+
+long lvmm_vm_create_irqchip(struct lvmm_vm *vm, void __user *argp)
+{
+	struct lvmm_irqchip req;
+
+	if (copy_from_user(&req, argp, sizeof(req)))
+		return -EFAULT;
+	if (req.flags || req.pad || memchr_inv(req.reserved, 0,
+					       sizeof(req.reserved)))
+		return -EINVAL;
+	return lvmm_vm_enable_irqchip(vm);
 }
 
 int lvmm_lapic_create(struct lvmm_vcpu *vcpu)
@@ -919,17 +949,12 @@ void lvmm_lapic_destroy(struct lvmm_vcpu *vcpu)
 	vcpu->lapic = NULL;
 }
 
-long lvmm_vcpu_get_lapic(struct lvmm_vcpu *vcpu, void __user *argp)
+/* The APIC in the ABI's form (LVMM_GET_LAPIC, and the stream). */
+void lvmm_lapic_save(struct lvmm_vcpu *vcpu, struct lvmm_lapic_state *st)
 {
 	struct lvmm_lapic *a = vcpu->lapic;
-	struct lvmm_lapic_state *st;
-	long r = 0;
 
-	if (!a)
-		return -ENXIO;
-	st = kzalloc(sizeof(*st), GFP_KERNEL);
-	if (!st)
-		return -ENOMEM;
+	memset(st, 0, sizeof(*st));
 	memcpy(st->regs, a->regs, sizeof(st->regs));
 	*(u32 *)(st->regs + APIC_TMCCT) = lapic_current_count(a);
 	*(u32 *)(st->regs + APIC_LVR) = LAPIC_VERSION;
@@ -937,18 +962,38 @@ long lvmm_vcpu_get_lapic(struct lvmm_vcpu *vcpu, void __user *argp)
 	if (lapic_x2apic(a))
 		*(u32 *)(st->regs + APIC_ICR2) = a->icr_dest;
 	st->tsc_deadline = READ_ONCE(a->tsc_deadline);
+}
+
+long lvmm_vcpu_get_lapic(struct lvmm_vcpu *vcpu, void __user *argp)
+{
+	struct lvmm_lapic_state *st;
+	long r = 0;
+
+	if (!vcpu->lapic)
+		return -ENXIO;
+	st = kmalloc(sizeof(*st), GFP_KERNEL);
+	if (!st)
+		return -ENOMEM;
+	lvmm_lapic_save(vcpu, st);
 	if (copy_to_user(argp, st, sizeof(*st)))
 		r = -EFAULT;
 	kfree(st);
 	return r;
 }
 
-/* Every register through the guest's masks; the timer rearmed. */
-static void lapic_load(struct lvmm_lapic *a, const struct lvmm_lapic_state *st)
+/*
+ * Every register through the guest's masks; the timer rearmed, in the
+ * mode of the APIC base MSR, which must be loaded before.
+ */
+int lvmm_lapic_load(struct lvmm_vcpu *vcpu, const struct lvmm_lapic_state *st)
 {
+	struct lvmm_lapic *a = vcpu->lapic;
 	const u32 *in = (const u32 *)st->regs;
 	u32 reg, count;
 
+	if (st->flags || st->pad ||
+	    memchr_inv(st->reserved, 0, sizeof(st->reserved)))
+		return -EINVAL;
 	lapic_timer_stop(a);
 	for (reg = 0; reg < sizeof(a->regs); reg += 0x10) {
 		u32 val = in[reg >> 2];
@@ -984,29 +1029,29 @@ static void lapic_load(struct lvmm_lapic *a, const struct lvmm_lapic_state *st)
 	if (lapic_timer_mode(a) == LAPIC_TIMER_DEADLINE) {
 		lapic_set(a, APIC_TMICT, 0);
 		lapic_set_deadline(a, st->tsc_deadline);
-		return;
+		return 0;
 	}
 	WRITE_ONCE(a->tsc_deadline, 0);
 	count = min(in[APIC_TMCCT >> 2], lapic_get(a, APIC_TMICT));
+	/* A periodic timer never stops: at 0 it has just reloaded. */
+	if (!count && lapic_timer_mode(a) == LAPIC_TIMER_PERIODIC)
+		count = lapic_get(a, APIC_TMICT);
 	if (count)
 		lapic_timer_start(a, (u64)count * lapic_divide(a));
+	return 0;
 }
 
 long lvmm_vcpu_set_lapic(struct lvmm_vcpu *vcpu, void __user *argp)
 {
 	struct lvmm_lapic_state *st;
-	long r = 0;
+	long r;
 
 	if (!vcpu->lapic)
 		return -ENXIO;
 	st = memdup_user(argp, sizeof(*st));
 	if (IS_ERR(st))
 		return PTR_ERR(st);
-	if (st->flags || st->pad ||
-	    memchr_inv(st->reserved, 0, sizeof(st->reserved)))
-		r = -EINVAL;
-	else
-		lapic_load(vcpu->lapic, st);
+	r = lvmm_lapic_load(vcpu, st);
 	kfree(st);
 	return r;
 }
@@ -1023,8 +1068,15 @@ long lvmm_vcpu_mp_state(struct lvmm_vcpu *vcpu, void __user *argp, bool set)
 	}
 	if (copy_from_user(&mp, argp, sizeof(mp)))
 		return -EFAULT;
-	if (mp.flags || mp.reserved || mp.state > LVMM_MP_STATE_WAIT_SIPI)
+	if (mp.flags || mp.reserved)
 		return -EINVAL;
-	vcpu->lapic->mp_state = mp.state;
+	return lvmm_lapic_set_mp_state(vcpu, mp.state);
+}
+
+int lvmm_lapic_set_mp_state(struct lvmm_vcpu *vcpu, u32 state)
+{
+	if (state > LVMM_MP_STATE_WAIT_SIPI)
+		return -EINVAL;
+	vcpu->lapic->mp_state = state;
 	return 0;
 }

@@ -236,6 +236,7 @@ bool lvmm_sched_vcpu_pin(struct lvmm_vcpu *vcpu, struct cpumask *pin,
 void lvmm_sched_run_start(struct lvmm_vcpu *vcpu, bool new_thread);
 void lvmm_sched_run_end(struct lvmm_vcpu *vcpu);
 int lvmm_sched_enter(struct lvmm_vcpu *vcpu);
+bool lvmm_sched_update(struct lvmm_vcpu *vcpu);
 void lvmm_sched_charge(struct lvmm_vcpu *vcpu, u64 guest_ns);
 
 /* ---- VMs (vm.c) ----------------------------------------------------------- */
@@ -483,15 +484,16 @@ struct lvmm_lapic {
 	struct lvmm_vcpu *vcpu;		/* (a) */
 	u32 regs[256];			/* the xAPIC page's first 1 KiB */
 	unsigned long pending;		/* NMI, INIT, SIPI posted: atomic */
-	u8 sipi_vector;			/* with the SIPI bit */
+	u8 sipi_vector;			/* its sender holds the SIPI_TAKEN bit */
 	u32 mp_state;			/* (c) LVMM_MP_STATE_* */
-	u32 esr;			/* (c) errors since ESR was written */
+	unsigned long esr;		/* errors since ESR was written: atomic */
 	u32 icr_dest;			/* (c) x2APIC: ICR bits 63-32 */
 	struct hrtimer timer;		/* one-shot, periodic, TSC deadline */
 	u64 period_ns;			/* (c) periodic: 0 otherwise */
 	u64 tsc_deadline;		/* (c) the timer clears it on firing */
 };
 
+int lvmm_vm_enable_irqchip(struct lvmm_vm *vm);
 long lvmm_vm_create_irqchip(struct lvmm_vm *vm, void __user *argp);
 int lvmm_lapic_create(struct lvmm_vcpu *vcpu);
 void lvmm_lapic_destroy(struct lvmm_vcpu *vcpu);
@@ -513,6 +515,9 @@ int lvmm_lapic_wait(struct lvmm_vcpu *vcpu);
 long lvmm_vcpu_get_lapic(struct lvmm_vcpu *vcpu, void __user *argp);
 long lvmm_vcpu_set_lapic(struct lvmm_vcpu *vcpu, void __user *argp);
 long lvmm_vcpu_mp_state(struct lvmm_vcpu *vcpu, void __user *argp, bool set);
+void lvmm_lapic_save(struct lvmm_vcpu *vcpu, struct lvmm_lapic_state *st);
+int lvmm_lapic_load(struct lvmm_vcpu *vcpu, const struct lvmm_lapic_state *st);
+int lvmm_lapic_set_mp_state(struct lvmm_vcpu *vcpu, u32 state);
 int lvmm_lapic_deliver(struct lvmm_vm *vm, u32 dest, bool logical, u32 dm,
 		       u8 vec, bool level);
 
@@ -533,6 +538,8 @@ bool lvmm_ioapic_mmio(struct lvmm_vcpu *vcpu, u64 gpa, bool write, u64 *data,
 void lvmm_ioapic_eoi(struct lvmm_vm *vm, u8 vector);
 int lvmm_vm_irq_line(struct lvmm_vm *vm, void __user *argp);
 long lvmm_vm_ioapic_state(struct lvmm_vm *vm, void __user *argp, bool set);
+void lvmm_ioapic_save(struct lvmm_vm *vm, struct lvmm_ioapic_state *st);
+int lvmm_ioapic_load(struct lvmm_vm *vm, const struct lvmm_ioapic_state *st);
 
 /* Must the vCPU wait (HLT, or for SIPI) before it can enter? */
 static inline bool lvmm_vcpu_waits(struct lvmm_vcpu *vcpu)

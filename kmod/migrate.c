@@ -516,7 +516,7 @@ static int lvmm_mig_stop_and_copy(struct lvmm_migration *m)
 	if (!r && nr != m->nr_vcpus)
 		r = -EIO;	/* the vCPUs counted in the header */
 	r = r ?: lvmm_mig_dirty_pass(m) ?:
-	    lvmm_stream_vcpus(&m->st, imgs, nr) ?:
+	    lvmm_stream_vcpus(&m->st, m->vm, imgs, nr) ?:
 	    lvmm_stream_vmm_state(&m->st, m->vm);
 	/* As late as can be: a pause until now arrives with the VM. */
 	if (READ_ONCE(m->vm->paused))
@@ -611,8 +611,8 @@ static u32 lvmm_mig_run(struct lvmm_migration *m, int *err)
 		m->nr_vcpus++;
 	}
 	mutex_unlock(&vm->lock);
-	r = lvmm_stream_header(&m->st, vm, m->slots, LVMM_STREAM_VERSION,
-			       m->nr_vcpus, xcr0) ?:
+	/* Version 2 (PAGES, RUNSTATE); 3 with the APICs. */
+	r = lvmm_stream_header(&m->st, vm, m->slots, 2, m->nr_vcpus, xcr0) ?:
 	    lvmm_mig_expect(m, LVMM_MIG_ACCEPT) ?:
 	    lvmm_mig_precopy(m) ?:
 	    lvmm_mig_stop_and_copy(m);

@@ -582,13 +582,6 @@ static struct lvmm_vm *lvmm_nl_stream_vm(struct sk_buff *skb,
 
 	if (IS_ERR(vm))
 		return vm;
-	/* The stream has no record for the APICs yet (irqchip.rst). */
-	if (READ_ONCE(vm->irqchip)) {
-		NL_SET_ERR_MSG(info->extack,
-			       "a VM with the in-kernel APIC cannot be saved or migrated yet");
-		lvmm_vm_put(vm);
-		return ERR_PTR(-EOPNOTSUPP);
-	}
 	*file = fget(nla_get_u32(fd));
 	if (!*file) {
 		lvmm_vm_put(vm);

@@ -797,16 +797,26 @@ void lvmm_sched_run_end(struct lvmm_vcpu *vcpu)
  * the reservation's share and a slice of the cap.  1: enter; 0: look at
  * the VM again first; -EINTR.
  */
+/*
+ * A policy the vCPU's thread has not applied yet: apply it.  True if
+ * there was one.  Also for a vCPU that waits without entering (HLT).
+ */
+bool lvmm_sched_update(struct lvmm_vcpu *vcpu)
+{
+	if (!test_bit(LVMM_REQ_SCHED, &vcpu->requests))
+		return false;
+	clear_bit(LVMM_REQ_SCHED, &vcpu->requests);
+	lvmm_sched_apply(vcpu);
+	return true;
+}
+
 int lvmm_sched_enter(struct lvmm_vcpu *vcpu)
 {
 	struct lvmm_vm_sched *s = &vcpu->vm->sched;
 	s64 boosted = 0;
 
-	if (test_bit(LVMM_REQ_SCHED, &vcpu->requests)) {
-		clear_bit(LVMM_REQ_SCHED, &vcpu->requests);
-		lvmm_sched_apply(vcpu);
+	if (lvmm_sched_update(vcpu))
 		return 0;
-	}
 	if (READ_ONCE(s->reserved))
 		boosted = lvmm_resv_enter(vcpu);
 	if (READ_ONCE(s->capped))

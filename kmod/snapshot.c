@@ -130,6 +130,16 @@ static int lvmm_vcpu_capture(struct lvmm_vcpu *vcpu,
 	v->nmsrs = ARRAY_SIZE(lvmm_stream_msrs);
 	v->ncpuid = vcpu->cpuid_nent;
 	memcpy(img->cpuid, vcpu->cpuid, v->ncpuid * sizeof(*img->cpuid));
+	if (vcpu->lapic) {
+		struct lvmm_stream_lapic *l = &img->lapic;
+
+		memset(l, 0, sizeof(*l));
+		l->id = vcpu->id;
+		l->mp_state = vcpu->lapic->mp_state;
+		l->pvclock_msr = vcpu->pvclock_msr;
+		l->pvclock_wall_msr = vcpu->pvclock_wall_msr;
+		lvmm_lapic_save(vcpu, &l->lapic);
+	}
 	return 0;
 }
 
@@ -363,6 +373,11 @@ int lvmm_stream_header(struct lvmm_stream *st, struct lvmm_vm *vm,
 		return -ENOMEM;
 	h->magic = LVMM_STREAM_MAGIC;
 	h->version = version;
+	/* The APICs need version 3's records. */
+	if (vm->irqchip) {
+		h->version = max_t(u32, version, 3);
+		h->flags = LVMM_STREAM_IRQCHIP;
+	}
 	memcpy(h->name, vm->name, sizeof(h->name));
 	h->created_ns = ktime_get_real_ns();
 	h->xcr0 = xcr0;
@@ -629,9 +644,30 @@ void lvmm_free_vcpu_images(struct lvmm_vcpu_image **imgs)
 	kfree(imgs);
 }
 
-/* One VCPU record per image. */
-int lvmm_stream_vcpus(struct lvmm_stream *st, struct lvmm_vcpu_image **imgs,
-		      u32 nr)
+/* The VM's part of the in-kernel interrupt controller, as it is now. */
+static int lvmm_stream_irqchip(struct lvmm_stream *st, struct lvmm_vm *vm)
+{
+	struct lvmm_stream_irqchip *ic;
+	int r;
+
+	ic = kzalloc(sizeof(*ic), GFP_KERNEL);
+	if (!ic)
+		return -ENOMEM;
+	spin_lock(&vm->pvclock_lock);
+	ic->pvclock_set = vm->pvclock_set;
+	ic->pvclock_tsc = vm->pvclock_tsc;
+	ic->pvclock_wall_ns = vm->pvclock_wall_ns;
+	spin_unlock(&vm->pvclock_lock);
+	lvmm_ioapic_save(vm, &ic->ioapic);
+	r = lvmm_stream_rec(st, LVMM_REC_IRQCHIP, sizeof(*ic)) ?:
+	    lvmm_stream_write(st, ic, sizeof(*ic));
+	kfree(ic);
+	return r;
+}
+
+/* One VCPU record per image; with the APICs, LAPIC records and IRQCHIP. */
+int lvmm_stream_vcpus(struct lvmm_stream *st, struct lvmm_vm *vm,
+		      struct lvmm_vcpu_image **imgs, u32 nr)
 {
 	u32 i;
 	int r = 0;
@@ -647,7 +683,14 @@ int lvmm_stream_vcpus(struct lvmm_stream *st, struct lvmm_vcpu_image **imgs,
 				      imgs[i]->v.ncpuid *
 				      sizeof(*imgs[i]->cpuid));
 	}
-	return r;
+	if (!vm->irqchip)
+		return r;
+	for (i = 0; i < nr && !r; i++)
+		r = lvmm_stream_rec(st, LVMM_REC_LAPIC,
+				    sizeof(imgs[i]->lapic)) ?:
+		    lvmm_stream_write(st, &imgs[i]->lapic,
+				      sizeof(imgs[i]->lapic));
+	return r ?: lvmm_stream_irqchip(st, vm);
 }
 
 /* The END record: the checksum of all that went before. */
@@ -685,13 +728,16 @@ static int lvmm_save_vm(struct lvmm_save *s)
 	mutex_unlock(&vm->slots_lock);
 	s->total = lvmm_save_bound(vm, slots, nr);
 	lvmm_save_progress(s, true);
-	/* No PAGES or RUNSTATE record: a version 1 stream, for any reader. */
+	/*
+	 * No PAGES or RUNSTATE record: a version 1 stream, for any reader
+	 * (3 with the APICs).
+	 */
 	r = lvmm_stream_header(&s->st, vm, slots, 1, nr, xcr0) ?:
 	    lvmm_save_memory(s, slots);
 	mutex_lock(&vm->slots_lock);
 	vm->slots_pinned = false;
 	mutex_unlock(&vm->slots_lock);
-	r = r ?: lvmm_stream_vcpus(&s->st, imgs, nr) ?:
+	r = r ?: lvmm_stream_vcpus(&s->st, vm, imgs, nr) ?:
 	    lvmm_stream_vmm_state(&s->st, vm) ?:
 	    lvmm_stream_end(&s->st);
 out_free:
@@ -865,7 +911,9 @@ static int lvmm_load_header(struct lvmm_vm *vm, struct lvmm_stream *st,
 		return -EBADMSG;	/* not a VM stream */
 	if (fixed.version > LVMM_STREAM_VERSION)
 		return -EPROTONOSUPPORT;
-	if (!fixed.version || rec.flags || fixed.flags ||
+	if (!fixed.version || rec.flags ||
+	    fixed.flags & ~LVMM_STREAM_IRQCHIP ||
+	    (fixed.flags && fixed.version < 3) ||
 	    memchr_inv(fixed.reserved, 0, sizeof(fixed.reserved)) ||
 	    fixed.nr_slots > LVMM_MAX_MEMSLOTS ||
 	    fixed.nr_vcpus > LVMM_MAX_VCPUS ||
@@ -875,6 +923,12 @@ static int lvmm_load_header(struct lvmm_vm *vm, struct lvmm_stream *st,
 	/* State this host's processor cannot hold. */
 	if (fixed.xcr0 & ~lvmm_supported_xcr0())
 		return -EOPNOTSUPP;
+	/* Before any vCPU: they get their APICs as they are made. */
+	if (fixed.flags & LVMM_STREAM_IRQCHIP) {
+		r = lvmm_vm_enable_irqchip(vm);
+		if (r)
+			return r;
+	}
 	len = rec.len;
 	h = kmalloc(len, GFP_KERNEL);
 	if (!h)
@@ -1043,11 +1097,91 @@ static int lvmm_load_runstate(struct lvmm_vm *vm, struct lvmm_stream *st,
 	return 0;
 }
 
+/* The APICs a stream carries, loaded once the TSCs are (v3). */
+struct lvmm_load_irqchip {
+	bool on;			/* the header's LVMM_STREAM_IRQCHIP */
+	bool done;			/* the IRQCHIP record came */
+	u32 nr;				/* LAPIC records so far */
+	DECLARE_BITMAP(seen, LVMM_MAX_VCPUS);
+	struct lvmm_stream_lapic *lapics;	/* nr_vcpus of them */
+};
+
+static int lvmm_load_lapic_rec(struct lvmm_vm *vm, struct lvmm_stream *st,
+			       u64 len, struct lvmm_load_irqchip *ic)
+{
+	struct lvmm_stream_lapic *l = &ic->lapics[ic->nr];
+	int r;
+
+	if (len != sizeof(*l))
+		return -EBADMSG;
+	r = lvmm_stream_read(st, l, sizeof(*l));
+	if (r)
+		return r;
+	if (l->id >= LVMM_MAX_VCPUS || !vm->vcpus[l->id] ||
+	    test_and_set_bit(l->id, ic->seen) ||
+	    l->mp_state > LVMM_MP_STATE_WAIT_SIPI ||
+	    memchr_inv(l->reserved, 0, sizeof(l->reserved)))
+		return -EBADMSG;
+	ic->nr++;
+	return 0;
+}
+
+static int lvmm_load_irqchip_rec(struct lvmm_vm *vm, struct lvmm_stream *st,
+				 u64 len)
+{
+	struct lvmm_stream_irqchip *ic;
+	int r;
+
+	if (len != sizeof(*ic))
+		return -EBADMSG;
+	ic = kmalloc(sizeof(*ic), GFP_KERNEL);
+	if (!ic)
+		return -ENOMEM;
+	r = lvmm_stream_read(st, ic, sizeof(*ic));
+	if (!r && (ic->flags || ic->pvclock_set > 1 ||
+		   memchr_inv(ic->reserved, 0, sizeof(ic->reserved))))
+		r = -EBADMSG;
+	if (!r)
+		r = lvmm_ioapic_load(vm, &ic->ioapic);
+	if (!r) {
+		/* Nobody sees the VM yet. */
+		vm->pvclock_set = ic->pvclock_set;
+		vm->pvclock_tsc = ic->pvclock_tsc;
+		vm->pvclock_wall_ns = ic->pvclock_wall_ns;
+	}
+	kfree(ic);
+	return r == -EINVAL ? -EBADMSG : r;
+}
+
+/*
+ * After the TSCs: the deadline timers count in guest TSC, and the
+ * paravirtual clock's pages in guest memory stay right as they are.
+ */
+static int lvmm_load_lapics(struct lvmm_vm *vm, struct lvmm_load_irqchip *ic)
+{
+	u32 i;
+	int r = 0;
+
+	for (i = 0; i < ic->nr && !r; i++) {
+		struct lvmm_stream_lapic *l = &ic->lapics[i];
+		struct lvmm_vcpu *vcpu = vm->vcpus[l->id];
+
+		r = lvmm_lapic_load(vcpu, &l->lapic) ?:
+		    lvmm_lapic_set_mp_state(vcpu, l->mp_state);
+		vcpu->pvclock_msr = l->pvclock_msr;
+		vcpu->pvclock_wall_msr = l->pvclock_wall_msr;
+	}
+	return r == -EINVAL ? -EBADMSG : r;
+}
+
 /* The records after the header, up to and including END. */
 static int lvmm_load_records(struct lvmm_vm *vm, struct lvmm_stream *st,
 			     const struct lvmm_stream_header *h)
 {
 	bool v2 = h->version >= 2, runstate = false;
+	struct lvmm_load_irqchip ic = {
+		.on = h->flags & LVMM_STREAM_IRQCHIP,
+	};
 	struct lvmm_vcpu_image *img;
 	struct lvmm_stream_end end;
 	struct lvmm_load_tsc *tsc;
@@ -1056,9 +1190,13 @@ static int lvmm_load_records(struct lvmm_vm *vm, struct lvmm_stream *st,
 
 	img = kvmalloc(sizeof(*img), GFP_KERNEL);
 	tsc = kzalloc(sizeof(*tsc), GFP_KERNEL);
-	if (!img || !tsc) {
+	if (ic.on)
+		ic.lapics = kvcalloc(max(h->nr_vcpus, 1U), sizeof(*ic.lapics),
+				     GFP_KERNEL);
+	if (!img || !tsc || (ic.on && !ic.lapics)) {
 		kvfree(img);
 		kfree(tsc);
+		kvfree(ic.lapics);
 		return -ENOMEM;
 	}
 	for (;;) {
@@ -1076,7 +1214,7 @@ static int lvmm_load_records(struct lvmm_vm *vm, struct lvmm_stream *st,
 			    !lvmm_stream_read(st, &end, sizeof(end)) &&
 			    end.checksum == sum &&
 			    end.nr_records == st->nr_records &&
-			    nr_vcpus == h->nr_vcpus)
+			    nr_vcpus == h->nr_vcpus && ic.done == ic.on)
 				r = 0;
 			break;
 		}
@@ -1093,17 +1231,31 @@ static int lvmm_load_records(struct lvmm_vm *vm, struct lvmm_stream *st,
 						     rec.type == LVMM_REC_PAGES);
 			break;
 		case LVMM_REC_VCPU:
-			if (nr_vcpus < h->nr_vcpus && !vm->vmm_state) {
+			if (nr_vcpus < h->nr_vcpus && !ic.nr &&
+			    !vm->vmm_state) {
 				r = lvmm_load_vcpu_rec(vm, st, rec.len, img,
 						       tsc);
 				nr_vcpus++;
 			}
 			break;
+		case LVMM_REC_LAPIC:
+			if (ic.on && nr_vcpus == h->nr_vcpus &&
+			    ic.nr < nr_vcpus && !ic.done && !vm->vmm_state)
+				r = lvmm_load_lapic_rec(vm, st, rec.len, &ic);
+			break;
+		case LVMM_REC_IRQCHIP:
+			if (ic.on && ic.nr == h->nr_vcpus && !ic.done &&
+			    !vm->vmm_state) {
+				r = lvmm_load_irqchip_rec(vm, st, rec.len);
+				ic.done = true;
+			}
+			break;
 		case LVMM_REC_VMM:
-			r = lvmm_load_vmm_state(vm, st, rec.len);
+			if (ic.done == ic.on)
+				r = lvmm_load_vmm_state(vm, st, rec.len);
 			break;
 		case LVMM_REC_RUNSTATE:
-			if (v2 && nr_vcpus == h->nr_vcpus) {
+			if (v2 && nr_vcpus == h->nr_vcpus && ic.done == ic.on) {
 				r = lvmm_load_runstate(vm, st, rec.len);
 				runstate = true;
 			}
@@ -1117,10 +1269,13 @@ static int lvmm_load_records(struct lvmm_vm *vm, struct lvmm_stream *st,
 		}
 		cond_resched();
 	}
-	if (!r)
+	if (!r) {
 		lvmm_load_tsc(vm, tsc);
+		r = lvmm_load_lapics(vm, &ic);
+	}
 	kvfree(img);
 	kfree(tsc);
+	kvfree(ic.lapics);
 	return r;
 }
 

@@ -20,6 +20,7 @@ struct lvmm_vcpu_image {
 	struct lvmm_msr_entry msrs[LVMM_STREAM_MAX_MSRS];
 	struct lvmm_cpuid_entry cpuid[LVMM_MAX_CPUID_ENTRIES];
 	u64 host_tsc;
+	struct lvmm_stream_lapic lapic;	/* with the in-kernel APIC */
 };
 
 /* One end of a stream, and the running checksum of what went through. */
@@ -50,8 +51,8 @@ int lvmm_stream_pages(struct lvmm_stream *st, u32 type, struct lvmm_slot *slot,
 		      unsigned long ci, const unsigned long *present);
 int lvmm_stream_chunk(struct lvmm_stream *st, struct lvmm_slot *slot,
 		      unsigned long ci);
-int lvmm_stream_vcpus(struct lvmm_stream *st, struct lvmm_vcpu_image **imgs,
-		      u32 nr);
+int lvmm_stream_vcpus(struct lvmm_stream *st, struct lvmm_vm *vm,
+		      struct lvmm_vcpu_image **imgs, u32 nr);
 int lvmm_stream_vmm_state(struct lvmm_stream *st, struct lvmm_vm *vm);
 int lvmm_stream_end(struct lvmm_stream *st);
 

@@ -342,6 +342,9 @@ int lvmm_get_msr(struct lvmm_vcpu *vcpu, u32 index, u64 *data)
 	case MSR_TSC_AUX:
 		*data = vcpu->tsc_aux;
 		return 0;
+	case MSR_AMD64_NB_CFG:
+		*data = 0;	/* Linux reads it on AMD; KVM's is 0 too */
+		return 0;
 	default:
 		return lvmm_arch->get_msr(vcpu, index, data);
 	}
@@ -376,6 +379,8 @@ int lvmm_set_msr(struct lvmm_vcpu *vcpu, u32 index, u64 data)
 			return -EINVAL;
 		vcpu->tsc_aux = data;
 		return 0;
+	case MSR_AMD64_NB_CFG:
+		return 0;	/* the northbridge is not the guest's: ignored */
 	default:
 		return lvmm_arch->set_msr(vcpu, index, data);
 	}
@@ -708,6 +713,11 @@ static long lvmm_vcpu_run(struct lvmm_vcpu *vcpu)
 		if (vcpu->lapic) {
 			lvmm_lapic_events(vcpu);
 			if (lvmm_vcpu_waits(vcpu)) {
+				/*
+				 * A new policy wakes the wait: apply it here,
+				 * since a waiting vCPU does not enter.
+				 */
+				lvmm_sched_update(vcpu);
 				lvmm_lapic_wait(vcpu);
 				continue;
 			}

@@ -38,6 +38,7 @@
 #include "nl_util.h"
 #include "stream_bytes.h"
 #include "vcpu_runner.h"
+#include "apic.h"
 
 #define MiB		(1024 * 1024ULL)
 #define MIN(a, b)	((a) < (b) ? (a) : (b))
@@ -1395,6 +1396,96 @@ TEST_F_TIMEOUT(mig, spin_guest, 120)
 	vthread_join(&dt, END_DONE);
 	vm_free(dvm);
 	vm_free(vm);
+	EXPECT_NO_VM_LEFT();
+}
+
+/* ---- the in-kernel APICs move too (stream version 3) ------------------ */
+
+#define TICK_VEC	0x40
+#define TICK_SPIN_TSC	(10ULL * 1000 * 1000 * 1000)	/* seconds, at most */
+
+static volatile u64 ticks;
+
+static void guest_tick(struct ex_regs *regs)
+{
+	(void)regs;
+	ticks++;
+	x2apic_write_reg(APIC_EOI, 0);
+}
+
+/* Wait, interrupts on, for @n more ticks of the APIC timer, or give up. */
+static u64 guest_ticks_after(u64 n)
+{
+	u64 from = ticks, end = rdtsc() + TICK_SPIN_TSC;
+
+	while (ticks < from + n && rdtsc() < end)
+		cpu_relax();
+	return ticks;
+}
+
+static void guest_ticking(void)
+{
+	x2apic_enable();
+	x2apic_write_reg(APIC_TDCR, 0xb);			/* divide by 1 */
+	x2apic_write_reg(APIC_LVTT, (1U << 17) | TICK_VEC);	/* periodic */
+	x2apic_write_reg(APIC_TMICT, 2000000);			/* 2 ms */
+	sti();
+	GUEST_SYNC_ARGS(1, guest_ticks_after(2), 0, 0, 0);
+	GUEST_SYNC_ARGS(2, guest_ticks_after(5), 0, 0, 0);
+	GUEST_DONE();
+}
+
+/*
+ * A VM with the in-kernel APIC, its periodic timer running, moves: the
+ * destination's APIC has the same registers and its timer goes on.
+ */
+TEST_F_TIMEOUT(mig, irqchip, 120)
+{
+	struct lvmm_lapic_state *la = calloc(2, sizeof(*la)), *lb = la + 1;
+	struct nl_migrated *res;
+	struct lvmm_vcpu *vcpu;
+	struct lvmm_vm *vm, *dvm;
+	struct ucall uc;
+	struct dest d;
+	struct mig m;
+	u64 t0;
+	int r;
+
+	REQUIRE_MIGRATE();
+	TEST_REQUIRE(lvmm_cap(LVMM_CAP_IRQCHIP));
+	ASSERT_NE(NULL, la);
+	vm = vm_create_with_irqchip(1, guest_ticking, &vcpu);
+	vm_init_descriptor_tables(vm);
+	vm_install_exception_handler(vm, TICK_VEC, guest_tick);
+	ASSERT_EQ(UCALL_SYNC, vcpu_run_ucall(vcpu, &uc));
+	ASSERT_EQ(1, uc.args[0]);
+	t0 = uc.args[1];
+	ASSERT_LE(2, t0) TH_LOG("the APIC timer does not tick");
+	vcpu_get_lapic(vcpu, la);
+
+	mig_to_dest(self->c, &m, &d, vm->h.id, "mig-irqchip-dst", NULL);
+	res = mig_wait_log(&m);
+	ASSERT_EQ(LVMM_MIGRATE_MOVED, res->outcome)
+		TH_LOG("%s, destination %s", strerror(res->error),
+		       strerror(res->peer_error));
+	r = dest_join(&d);
+	ASSERT_LE(0, r) TH_LOG("the destination: %s", strerror(-r));
+	dvm = vm_adopt(&d, vm);
+	vcpu_get_lapic(dvm->vcpus[0], lb);
+	EXPECT_EQ(lapic_reg(la, APIC_LVTT), lapic_reg(lb, APIC_LVTT));
+	EXPECT_EQ(lapic_reg(la, APIC_TMICT), lapic_reg(lb, APIC_TMICT));
+	EXPECT_EQ(lapic_reg(la, APIC_SPIV), lapic_reg(lb, APIC_SPIV));
+	EXPECT_LT(0, lapic_reg(lb, APIC_TMCCT))
+		TH_LOG("the timer is stopped (source %u, LVTT %x DCR %x)", lapic_reg(la, APIC_TMCCT), lapic_reg(lb, APIC_LVTT), lapic_reg(lb, APIC_TDCR));
+
+	/* The guest repeats its last SYNC, then counts five more ticks. */
+	do {
+		ASSERT_EQ(UCALL_SYNC, vcpu_run_ucall(dvm->vcpus[0], &uc));
+	} while (uc.args[0] < 2);
+	EXPECT_LE(t0 + 5, uc.args[1]) TH_LOG("the timer stopped in the move");
+	vm_free(dvm);
+	vm_free(vm);
+	free(la);
 	EXPECT_NO_VM_LEFT();
 }
 

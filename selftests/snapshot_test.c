@@ -27,6 +27,7 @@
 #include "stream_bytes.h"
 #include "vcpu_runner.h"
 #include "vcpu_state.h"
+#include "apic.h"
 
 #define MiB		(1024 * 1024ULL)
 
@@ -3062,6 +3063,136 @@ TEST_F_TIMEOUT(snap, permission, 60)
 	close(save_to_memfd(self->c, vm, false, NULL));
 	close(dev);
 	vm_free(vm);
+}
+
+/* ---- the in-kernel APICs travel with the VM (stream version 3) ------- */
+
+#define IRQC_TIMER_VEC	0x40
+#define IRQC_LINE_VEC	0x41
+#define IRQC_PIN	5
+#define IRQC_SPIN_TSC	(10ULL * 1000 * 1000 * 1000)	/* seconds, at most */
+
+static volatile u64 irqc_ticks, irqc_lines;
+
+static void irqc_timer(struct ex_regs *regs)
+{
+	(void)regs;
+	irqc_ticks++;
+	x2apic_write_reg(APIC_EOI, 0);
+}
+
+static void irqc_line(struct ex_regs *regs)
+{
+	(void)regs;
+	irqc_lines++;
+	x2apic_write_reg(APIC_EOI, 0);
+}
+
+static void irqc_ioapic_write(u32 reg, u32 val)
+{
+	*(volatile u32 *)LVMM_IOAPIC_BASE = reg;
+	*(volatile u32 *)(LVMM_IOAPIC_BASE + 0x10) = val;
+}
+
+/* Spin with interrupts on until *@p > @n, for a few seconds at most. */
+static u64 irqc_wait(volatile u64 *p, u64 n)
+{
+	u64 end = rdtsc() + IRQC_SPIN_TSC;
+
+	while (*p <= n && rdtsc() < end)
+		cpu_relax();
+	return *p;
+}
+
+static void guest_irqchip(void)
+{
+	x2apic_enable();
+	x2apic_write_reg(APIC_TDCR, 0xb);		/* divide by 1 */
+	x2apic_write_reg(APIC_LVTT, (1U << 17) | IRQC_TIMER_VEC);
+	x2apic_write_reg(APIC_TMICT, 2000000);		/* 2 ms, periodic */
+	/* Pin IRQC_PIN: edge, to APIC 0. */
+	irqc_ioapic_write(0x11 + 2 * IRQC_PIN, 0);
+	irqc_ioapic_write(0x10 + 2 * IRQC_PIN, IRQC_LINE_VEC);
+	sti();
+	irqc_wait(&irqc_ticks, 2);
+	GUEST_SYNC(1);
+	GUEST_SYNC_ARGS(2, irqc_wait(&irqc_ticks, irqc_ticks + 5), 0, 0, 0);
+	GUEST_SYNC_ARGS(3, irqc_wait(&irqc_lines, 0), 0, 0, 0);
+	GUEST_DONE();
+}
+
+/* Run until the guest's SYNC @stage (a restored vCPU repeats the last). */
+static u64 irqc_run_to(struct __test_metadata *_metadata,
+		       struct lvmm_vcpu *vcpu, u64 stage)
+{
+	struct ucall uc;
+
+	do {
+		ASSERT_EQ(UCALL_SYNC, vcpu_run_ucall(vcpu, &uc));
+	} while (uc.args[0] < stage);
+	EXPECT_EQ(stage, uc.args[0]);
+	return uc.args[1];
+}
+
+TEST_F_TIMEOUT(snap, irqchip_round_trip, 120)
+{
+	struct lvmm_lapic_state *la = calloc(2, sizeof(*la)), *lb = la + 1;
+	struct lvmm_ioapic_state ia, ib;
+	struct lvmm_vcpu *vcpus[2];
+	struct lvmm_vm *vm, *rvm;
+	static const u32 regs[] = { APIC_ID, APIC_TASKPRI, APIC_LDR, APIC_SPIV,
+				    APIC_LVTT, APIC_TMICT, APIC_TDCR,
+				    APIC_LVT0, APIC_LVT1, APIC_LVTERR };
+	u32 mp = ~0U;
+	u64 ticks;
+	size_t i;
+	int fd;
+
+	REQUIRE_SNAPSHOT(self->c);
+	TEST_REQUIRE(lvmm_cap(LVMM_CAP_IRQCHIP));
+	ASSERT_NE(NULL, la);
+	vm = vm_create_with_irqchip(2, guest_irqchip, vcpus);
+	vm_init_descriptor_tables(vm);
+	vm_install_exception_handler(vm, IRQC_TIMER_VEC, irqc_timer);
+	vm_install_exception_handler(vm, IRQC_LINE_VEC, irqc_line);
+	irqc_run_to(_metadata, vcpus[0], 1);
+
+	vcpu_get_lapic(vcpus[0], la);
+	ASSERT_EQ(0, lvmm_get_ioapic(&vm->h, &ia));
+	/* Out of RUN the guest takes no interrupt: this is what is saved. */
+	ticks = *(volatile u64 *)addr_gva2hva(vm, &irqc_ticks);
+	EXPECT_LE(3, ticks);
+	fd = save_to_memfd(self->c, vm, true, NULL);
+
+	rvm = vm_restore(fd, NULL, vm);
+	ASSERT_NE(NULL, rvm->vcpus[1]);
+	/* The I/O APIC and the local APIC as they were. */
+	ASSERT_EQ(0, lvmm_get_ioapic(&rvm->h, &ib));
+	EXPECT_EQ(0, memcmp(&ia, &ib, sizeof(ia)));
+	vcpu_get_lapic(rvm->vcpus[0], lb);
+	for (i = 0; i < ARRAY_SIZE(regs); i++) {
+		u32 reg = regs[i];
+
+		EXPECT_EQ(lapic_reg(la, reg), lapic_reg(lb, reg))
+			TH_LOG("APIC register 0x%x", reg);
+	}
+	/* Still counting down, from no more than the period. */
+	EXPECT_GE(2000000U, lapic_reg(lb, APIC_TMCCT));
+	/* vCPU 1 still waits for its start-up IPI. */
+	mp = vcpu_get_mp_state(rvm->vcpus[1]);
+	EXPECT_EQ(LVMM_MP_STATE_WAIT_SIPI, mp);
+	EXPECT_EQ(MSR_IA32_APICBASE_EN | MSR_IA32_APICBASE_EXTD |
+		  MSR_IA32_APICBASE_BSP | 0xfee00000ULL,
+		  vcpu_get_msr(rvm->vcpus[0], MSR_IA32_APICBASE));
+
+	/* The copy's timer ticks, and its I/O APIC delivers a line. */
+	EXPECT_LE(ticks + 5, irqc_run_to(_metadata, rvm->vcpus[0], 2));
+	ASSERT_EQ(0, lvmm_irq_line(&rvm->h, IRQC_PIN, 1));
+	EXPECT_EQ(1, irqc_run_to(_metadata, rvm->vcpus[0], 3));
+	vm_free(rvm);
+	vm_free(vm);
+	close(fd);
+	free(la);
 }
 
 TEST_HARNESS_MAIN

@@ -502,15 +502,17 @@ struct lvmm_run {
  * A VM as a sequence of records, each a header and @len bytes of payload
  * (a multiple of 8).  Little-endian, as the hosts that run it.  The order:
  * HEADER; MEMORY and PAGES records (a page may come more than once: the
- * last copy wins); one VCPU record per vCPU; at most one VMM record; at
- * most one RUNSTATE record; END.  See Documentation/migration.rst.
+ * last copy wins); one VCPU record per vCPU; with the in-kernel APICs, one
+ * LAPIC record per vCPU and one IRQCHIP record; at most one VMM record;
+ * at most one RUNSTATE record; END.  See Documentation/migration.rst.
  *
- * Version 1 has no PAGES or RUNSTATE records.  lvmm writes the lowest
- * version that holds what it writes (a snapshot: 1; a migration: 2) and
- * reads every version up to LVMM_STREAM_VERSION.
+ * Version 1 has no PAGES or RUNSTATE records, version 2 no LAPIC or
+ * IRQCHIP records.  lvmm writes the lowest version that holds what it
+ * writes (a snapshot: 1; a migration: 2; either of a VM with the
+ * in-kernel APICs: 3) and reads every version up to LVMM_STREAM_VERSION.
  */
 #define LVMM_STREAM_MAGIC	0x50414e534d4d564cULL	/* "LVMMSNAP" */
-#define LVMM_STREAM_VERSION	2
+#define LVMM_STREAM_VERSION	3
 
 #define LVMM_REC_HEADER		1
 #define LVMM_REC_MEMORY		2
@@ -519,6 +521,11 @@ struct lvmm_run {
 #define LVMM_REC_END		5
 #define LVMM_REC_PAGES		6	/* v2: like MEMORY, others unchanged */
 #define LVMM_REC_RUNSTATE	7	/* v2: struct lvmm_stream_runstate */
+#define LVMM_REC_LAPIC		8	/* v3: struct lvmm_stream_lapic */
+#define LVMM_REC_IRQCHIP	9	/* v3: struct lvmm_stream_irqchip */
+
+/* lvmm_stream_header.flags */
+#define LVMM_STREAM_IRQCHIP	(1U << 0)	/* v3: LVMM_CREATE_IRQCHIP */
 
 struct lvmm_rec {
 	__u32 type;		/* LVMM_REC_* */
@@ -536,7 +543,7 @@ struct lvmm_stream_slot {
 struct lvmm_stream_header {
 	__u64 magic;
 	__u32 version;
-	__u32 flags;		/* 0 */
+	__u32 flags;		/* LVMM_STREAM_IRQCHIP or 0 */
 	char name[LVMM_VM_NAME_LEN];
 	__u64 created_ns;	/* CLOCK_REALTIME when it was written */
 	__u64 xcr0;		/* XSAVE components the vCPUs' state uses */
@@ -576,6 +583,26 @@ struct lvmm_stream_vcpu {
  * leaves out keep what they had: a later pass of a migration sends only
  * the pages written since the last.
  */
+
+/* A vCPU's local APIC, and what it waits for. */
+struct lvmm_stream_lapic {
+	__u32 id;		/* the vCPU's */
+	__u32 mp_state;		/* LVMM_MP_STATE_* */
+	__u64 pvclock_msr;	/* the paravirtual clock's MSRs */
+	__u64 pvclock_wall_msr;
+	__u64 reserved[2];	/* 0 */
+	struct lvmm_lapic_state lapic;
+};
+
+/* The VM's part: the I/O APIC, and the paravirtual clock's zero. */
+struct lvmm_stream_irqchip {
+	__u32 flags;		/* 0 */
+	__u32 pvclock_set;	/* 1: the clock was started */
+	__u64 pvclock_tsc;	/* guest TSC at the clock's zero */
+	__u64 pvclock_wall_ns;	/* CLOCK_REALTIME then */
+	__u64 reserved[3];	/* 0 */
+	struct lvmm_ioapic_state ioapic;
+};
 
 #define LVMM_RUNSTATE_PAUSED	(1U << 0)	/* arrives paused (vm-pause) */
 
