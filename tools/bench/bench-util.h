@@ -1,9 +1,9 @@
 /* SPDX-License-Identifier: GPL-2.0 */
 /*
- * What lvmm-sched-bench, lvmm-snap-bench and lvmm-mig-bench share
- * (bench-util.c): dying with a message, the clock, the lvmm netlink
- * family and its events group, the median and range of the runs, and a
- * vCPU that starts in flat 32-bit code.
+ * What lvmm-sched-bench, lvmm-snap-bench, lvmm-mig-bench and
+ * lvmm-irq-bench share (bench-util.c): dying with a message, the clock,
+ * the lvmm netlink family and its events group, the median and range of
+ * the runs, and a vCPU that starts in flat 32-bit code.
  */
 #ifndef LVMM_BENCH_UTIL_H
 #define LVMM_BENCH_UTIL_H
