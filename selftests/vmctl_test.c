@@ -19,16 +19,30 @@
  *	the VM is destroyed under it.
  *   vmctl_test as UID CMD [ARGS...]
  *	Run CMD as UID (and gid UID), without capabilities.
+ *   vmctl_test mkbzimage FILE [KEY=VALUE]...
+ *	Write a bzImage with a setup header made of the KEYs (version,
+ *	xloadflags, relocatable, pref, init_size, initrd_max, cmdline_size,
+ *	setup_sects, boot_flag, loadflags, pm_size) and defaults like
+ *	Debian's kernel, and pm_size bytes of a pattern as its kernel.
+ *   vmctl_test boot-layout [-m MIB] [-c CPUS] [-i INITRD] [-a CMDLINE] [-I] FILE
+ *	Load FILE as vmctl run does (tools/vmctl/run_loader.c and
+ *	run_linux.c, linked in) into MIB of memory, for a VM with an I/O
+ *	APIC with -I, then read back what a Linux guest would find there
+ *	and print it, a "key value..." line each: the boot_params fields,
+ *	the e820 map, the MP table found the way Linux searches for it, its
+ *	checksums and entries.  No lvmm needed.
  */
 #include <ctype.h>
 #include <fcntl.h>
 #include <grp.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
 #include "lvmm_util.h"
+#include "run.h"		/* tools/vmctl */
 
 /* The script, embedded at build time. */
 asm(".section .rodata\n"
@@ -371,6 +385,286 @@ static int run_as(int argc, char **argv)
 	return 127;
 }
 
+/* ---- the Linux boot protocol, without lvmm ----------------------------------- */
+
+/* run_loader.c and run_linux.c report through vmctl's vmctl_err(). */
+void vmctl_err(const char *fmt, ...)
+{
+	va_list ap;
+
+	fputs("vmctl: ", stderr);
+	va_start(ap, fmt);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
+	fputc('\n', stderr);
+}
+
+static void put_le(unsigned char *p, unsigned long long v, int bytes)
+{
+	for (int i = 0; i < bytes; i++)
+		p[i] = v >> (8 * i);
+}
+
+static unsigned long long get_le(const unsigned char *p, int bytes)
+{
+	unsigned long long v = 0;
+
+	for (int i = bytes - 1; i >= 0; i--)
+		v = v << 8 | p[i];
+	return v;
+}
+
+static unsigned char pattern(size_t i)
+{
+	return i * 7 + 3;
+}
+
+static int mkbzimage(int argc, char **argv)
+{
+	unsigned long long version = 0x20f, xlf = 0x7f, reloc = 1;
+	unsigned long long pref = 0x1000000, init_size = 0x400000;
+	unsigned long long initrd_max = 0x7fffffff, cmdline_size = 2047;
+	unsigned long long sects = 27, boot_flag = 0xaa55, loadflags = 1;
+	unsigned long long pm_size = 0x10000, *v;
+	unsigned char *d;
+	size_t size, off;
+	FILE *f;
+
+	if (argc < 1)
+		return 2;
+	for (int i = 1; i < argc; i++) {
+		char *eq = strchr(argv[i], '=');
+
+		if (!eq)
+			return 2;
+		*eq = 0;
+		v = !strcmp(argv[i], "version") ? &version :
+		    !strcmp(argv[i], "xloadflags") ? &xlf :
+		    !strcmp(argv[i], "relocatable") ? &reloc :
+		    !strcmp(argv[i], "pref") ? &pref :
+		    !strcmp(argv[i], "init_size") ? &init_size :
+		    !strcmp(argv[i], "initrd_max") ? &initrd_max :
+		    !strcmp(argv[i], "cmdline_size") ? &cmdline_size :
+		    !strcmp(argv[i], "setup_sects") ? &sects :
+		    !strcmp(argv[i], "boot_flag") ? &boot_flag :
+		    !strcmp(argv[i], "loadflags") ? &loadflags :
+		    !strcmp(argv[i], "pm_size") ? &pm_size : NULL;
+		if (!v) {
+			fprintf(stderr, "mkbzimage: unknown key '%s'\n", argv[i]);
+			return 2;
+		}
+		*v = strtoull(eq + 1, NULL, 0);
+	}
+	off = ((sects ? sects : 4) + 1) * 512;
+	size = off + pm_size;
+	d = calloc(1, size);
+	if (!d)
+		return 2;
+	d[0] = 'M';
+	d[1] = 'Z';
+	d[0x1f1] = sects;
+	put_le(d + 0x1fe, boot_flag, 2);
+	d[0x200] = 0xeb;
+	d[0x201] = 0x268 - 0x202;	/* the header ends after init_size */
+	memcpy(d + 0x202, "HdrS", 4);
+	put_le(d + 0x206, version, 2);
+	d[0x211] = loadflags;
+	put_le(d + 0x214, 0x100000, 4);
+	put_le(d + 0x22c, initrd_max, 4);
+	put_le(d + 0x230, 0x200000, 4);
+	d[0x234] = reloc;
+	put_le(d + 0x236, xlf, 2);
+	put_le(d + 0x238, cmdline_size, 4);
+	put_le(d + 0x258, pref, 8);
+	put_le(d + 0x260, init_size, 4);
+	for (size_t i = 0; i < pm_size; i++)
+		d[off + i] = pattern(i);
+	f = fopen(argv[0], "w");
+	if (!f || fwrite(d, 1, size, f) != size || fclose(f)) {
+		perror(argv[0]);
+		return 2;
+	}
+	free(d);
+	return 0;
+}
+
+static bool sum_ok(const unsigned char *p, size_t len)
+{
+	unsigned char sum = 0;
+
+	while (len--)
+		sum += *p++;
+	return !sum;
+}
+
+/* Linux's smp_scan_config(): "_MP_", length 1, a good checksum. */
+static long mp_scan(const unsigned char *mem, unsigned long base,
+		    unsigned long len)
+{
+	for (unsigned long a = base; a + 16 <= base + len; a += 16)
+		if (!memcmp(mem + a, "_MP_", 4) && mem[a + 8] == 1 &&
+		    sum_ok(mem + a, 16))
+			return a;
+	return -1;
+}
+
+static void print_mp(const unsigned char *mem, uint64_t mem_size)
+{
+	unsigned long ebda = get_le(mem + 0x40e, 2) << 4;
+	const unsigned char *mpc, *e;
+	unsigned long phys, len;
+	long mpf;
+	int n;
+
+	printf("bda ebda 0x%lx base_kib %llu\n", ebda, get_le(mem + 0x413, 2));
+	/* The order of default_find_smp_config(), then the EBDA. */
+	mpf = mp_scan(mem, 0, 0x400);
+	if (mpf < 0)
+		mpf = mp_scan(mem, 639 * 0x400, 0x400);
+	if (mpf < 0)
+		mpf = mp_scan(mem, 0xf0000, 0x10000);
+	if (mpf < 0 && ebda && ebda < 0xa0000)
+		mpf = mp_scan(mem, ebda, 0x400);
+	if (mpf < 0) {
+		printf("mpf none\n");
+		return;
+	}
+	phys = get_le(mem + mpf + 4, 4);
+	printf("mpf 0x%lx physptr 0x%lx spec %u feature1 %u feature2 0x%x\n",
+	       mpf, phys, mem[mpf + 9], mem[mpf + 11], mem[mpf + 12]);
+	if (phys + 44 > mem_size || memcmp(mem + phys, "PCMP", 4)) {
+		printf("mpc none\n");
+		return;
+	}
+	mpc = mem + phys;
+	len = get_le(mpc + 4, 2);
+	n = get_le(mpc + 34, 2);
+	printf("mpc length %lu spec %u checksum %s entries %d lapic 0x%llx oem %.8s product %.12s\n",
+	       len, mpc[6], sum_ok(mpc, len) ? "ok" : "bad", n,
+	       get_le(mpc + 36, 4), mpc + 8, mpc + 16);
+	printf("mp_reserved %s\n",
+	       mpf >= 0x9fc00 && phys + len <= 0xa0000 ? "ebda" : "no");
+	e = mpc + 44;
+	for (int i = 0; i < n && e < mpc + len; i++) {
+		switch (e[0]) {
+		case 0:
+			printf("mp cpu apic %u version 0x%x flags %u\n",
+			       e[1], e[2], e[3]);
+			e += 20;
+			break;
+		case 1:
+			printf("mp bus %u %.6s\n", e[1], e + 2);
+			e += 8;
+			break;
+		case 2:
+			printf("mp ioapic %u version 0x%x flags %u address 0x%llx\n",
+			       e[1], e[2], e[3], get_le(e + 4, 4));
+			e += 8;
+			break;
+		case 3:
+		case 4:
+			printf("mp %s type %u flags %llu bus %u irq %u apic 0x%x pin %u\n",
+			       e[0] == 3 ? "intsrc" : "lintsrc", e[1],
+			       get_le(e + 2, 2), e[4], e[5], e[6], e[7]);
+			e += 8;
+			break;
+		default:
+			printf("mp bad entry %u\n", e[0]);
+			return;
+		}
+	}
+}
+
+static int boot_layout(int argc, char **argv)
+{
+	uint64_t mem_size = 256ULL << 20;
+	const char *cmdline = "", *initrd = NULL;
+	const unsigned char *bp, *e;
+	struct run_image img;
+	unsigned char *mem;
+	int opt, cpus = 1, r;
+	bool ioapic = false;
+	uint64_t a;
+
+	optind = 1;
+	while ((opt = getopt(argc, argv, "m:c:i:a:I")) != -1) {
+		switch (opt) {
+		case 'I':
+			ioapic = true;
+			break;
+		case 'm':
+			mem_size = strtoull(optarg, NULL, 0) << 20;
+			break;
+		case 'c':
+			cpus = atoi(optarg);
+			break;
+		case 'i':
+			initrd = optarg;
+			break;
+		case 'a':
+			cmdline = optarg;
+			break;
+		default:
+			return 2;
+		}
+	}
+	if (optind != argc - 1)
+		return 2;
+	memset(&img, 0, sizeof(img));
+	r = run_blob_read(&img.blob, argv[optind]);
+	if (!r)
+		r = run_image_parse(&img, false);
+	if (!r && !img.is_linux) {
+		fprintf(stderr, "boot-layout: %s is a %s\n", argv[optind], img.format);
+		return 1;
+	}
+	if (!r && initrd)
+		r = run_blob_read(&img.lx.initrd, initrd);
+	if (!r)
+		r = run_layout(&img, NULL, 0, cmdline, mem_size);
+	if (r)
+		return 1;
+	/* Untouched pages stay unallocated: zero, as a new memory slot. */
+	mem = mmap(NULL, mem_size, PROT_READ | PROT_WRITE,
+		   MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+	if (mem == MAP_FAILED)
+		return 2;
+	run_install(mem, mem_size, &img, NULL, 0, cmdline, cpus, ioapic);
+
+	bp = mem + RUN_LINUX_BOOT_PARAMS_GPA;
+	printf("format %s\n", img.format);
+	printf("entry 0x%llx rsi 0x%llx\n", (unsigned long long)img.entry,
+	       RUN_LINUX_BOOT_PARAMS_GPA);
+	printf("gdt boot_cs 0x%016llx boot_ds 0x%016llx\n",
+	       get_le(mem + RUN_GDT_GPA + 0x10, 8),
+	       get_le(mem + RUN_GDT_GPA + 0x18, 8));
+	printf("version 0x%llx\n", get_le(bp + 0x206, 2));
+	printf("type_of_loader 0x%x loadflags 0x%x\n", bp[0x210], bp[0x211]);
+	a = get_le(bp + 0x214, 4);
+	printf("code32_start 0x%llx kernel %s\n", (unsigned long long)a,
+	       a + img.lx.pm_size <= mem_size &&
+	       !memcmp(mem + a, img.blob.data + img.lx.pm_offset,
+		       img.lx.pm_size) ? "intact" : "wrong");
+	a = get_le(bp + 0x228, 4) | get_le(bp + 0xc8, 4) << 32;
+	printf("cmd_line_ptr 0x%llx\n", (unsigned long long)a);
+	printf("cmdline '%s'\n", (const char *)mem + a);
+	a = get_le(bp + 0x218, 4) | get_le(bp + 0xc0, 4) << 32;
+	printf("ramdisk 0x%llx %llu %s\n", (unsigned long long)a,
+	       get_le(bp + 0x21c, 4) | get_le(bp + 0xc4, 4) << 32,
+	       !initrd ? "none" :
+	       a + img.lx.initrd.size <= mem_size &&
+	       !memcmp(mem + a, img.lx.initrd.data, img.lx.initrd.size) ?
+	       "intact" : "wrong");
+	printf("e820 %u\n", bp[0x1e8]);
+	for (int i = 0; i < bp[0x1e8] && i < 128; i++) {
+		e = bp + 0x2d0 + i * 20;
+		printf("e820 0x%llx-0x%llx %llu\n", get_le(e, 8),
+		       get_le(e, 8) + get_le(e + 8, 8), get_le(e + 16, 4));
+	}
+	print_mp(mem, mem_size);
+	return 0;
+}
+
 int main(int argc, char **argv)
 {
 	char self[4096];
@@ -384,9 +678,13 @@ int main(int argc, char **argv)
 		return run(argc - 2, argv + 2);
 	if (argc > 1 && !strcmp(argv[1], "as"))
 		return run_as(argc - 2, argv + 2);
+	if (argc > 2 && !strcmp(argv[1], "mkbzimage"))
+		return mkbzimage(argc - 2, argv + 2);
+	if (argc > 1 && !strcmp(argv[1], "boot-layout"))
+		return boot_layout(argc - 1, argv + 1);
 	if (argc > 1) {
 		fprintf(stderr, "usage: %s [json-check [-l] [PATH] | %s]\n",
-			argv[0], "hold FILE NAME... | run FILE | as UID CMD...");
+			argv[0], "hold FILE NAME... | run FILE | as UID CMD... | mkbzimage FILE [KEY=VALUE]... | boot-layout [-m MIB] [-c CPUS] [-i INITRD] [-a CMDLINE] [-I] FILE");
 		return 2;
 	}
 	n = readlink("/proc/self/exe", self, sizeof(self) - 1);

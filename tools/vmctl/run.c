@@ -4,11 +4,12 @@
  *
  * One VM, one memory slot at guest-physical 0, one host thread per vCPU,
  * a 16550 UART on the console, QEMU's isa-debug-exit port and the ACPI PM
- * timer.  The main thread sets everything up from a fully checked image
- * (or restores a snapshot with --restore, or takes a VM that vmctl migrate
- * sends with --incoming), starts the vCPU threads, then waits for the
- * end: a signal, the console's Ctrl-], or a vCPU that says the VM is over
- * (or moved away).  The exit status says how the guest ended: see the
+ * timer; for a Linux guest also lvmm's in-kernel local APICs and the PC's
+ * legacy ports (run_pc.c).  The main thread sets everything up from a fully
+ * checked image (or restores a snapshot with --restore, or takes a VM that
+ * vmctl migrate sends with --incoming), starts the vCPU threads, then
+ * waits for the end: a signal, the console's Ctrl-], or a vCPU that says
+ * the VM is over (or moved away).  The exit status says how the guest ended: see the
  * table in run.h and tools/guests/README.md.
  *
  * vmctl keeps its device state in lvmm (run_state.c, LVMM_SET_VMM_STATE)
@@ -69,7 +70,8 @@ struct run_map {
 
 /*
  * Ordering of locks: state_lock, then lock or the UART's lock (never both
- * of those two at once).
+ * of those two at once); irq_lock, then the UART's lock.  pc.lock nests
+ * inside none and takes none.
  */
 struct run_vm {
 	/* Set up before the vCPU threads start, read-only after. */
@@ -89,6 +91,13 @@ struct run_vm {
 	char peer[VMCTL_ADDR_LEN];	/* --incoming: the source */
 	bool incoming;			/* the VM migrated in: its only copy */
 	struct run_uart uart;
+	bool linux_guest;		/* in-kernel APICs and the PC's ports */
+	bool ioapic;			/* lvmm's I/O APIC: the UART's IRQ 4 */
+	struct run_pc pc;		/* its legacy ports, under pc.lock */
+	uint64_t pc_seen[65536 / 64];	/* pc.lock: open-bus ports named */
+	pthread_mutex_t irq_lock;	/* orders the UART's line changes */
+	bool uart_irq;			/* irq_lock: the line as lvmm has it */
+	bool irq_failed;		/* irq_lock: LVMM_IRQ_LINE failed, said */
 	int done_fd;			/* eventfd: the VM is over */
 	bool keep_state;		/* lvmm keeps vmctl's device state */
 
@@ -278,6 +287,33 @@ static void run_dump_state(struct run_vcpu *c)
 		s.gdt.base, s.gdt.limit, s.idt.base, s.idt.limit);
 }
 
+/*
+ * Drive the UART's line into lvmm's I/O APIC (IRQ 4) after anything that
+ * may have changed it: a register access, or input.  irq_lock keeps the
+ * level lvmm last got in step with the UART when threads race.
+ */
+static void run_uart_irq_sync(struct run_vm *v)
+{
+	bool level;
+	int e;
+
+	if (!v->ioapic)
+		return;
+	pthread_mutex_lock(&v->irq_lock);
+	level = run_uart_irq(&v->uart);
+	if (level != v->uart_irq) {
+		e = lvmm_irq_line(&v->vm, RUN_UART_IRQ, level);
+		if (!e) {
+			v->uart_irq = level;
+		} else if (!v->irq_failed) {
+			v->irq_failed = true;
+			vmctl_err("vm '%s': cannot drive the UART's IRQ %d (LVMM_IRQ_LINE: %s); the guest's console may stall",
+				  v->vm.name, RUN_UART_IRQ, strerror(-e));
+		}
+	}
+	pthread_mutex_unlock(&v->irq_lock);
+}
+
 /* Report an exit vmctl does not handle and end the VM with @status. */
 static void run_unhandled(struct run_vcpu *c, int status, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
@@ -311,6 +347,55 @@ static uint32_t run_pmtmr(void)
 	clock_gettime(CLOCK_MONOTONIC, &ts);
 	return ((uint64_t)ts.tv_sec * RUN_PMTMR_HZ +
 		(uint64_t)ts.tv_nsec * RUN_PMTMR_HZ / 1000000000ULL);
+}
+
+static uint64_t run_now_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000ULL + ts.tv_nsec;
+}
+
+/*
+ * A Linux guest's other ports: the PC's legacy devices (run_pc.c), and
+ * for any other port what a PC's open bus does, since Linux probes for
+ * hardware that may not be there (more UARTs, PCI, the floppy...): reads
+ * give all ones, writes go nowhere.  -v names each such port once.
+ */
+static int run_pio_pc(struct run_vcpu *c, uint16_t port, bool out,
+		      uint8_t *data, unsigned int size)
+{
+	struct run_vm *v = c->vm;
+	enum run_pc_result r = RUN_PC_OK;
+	uint64_t now = run_now_ns();
+	time_t real = time(NULL);
+	unsigned int i;
+	bool unknown = false;
+
+	pthread_mutex_lock(&v->pc.lock);
+	for (i = 0; i < size && r != RUN_PC_RESET; i++) {
+		r = run_pc_io(&v->pc, port + i, out, &data[i], now, real);
+		if (r == RUN_PC_NOT_MINE) {
+			unknown = true;
+			if (!out)
+				data[i] = 0xff;
+		}
+	}
+	if (unknown && v->verbose &&
+	    !(v->pc_seen[port / 64] & (1ULL << (port % 64)))) {
+		v->pc_seen[port / 64] |= 1ULL << (port % 64);
+		fprintf(stderr, "vmctl: vCPU %u: %s port 0x%x (%u bytes): no device there; %s\n",
+			c->h.id, out ? "OUT to" : "IN from", port, size,
+			out ? "ignored" : "reads all ones");
+	}
+	pthread_mutex_unlock(&v->pc.lock);
+	if (r != RUN_PC_RESET)
+		return 0;
+	if (v->verbose)
+		fprintf(stderr, "\nvmctl: vCPU %u reset the machine (OUT 0x%x to port 0x%x)\n",
+			c->h.id, data[0], port);
+	return RUN_EXIT_RESET;
 }
 
 /*
@@ -362,6 +447,8 @@ static int run_pio(struct run_vcpu *c, uint16_t port, bool out,
 		memcpy(data, &val, size);
 		return 0;
 	}
+	if (v->linux_guest)
+		return run_pio_pc(c, port, out, data, size);
 	if (out)
 		memcpy(&val, data, size < 4 ? size : 4);
 	run_unhandled(c, RUN_EXIT_UNHANDLED,
@@ -388,8 +475,10 @@ static int run_handle_io(struct run_vcpu *c)
 			return st;
 	}
 	/* Before the exit completes: see run_state_sync(). */
-	if (run->io.port >= RUN_UART_BASE && run->io.port < RUN_UART_BASE + 8)
+	if (run->io.port >= RUN_UART_BASE && run->io.port < RUN_UART_BASE + 8) {
 		run_state_sync(c->vm);
+		run_uart_irq_sync(c->vm);
+	}
 	return 0;
 }
 
@@ -545,6 +634,9 @@ static void seg_real(struct lvmm_segment *s, __u16 sel, __u8 type)
  * Every vCPU starts at the image's entry point, with interrupts off and:
  * EAX = 0x2BADB002, EBX = the multiboot information structure (0x8000),
  * EDI = the vCPU id, ESP = 0x10000 - id * 1 KiB (a 1 KiB boot stack).
+ * Linux's boot processor, vCPU 0, starts at its 64-bit entry point with
+ * RSI = boot_params; the others wait for INIT and SIPI in lvmm's local
+ * APIC, and are not set up here.
  */
 static int run_vcpu_setup(struct run_vm *v, struct run_vcpu *c,
 			  const struct run_image *img)
@@ -589,8 +681,13 @@ static int run_vcpu_setup(struct run_vm *v, struct run_vcpu *c,
 		s.efer = 0;
 		break;
 	case RUN_MODE_LONG64:
-		lvmm_seg_flat(&s.cs, RUN_SEL_CODE64, 11, true, false);
-		lvmm_seg_flat(&s.ds, RUN_SEL_DATA, 3, false, true);
+		if (img->is_linux) {
+			lvmm_seg_flat(&s.cs, RUN_LINUX_SEL_CODE, 11, true, false);
+			lvmm_seg_flat(&s.ds, RUN_LINUX_SEL_DATA, 3, false, true);
+		} else {
+			lvmm_seg_flat(&s.cs, RUN_SEL_CODE64, 11, true, false);
+			lvmm_seg_flat(&s.ds, RUN_SEL_DATA, 3, false, true);
+		}
 		s.es = s.ds;
 		s.fs = s.ds;
 		s.gs = s.ds;
@@ -607,13 +704,20 @@ static int run_vcpu_setup(struct run_vm *v, struct run_vcpu *c,
 		return e;
 
 	memset(&r, 0, sizeof(r));
+	r.rflags = 0x2;
+	if (img->is_linux) {
+		/* boot.rst's 64-bit protocol: RSI = boot_params, IF clear. */
+		r.rsi = RUN_LINUX_BOOT_PARAMS_GPA;
+		r.rsp = RUN_STACK_TOP;
+		r.rip = img->entry;
+		return lvmm_set_regs(&c->h, &r);
+	}
 	r.rax = MULTIBOOT_BOOT_MAGIC;
 	r.rbx = RUN_MBI_GPA;
 	r.rdi = c->h.id;
 	r.rsp = RUN_STACK_TOP - c->h.id * RUN_STACK_SIZE;
 	r.rip = img->mode == RUN_MODE_REAL ? img->entry - RUN_FLAT_GPA :
 		img->entry;
-	r.rflags = 0x2;
 	(void)v;
 	return lvmm_set_regs(&c->h, &r);
 }
@@ -712,6 +816,9 @@ struct run_opts {
 	enum run_console console;
 	const char *console_file;
 	const char *cmdline;
+	const char *cmdline_opt;	/* --cmdline or --append, as given */
+	const char *kernel;		/* --kernel FILE */
+	const char *initrd;		/* --initrd FILE */
 	struct run_module mods[RUN_MAX_MODULES];
 	int nmods;
 	bool entry64;
@@ -728,7 +835,8 @@ struct run_opts {
 
 enum {
 	RUN_OPT_WEIGHT = 256, RUN_OPT_CAP, RUN_OPT_PERIOD, RUN_OPT_RESERVE,
-	RUN_OPT_PIN, RUN_OPT_RESTORE, RUN_OPT_INCOMING,
+	RUN_OPT_PIN, RUN_OPT_RESTORE, RUN_OPT_INCOMING, RUN_OPT_KERNEL,
+	RUN_OPT_INITRD, RUN_OPT_APPEND,
 };
 
 /* --pin CPULIST (every vCPU) or --pin VCPU=CPULIST (that one). */
@@ -766,6 +874,9 @@ static int run_parse_opts(struct run_opts *o, int argc, char **argv)
 		{ "cpus", required_argument, NULL, 'c' },
 		{ "console", required_argument, NULL, 'C' },
 		{ "cmdline", required_argument, NULL, 'a' },
+		{ "append", required_argument, NULL, RUN_OPT_APPEND },
+		{ "kernel", required_argument, NULL, RUN_OPT_KERNEL },
+		{ "initrd", required_argument, NULL, RUN_OPT_INITRD },
 		{ "module", required_argument, NULL, 'M' },
 		{ "entry64", no_argument, NULL, '6' },
 		{ "verbose", no_argument, NULL, 'v' },
@@ -830,8 +941,23 @@ static int run_parse_opts(struct run_opts *o, int argc, char **argv)
 			}
 			break;
 		case 'a':
-			o->given_boot = "--cmdline";
+		case RUN_OPT_APPEND:
+			o->given_boot = opt == 'a' ? "--cmdline" : "--append";
+			if (o->cmdline_opt) {
+				run_usage_error("%s is given after %s: they are the same option; give one",
+						o->given_boot, o->cmdline_opt);
+				return 1;
+			}
+			o->cmdline_opt = o->given_boot;
 			o->cmdline = optarg;
+			break;
+		case RUN_OPT_KERNEL:
+			o->given_boot = "--kernel";
+			o->kernel = optarg;
+			break;
+		case RUN_OPT_INITRD:
+			o->given_boot = "--initrd";
+			o->initrd = optarg;
 			break;
 		case 'M':
 			o->given_boot = "--module";
@@ -904,7 +1030,12 @@ static int run_parse_opts(struct run_opts *o, int argc, char **argv)
 		/* --pin and --reserve are checked once the vCPUs are known. */
 		return 0;
 	}
-	if (optind != argc) {
+	if (o->kernel) {
+		if (optind <= argc) {
+			run_usage_error("give --kernel FILE or an IMAGE, not both");
+			return 1;
+		}
+	} else if (optind != argc) {
 		run_usage_error(optind > argc ? "no IMAGE given" :
 				"give exactly one IMAGE");
 		return 1;
@@ -930,7 +1061,7 @@ static int run_parse_opts(struct run_opts *o, int argc, char **argv)
 				o->sched.reserve, o->sched.cap);
 		return 1;
 	}
-	o->image = argv[optind - 1];
+	o->image = o->kernel ? o->kernel : argv[optind - 1];
 	return 0;
 }
 
@@ -954,11 +1085,42 @@ static int run_read_modules(struct run_opts *o)
 	return 0;
 }
 
+/*
+ * --kernel, --initrd and --module go with some formats only; read the
+ * initrd of a Linux guest.
+ */
+static int run_check_linux(struct run_opts *o, struct run_image *img)
+{
+	if (o->kernel && !img->is_linux) {
+		vmctl_err("--kernel %s: not a Linux bzImage but a %s; give it as IMAGE instead",
+			  o->kernel, img->format);
+		return -ENOEXEC;
+	}
+	if (!img->is_linux) {
+		if (o->initrd) {
+			vmctl_err("--initrd goes with a Linux bzImage; %s is a %s (give a multiboot kernel its files with --module)",
+				  o->image, img->format);
+			return -EINVAL;
+		}
+		return 0;
+	}
+	if (o->nmods) {
+		vmctl_err("--module goes with multiboot kernels; give Linux (%s) its initrd with --initrd",
+			  o->image);
+		return -EINVAL;
+	}
+	if (!o->initrd)
+		return 0;
+	return run_blob_read(&img->lx.initrd, o->initrd);
+}
+
 static void run_free_files(struct run_opts *o, struct run_image *img)
 {
 	int i;
 
 	run_blob_free(&img->blob);
+	if (img->is_linux)
+		run_blob_free(&img->lx.initrd);
 	for (i = 0; i < o->nmods; i++) {
 		free((char *)o->mods[i].blob.path);
 		o->mods[i].blob.path = NULL;
@@ -1064,7 +1226,32 @@ static int run_create(struct run_vm *v, const struct run_opts *o,
 		goto out;
 	}
 	v->mem_size = o->mem;
-	run_install(v->mem, v->mem_size, img, o->mods, o->nmods, o->cmdline);
+
+	/*
+	 * Linux needs local APICs: lvmm's, created before the vCPUs.  When
+	 * lvmm gives it an I/O APIC too, the MP table lists it and the UART
+	 * raises IRQ 4 there.
+	 */
+	if (img->is_linux) {
+		struct lvmm_ioapic_state io;
+
+		e = lvmm_check_extension(v->dev_fd, LVMM_CAP_IRQCHIP);
+		if (e <= 0) {
+			vmctl_err("this lvmm has no in-kernel local APIC (LVMM_CAP_IRQCHIP), which a Linux guest needs; load a newer lvmm");
+			e = -EOPNOTSUPP;
+			goto out;
+		}
+		e = lvmm_create_irqchip(&v->vm);
+		if (e) {
+			vmctl_err("vm '%s': cannot create its local APICs (LVMM_CREATE_IRQCHIP): %s",
+				  v->vm.name, strerror(-e));
+			goto out;
+		}
+		v->linux_guest = true;
+		v->ioapic = !lvmm_get_ioapic(&v->vm, &io);
+	}
+	run_install(v->mem, v->mem_size, img, o->mods, o->nmods, o->cmdline,
+		    o->cpus, v->ioapic);
 
 	for (i = 0; i < o->cpus; i++) {
 		struct run_vcpu *c = &v->vcpus[i];
@@ -1077,6 +1264,9 @@ static int run_create(struct run_vm *v, const struct run_opts *o,
 			goto out;
 		}
 		v->ncpus = i + 1;
+		/* Linux's application processors wait for INIT and SIPI. */
+		if (img->is_linux && i)
+			continue;
 		e = run_vcpu_setup(v, c, img);
 		if (e) {
 			vmctl_err("vm '%s': cannot set vCPU %d's registers: %s",
@@ -1668,6 +1858,7 @@ static void run_wait(struct run_vm *v, int sig_fd, bool console_in, bool tty)
 					break;
 			run_uart_rx(&v->uart, buf, i);
 			run_state_sync(v);
+			run_uart_irq_sync(v);
 			if (i < n) {
 				fprintf(stderr, "\r\nvmctl: Ctrl-]: stopping vm '%s'\r\n",
 					v->vm.name);
@@ -1677,8 +1868,31 @@ static void run_wait(struct run_vm *v, int sig_fd, bool console_in, bool tty)
 		} else {
 			run_uart_rx(&v->uart, buf, n);
 			run_state_sync(v);
+			run_uart_irq_sync(v);
 		}
 	}
+}
+
+static void run_describe_linux(const struct run_vm *v,
+			       const struct run_opts *o,
+			       const struct run_image *img)
+{
+	const struct run_linux *lx = &img->lx;
+
+	fprintf(stderr, "vmctl: Linux boot protocol %u.%02u, %s, %llu bytes of protected-mode kernel at 0x%llx, init_size 0x%llx\n",
+		lx->version >> 8, lx->version & 0xff,
+		lx->relocatable ? "relocatable" : "not relocatable",
+		(unsigned long long)lx->pm_size,
+		(unsigned long long)lx->load_addr,
+		(unsigned long long)lx->init_size);
+	if (o->initrd)
+		fprintf(stderr, "vmctl: initrd %s: %zu bytes at 0x%llx\n",
+			o->initrd, lx->initrd.size,
+			(unsigned long long)lx->initrd_gpa);
+	fprintf(stderr, "vmctl: command line \"%s\"; boot_params at 0x%llx, MP table at 0x%llx%s\n",
+		o->cmdline, RUN_LINUX_BOOT_PARAMS_GPA, RUN_LINUX_MPF_GPA,
+		v->ioapic ? " with the I/O APIC; the UART on IRQ 4" :
+		" (no I/O APIC: lvmm has none)");
 }
 
 static int run_vm(struct run_opts *o, struct run_image *img,
@@ -1704,6 +1918,9 @@ static int run_vm(struct run_opts *o, struct run_image *img,
 	pthread_cond_init(&v->cond, NULL);
 	pthread_mutex_init(&v->state_lock, NULL);
 	v->state_gen = UINT64_MAX;	/* nothing in lvmm yet */
+	pthread_mutex_init(&v->pc.lock, NULL);
+	run_pc_init(&v->pc);
+	pthread_mutex_init(&v->irq_lock, NULL);
 
 	out_fd = run_open_console(o);
 	if (out_fd < -1) {
@@ -1758,6 +1975,8 @@ static int run_vm(struct run_opts *o, struct run_image *img,
 			o->image, img->format, (unsigned long long)img->start,
 			(unsigned long long)img->end,
 			(unsigned long long)img->entry);
+		if (img->is_linux)
+			run_describe_linux(v, o, img);
 		fprintf(stderr, "vmctl: vm '%s' (id %u): %llu MiB, %d vCPU%s\n",
 			v->vm.name, v->vm.id,
 			(unsigned long long)(v->mem_size >> 20), v->ncpus,
@@ -1836,6 +2055,8 @@ static int run_vm(struct run_opts *o, struct run_image *img,
 	if (out_fd > STDOUT_FILENO)
 		close(out_fd);
 	run_uart_destroy(&v->uart);
+	pthread_mutex_destroy(&v->pc.lock);
+	pthread_mutex_destroy(&v->irq_lock);
 	free(v);
 	fflush(NULL);
 	/* The status says how the guest ended; see the table in run.h. */
@@ -1854,6 +2075,8 @@ out_close:
 		close(out_fd);
 	pthread_sigmask(SIG_UNBLOCK, &block, NULL);
 	run_uart_destroy(&v->uart);
+	pthread_mutex_destroy(&v->pc.lock);
+	pthread_mutex_destroy(&v->irq_lock);
 	free(v);
 	return e;
 }
@@ -1880,6 +2103,8 @@ static int vmctl_run(struct vmctl *ctx, int argc, char **argv)
 		return r;
 	r = run_image_parse(&img, o.entry64);
 	if (!r)
+		r = run_check_linux(&o, &img);
+	if (!r)
 		r = run_read_modules(&o);
 	if (!r)
 		r = run_layout(&img, o.mods, o.nmods, o.cmdline, o.mem);
@@ -1891,20 +2116,23 @@ static int vmctl_run(struct vmctl *ctx, int argc, char **argv)
 
 VMCTL_CMDS(vmctl_run_cmds) = {
 	{ "run",
-	  "[--name N] [--mem SIZE] [--cpus N] [--console stdio|none|FILE] [--cmdline STR] [--module 'FILE [ARGS]']... [--entry64] [--weight N] [--cap PERCENT] [--period MS] [--reserve PERCENT] [--pin [VCPU=]CPULIST]... [-v] IMAGE | --restore FILE | --incoming [ADDR:]PORT",
+	  "[--name N] [--mem SIZE] [--cpus N] [--console stdio|none|FILE] [--cmdline STR] [--module 'FILE [ARGS]']... [--entry64] [--initrd FILE] [--weight N] [--cap PERCENT] [--period MS] [--reserve PERCENT] [--pin [VCPU=]CPULIST]... [-v] IMAGE | --kernel FILE | --restore FILE | --incoming [ADDR:]PORT",
 	  "Boot IMAGE (flat binary, ELF64 or multiboot kernel) in a new VM with a\n"
 	  "      16550 console, until the guest halts or writes V to port 0xf4.\n"
+	  "      A Linux bzImage (IMAGE, or --kernel FILE) boots with the Linux boot\n"
+	  "      protocol, --initrd FILE, its command line from --cmdline or --append,\n"
+	  "      lvmm's local APICs and an MP table, until it resets the machine.\n"
 	  "      Defaults: --mem 64M --cpus 1 --console stdio --name auto.  --weight,\n"
 	  "      --cap, --period, --reserve and --pin (CPULIST: every vCPU,\n"
 	  "      VCPU=CPULIST: one) set its scheduling policy before it runs, as\n"
 	  "      vmctl sched and pin do.  --restore FILE runs a snapshot 'vmctl save'\n"
 	  "      wrote instead, from where it was, with its UART as it was;\n"
 	  "      --incoming [ADDR:]PORT waits on PORT for one 'vmctl migrate' and\n"
-	  "      runs the VM it brings likewise; --mem, --cpus, --cmdline, --module\n"
-	  "      and --entry64 go with neither.\n"
+	  "      runs the VM it brings likewise; --mem, --cpus, --cmdline, --module,\n"
+	  "      --entry64, --kernel, --initrd and --append go with neither.\n"
 	  "      Exit status: 0 halted, 2 setup error, 4 triple fault, 6 unhandled\n"
 	  "      exit, 8 runtime error, 10 Ctrl-], 12 destroyed, 14 migrated away,\n"
-	  "      128+N signal N, (V<<1)|1 debug-exit.",
+	  "      16 reset (Linux's reboot), 128+N signal N, (V<<1)|1 debug-exit.",
 	  vmctl_run },
 	{ NULL },
 };

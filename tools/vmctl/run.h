@@ -25,6 +25,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <pthread.h>
+#include <time.h>
 
 #define RUN_GDT_GPA		0x1000ULL
 #define RUN_PML4_GPA		0x2000ULL
@@ -49,6 +50,38 @@
 #define RUN_SEL_DATA		0x10
 #define RUN_SEL_CODE32		0x18
 
+/*
+ * A Linux bzImage (run_linux.c) uses the same page tables at 0x2000 and
+ * the GDT at 0x1000 with boot.rst's selectors, and:
+ *
+ *   0x00400          the BIOS data area: the EBDA's segment at 0x40e
+ *   0x08000          boot_params (the zero page)
+ *   0x10000          vCPU 0's stack top at entry
+ *   0x20000          the command line
+ *   0x9fc00-0x9ffff  the EBDA (reserved in the e820 map): the MP floating
+ *                    pointer, then the MP configuration table
+ *   load_addr        the protected-mode kernel: 1 MiB, or its
+ *                    pref_address when it is relocatable
+ *   top of memory    the initrd, below initrd_addr_max
+ */
+#define RUN_LINUX_SEL_CODE	0x10	/* __BOOT_CS */
+#define RUN_LINUX_SEL_DATA	0x18	/* __BOOT_DS */
+#define RUN_LINUX_BOOT_PARAMS_GPA 0x8000ULL
+#define RUN_LINUX_CMDLINE_GPA	0x20000ULL
+#define RUN_LINUX_CMDLINE_MAX	0x10000ULL
+#define RUN_LINUX_EBDA_GPA	0x9fc00ULL
+#define RUN_LINUX_EBDA_SIZE	0x400ULL
+#define RUN_LINUX_MPF_GPA	RUN_LINUX_EBDA_GPA
+#define RUN_LINUX_MPC_GPA	(RUN_LINUX_EBDA_GPA + 0x10)
+#define RUN_LINUX_LOAD_MIN	0x100000ULL
+#define RUN_LINUX_LAPIC_GPA	0xfee00000U
+#define RUN_LINUX_APIC_VERSION	0x14
+#define RUN_LINUX_IOAPIC_GPA	0xfec00000U
+#define RUN_LINUX_IOAPIC_VERSION 0x11
+#define RUN_UART_IRQ		4	/* ISA IRQ 4, I/O APIC pin 4 */
+/* Memory ends below the I/O APIC's and local APIC's pages. */
+#define RUN_LINUX_MEM_MAX	0xfec00000ULL
+
 #define MULTIBOOT_MAGIC		0x1BADB002U
 #define MULTIBOOT_BOOT_MAGIC	0x2BADB002U
 
@@ -66,6 +99,7 @@
 #define RUN_EXIT_DETACH		10	/* Ctrl-] on the console */
 #define RUN_EXIT_DESTROYED	12	/* vm-destroy from outside */
 #define RUN_EXIT_MIGRATED	14	/* vmctl migrate moved it away */
+#define RUN_EXIT_RESET		16	/* reset through the keyboard controller */
 #define RUN_EXIT_SIGNAL(sig)	(128 + (sig))
 
 enum run_mode { RUN_MODE_REAL, RUN_MODE_PROT32, RUN_MODE_LONG64 };
@@ -89,6 +123,22 @@ struct run_module {
 	uint64_t gpa;
 };
 
+/* What run_linux_parse() found in a bzImage's setup header. */
+struct run_linux {
+	uint16_t version;	/* boot protocol, 0x020f for 2.15 */
+	uint16_t xloadflags;
+	unsigned int hdr_end;	/* the setup header ends here (file offset) */
+	uint64_t pm_offset, pm_size;	/* the protected-mode kernel in the file */
+	uint64_t load_addr;	/* where it goes; entry at + 0x200 */
+	uint64_t init_size;	/* what it needs from load_addr */
+	uint64_t pref_address;
+	uint32_t initrd_addr_max;
+	uint32_t cmdline_size;
+	bool relocatable;
+	struct run_blob initrd;	/* --initrd, path NULL when none */
+	uint64_t initrd_gpa;
+};
+
 struct run_image {
 	struct run_blob blob;
 	const char *format;	/* for messages */
@@ -98,6 +148,8 @@ struct run_image {
 	uint64_t entry;		/* guest-physical; real mode: CS base + IP */
 	uint64_t start, end;	/* lowest and highest (exclusive) address */
 	bool multiboot;
+	bool is_linux;		/* a bzImage: lx says the rest */
+	struct run_linux lx;
 };
 
 /* run_loader.c */
@@ -106,9 +158,25 @@ void run_blob_free(struct run_blob *b);
 int run_image_parse(struct run_image *img, bool entry64);
 int run_layout(struct run_image *img, struct run_module *mods, int nmods,
 	       const char *cmdline, uint64_t mem_size);
+/* @ioapic: lvmm gave the VM an I/O APIC, which Linux's MP table lists. */
 void run_install(unsigned char *mem, uint64_t mem_size,
 		 const struct run_image *img, const struct run_module *mods,
-		 int nmods, const char *cmdline);
+		 int nmods, const char *cmdline, int ncpus, bool ioapic);
+
+/* run_linux.c: the Linux boot protocol and the MP table. */
+bool run_linux_detect(const struct run_blob *b);
+int run_linux_parse(struct run_image *img);
+/* Place the initrd (lx.initrd read already) and check that all fits. */
+int run_linux_layout(struct run_image *img, const char *cmdline,
+		     uint64_t mem_size);
+/*
+ * @cpu_sig, @cpu_features: CPUID 1 EAX and EDX, for the MP table, which
+ * lists lvmm's I/O APIC when there is one (@ioapic).
+ */
+void run_linux_install(unsigned char *mem, uint64_t mem_size,
+		       const struct run_image *img, const char *cmdline,
+		       int ncpus, bool ioapic, uint32_t cpu_sig,
+		       uint32_t cpu_features);
 
 /* run_uart.c: the 16550 at 0x3f8 and the console behind it. */
 #define RUN_UART_BASE		0x3f8
@@ -130,6 +198,11 @@ void run_uart_destroy(struct run_uart *u);
 /* Returns false when the console failed (the VM should stop). */
 bool run_uart_out(struct run_uart *u, unsigned int off, uint8_t val);
 uint8_t run_uart_in(struct run_uart *u, unsigned int off);
+/*
+ * Its interrupt output: OUT2 (which gates it on a PC) and a condition
+ * that IER enables, as IIR reports it.
+ */
+bool run_uart_irq(struct run_uart *u);
 void run_uart_rx(struct run_uart *u, const uint8_t *buf, size_t n);
 /* The count of changes; it moves whenever run_uart_save() would differ. */
 uint64_t run_uart_gen(struct run_uart *u);
@@ -143,6 +216,43 @@ size_t run_uart_save(struct run_uart *u, uint8_t *buf, uint64_t *gen);
 const char *run_uart_load(struct run_uart *u, const uint8_t *buf, size_t len);
 /* Its registers and FIFO in a line, for -v. */
 void run_uart_describe(struct run_uart *u, char *buf, size_t len);
+
+/* run_pc.c: the legacy ports a Linux guest needs (PIC, PIT, RTC, reset). */
+struct run_pit {
+	uint8_t mode;		/* 0-5 */
+	uint8_t rw;		/* access: 1 LSB, 2 MSB, 3 LSB then MSB */
+	uint16_t reload;	/* 0: 65536 */
+	bool loaded;		/* a count was written since the mode */
+	bool counting;
+	bool gate;
+	uint64_t start;		/* CLOCK_MONOTONIC ns counting began */
+	uint64_t frozen;	/* ticks counted before start */
+	bool write_msb, read_msb, latch_msb;
+	uint8_t write_lsb;
+	bool latched, status_latched;
+	uint16_t latch;
+	uint8_t status;
+};
+
+struct run_pc {
+	pthread_mutex_t lock;
+	struct run_pit pit[3];
+	uint8_t port_b;		/* port 0x61's writable bits */
+	uint8_t cmos_index;
+	uint8_t cmos[128];
+	uint8_t rcr;		/* port 0xcf9 */
+};
+
+enum run_pc_result { RUN_PC_OK, RUN_PC_NOT_MINE, RUN_PC_RESET };
+
+/* Everything but the lock, which the caller initialises. */
+void run_pc_init(struct run_pc *pc);
+/*
+ * A byte at @port: out (*@v written) or in (*@v read); @now is
+ * CLOCK_MONOTONIC in ns, @now_real the time of day.
+ */
+enum run_pc_result run_pc_io(struct run_pc *pc, uint16_t port, bool out,
+			     uint8_t *v, uint64_t now, time_t now_real);
 
 /*
  * run_state.c: vmctl run's device state as one versioned blob, which run.c

@@ -1,10 +1,12 @@
 // SPDX-License-Identifier: GPL-2.0-only
 /*
- * vmctl run: recognise the image (flat binary, ELF64, multiboot v1), check
+ * vmctl run: recognise the image (flat binary, ELF64, multiboot v1, a
+ * Linux bzImage, which run_linux.c loads), check
  * that it is whole and fits, and put it, its modules and the boot data
  * into guest memory.  Everything that can be wrong with the files is found
  * here, before any VM exists.
  */
+#include <cpuid.h>
 #include <elf.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -328,8 +330,6 @@ static const char *img_foreign(const struct run_image *img)
 		return "zstd data; decompress it first";
 	if (n >= 3 && !memcmp(d, "BZh", 3))
 		return "bzip2 data; decompress it first";
-	if (n >= 0x206 && !memcmp(d + 0x202, "HdrS", 4))
-		return "a Linux bzImage; the Linux boot protocol is not supported";
 	if (n >= 2 && d[0] == 'M' && d[1] == 'Z')
 		return "a PE/DOS (MZ) executable";
 	if (n >= 2 && d[0] == '#' && d[1] == '!')
@@ -352,7 +352,7 @@ int run_image_parse(struct run_image *img, bool entry64)
 	long off, bad;
 
 	if (!img->blob.size)
-		return img_err(img, "not a flat binary, ELF64 or multiboot kernel: the file is empty");
+		return img_err(img, "not a flat binary, ELF64, multiboot kernel or Linux bzImage: the file is empty");
 
 	off = mb_find(img, &bad);
 	if (off >= 0) {
@@ -369,14 +369,14 @@ int run_image_parse(struct run_image *img, bool entry64)
 			return img_err(img, "ELF header truncated (%zu bytes)",
 				       img->blob.size);
 		if (eh->e_ident[EI_CLASS] != ELFCLASS64)
-			return img_err(img, "not a flat binary, ELF64 or multiboot kernel: a %s ELF file without a multiboot header",
+			return img_err(img, "not a flat binary, ELF64, multiboot kernel or Linux bzImage: a %s ELF file without a multiboot header",
 				       eh->e_ident[EI_CLASS] == ELFCLASS32 ? "32-bit" : "bad-class");
 		if (img->blob.size < sizeof(*eh))
 			return img_err(img, "ELF header truncated (%zu bytes)",
 				       img->blob.size);
 		if (eh->e_ident[EI_DATA] != ELFDATA2LSB ||
 		    eh->e_machine != EM_X86_64)
-			return img_err(img, "not a flat binary, ELF64 or multiboot kernel: an ELF64 file for machine %u, not x86-64",
+			return img_err(img, "not a flat binary, ELF64, multiboot kernel or Linux bzImage: an ELF64 file for machine %u, not x86-64",
 				       eh->e_machine);
 		if (entry64)
 			return img_err(img, "--entry64 applies to flat binaries; ELF64 images are always entered in 64-bit mode");
@@ -385,9 +385,15 @@ int run_image_parse(struct run_image *img, bool entry64)
 		return img_parse_elf64(img);
 	}
 
+	if (run_linux_detect(&img->blob)) {
+		if (entry64)
+			return img_err(img, "--entry64 applies to flat binaries; a Linux bzImage is always entered at its 64-bit entry point");
+		return run_linux_parse(img);
+	}
+
 	what = img_foreign(img);
 	if (what)
-		return img_err(img, "not a flat binary, ELF64 or multiboot kernel: it looks like %s",
+		return img_err(img, "not a flat binary, ELF64, multiboot kernel or Linux bzImage: it looks like %s",
 			       what);
 
 	img->format = entry64 ? "flat binary (64-bit entry)" : "flat binary (real-mode entry)";
@@ -432,6 +438,8 @@ int run_layout(struct run_image *img, struct run_module *mods, int nmods,
 	size_t strs;
 	int i;
 
+	if (img->is_linux)
+		return run_linux_layout(img, cmdline, mem_size);
 	strs = strings_size(img, mods, nmods, cmdline);
 	if (strs > RUN_STR_END - RUN_STR_GPA) {
 		vmctl_err("the command line and module names take %zu bytes; the limit is %llu",
@@ -546,12 +554,20 @@ static void install_page_tables(unsigned char *mem)
 
 void run_install(unsigned char *mem, uint64_t mem_size,
 		 const struct run_image *img, const struct run_module *mods,
-		 int nmods, const char *cmdline)
+		 int nmods, const char *cmdline, int ncpus, bool ioapic)
 {
+	unsigned int eax = 0, ebx, ecx, edx = 0;
 	const struct run_seg *s;
 	int i;
 
 	install_page_tables(mem);
+	if (img->is_linux) {
+		/* The MP table's CPU signature: the host's, as the guest sees. */
+		__get_cpuid(1, &eax, &ebx, &ecx, &edx);
+		run_linux_install(mem, mem_size, img, cmdline, ncpus, ioapic,
+				  eax, edx);
+		return;
+	}
 	install_boot_info(mem, mem_size, img, mods, nmods, cmdline);
 	for (i = 0; i < img->nsegs; i++) {
 		s = &img->segs[i];

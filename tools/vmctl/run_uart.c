@@ -36,6 +36,7 @@
 #define UART_LSR_DR	0x01
 #define UART_LSR_THRE	0x20
 #define UART_LSR_TEMT	0x40
+#define UART_MCR_OUT2	0x08	/* gates the interrupt on a PC */
 #define UART_MCR_LOOP	0x10
 #define UART_MSR_CTS	0x10
 #define UART_MSR_DSR	0x20
@@ -221,6 +222,18 @@ uint8_t run_uart_in(struct run_uart *u, unsigned int off)
 	uart_changed(u, &m);
 	pthread_mutex_unlock(&u->lock);
 	return v;
+}
+
+bool run_uart_irq(struct run_uart *u)
+{
+	bool irq;
+
+	pthread_mutex_lock(&u->lock);
+	irq = (u->mcr & UART_MCR_OUT2) && !(u->mcr & UART_MCR_LOOP) &&
+	      (((u->ier & UART_IER_RDI) && u->rx_len) ||
+	       ((u->ier & UART_IER_THRI) && u->thre_pending));
+	pthread_mutex_unlock(&u->lock);
+	return irq;
 }
 
 void run_uart_rx(struct run_uart *u, const uint8_t *buf, size_t n)
