@@ -1,0 +1,64 @@
+#!/bin/sh
+# SPDX-License-Identifier: GPL-2.0-only
+#
+# /init of the Linux guest that selftests/linux_boot.sh and make run boot
+# under vmctl run; scripts/linux-guest puts it in a busybox initramfs.
+#
+# By default it reports, on the console, what linux_boot.sh checks: the
+# CPUs, the local timer interrupts of every CPU read twice a second apart
+# while each CPU is busy (an idle CPU may stop its tick), the clocksource,
+# and every line of the kernel log that looks like a kernel problem (the
+# console of a "quiet" boot shows no warnings).  Then it reads one line
+# from the console, runs it with sh, and reboots (vmctl run: status 16).
+# Each such line starts with "linux-boot: ".
+#
+# With "lvmm.shell" on the kernel command line it gives an interactive
+# shell on the console instead; "reboot -f" there (or leaving the shell)
+# ends the VM.
+export PATH=/bin HOME=/root
+mount -t proc proc /proc
+mount -t sysfs sys /sys
+mount -t devtmpfs dev /dev 2>/dev/null
+mount -t tmpfs tmp /tmp
+hostname lvmm-guest
+
+say() { echo "linux-boot: $*"; }
+
+case " $(cat /proc/cmdline) " in
+*" lvmm.shell "*)
+	say "a busybox shell on the console; 'reboot -f' ends the VM"
+	PS1='lvmm-guest# ' setsid cttyhack sh
+	reboot -f ;;
+esac
+
+say "init is running"
+say "uname $(uname -r)"
+n=$(nproc)
+say "nproc $n"
+say "clocksource $(cat /sys/devices/system/clocksource/clocksource0/current_clocksource)"
+
+c=0
+while [ "$c" -lt "$n" ]; do
+	taskset -c "$c" sh -c 'while [ ! -e /tmp/stop ]; do :; done' &
+	c=$((c + 1))
+done
+say "loc1 $(grep 'LOC:' /proc/interrupts)"
+sleep 1
+say "loc2 $(grep 'LOC:' /proc/interrupts)"
+touch /tmp/stop
+wait
+
+dmesg | grep -E 'BUG:|WARNING:|Oops|Call Trace|soft lockup|unchecked MSR access|Kernel panic|general protection' |
+	sed 's/^/linux-boot: dmesg: /'
+say "kernel log scanned"
+
+say "type a command"
+if read -r -t 60 line; then
+	say "read a line of ${#line} characters"
+	sh -c "$line"
+	say "it ended with status $?"
+else
+	say "read no line from the console"
+fi
+say "rebooting"
+reboot -f
