@@ -9,7 +9,8 @@
  * allowed: \x1d is Ctrl-]), copies everything the command prints to
  * stdout, and when the command has exited prints "tty: restored" if the
  * terminal is back in canonical mode with echo, "tty: raw" if not.  Exits
- * with the command's status (128 + N for signal N); 124 on a 60 s timeout.
+ * with the command's status (128 + N for signal N); 124 on a timeout:
+ * 60 s, or GUESTS_PTY_TIMEOUT seconds.
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -49,6 +50,8 @@ int main(int argc, char **argv)
 	struct termios t;
 	int master, slave, st, sent = 0;
 	time_t start = time(NULL);
+	const char *env = getenv("GUESTS_PTY_TIMEOUT");
+	long limit = env && atol(env) > 0 ? atol(env) : 60;
 	pid_t pid;
 
 	if (argc < 5 || strcmp(argv[3], "--")) {
@@ -83,7 +86,7 @@ int main(int argc, char **argv)
 		struct pollfd p = { .fd = master, .events = POLLIN };
 		ssize_t n;
 
-		if (time(NULL) - start > 60) {
+		if (time(NULL) - start > limit) {
 			kill(pid, SIGKILL);
 			waitpid(pid, NULL, 0);
 			printf("\nguests_pty: timeout\n");
