@@ -66,8 +66,12 @@ void lvmm_vcpu_kick(struct lvmm_vcpu *vcpu, int req)
 	if (cpu >= 0 && cpu != me)
 		smp_send_reschedule(cpu);
 	put_cpu();
-	/* Or it waits in HLT: the bit is set, rcuwait_wake_up() orders. */
-	rcuwait_wake_up(&vcpu->wait);
+	/*
+	 * Or it waits in HLT (only with the in-kernel APIC): the bit is
+	 * set, and rcuwait_wake_up() orders it before reading the waiter.
+	 */
+	if (vcpu->lapic)
+		rcuwait_wake_up(&vcpu->wait);
 }
 
 /*

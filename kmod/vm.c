@@ -18,6 +18,8 @@
  *         lvmm_resv_admit      reservations' admission
  *           lvmm_resv_lock     (rt_mutex) boosts; also under vcpu->mutex
  *   lvmm_vms_lock              the global list and names; taken alone
+ *   ioapic->lock               (spinlock) the I/O APIC; only kicks inside
+ *   vm->pvclock_lock           (spinlock) the paravirtual clock; innermost
  *
  * The netlink plane (netlink.c) finds a VM under lvmm_vms_lock, takes a
  * reference, drops the lock and only then takes vm->lock.

@@ -233,8 +233,11 @@ static inline void svm_clr_intercept(struct vmcb *vmcb, int bit)
 	__clear_bit(bit, (unsigned long *)vmcb->control.intercepts);
 }
 
+/* Turn an intercept on or off; the VMCB's clean bit survives a no-op. */
 static void svm_intercept(struct svm_vcpu *svm, int bit, bool on)
 {
+	if (test_bit(bit, (unsigned long *)svm->vmcb->control.intercepts) == on)
+		return;
 	if (on)
 		svm_set_intercept(svm->vmcb, bit);
 	else
@@ -726,6 +729,7 @@ static bool svm_inject_lapic(struct svm_vcpu *svm)
 	struct lvmm_vcpu *vcpu = &svm->vcpu;
 	struct vmcb_control_area *c = &svm->vmcb->control;
 	int vec = lvmm_lapic_next_irq(vcpu);
+	u32 tpr;
 
 	if (vec >= 0 && svm_interrupt_allowed(vcpu)) {
 		c->event_inj = vec | SVM_EVTINJ_VALID | SVM_EVTINJ_TYPE_INTR;
@@ -733,8 +737,11 @@ static bool svm_inject_lapic(struct svm_vcpu *svm)
 		vcpu->stat.irqs++;
 		vec = lvmm_lapic_next_irq(vcpu);
 	}
-	c->int_ctl = (c->int_ctl & ~V_TPR_MASK) | lvmm_lapic_get_cr8(vcpu);
-	vmcb_mark_dirty(svm, VMCB_INTR);
+	tpr = lvmm_lapic_get_cr8(vcpu);
+	if ((c->int_ctl & V_TPR_MASK) != tpr) {
+		c->int_ctl = (c->int_ctl & ~V_TPR_MASK) | tpr;
+		vmcb_mark_dirty(svm, VMCB_INTR);
+	}
 	return vec >= 0;
 }
 
