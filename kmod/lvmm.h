@@ -748,12 +748,15 @@ struct lvmm_arch_ops {
 	 * Dirty logging.  Write-protect the guest's mappings of
 	 * [gfn, gfn + npages), or of page gfn + 64 w + i for each bit i
 	 * of mask[w]; the caller flushes TLBs.  Map @slot, which stopped
-	 * logging, writable and with 2 MiB pages again; flushes itself.
+	 * logging, with 2 MiB pages again, and writable unless it is
+	 * read-only; flushes itself.
 	 */
 	void (*vm_write_protect)(struct lvmm_vm *vm, u64 gfn, u64 npages);
 	void (*vm_write_protect_mask)(struct lvmm_vm *vm, u64 gfn,
 				      const unsigned long *mask, u64 nwords);
 	void (*vm_unprotect_slot)(struct lvmm_vm *vm, struct lvmm_slot *slot);
+	/* The guest-physical mappings present now, in 4 KiB and 2 MiB entries. */
+	void (*vm_count_mappings)(struct lvmm_vm *vm, u64 *n4k, u64 *n2m);
 
 	/* vCPU scope */
 	size_t vcpu_size;

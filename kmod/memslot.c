@@ -646,12 +646,12 @@ static void lvmm_dirty_log_stop(struct lvmm_vm *vm, struct lvmm_slot *slot)
 	slot->user_writable = NULL;
 	up_write(&slot->log_lock);
 	/*
-	 * The VMM's read-only pages become writable on their next write;
-	 * the guest's entries of a read-only slot (a migration logs those
-	 * for the VMM's writes) stay read-only.
+	 * The VMM's read-only pages become writable on their next write.
+	 * The guest's get their 2 MiB entries back, and become writable
+	 * unless the slot is read-only (a migration logs those for the
+	 * VMM's writes).
 	 */
-	if (!(slot->flags & LVMM_MEMSLOT_READONLY))
-		lvmm_arch->vm_unprotect_slot(vm, slot);
+	lvmm_arch->vm_unprotect_slot(vm, slot);
 	/* GET_DIRTY_LOG and lvmm's own writes read the log under srcu. */
 	synchronize_srcu_expedited(&vm->srcu);
 	kvfree(dirty);

@@ -479,6 +479,7 @@ static int lvmm_nl_fill_stats(struct sk_buff *skb, struct lvmm_vm *vm,
 {
 	struct lvmm_vcpu_stat total = {}, one;
 	struct nlattr *nest;
+	u64 n4k, n2m;
 	void *hdr;
 	int i, j;
 
@@ -503,7 +504,12 @@ static int lvmm_nl_fill_stats(struct sk_buff *skb, struct lvmm_vm *vm,
 			goto cancel;
 		nla_nest_end(skb, nest);
 	}
-	if (lvmm_nl_put_stats(skb, &total))
+	lvmm_arch->vm_count_mappings(vm, &n4k, &n2m);
+	if (lvmm_nl_put_stats(skb, &total) ||
+	    nla_put_u64_64bit(skb, LVMM_A_STATS_MAPPED_4K, n4k,
+			      LVMM_A_STATS_PAD) ||
+	    nla_put_u64_64bit(skb, LVMM_A_STATS_MAPPED_2M, n2m,
+			      LVMM_A_STATS_PAD))
 		goto cancel;
 	genlmsg_end(skb, hdr);
 	return 0;

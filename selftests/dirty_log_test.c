@@ -6,13 +6,15 @@
  * whoever wrote them (the guest, the VMM through its mapping, lvmm's own
  * emulation), at 4 KiB precision in 2 MiB-backed slots too, and while
  * logging is turned on and off under running vCPUs; every validation rule
- * of the three ioctls has its errno checked.
+ * of the three ioctls has its errno checked.  A slot that stops logging
+ * has its 2 MiB mappings back at once (stats-get's mapped counts).
  */
 #include <sys/mman.h>
 #include <unistd.h>
 
 #include "kselftest_harness.h"
 #include "lvmm_util.h"
+#include "nl_util.h"
 #include "vcpu_runner.h"
 
 #define SLOT		1
@@ -380,6 +382,70 @@ TEST(huge_slot_4k_precision)
 		i += written;
 	}
 	vm_free(vm);
+}
+
+/* How the nested page tables map @vm now. */
+static struct nl_mapped mapped(struct nlc *c, struct lvmm_vm *vm)
+{
+	struct nl_mapped m;
+	int r = nl_vm_mapped(c, vm->h.id, &m);
+
+	TEST_ASSERT(!r, "stats-get: %s (%s)", strerror(-r), c->ext);
+	return m;
+}
+
+/*
+ * Logging splits a 2 MiB entry where the guest writes, and only there;
+ * turning it off puts every 2 MiB entry back at once, with no fault.
+ */
+TEST(huge_entries_come_back)
+{
+	static const u64 pages[] = { 3, PAGES_2M + 100, 3 * PAGES_2M + 511 };
+	const u64 npages = MAX_PAGES;
+	struct nl_mapped base, m0, m1, m2;
+	struct lvmm_vcpu *vcpu;
+	struct lvmm_vm *vm;
+	struct nlc *c;
+
+	TEST_REQUIRE(dirty_log_present());
+	REQUIRE_LVMM(c);
+	vm = vm_create_with_one_vcpu(&vcpu, guest_cmds);
+	/* A command that writes no page maps what the guest itself uses. */
+	guest_write(vcpu, 0, 1, pages, 0);
+	base = mapped(c, vm);
+	vm_add_memslot(vm, SLOT, 0, SLOT_GPA, npages * SZ_4K);
+	guest_write_range(vcpu, 0, 1, 0, npages);
+	m0 = mapped(c, vm);
+	TH_LOG("mapped: %llu 4 KiB and %llu 2 MiB entries, the slot's included",
+	       (unsigned long long)m0.n4k, (unsigned long long)m0.n2m);
+	if (m0.n2m - base.n2m != npages / PAGES_2M) {
+		vm_free(vm);
+		nlc_close(c);
+		SKIP(return, "the slot got no 2 MiB pages (host memory fragmented)");
+	}
+	EXPECT_EQ(base.n4k, m0.n4k) TH_LOG("the slot has 4 KiB entries too");
+
+	vm_set_memslot_flags(vm, SLOT, LVMM_MEMSLOT_LOG_DIRTY);
+	m1 = mapped(c, vm);
+	EXPECT_EQ(m0.n2m, m1.n2m) TH_LOG("turning logging on split entries");
+	EXPECT_EQ(m0.n4k, m1.n4k);
+	/* A write in three of the four frames splits those three. */
+	guest_write(vcpu, 1, 2, pages, ARRAY_SIZE(pages));
+	m1 = mapped(c, vm);
+	EXPECT_EQ(m0.n2m - 3, m1.n2m);
+	EXPECT_EQ(m0.n4k + 3 * PAGES_2M, m1.n4k);
+
+	vm_set_memslot_flags(vm, SLOT, 0);
+	m2 = mapped(c, vm);
+	EXPECT_EQ(m0.n2m, m2.n2m) TH_LOG("2 MiB entries not back");
+	EXPECT_EQ(m0.n4k, m2.n4k);
+	/* And the guest goes on with them. */
+	guest_write(vcpu, 2, 3, pages, ARRAY_SIZE(pages));
+	m2 = mapped(c, vm);
+	EXPECT_EQ(m0.n2m, m2.n2m);
+	EXPECT_EQ(m0.n4k, m2.n4k);
+	vm_free(vm);
+	nlc_close(c);
 }
 
 /* ---- CLEAR of some bits, GET of part of the slot ----------------------- */

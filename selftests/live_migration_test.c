@@ -879,6 +879,7 @@ struct vthread {
 	volatile bool stop;	/* io_port guests: end at the next exit */
 	volatile int end;
 	volatile bool done;
+	struct nl_mapped mapped;	/* touch_vm(): how it was mapped */
 };
 
 static void *vthread_fn(void *arg)
@@ -1045,6 +1046,9 @@ static u64 __counts_on(struct __test_metadata *_metadata, struct vthread *t,
 
 #define TOUCH_SLOT	3
 #define TOUCH_GPA	(TEST_MEM_GPA + 64 * MiB)
+/* A read-only slot the guest reads each round once told to, 2 MiB. */
+#define TOUCH_ROM_SLOT	4
+#define TOUCH_ROM_GPA	(TEST_MEM_GPA + 32 * MiB)
 
 static struct {
 	u64 pages;		/* in the slot; set by the host */
@@ -1053,6 +1057,9 @@ static struct {
 	u64 stop;
 	u64 gen;		/* the round under way */
 	u64 written;		/* pages written, all rounds */
+	u64 rom_read;		/* set by the host: read TOUCH_ROM_SLOT */
+	u64 rom_sum;		/* the sum of a word of each of its pages */
+	u64 rom_rounds;		/* rounds that read it */
 } touch;
 
 /* Word @gpa of a page written in round @gen. */
@@ -1132,6 +1139,15 @@ static void guest_memtouch(void)
 		while (inb(QUIET_PORT) && !t->stop)
 			cpu_relax();
 		t->gen = gen;
+		if (t->rom_read) {
+			u64 sum = 0;
+
+			for (u64 p = 0; p < SZ_2M / SZ_4K; p++)
+				sum += *(volatile u64 *)(TOUCH_ROM_GPA +
+							 p * SZ_4K + 8);
+			t->rom_sum = sum;
+			t->rom_rounds++;
+		}
 		for (u64 p = 0; p < t->hot && !t->stop; p++) {
 			touch_page(p, gen);
 			t->written++;
@@ -1162,6 +1178,8 @@ static struct lvmm_vm *touch_vm(struct vthread *t, u64 pages, u64 hot,
 	struct lvmm_vcpu *vcpu;
 	struct lvmm_vm *vm = vm_create_with_one_vcpu(&vcpu, guest_memtouch);
 	volatile typeof(touch) *tc = touch_of(vm);
+	struct nlc *c;
+	int r;
 
 	vm_add_memslot(vm, TOUCH_SLOT, 0, TOUCH_GPA, pages * SZ_4K);
 	tc->pages = pages;
@@ -1172,6 +1190,11 @@ static struct lvmm_vm *touch_vm(struct vthread *t, u64 pages, u64 hot,
 		    "the guest did not write its memory");
 	TEST_ASSERT(wait_vcpu(t, tc->gen >= 4 || !hot, 30000),
 		    "the guest does not rewrite its memory");
+	c = nlc_open();
+	TEST_ASSERT(c, "no lvmm netlink family");
+	r = nl_vm_mapped(c, vm->h.id, &t->mapped);
+	TEST_ASSERT(!r, "stats-get: %s", strerror(-r));
+	nlc_close(c);
 	return vm;
 }
 
@@ -1222,6 +1245,7 @@ static void __expect_intact(struct __test_metadata *_metadata,
 {
 	volatile typeof(touch) *tc = touch_of(vm);
 	struct lvmm_create_vcpu cv = { .id = 7 };
+	struct nl_mapped m;
 	struct nl_vm v;
 	u64 bm[8] = {}, w;
 	int fd;
@@ -1242,6 +1266,12 @@ static void __expect_intact(struct __test_metadata *_metadata,
 	w = tc->written;
 	EXPECT_TRUE(wait_vcpu(t, tc->written > w + 2 * tc->hot, 20000))
 		TH_LOG("the guest does not run after the migration ended");
+	/* Its 2 MiB mappings are back (logging split those it wrote). */
+	ASSERT_EQ(0, nl_vm_mapped(c, vm->h.id, &m));
+	EXPECT_LE(t->mapped.n2m, m.n2m)
+		TH_LOG("2 MiB entries: %llu before the migration, %llu after",
+		       (unsigned long long)t->mapped.n2m,
+		       (unsigned long long)m.n2m);
 	/* Dirty logging is off, as for a slot that never logged. */
 	for (int s = 0; s < NR_MEMSLOTS; s++) {
 		u64 n = vm->slots[s].size / SZ_4K;
@@ -2140,6 +2170,62 @@ TEST_F_TIMEOUT(mig, cancel, 120)
 	EXPECT_EQ(-ENOENT, nl_vm_cmd(self->c, LVMM_CMD_VM_MIGRATE_CANCEL,
 				     vm->h.id));
 	EXPECT_NE(0, self->c->ext[0]) TH_LOG("ENOENT without an extack message");
+	expect_intact(self->c, vm, &t, false);
+	vm_free(vm);
+	EXPECT_NO_VM_LEFT();
+}
+
+/*
+ * The guest first reads a read-only slot while a migration logs it, so
+ * it is mapped in 4 KiB entries; the migration is cancelled, and the slot
+ * is mapped by its 2 MiB entry again, read-only still.
+ */
+TEST_F_TIMEOUT(mig, rom_huge_again_after_cancel, 120)
+{
+	struct nl_mig_args a = { .max_bandwidth = SLOW_BW };
+	volatile typeof(touch) *tc;
+	struct nl_mapped during, after;
+	struct nl_migrated *res;
+	struct lvmm_vm *vm;
+	struct vthread t;
+	u64 sum = 0, r;
+	struct dest d;
+	struct mig m;
+	u8 *rom;
+
+	REQUIRE_MIGRATE();
+	vm = touch_vm(&t, FAIL_PAGES, FAIL_HOT, 0);
+	tc = touch_of(vm);
+	rom = vm_add_memslot(vm, TOUCH_ROM_SLOT, LVMM_MEMSLOT_READONLY,
+			     TOUCH_ROM_GPA, SZ_2M);
+	for (u64 p = 0; p < SZ_2M / SZ_4K; p++) {
+		fill_page(rom + p * SZ_4K, p & 0xff);
+		sum += *(u64 *)(rom + p * SZ_4K + 8);
+	}
+	mig_to_dest(self->c, &m, &d, vm->h.id, "mig-rom", &a);
+	usleep(600000);
+	tc->rom_read = 1;
+	ASSERT_TRUE(wait_vcpu(&t, tc->rom_rounds >= 2, 20000))
+		TH_LOG("the guest does not read its ROM");
+	EXPECT_EQ(sum, tc->rom_sum);
+	ASSERT_EQ(0, nl_vm_mapped(self->c, vm->h.id, &during));
+	EXPECT_LE(t.mapped.n4k + SZ_2M / SZ_4K, during.n4k)
+		TH_LOG("the ROM read while logging is not in 4 KiB entries");
+	EXPECT_EQ(0, nl_vm_cmd(self->c, LVMM_CMD_VM_MIGRATE_CANCEL, vm->h.id))
+		TH_LOG("%s", self->c->ext);
+	res = mig_wait_log(&m);
+	expect_stayed(res, ECANCELED);
+	EXPECT_EQ(-ECONNRESET, dest_join(&d)) TH_LOG("%s", strerror(-d.ret));
+	ASSERT_EQ(0, nl_vm_mapped(self->c, vm->h.id, &after));
+	EXPECT_LE(t.mapped.n2m + 1, after.n2m)
+		TH_LOG("2 MiB entries: %llu before, %llu after: the ROM's is not back",
+		       (unsigned long long)t.mapped.n2m,
+		       (unsigned long long)after.n2m);
+	/* The guest reads on what the VMM wrote. */
+	r = tc->rom_rounds;
+	EXPECT_TRUE(wait_vcpu(&t, tc->rom_rounds >= r + 2, 20000));
+	EXPECT_EQ(sum, tc->rom_sum);
+	tc->rom_read = 0;
 	expect_intact(self->c, vm, &t, false);
 	vm_free(vm);
 	EXPECT_NO_VM_LEFT();

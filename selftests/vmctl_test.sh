@@ -490,6 +490,9 @@ for c in exits exits_io exits_mmio exits_hlt exits_hypercall exits_cpuid \
 	 exits_msr exits_intr exits_other npf irqs guest_ns; do
 	expect_out_re "^$c +[0-9]+ +[0-9]+\$" "stat: $c"
 done
+# The VM's alone: its guest ran, so something is mapped.
+expect_out_re '^mapped_4k +[0-9]+$' "stat: mapped_4k"
+expect_out_re '^mapped_2m +[0-9]+$' "stat: mapped_2m"
 vm -j stat "$R"
 expect_rc 0 "stat -j"
 expect_json "stat -j"
@@ -498,6 +501,9 @@ expect_jget id "$run_id" "stat -j"
 expect_jnum_gt guest_ns 0 "stat -j"
 expect_jget vcpu_list.0.id 0 "stat -j"
 expect_jnum_gt vcpu_list.0.guest_ns 0 "stat -j"
+m4=$(jget mapped_4k) m2=$(jget mapped_2m)
+if [ "$((m4 + m2))" -gt 0 ] 2>/dev/null; then ok "stat -j: mapped_4k + mapped_2m > 0"
+else not_ok "stat -j: mapped_4k + mapped_2m > 0" "got '$m4' and '$m2'"; fi
 
 vm top -n 2
 expect_rc 0 "top -n 2 (not a terminal)"

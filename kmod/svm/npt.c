@@ -276,11 +276,14 @@ void svm_npt_write_protect_mask(struct lvmm_vm *vm, u64 gfn,
 
 /*
  * @slot no longer logs: every frame it backs with a 2 MiB page gets its
- * 2 MiB entry back, and all its entries become writable.  The 4 KiB
- * tables this frees go only after no vCPU can still walk them.
+ * 2 MiB entry back, and all its entries become writable unless the slot
+ * is read-only (a migration logs those too, for the VMM's writes, and
+ * the guest's faults meanwhile mapped 4 KiB entries).  The 4 KiB tables
+ * this frees go only after no vCPU can still walk them.
  */
 void svm_npt_unprotect_slot(struct lvmm_vm *vm, struct lvmm_slot *slot)
 {
+	bool writable = !(slot->flags & LVMM_MEMSLOT_READONLY);
 	struct svm_vm *svm_vm = to_svm_vm(vm);
 	unsigned long ci;
 	LIST_HEAD(freed);
@@ -303,12 +306,61 @@ void svm_npt_unprotect_slot(struct lvmm_vm *vm, struct lvmm_slot *slot)
 		pte = npt_pde(svm_vm, gfn);
 		list_add(&virt_to_page(npt_table(*pte))->lru, &freed);
 		WRITE_ONCE(*pte, __sme_set(page_to_phys(huge)) | NPT_P |
-				 NPT_RW | NPT_US | NPT_A | NPT_D | NPT_PS);
+				 (writable ? NPT_RW : 0) | NPT_US | NPT_A |
+				 NPT_D | NPT_PS);
 		cond_resched_lock(&svm_vm->mmu_lock);
 	}
 	spin_unlock(&svm_vm->mmu_lock);
-	npt_change_range(svm_vm, slot->base_gfn, slot->npages, 0, NPT_RW);
+	if (writable)
+		npt_change_range(svm_vm, slot->base_gfn, slot->npages, 0,
+				 NPT_RW);
 	lvmm_vm_flush_tlb_all(vm);
 	list_for_each_entry_safe(p, tmp, &freed, lru)
 		__free_page(p);
+}
+
+/*
+ * Count the leaf entries present, by size.  Only 4 KiB tables are ever
+ * freed before the VM goes (svm_npt_unprotect_slot() unlinks them under
+ * mmu_lock), so the lock is dropped between two page directories, whose
+ * tables above stay, and is held while one is read: at most 512 tables.
+ */
+void svm_npt_count(struct lvmm_vm *vm, u64 *n4k, u64 *n2m)
+{
+	struct svm_vm *svm_vm = to_svm_vm(vm);
+	u64 *l4 = svm_vm->npt_root;
+	int i4, i3, i2, i1;
+
+	*n4k = 0;
+	*n2m = 0;
+	spin_lock(&svm_vm->mmu_lock);
+	for (i4 = 0; i4 < 512; i4++) {
+		u64 *l3;
+
+		if (!(l4[i4] & NPT_P))
+			continue;
+		l3 = npt_table(l4[i4]);
+		for (i3 = 0; i3 < 512; i3++) {
+			u64 *l2;
+
+			if ((l3[i3] & (NPT_P | NPT_PS)) != NPT_P)
+				continue;	/* no 1 GiB entries */
+			l2 = npt_table(l3[i3]);
+			for (i2 = 0; i2 < 512; i2++) {
+				u64 pde = l2[i2], *l1;
+
+				if (!(pde & NPT_P))
+					continue;
+				if (pde & NPT_PS) {
+					(*n2m)++;
+					continue;
+				}
+				l1 = npt_table(pde);
+				for (i1 = 0; i1 < 512; i1++)
+					*n4k += l1[i1] & NPT_P;
+			}
+			cond_resched_lock(&svm_vm->mmu_lock);
+		}
+	}
+	spin_unlock(&svm_vm->mmu_lock);
 }

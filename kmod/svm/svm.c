@@ -1703,6 +1703,7 @@ const struct lvmm_arch_ops lvmm_svm_ops = {
 	.vm_write_protect	= svm_npt_write_protect,
 	.vm_write_protect_mask	= svm_npt_write_protect_mask,
 	.vm_unprotect_slot	= svm_npt_unprotect_slot,
+	.vm_count_mappings	= svm_npt_count,
 
 	.vcpu_size		= sizeof(struct svm_vcpu),
 	.vcpu_init		= svm_vcpu_init,

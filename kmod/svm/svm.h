@@ -106,6 +106,7 @@ void svm_npt_write_protect(struct lvmm_vm *vm, u64 gfn, u64 npages);
 void svm_npt_write_protect_mask(struct lvmm_vm *vm, u64 gfn,
 				const unsigned long *mask, u64 nwords);
 void svm_npt_unprotect_slot(struct lvmm_vm *vm, struct lvmm_slot *slot);
+void svm_npt_count(struct lvmm_vm *vm, u64 *n4k, u64 *n2m);
 
 /* vmrun.S */
 void lvmm_svm_vmrun(u64 *regs, u64 vmcb_pa, u64 host_save_pa);

@@ -82,6 +82,14 @@ int nl_vm_cmd(struct nlc *c, u8 cmd, u32 id);
 /* The number of VMs a vm-get dump lists, or -errno. */
 int nl_vm_count(struct nlc *c);
 
+/* How the nested page tables map a VM's memory now (stats-get). */
+struct nl_mapped {
+	u64 n4k, n2m;		/* entries of 4 KiB and of 2 MiB */
+};
+
+/* 0, or -errno; -ENODATA when the reply lacks either count. */
+int nl_vm_mapped(struct nlc *c, u32 id, struct nl_mapped *m);
+
 /* A vCPU as vcpu-get reports it. */
 struct nl_vcpu {
 	u32 vm_id, id, state, tid, cpu;

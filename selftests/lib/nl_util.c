@@ -267,6 +267,32 @@ int nl_vm_cmd(struct nlc *c, u8 cmd, u32 id)
 	return nlc_exec(c, msg, NULL, NULL);
 }
 
+static int mapped_cb(struct nl_msg *msg, void *arg)
+{
+	struct nlattr *tb[LVMM_A_STATS_MAX + 1];
+	struct nl_mapped *m = arg;
+
+	if (genlmsg_parse(nlmsg_hdr(msg), 0, tb, LVMM_A_STATS_MAX, NULL) < 0 ||
+	    !tb[LVMM_A_STATS_MAPPED_4K] || !tb[LVMM_A_STATS_MAPPED_2M])
+		return NL_SKIP;
+	m->n4k = nla_get_u64(tb[LVMM_A_STATS_MAPPED_4K]);
+	m->n2m = nla_get_u64(tb[LVMM_A_STATS_MAPPED_2M]);
+	return NL_OK;
+}
+
+int nl_vm_mapped(struct nlc *c, u32 id, struct nl_mapped *m)
+{
+	struct nl_msg *msg = nlc_msg(c, LVMM_CMD_STATS_GET, 0);
+	int r;
+
+	m->n4k = m->n2m = ~0ULL;
+	nla_put_u32(msg, LVMM_A_STATS_VM_ID, id);
+	r = nlc_exec(c, msg, mapped_cb, m);
+	if (!r && (m->n4k == ~0ULL || m->n2m == ~0ULL))
+		r = -ENODATA;
+	return r;
+}
+
 static int vm_count_cb(struct nl_msg *msg, void *arg)
 {
 	(void)msg;

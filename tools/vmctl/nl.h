@@ -203,6 +203,8 @@ struct vmctl_stats {
 	uint32_t vcpu_id;
 	uint64_t exits, io, mmio, hlt, hypercall, cpuid, msr, intr, other;
 	uint64_t npf, irqs, guest_ns;
+	/* The VM's only: nested page table entries, by size. */
+	uint64_t mapped_4k, mapped_2m;
 };
 
 /*

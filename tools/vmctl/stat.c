@@ -40,6 +40,8 @@ static void vmctl_stats_parse(struct nlattr **tb, struct vmctl_stats *s)
 		F(LVMM_A_STATS_NPF, npf),
 		F(LVMM_A_STATS_IRQS, irqs),
 		F(LVMM_A_STATS_GUEST_NS, guest_ns),
+		F(LVMM_A_STATS_MAPPED_4K, mapped_4k),
+		F(LVMM_A_STATS_MAPPED_2M, mapped_2m),
 #undef F
 	};
 	size_t i;
@@ -148,6 +150,8 @@ static int vmctl_stat(struct vmctl *ctx, int argc, char **argv)
 		vmctl_json_str(stdout, vm.name);
 		putchar(',');
 		vmctl_stats_json(&total);
+		printf(",\"mapped_4k\":%" PRIu64 ",\"mapped_2m\":%" PRIu64,
+		       total.mapped_4k, total.mapped_2m);
 		fputs(",\"vcpu_list\":[", stdout);
 		for (i = 0; i < n; i++) {
 			printf("%s{\"id\":%" PRIu32 ",", i ? "," : "",
@@ -168,6 +172,9 @@ static int vmctl_stat(struct vmctl *ctx, int argc, char **argv)
 				printf(" %14" PRIu64, COUNTER(&vcpus[j], i));
 			putchar('\n');
 		}
+		printf("%-16s %14" PRIu64 "\n%-16s %14" PRIu64 "\n",
+		       "mapped_4k", total.mapped_4k, "mapped_2m",
+		       total.mapped_2m);
 	}
 out_close:
 	vmctl_nl_close(&nl);

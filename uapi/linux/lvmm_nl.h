@@ -147,6 +147,12 @@ enum {
 	LVMM_A_STATS_GUEST_NS,		/* u64 */
 	LVMM_A_STATS_VCPU,		/* nested: per-vCPU counters */
 	LVMM_A_STATS_PAD,
+	/*
+	 * The VM's alone (not in a vcpu nest): the nested page table's
+	 * leaf entries now present, by size.
+	 */
+	LVMM_A_STATS_MAPPED_4K,		/* u64: 4 KiB entries */
+	LVMM_A_STATS_MAPPED_2M,		/* u64: 2 MiB entries */
 
 	__LVMM_A_STATS_MAX,
 	LVMM_A_STATS_MAX = __LVMM_A_STATS_MAX - 1
