@@ -42,18 +42,28 @@ struct lvmm_ioapic {
 	u32 id;				/* ID register bits 27-24 */
 	u32 ioregsel;			/* 8 bits */
 	u32 lines;			/* bit n: pin n asserted */
-	u32 pending;			/* bit n: an edge waits for unmasking */
+	/* bit n: an edge waits for unmasking, or for the VM to thaw */
+	u32 pending;
 	u64 redir[LVMM_IOAPIC_PINS];
 };
 
-/* Send pin @pin's interrupt; for a level-triggered one, wait for its EOI. */
+/*
+ * Send pin @pin's interrupt; for a level-triggered one, wait for its EOI.
+ *
+ * Nothing is sent while a save or a migration holds the VM frozen: it
+ * takes the local APICs before the I/O APIC, so an interrupt sent in
+ * between would be in neither record (an edge lost, a level pin's remote
+ * IRR set with no APIC to EOI it).  An edge waits in ->pending, a level
+ * line in ->lines; lvmm_ioapic_resend() sends them once the VM thaws, or
+ * on the destination once its APICs are loaded.
+ */
 static void ioapic_service(struct lvmm_vm *vm, struct lvmm_ioapic *io,
 			   int pin)
 {
 	u64 e = io->redir[pin];
 
 	lockdep_assert_held(&io->lock);
-	if (e & RTE_MASKED) {
+	if ((e & RTE_MASKED) || READ_ONCE(vm->frozen)) {
 		if (!(e & RTE_LEVEL))
 			io->pending |= BIT(pin);
 		return;
@@ -61,6 +71,13 @@ static void ioapic_service(struct lvmm_vm *vm, struct lvmm_ioapic *io,
 	if ((e & RTE_LEVEL) && (e & RTE_REMOTE_IRR))
 		return;
 	io->pending &= ~BIT(pin);
+	/*
+	 * Fixed, lowest priority, NMI and INIT; not SMI or ExtINT, which
+	 * are not emulated, nor the reserved 3 and 6 (start-up is an IPI's
+	 * alone).
+	 */
+	if (RTE_DM(e) == 2 || RTE_DM(e) == 3 || RTE_DM(e) >= 6)
+		return;
 	if (lvmm_lapic_deliver(vm, RTE_DEST(e), e & RTE_LOGICAL, RTE_DM(e),
 			       e & RTE_VECTOR, e & RTE_LEVEL) &&
 	    (e & RTE_LEVEL))
@@ -242,6 +259,7 @@ void lvmm_ioapic_save(struct lvmm_vm *vm, struct lvmm_ioapic_state *st)
 long lvmm_vm_ioapic_state(struct lvmm_vm *vm, void __user *argp, bool set)
 {
 	struct lvmm_ioapic_state st;
+	int r;
 
 	if (!READ_ONCE(vm->ioapic))
 		return -ENXIO;
@@ -251,7 +269,10 @@ long lvmm_vm_ioapic_state(struct lvmm_vm *vm, void __user *argp, bool set)
 	}
 	if (copy_from_user(&st, argp, sizeof(st)))
 		return -EFAULT;
-	return lvmm_ioapic_load(vm, &st);
+	r = lvmm_ioapic_load(vm, &st);
+	if (!r)
+		lvmm_ioapic_resend(vm);
+	return r;
 }
 
 int lvmm_ioapic_load(struct lvmm_vm *vm, const struct lvmm_ioapic_state *st)
@@ -273,8 +294,28 @@ int lvmm_ioapic_load(struct lvmm_vm *vm, const struct lvmm_ioapic_state *st)
 		u64 e = st->redir[pin] & (RTE_WRITABLE | RTE_REMOTE_IRR);
 
 		io->redir[pin] = (e & RTE_LEVEL) ? e : e & ~RTE_REMOTE_IRR;
+		/* Only an edge waits; a level line is its line. */
+		if (e & RTE_LEVEL)
+			io->pending &= ~BIT(pin);
 	}
-	/* What the loaded state says must be sent now is sent. */
+	spin_unlock(&io->lock);
+	return 0;
+}
+
+/*
+ * Send what waits: edges held back (by a mask since lifted, or while the
+ * VM was frozen) and asserted level lines without a remote IRR.  After a
+ * thaw, after LVMM_SET_IOAPIC, and by a restore once the local APICs are
+ * loaded, so that nothing goes to an APIC that is not there yet.
+ */
+void lvmm_ioapic_resend(struct lvmm_vm *vm)
+{
+	struct lvmm_ioapic *io = READ_ONCE(vm->ioapic);
+	int pin;
+
+	if (!io)
+		return;
+	spin_lock(&io->lock);
 	for (pin = 0; pin < LVMM_IOAPIC_PINS; pin++) {
 		u64 e = io->redir[pin];
 
@@ -283,5 +324,4 @@ int lvmm_ioapic_load(struct lvmm_vm *vm, const struct lvmm_ioapic_state *st)
 			ioapic_service(vm, io, pin);
 	}
 	spin_unlock(&io->lock);
-	return 0;
 }

@@ -38,6 +38,8 @@ MODULE_PARM_DESC(halt_poll_ns,
 
 #define LAPIC_VERSION		0x00050014	/* 6 LVT entries, integrated */
 #define LAPIC_PERIOD_MIN_NS	(200 * NSEC_PER_USEC)
+/* A TSC deadline further away than a century fires after one. */
+#define LAPIC_TIMER_MAX_NS	(100ULL * 365 * 86400 * NSEC_PER_SEC)
 
 #define LAPIC_LVT_MASKED	BIT(16)
 #define LAPIC_LVT_TIMER_MODE	(BIT(17) | BIT(18))
@@ -242,6 +244,9 @@ static bool lapic_accept(struct lvmm_vcpu *src, struct lvmm_vcpu *vcpu,
 		lapic_post(vcpu, LAPIC_PEND_NMI);
 		break;
 	case DM_INIT:
+		/* A start-up sent before the INIT is void: drop it. */
+		clear_bit(LAPIC_PEND_SIPI, &a->pending);
+		clear_bit(LAPIC_SIPI_TAKEN, &a->pending);
 		lapic_post(vcpu, LAPIC_PEND_INIT);
 		break;
 	case DM_SIPI:
@@ -478,9 +483,17 @@ static void lapic_set_deadline(struct lvmm_lapic *a, u64 deadline)
 		lapic_timer_fire(a);
 		return;
 	}
-	/* At most a century away: ktime_t must not overflow. */
-	ns = min_t(u64, mul_u64_u32_div(deadline - now, USEC_PER_SEC, tsc_khz),
-		   100ULL * 365 * 86400 * NSEC_PER_SEC);
+	/*
+	 * At most a century away: ktime_t must not overflow.  Tested
+	 * before the conversion, whose 128-by-64 division faults when the
+	 * quotient does not fit in 64 bits (a TSC below 1 GHz and a
+	 * deadline near 2^64).
+	 */
+	if (div_u64(deadline - now, tsc_khz) >=
+	    div_u64(LAPIC_TIMER_MAX_NS, USEC_PER_SEC))
+		ns = LAPIC_TIMER_MAX_NS;
+	else
+		ns = mul_u64_u32_div(deadline - now, USEC_PER_SEC, tsc_khz);
 	hrtimer_start(&a->timer, ktime_add_ns(ktime_get(), ns),
 		      HRTIMER_MODE_ABS_HARD);
 }
@@ -745,9 +758,9 @@ static void lapic_enter_x2apic(struct lvmm_lapic *a)
 	lapic_set(a, APIC_LDR, ((id >> 4) << 16) | BIT(id & 0xf));
 }
 
-int lvmm_lapic_set_base(struct lvmm_vcpu *vcpu, u64 data)
+/* Whether the APIC base may become @data: 0 or -EINVAL, nothing changed. */
+int lvmm_lapic_check_base(struct lvmm_vcpu *vcpu, u64 data)
 {
-	struct lvmm_lapic *a = vcpu->lapic;
 	u64 old = vcpu->apic_base;
 	bool en = data & MSR_IA32_APICBASE_ENABLE, x2 = data & X2APIC_ENABLE;
 
@@ -762,6 +775,18 @@ int lvmm_lapic_set_base(struct lvmm_vcpu *vcpu, u64 data)
 	if ((x2 && !en) || (en && !x2 && (old & X2APIC_ENABLE)) ||
 	    (x2 && !(old & MSR_IA32_APICBASE_ENABLE)))
 		return -EINVAL;
+	return 0;
+}
+
+int lvmm_lapic_set_base(struct lvmm_vcpu *vcpu, u64 data)
+{
+	struct lvmm_lapic *a = vcpu->lapic;
+	u64 old = vcpu->apic_base;
+	bool en = data & MSR_IA32_APICBASE_ENABLE, x2 = data & X2APIC_ENABLE;
+	int r = lvmm_lapic_check_base(vcpu, data);
+
+	if (r)
+		return r;
 	vcpu->apic_base = data;
 	if (x2 && !(old & X2APIC_ENABLE))
 		lapic_enter_x2apic(a);
@@ -999,7 +1024,9 @@ int lvmm_lapic_load(struct lvmm_vcpu *vcpu, const struct lvmm_lapic_state *st)
 		u32 val = in[reg >> 2];
 
 		if (reg >= APIC_ISR && reg < APIC_ESR)		/* ISR TMR IRR */
-			lapic_set(a, reg, val);
+			/* Vectors 0-15 are never accepted, nor loaded. */
+			lapic_set(a, reg, (reg - APIC_ISR) % 0x80 ? val :
+					  val & ~0xffffU);
 		else if (reg == APIC_ID)
 			lapic_set(a, reg, val & 0xff000000);
 		else if (reg == APIC_LDR)
@@ -1063,6 +1090,8 @@ long lvmm_vcpu_mp_state(struct lvmm_vcpu *vcpu, void __user *argp, bool set)
 	if (!vcpu->lapic)
 		return -ENXIO;
 	if (!set) {
+		/* An INIT or SIPI sent and not yet taken, taken now. */
+		lvmm_lapic_events(vcpu);
 		mp.state = vcpu->lapic->mp_state;
 		return copy_to_user(argp, &mp, sizeof(mp)) ? -EFAULT : 0;
 	}

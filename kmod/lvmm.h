@@ -508,6 +508,7 @@ bool lvmm_lapic_mmio(struct lvmm_vcpu *vcpu, u64 gpa, bool write, u64 *data,
 bool lvmm_lapic_msr(struct lvmm_vcpu *vcpu, u32 index);
 int lvmm_lapic_get_msr(struct lvmm_vcpu *vcpu, u32 index, u64 *data);
 int lvmm_lapic_set_msr(struct lvmm_vcpu *vcpu, u32 index, u64 data);
+int lvmm_lapic_check_base(struct lvmm_vcpu *vcpu, u64 data);
 int lvmm_lapic_set_base(struct lvmm_vcpu *vcpu, u64 data);
 void lvmm_lapic_events(struct lvmm_vcpu *vcpu);
 void lvmm_lapic_halt(struct lvmm_vcpu *vcpu);
@@ -540,6 +541,7 @@ int lvmm_vm_irq_line(struct lvmm_vm *vm, void __user *argp);
 long lvmm_vm_ioapic_state(struct lvmm_vm *vm, void __user *argp, bool set);
 void lvmm_ioapic_save(struct lvmm_vm *vm, struct lvmm_ioapic_state *st);
 int lvmm_ioapic_load(struct lvmm_vm *vm, const struct lvmm_ioapic_state *st);
+void lvmm_ioapic_resend(struct lvmm_vm *vm);
 
 /* Must the vCPU wait (HLT, or for SIPI) before it can enter? */
 static inline bool lvmm_vcpu_waits(struct lvmm_vcpu *vcpu)

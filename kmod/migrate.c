@@ -210,6 +210,7 @@ int lvmm_mig_incoming_commit(struct lvmm_vm *vm, struct file *file)
 	vm->incoming = false;
 	WRITE_ONCE(vm->frozen, false);
 	mutex_unlock(&vm->lock);
+	lvmm_ioapic_resend(vm);
 	wake_up_all(&vm->pause_wq);
 	/*
 	 * The VM is this host's now.  If DONE is lost, the source keeps its
@@ -652,6 +653,8 @@ static void lvmm_mig_finish(struct lvmm_migration *m, u32 outcome)
 	mutex_unlock(&vm->lock);
 	if (outcome == LVMM_MIGRATE_MOVED)
 		lvmm_vm_destroy_moved(vm);
+	else
+		lvmm_ioapic_resend(vm);	/* what came while it was frozen */
 	wake_up_all(&vm->pause_wq);
 }
 

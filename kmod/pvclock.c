@@ -96,6 +96,32 @@ static void pvclock_reference(struct lvmm_vcpu *vcpu, u64 *tsc, u64 *ns0)
 	spin_unlock(&vm->pvclock_lock);
 }
 
+/*
+ * Write @len bytes of @body at @gpa + @off, bracketed by the u32 version
+ * at @gpa: odd while it changes, and never the value a reader saw before
+ * (so a page written again is not read torn), as the pvclock protocol
+ * asks.  The version goes on from what the guest's memory holds.
+ */
+static int pvclock_write_versioned(struct lvmm_vcpu *vcpu, u64 gpa,
+				   unsigned int off, const void *body,
+				   unsigned int len)
+{
+	struct lvmm_vm *vm = vcpu->vm;
+	u32 v;
+
+	if (lvmm_guest_read(vm, gpa, &v, sizeof(v)))
+		return -EFAULT;
+	v |= 1;
+	if (lvmm_guest_write(vm, gpa, &v, sizeof(v)))
+		return -EFAULT;
+	smp_wmb();	/* the odd version before the body: pairs with the guest's rmb */
+	if (lvmm_guest_write(vm, gpa + off, body, len))
+		return -EFAULT;
+	smp_wmb();	/* the body before the even version */
+	v++;
+	return lvmm_guest_write(vm, gpa, &v, sizeof(v));
+}
+
 /* The vCPU's clock parameters, at the guest-physical address it gave. */
 static int pvclock_write_time(struct lvmm_vcpu *vcpu, u64 gpa)
 {
@@ -106,15 +132,9 @@ static int pvclock_write_time(struct lvmm_vcpu *vcpu, u64 gpa)
 	pvclock_scale(tsc_khz, &t.tsc_shift, &t.tsc_to_system_mul);
 	t.system_time = 0;
 	t.flags = PVCLOCK_TSC_STABLE_BIT;
-	/* Odd while it changes: the guest reads again (pvclock protocol). */
-	t.version = 1;
-	if (lvmm_guest_write(vcpu->vm, gpa, &t.version, sizeof(t.version)))
-		return -EFAULT;
-	if (lvmm_guest_write(vcpu->vm, gpa + sizeof(u64), &t.tsc_timestamp,
-			     sizeof(t) - sizeof(u64)))
-		return -EFAULT;
-	t.version = 2;
-	return lvmm_guest_write(vcpu->vm, gpa, &t.version, sizeof(t.version));
+	return pvclock_write_versioned(vcpu, gpa, sizeof(u64),
+				       &t.tsc_timestamp,
+				       sizeof(t) - sizeof(u64));
 }
 
 /* The wall-clock time at which the VM's clock read 0. */
@@ -127,13 +147,8 @@ static int pvclock_write_wall(struct lvmm_vcpu *vcpu, u64 gpa)
 	pvclock_reference(vcpu, &tsc, &wall);
 	w.sec = div_u64_rem(wall, NSEC_PER_SEC, &rem);
 	w.nsec = rem;
-	w.version = 1;
-	if (lvmm_guest_write(vcpu->vm, gpa, &w.version, sizeof(w.version)) ||
-	    lvmm_guest_write(vcpu->vm, gpa + sizeof(u32), &w.sec,
-			     sizeof(w) - sizeof(u32)))
-		return -EFAULT;
-	w.version = 2;
-	return lvmm_guest_write(vcpu->vm, gpa, &w.version, sizeof(w.version));
+	return pvclock_write_versioned(vcpu, gpa, sizeof(u32), &w.sec,
+				       sizeof(w) - sizeof(u32));
 }
 
 int lvmm_pvclock_get_msr(struct lvmm_vcpu *vcpu, u32 index, u64 *data)

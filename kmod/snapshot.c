@@ -110,6 +110,13 @@ static int lvmm_vcpu_capture(struct lvmm_vcpu *vcpu,
 	struct lvmm_stream_vcpu *v = &img->v;
 	u32 i;
 
+	/*
+	 * An NMI, INIT or SIPI sent to it and not yet taken lives only in
+	 * its APIC's pending bits, which no record carries: take it into
+	 * the vCPU's state first, as its next entry would.
+	 */
+	if (vcpu->lapic)
+		lvmm_lapic_events(vcpu);
 	memset(v, 0, sizeof(*v));
 	v->id = vcpu->id;
 	lvmm_vcpu_save_regs(vcpu, &v->regs);
@@ -782,6 +789,8 @@ static int lvmm_save_thread(void *arg)
 	if (r == -ECANCELED) {
 		r = 0;
 		lvmm_vm_destroy(vm);
+	} else {
+		lvmm_ioapic_resend(vm);	/* what came while it was frozen */
 	}
 	wake_up_all(&vm->pause_wq);
 	pause_ns = local_clock() - s->pause_start;
@@ -1273,6 +1282,9 @@ static int lvmm_load_records(struct lvmm_vm *vm, struct lvmm_stream *st,
 		lvmm_load_tsc(vm, tsc);
 		r = lvmm_load_lapics(vm, &ic);
 	}
+	/* The I/O APIC's waiting interrupts, to the APICs just loaded. */
+	if (!r)
+		lvmm_ioapic_resend(vm);
 	kvfree(img);
 	kfree(tsc);
 	kvfree(ic.lapics);

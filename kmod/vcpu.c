@@ -252,23 +252,34 @@ static long lvmm_vcpu_set_sregs(struct lvmm_vcpu *vcpu, void __user *argp)
 	return lvmm_vcpu_load_sregs(vcpu, &s);
 }
 
+/* Whether the APIC base may become @data (0 or -EINVAL), changing nothing. */
+static int lvmm_apic_base_check(struct lvmm_vcpu *vcpu, u64 data)
+{
+	if (vcpu->lapic)
+		return lvmm_lapic_check_base(vcpu, data);
+	/* 4 KiB aligned base, BSP (8), x2APIC (10, not offered), EN. */
+	if (data & ~(PAGE_MASK | BIT(8) | BIT(11)) || data >= (1ULL << 52))
+		return -EINVAL;
+	return 0;
+}
+
 int lvmm_vcpu_load_sregs(struct lvmm_vcpu *vcpu, const struct lvmm_sregs *sp)
 {
 	struct lvmm_sregs s = *sp;
-	u64 old_apic_base;
 	int r;
 
 	if (s.flags || s.pad || !lvmm_zeroed(s.reserved, sizeof(s.reserved)))
 		return -EINVAL;
-	old_apic_base = vcpu->apic_base;
-	r = lvmm_set_msr(vcpu, MSR_IA32_APICBASE, s.apic_base);
+	/*
+	 * All checked before anything changes: the APIC base's change has
+	 * side effects on the local APIC (its mode, its timer) that a
+	 * refused register could not take back.
+	 */
+	r = lvmm_apic_base_check(vcpu, s.apic_base) ?:
+	    lvmm_arch->set_sregs(vcpu, &s);
 	if (r)
 		return r;
-	r = lvmm_arch->set_sregs(vcpu, &s);
-	if (r) {
-		vcpu->apic_base = old_apic_base;
-		return r;
-	}
+	lvmm_set_msr(vcpu, MSR_IA32_APICBASE, s.apic_base);
 	if (vcpu->lapic)
 		lvmm_lapic_set_cr8(vcpu, s.cr8);
 	/* New paging state: no translation from the old one may survive. */
@@ -364,9 +375,7 @@ int lvmm_set_msr(struct lvmm_vcpu *vcpu, u32 index, u64 data)
 	case MSR_IA32_APICBASE:
 		if (vcpu->lapic)
 			return lvmm_lapic_set_base(vcpu, data);
-		/* 4 KiB aligned base, BSP (8), x2APIC (10, not offered), EN. */
-		if (data & ~(PAGE_MASK | BIT(8) | BIT(11)) ||
-		    data >= (1ULL << 52))
+		if (lvmm_apic_base_check(vcpu, data))
 			return -EINVAL;
 		vcpu->apic_base = data;
 		return 0;
@@ -460,6 +469,9 @@ static long lvmm_vcpu_get_events(struct lvmm_vcpu *vcpu, void __user *argp)
 {
 	struct lvmm_vcpu_events ev;
 
+	/* An NMI its APIC accepted and it has not taken is pending. */
+	if (vcpu->lapic)
+		lvmm_lapic_events(vcpu);
 	lvmm_vcpu_save_events(vcpu, &ev);
 	return copy_to_user(argp, &ev, sizeof(ev)) ? -EFAULT : 0;
 }

@@ -524,6 +524,51 @@ TEST(mp_state_and_lapic_abi)
 	free(s);
 }
 
+/*
+ * A SET_SREGS refused for one of its registers changes nothing: not the
+ * APIC base, nor what a change of it would do to the APIC (disabling it
+ * stops its timer).  SET_LAPIC never loads vectors 0-15 into IRR, ISR or
+ * TMR, which no delivery accepts.
+ */
+TEST(refused_sregs_keep_the_apic)
+{
+	struct lvmm_lapic_state *s = calloc(1, sizeof(*s));
+	struct lvmm_vcpu *vcpus[NR_VCPUS];
+	struct lvmm_sregs sregs, now;
+	struct lvmm_vm *vm;
+
+	REQUIRE_IRQCHIP();
+	ASSERT_NE(NULL, s);
+	vm = vm_create_with_irqchip(NR_VCPUS, guest_hlt, vcpus);
+	vcpu_get_lapic(vcpus[0], s);
+	lapic_reg(s, APIC_SPIV) = APIC_SPIV_APIC_ENABLED | 0xff;
+	lapic_reg(s, APIC_LVTT) = 0x40;			/* one-shot */
+	lapic_reg(s, APIC_TDCR) = APIC_TDCR_1;
+	lapic_reg(s, APIC_TMICT) = 0xffffffffU;		/* 4 s at 1 GHz */
+	lapic_reg(s, APIC_TMCCT) = 0xffffffffU;
+	lapic_reg(s, APIC_IRR) = 0x00010100;		/* vectors 8, 16 */
+	lapic_reg(s, APIC_ISR) = 0x0000ffff;
+	lapic_reg(s, APIC_TMR) = 0x00000001;
+	vcpu_set_lapic(vcpus[0], s);
+	vcpu_get_lapic(vcpus[0], s);
+	EXPECT_EQ(0x00010000, lapic_reg(s, APIC_IRR));
+	EXPECT_EQ(0, lapic_reg(s, APIC_ISR));
+	EXPECT_EQ(0, lapic_reg(s, APIC_TMR));
+	EXPECT_NE(0, lapic_reg(s, APIC_TMCCT)) TH_LOG("the timer is not running");
+
+	vcpu_sregs_get(vcpus[0], &sregs);
+	sregs.apic_base &= ~MSR_IA32_APICBASE_EN;	/* would stop the timer */
+	sregs.efer |= 1ULL << 63;			/* reserved: refused */
+	EXPECT_EQ(-EINVAL, lvmm_set_sregs(&vcpus[0]->h, &sregs));
+	vcpu_sregs_get(vcpus[0], &now);
+	EXPECT_TRUE(now.apic_base & MSR_IA32_APICBASE_EN);
+	vcpu_get_lapic(vcpus[0], s);
+	EXPECT_NE(0, lapic_reg(s, APIC_TMCCT)) TH_LOG("a refused SET_SREGS stopped the timer");
+	EXPECT_EQ(0x40, lapic_reg(s, APIC_LVTT));
+	vm_free(vm);
+	free(s);
+}
+
 /* ---- CPUID ---------------------------------------------------------- */
 
 static void guest_cpuid_1(void)

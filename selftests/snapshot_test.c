@@ -3195,4 +3195,71 @@ TEST_F_TIMEOUT(snap, irqchip_round_trip, 120)
 	free(la);
 }
 
+/*
+ * A line raised while a save holds the VM frozen, after its vCPUs (and
+ * their APICs) were taken: the I/O APIC keeps the edge until the save is
+ * done, so that the saved I/O APIC carries it.  The VM takes it when it
+ * thaws, and so does a copy restored from that save.
+ */
+TEST_F_TIMEOUT(snap, irqchip_line_while_frozen, 120)
+{
+	struct lvmm_vcpu *vcpus[2];
+	struct lvmm_vm *vm, *rvm;
+	struct lvmm_ioapic_state ia;
+	struct nl_events *ev;
+	struct nl_saved s;
+	struct drain dr;
+	struct feed f;
+	int p[2], q[2], n = 0;
+	u64 end;
+
+	REQUIRE_SNAPSHOT(self->c);
+	TEST_REQUIRE(lvmm_cap(LVMM_CAP_IRQCHIP));
+	signal(SIGPIPE, SIG_IGN);
+	vm = vm_create_with_irqchip(2, guest_irqchip, vcpus);
+	vm_init_descriptor_tables(vm);
+	vm_install_exception_handler(vm, IRQC_TIMER_VEC, irqc_timer);
+	vm_install_exception_handler(vm, IRQC_LINE_VEC, irqc_line);
+	irqc_run_to(_metadata, vcpus[0], 2);
+
+	/* Saved into a pipe nobody reads yet: it stays frozen, writing. */
+	ASSERT_EQ(0, pipe2(p, O_CLOEXEC));
+	ev = events_open();
+	ASSERT_EQ(0, nl_vm_save(self->c, vm->h.id, p[1], false))
+		TH_LOG("%s", self->c->ext);
+	close(p[1]);
+	/* Bytes in the pipe: the vCPUs were taken (they come first). */
+	end = now_ns() + 10000000000ULL;
+	while (!n && now_ns() < end) {
+		ASSERT_EQ(0, ioctl(p[0], FIONREAD, &n));
+		usleep(1000);
+	}
+	ASSERT_LT(0, n) TH_LOG("the save wrote nothing in 10 s");
+	ASSERT_EQ(0, lvmm_irq_line(&vm->h, IRQC_PIN, 1));
+	ASSERT_EQ(0, lvmm_get_ioapic(&vm->h, &ia));
+	EXPECT_TRUE(ia.pending & (1U << IRQC_PIN))
+		TH_LOG("the edge went to an APIC already saved");
+	drain_start(&dr, p[0], 0);
+	ASSERT_TRUE(event_saved(ev, vm->h.id, &s));
+	ASSERT_EQ(0, s.error) TH_LOG("%s", strerror(s.error));
+	pthread_join(dr.thread, NULL);
+	close(p[0]);
+	events_close(ev);
+
+	/* The VM, thawed, takes it... */
+	ASSERT_EQ(0, lvmm_get_ioapic(&vm->h, &ia));
+	EXPECT_FALSE(ia.pending & (1U << IRQC_PIN));
+	EXPECT_EQ(1, irqc_run_to(_metadata, vcpus[0], 3));
+	/* ... and so does its copy. */
+	ASSERT_EQ(0, pipe2(q, O_CLOEXEC));
+	feed_start(&f, q[1], dr.buf, dr.len);
+	rvm = vm_restore(q[0], "irqc-line-copy", vm);
+	close(q[0]);
+	pthread_join(f.thread, NULL);
+	EXPECT_EQ(1, irqc_run_to(_metadata, rvm->vcpus[0], 3));
+	vm_free(rvm);
+	vm_free(vm);
+	free(dr.buf);
+}
+
 TEST_HARNESS_MAIN
