@@ -866,7 +866,12 @@ static bool lapic_wake(struct lvmm_vcpu *vcpu)
 		return true;
 	if (a->mp_state != LVMM_MP_STATE_HALTED)
 		return false;
-	if (vcpu->nmi_pending || (READ_ONCE(a->pending) & BIT(LAPIC_PEND_NMI)))
+	/*
+	 * An NMI only once the guest can take it: a vCPU halted in its NMI
+	 * handler would otherwise wake, enter, halt again, and spin.
+	 */
+	if ((vcpu->nmi_pending || (READ_ONCE(a->pending) & BIT(LAPIC_PEND_NMI))) &&
+	    lvmm_arch->vcpu_nmi_allowed(vcpu))
 		return true;
 	return (vcpu->rflags & X86_EFLAGS_IF) && lvmm_lapic_next_irq(vcpu) >= 0;
 }

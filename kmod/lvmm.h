@@ -772,6 +772,8 @@ struct lvmm_arch_ops {
 	 */
 	int (*vcpu_run)(struct lvmm_vcpu *vcpu);
 	bool (*vcpu_interrupt_allowed)(struct lvmm_vcpu *vcpu);
+	/* NMIs are not blocked (the guest is not in an NMI handler). */
+	bool (*vcpu_nmi_allowed)(struct lvmm_vcpu *vcpu);
 
 	/* register access */
 	void (*get_sregs)(struct lvmm_vcpu *vcpu, struct lvmm_sregs *sregs);

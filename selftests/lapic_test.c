@@ -1447,6 +1447,48 @@ TEST_F_TIMEOUT(lapic, hlt_signal_eintr_stays_halted, 60)
 	vm_free(vm);
 }
 
+/* An NMI handler that halts, with NMIs blocked until its IRET. */
+static void guest_nmi_hlt_handler(struct ex_regs *regs)
+{
+	(void)regs;
+	irqs[0].nmi_count++;
+	asm volatile("hlt" ::: "memory");
+}
+
+static void guest_wait_nmi(void)
+{
+	xapic_enable();
+	GUEST_SYNC(0);
+	for (;;)
+		cpu_relax();
+}
+
+/*
+ * A vCPU halted in its NMI handler sleeps, also with a second NMI
+ * pending: it cannot take that one before its IRET, so waking for it
+ * would only make the vCPU enter, halt and wake again, spinning.
+ */
+TEST_F_TIMEOUT(lapic, hlt_in_nmi_handler_sleeps, 60)
+{
+	volatile u64 *nmis;
+	struct lvmm_vcpu *vcpu;
+	struct lvmm_vm *vm;
+
+	REQUIRE_IRQCHIP();
+	vm = apic_vm(1, guest_wait_nmi, &vcpu, false);
+	vm_install_exception_handler(vm, NMI_VECTOR, guest_nmi_hlt_handler);
+	nmis = addr_gva2hva(vm, (void *)&irqs[0].nmi_count);
+	vcpu_expect_sync(vcpu, 0);
+	ASSERT_EQ(0, lvmm_nmi(&vcpu->h));
+	signal_out_of_hlt(_metadata, vm, vcpu, "HLT in the NMI handler");
+	EXPECT_EQ(1, *nmis);
+	ASSERT_EQ(0, lvmm_nmi(&vcpu->h));
+	signal_out_of_hlt(_metadata, vm, vcpu,
+			  "HLT in the NMI handler, a second NMI pending");
+	EXPECT_EQ(1, *nmis) TH_LOG("an NMI was taken inside the NMI handler");
+	vm_free(vm);
+}
+
 TEST_F_TIMEOUT(lapic, hlt_wakes_on_lvmm_interrupt_and_nmi, 60)
 {
 	struct lvmm_vcpu *vcpu;

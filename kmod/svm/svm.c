@@ -698,6 +698,15 @@ static bool svm_interrupt_allowed(struct lvmm_vcpu *vcpu)
 	       !(vmcb->control.event_inj & SVM_EVTINJ_VALID);
 }
 
+/* Not in an NMI handler whose IRET has not yet executed. */
+static bool svm_nmi_allowed(struct lvmm_vcpu *vcpu)
+{
+	struct svm_vcpu *svm = to_svm(vcpu);
+
+	return !svm->nmi_masked ||
+	       (svm->iret_seen && vcpu->rip != svm->iret_rip);
+}
+
 /* Ask for a #VMEXIT as soon as the guest can take an interrupt. */
 static void svm_irq_window(struct svm_vcpu *svm, bool on)
 {
@@ -1711,6 +1720,7 @@ const struct lvmm_arch_ops lvmm_svm_ops = {
 	.vcpu_reset		= svm_vcpu_reset,
 	.vcpu_run		= svm_vcpu_run,
 	.vcpu_interrupt_allowed	= svm_interrupt_allowed,
+	.vcpu_nmi_allowed	= svm_nmi_allowed,
 
 	.get_sregs		= svm_get_sregs,
 	.set_sregs		= svm_set_sregs,
