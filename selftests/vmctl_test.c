@@ -30,7 +30,8 @@
  *	APIC with -I, then read back what a Linux guest would find there
  *	and print it, a "key value..." line each: the boot_params fields,
  *	the e820 map, the MP table found the way Linux searches for it, its
- *	checksums and entries.  No lvmm needed.
+ *	checksums and entries, and the ACPI tables likewise (run_acpi.c,
+ *	which run.c adds).  No lvmm needed.
  */
 #include <ctype.h>
 #include <fcntl.h>
@@ -575,6 +576,116 @@ static void print_mp(const unsigned char *mem, uint64_t mem_size)
 	}
 }
 
+/* An ACPI table at @gpa: its signature, revision, length and checksum. */
+static const unsigned char *acpi_table(const unsigned char *mem,
+				       uint64_t mem_size, uint64_t gpa)
+{
+	const unsigned char *t = mem + gpa;
+	unsigned long long len;
+
+	if (gpa + 36 > mem_size)
+		return NULL;
+	len = get_le(t + 4, 4);
+	if (len < 36 || gpa + len > mem_size)
+		return NULL;
+	printf("acpi %.4s 0x%llx revision %u length %llu checksum %s reserved %s\n",
+	       t, (unsigned long long)gpa, t[8], len,
+	       sum_ok(t, len) ? "ok" : "bad",
+	       gpa >= 0xe0000 && gpa + len <= 0x100000 ? "bios" : "no");
+	return t;
+}
+
+static void print_madt(const unsigned char *t)
+{
+	const unsigned char *e = t + 44, *end = t + get_le(t + 4, 4);
+
+	printf("madt lapic 0x%llx flags %llu\n", get_le(t + 36, 4),
+	       get_le(t + 40, 4));
+	while (e + 2 <= end && e[1] >= 2 && e + e[1] <= end) {
+		switch (e[0]) {
+		case 0:
+			printf("madt cpu %u apic %u flags %llu\n", e[2], e[3],
+			       get_le(e + 4, 4));
+			break;
+		case 1:
+			printf("madt ioapic %u address 0x%llx gsi %llu\n", e[2],
+			       get_le(e + 4, 4), get_le(e + 8, 4));
+			break;
+		case 2:
+			printf("madt override irq %u gsi %llu\n", e[3],
+			       get_le(e + 4, 4));
+			break;
+		case 4:
+			printf("madt nmi 0x%x flags %llu lint %u\n", e[2],
+			       get_le(e + 3, 2), e[5]);
+			break;
+		default:
+			printf("madt entry %u\n", e[0]);
+			break;
+		}
+		e += e[1];
+	}
+}
+
+/*
+ * The ACPI tables, found as Linux's acpi_find_root_pointer() scans the
+ * BIOS area, and boot_params' acpi_rsdp_addr; the FADT's flags and sleep
+ * registers, the MADT's entries and the DSDT's \_S5 sleep type.
+ */
+static void print_acpi(const unsigned char *mem, uint64_t mem_size)
+{
+	const unsigned char *rsdp = NULL, *xsdt, *t, *d;
+	unsigned long long len, x, n;
+	uint64_t a;
+
+	printf("rsdp_addr 0x%llx\n",
+	       get_le(mem + RUN_LINUX_BOOT_PARAMS_GPA + 0x70, 8));
+	for (a = 0xe0000; a < 0x100000; a += 16) {
+		if (!memcmp(mem + a, "RSD PTR ", 8) && sum_ok(mem + a, 20)) {
+			rsdp = mem + a;
+			break;
+		}
+	}
+	if (!rsdp) {
+		printf("rsdp none\n");
+		return;
+	}
+	x = get_le(rsdp + 24, 8);
+	printf("rsdp 0x%llx revision %u rsdt 0x%llx xsdt 0x%llx ext_checksum %s\n",
+	       (unsigned long long)a, rsdp[15], get_le(rsdp + 16, 4), x,
+	       sum_ok(rsdp, 36) ? "ok" : "bad");
+	xsdt = acpi_table(mem, mem_size, x);
+	if (!xsdt || memcmp(xsdt, "XSDT", 4))
+		return;
+	n = (get_le(xsdt + 4, 4) - 36) / 8;
+	for (unsigned long long i = 0; i < n; i++) {
+		t = acpi_table(mem, mem_size, get_le(xsdt + 36 + i * 8, 8));
+		if (t && !memcmp(t, "APIC", 4))
+			print_madt(t);
+		if (!t || memcmp(t, "FACP", 4))
+			continue;
+		/* flags at 112, X_DSDT at 140, the sleep registers at 244. */
+		printf("fadt flags 0x%llx dsdt 0x%llx x_dsdt 0x%llx minor %u\n",
+		       get_le(t + 112, 4), get_le(t + 40, 4),
+		       get_le(t + 140, 8), t[131]);
+		printf("fadt sleep_control space %u width %u access %u 0x%llx\n",
+		       t[244], t[245], t[247], get_le(t + 248, 8));
+		printf("fadt sleep_status space %u width %u access %u 0x%llx\n",
+		       t[256], t[257], t[259], get_le(t + 260, 8));
+		d = acpi_table(mem, mem_size, get_le(t + 140, 8));
+		if (!d)
+			continue;
+		len = get_le(d + 4, 4);
+		/* NameOp "_S5_" PackageOp PkgLength NumElements BytePrefix */
+		for (const unsigned char *p = d + 36; p + 10 <= d + len; p++)
+			if (!memcmp(p, "\x08_S5_\x12", 6) && p[8] == 0x0a)
+				printf("dsdt s5 %u\n", p[9]);
+	}
+	a = RUN_LINUX_RESET_VECTOR;
+	printf("reset_vector %02x %02x %02x %02x\n", mem[a], mem[a + 1],
+	       mem[a + 2], mem[a + 3]);
+}
+
 static int boot_layout(int argc, char **argv)
 {
 	uint64_t mem_size = 256ULL << 20;
@@ -630,6 +741,8 @@ static int boot_layout(int argc, char **argv)
 	if (mem == MAP_FAILED)
 		return 2;
 	run_install(mem, mem_size, &img, NULL, 0, cmdline, cpus, ioapic);
+	/* What run.c adds for Linux. */
+	run_linux_set_rsdp(mem, run_acpi_install(mem, cpus, ioapic));
 
 	bp = mem + RUN_LINUX_BOOT_PARAMS_GPA;
 	printf("format %s\n", img.format);
@@ -662,6 +775,7 @@ static int boot_layout(int argc, char **argv)
 		       get_le(e, 8) + get_le(e + 8, 8), get_le(e + 16, 4));
 	}
 	print_mp(mem, mem_size);
+	print_acpi(mem, mem_size);
 	return 0;
 }
 

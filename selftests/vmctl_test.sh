@@ -118,7 +118,7 @@ expect_line "ramdisk 0x3f00000 1048576 intact" "Linux: the initrd at the top of 
 expect_line "e820 4" "Linux: four e820 entries"
 expect_line "e820 0x0-0x9fc00 1" "e820: RAM below the EBDA"
 expect_line "e820 0x9fc00-0xa0000 2" "e820: the EBDA (MP table) reserved"
-expect_line "e820 0xf0000-0x100000 2" "e820: the BIOS area reserved"
+expect_line "e820 0xe0000-0x100000 2" "e820: the BIOS area (ACPI tables, reset vector) reserved"
 expect_line "e820 0x100000-0x4000000 1" "e820: RAM from 1 MiB to --mem"
 expect_line "bda ebda 0x9fc00 base_kib 639" "BIOS data area: the EBDA's segment and 639 KiB"
 expect_line "mpf 0x9fc00 physptr 0x9fc10 spec 4 feature1 0 feature2 0x0" "MP floating pointer found where Linux looks, good checksum, virtual wire"
@@ -132,6 +132,27 @@ expect_line "mp lintsrc type 3 flags 0 bus 0 irq 0 apic 0xff pin 0" "MP table: E
 expect_line "mp lintsrc type 1 flags 0 bus 0 irq 0 apic 0xff pin 1" "MP table: NMI on LINT1"
 if grep -q '^mp intsrc' "$T/out"; then not_ok "MP table without an I/O APIC: no interrupt sources"
 else ok "MP table without an I/O APIC: no interrupt sources"; fi
+# The ACPI tables (run_acpi.c): found by Linux's scan of the BIOS area and
+# through boot_params, every checksum good, every table in the reserved
+# BIOS area; a hardware-reduced FADT with its sleep registers at ports
+# 0x600 and 0x601; \_S5's sleep type 5; the MADT as the MP table says.
+expect_line "rsdp_addr 0xe0000" "ACPI: boot_params.acpi_rsdp_addr is the RSDP"
+expect_out_re '^rsdp 0xe0000 revision 2 rsdt 0x0 xsdt 0x[0-9a-f]+ ext_checksum ok$' "ACPI: RSDP revision 2 found by the scan, both checksums good, XSDT only"
+for sig in XSDT FACP APIC DSDT; do
+	expect_out_re "^acpi $sig 0x[0-9a-f]+ revision [0-9]+ length [0-9]+ checksum ok reserved bios\$" "ACPI: $sig found, checksum good, in the reserved BIOS area"
+done
+expect_out_re '^acpi FACP .* revision 6 length 276 ' "ACPI: FADT revision 6, 276 bytes"
+expect_out_re '^fadt flags 0x100030 dsdt 0x0 x_dsdt 0x[0-9a-f]+ minor 0$' "ACPI: FADT hardware-reduced, no fixed buttons, the DSDT by X_DSDT"
+expect_line "fadt sleep_control space 1 width 8 access 1 0x600" "ACPI: the sleep control register is I/O port 0x600, a byte"
+expect_line "fadt sleep_status space 1 width 8 access 1 0x601" "ACPI: the sleep status register is I/O port 0x601, a byte"
+expect_line "dsdt s5 5" "ACPI: the DSDT's \\_S5 is sleep type 5"
+expect_line "madt lapic 0xfee00000 flags 0" "ACPI: MADT local APIC at 0xfee00000, no 8259s (no PCAT_COMPAT)"
+expect_line "madt cpu 0 apic 0 flags 1" "ACPI: MADT vCPU 0 enabled"
+expect_line "madt cpu 1 apic 1 flags 1" "ACPI: MADT vCPU 1 enabled, APIC id 1"
+expect_line "madt nmi 0xff flags 0 lint 1" "ACPI: MADT NMI on LINT1 of every CPU"
+if grep -Eq '^madt (ioapic|override)' "$T/out"; then not_ok "ACPI: MADT without an I/O APIC: none, no override"
+else ok "ACPI: MADT without an I/O APIC: none, no override"; fi
+expect_line "reset_vector b0 fe e6 64" "the reset vector: 0xfe to port 0x64"
 # With lvmm's I/O APIC: it, after the processors' APIC ids, and the ISA
 # interrupts but 0 (nothing raises it) and 2 (the cascade) on their pins.
 layout -m 64 -c 2 -I "$T/bz"
@@ -141,9 +162,14 @@ expect_line "mp intsrc type 0 flags 0 bus 0 irq 4 apic 0x2 pin 4" "MP table: ISA
 if [ "$(grep -c '^mp intsrc type 0 flags 0 bus 0 ' "$T/out")" = 14 ] &&
    ! grep -Eq '^mp intsrc .* irq [02] ' "$T/out"; then ok "MP table: ISA IRQs 1 and 3-15, not 0 or 2"
 else not_ok "MP table: ISA IRQs 1 and 3-15, not 0 or 2"; fi
+expect_line "madt ioapic 2 address 0xfec00000 gsi 0" "ACPI: MADT the I/O APIC as the MP table has it, GSIs from 0"
+if grep -q '^madt override' "$T/out"; then not_ok "ACPI: MADT no interrupt source override (ISA IRQ n on pin n)"
+else ok "ACPI: MADT no interrupt source override (ISA IRQ n on pin n)"; fi
 layout -m 64 -c 16 "$T/bz"
 expect_out_re '^mpc length 388 spec 4 checksum ok entries 19 ' "MP table of 16 vCPUs: good checksum"
 expect_line "mp cpu apic 15 version 0x14 flags 1" "MP table of 16 vCPUs: the last one"
+expect_out_re '^acpi APIC 0x[0-9a-f]+ revision 4 length 178 checksum ok reserved bios$' "ACPI: MADT of 16 vCPUs: checksum good"
+expect_line "madt cpu 15 apic 15 flags 1" "ACPI: MADT of 16 vCPUs: the last one"
 expect_line "ramdisk 0x0 0 none" "Linux without an initrd: none"
 "$H" mkbzimage "$T/bz-fixed" relocatable=0
 layout -m 64 "$T/bz-fixed"

@@ -374,7 +374,7 @@ static int run_pio_pc(struct run_vcpu *c, uint16_t port, bool out,
 	bool unknown = false;
 
 	pthread_mutex_lock(&v->pc.lock);
-	for (i = 0; i < size && r != RUN_PC_RESET; i++) {
+	for (i = 0; i < size && (r == RUN_PC_OK || r == RUN_PC_NOT_MINE); i++) {
 		r = run_pc_io(&v->pc, port + i, out, &data[i], now, real);
 		if (r == RUN_PC_NOT_MINE) {
 			unknown = true;
@@ -390,6 +390,14 @@ static int run_pio_pc(struct run_vcpu *c, uint16_t port, bool out,
 			out ? "ignored" : "reads all ones");
 	}
 	pthread_mutex_unlock(&v->pc.lock);
+	if (r == RUN_PC_POWEROFF) {
+		if (v->verbose)
+			fprintf(stderr, "\nvmctl: vCPU %u powered the machine off (OUT 0x%x to port 0x%x: ACPI S5)\n",
+				c->h.id, data[i - 1], port + i - 1);
+		/* Its status is 0, which to the caller is no end: end it here. */
+		run_stop(v, RUN_EXIT_POWEROFF);
+		return 0;
+	}
 	if (r != RUN_PC_RESET)
 		return 0;
 	if (v->verbose)
@@ -1252,6 +1260,10 @@ static int run_create(struct run_vm *v, const struct run_opts *o,
 	}
 	run_install(v->mem, v->mem_size, img, o->mods, o->nmods, o->cmdline,
 		    o->cpus, v->ioapic);
+	/* And ACPI tables, through which a Linux guest powers off. */
+	if (img->is_linux)
+		run_linux_set_rsdp(v->mem, run_acpi_install(v->mem, o->cpus,
+							    v->ioapic));
 
 	for (i = 0; i < o->cpus; i++) {
 		struct run_vcpu *c = &v->vcpus[i];
@@ -1889,8 +1901,9 @@ static void run_describe_linux(const struct run_vm *v,
 		fprintf(stderr, "vmctl: initrd %s: %zu bytes at 0x%llx\n",
 			o->initrd, lx->initrd.size,
 			(unsigned long long)lx->initrd_gpa);
-	fprintf(stderr, "vmctl: command line \"%s\"; boot_params at 0x%llx, MP table at 0x%llx%s\n",
-		o->cmdline, RUN_LINUX_BOOT_PARAMS_GPA, RUN_LINUX_MPF_GPA,
+	fprintf(stderr, "vmctl: command line \"%s\"; boot_params at 0x%llx, ACPI tables at 0x%llx, MP table at 0x%llx%s\n",
+		o->cmdline, RUN_LINUX_BOOT_PARAMS_GPA, RUN_LINUX_ACPI_GPA,
+		RUN_LINUX_MPF_GPA,
 		v->ioapic ? " with the I/O APIC; the UART on IRQ 4" :
 		" (no I/O APIC: lvmm has none)");
 }
@@ -2121,7 +2134,8 @@ VMCTL_CMDS(vmctl_run_cmds) = {
 	  "      16550 console, until the guest halts or writes V to port 0xf4.\n"
 	  "      A Linux bzImage (IMAGE, or --kernel FILE) boots with the Linux boot\n"
 	  "      protocol, --initrd FILE, its command line from --cmdline or --append,\n"
-	  "      lvmm's local APICs and an MP table, until it resets the machine.\n"
+	  "      lvmm's local APICs, ACPI tables and an MP table, until it resets\n"
+	  "      the machine or powers off.\n"
 	  "      Defaults: --mem 64M --cpus 1 --console stdio --name auto.  --weight,\n"
 	  "      --cap, --period, --reserve and --pin (CPULIST: every vCPU,\n"
 	  "      VCPU=CPULIST: one) set its scheduling policy before it runs, as\n"
@@ -2130,9 +2144,10 @@ VMCTL_CMDS(vmctl_run_cmds) = {
 	  "      --incoming [ADDR:]PORT waits on PORT for one 'vmctl migrate' and\n"
 	  "      runs the VM it brings likewise; --mem, --cpus, --cmdline, --module,\n"
 	  "      --entry64, --kernel, --initrd and --append go with neither.\n"
-	  "      Exit status: 0 halted, 2 setup error, 4 triple fault, 6 unhandled\n"
-	  "      exit, 8 runtime error, 10 Ctrl-], 12 destroyed, 14 migrated away,\n"
-	  "      16 reset (Linux's reboot), 128+N signal N, (V<<1)|1 debug-exit.",
+	  "      Exit status: 0 halted or powered off (Linux's poweroff), 2 setup\n"
+	  "      error, 4 triple fault, 6 unhandled exit, 8 runtime error, 10 Ctrl-],\n"
+	  "      12 destroyed, 14 migrated away, 16 reset (Linux's reboot), 128+N\n"
+	  "      signal N, (V<<1)|1 debug-exit.",
 	  vmctl_run },
 	{ NULL },
 };

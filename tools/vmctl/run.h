@@ -60,6 +60,10 @@
  *   0x20000          the command line
  *   0x9fc00-0x9ffff  the EBDA (reserved in the e820 map): the MP floating
  *                    pointer, then the MP configuration table
+ *   0xe0000-0xe0fff  the ACPI tables (run_acpi.c): the RSDP at 0xe0000,
+ *                    then the XSDT, FADT, MADT and DSDT; 0xe0000-0xfffff
+ *                    (the BIOS area) is reserved in the e820 map
+ *   0xffff0          the reset vector: code that resets through port 0x64
  *   load_addr        the protected-mode kernel: 1 MiB, or its
  *                    pref_address when it is relocatable
  *   top of memory    the initrd, below initrd_addr_max
@@ -73,6 +77,10 @@
 #define RUN_LINUX_EBDA_SIZE	0x400ULL
 #define RUN_LINUX_MPF_GPA	RUN_LINUX_EBDA_GPA
 #define RUN_LINUX_MPC_GPA	(RUN_LINUX_EBDA_GPA + 0x10)
+#define RUN_LINUX_ACPI_GPA	0xe0000ULL
+#define RUN_LINUX_ACPI_SIZE	0x1000ULL
+#define RUN_LINUX_BIOS_GPA	0xe0000ULL	/* to 1 MiB: reserved */
+#define RUN_LINUX_RESET_VECTOR	0xffff0ULL	/* 0xf000:0xfff0 */
 #define RUN_LINUX_LOAD_MIN	0x100000ULL
 #define RUN_LINUX_LAPIC_GPA	0xfee00000U
 #define RUN_LINUX_APIC_VERSION	0x14
@@ -92,6 +100,7 @@
  * QEMU's isa-debug-exit convention).
  */
 #define RUN_EXIT_HALTED		0	/* every vCPU halted with IF=0 */
+#define RUN_EXIT_POWEROFF	0	/* ACPI S5 (Linux's poweroff) */
 #define RUN_EXIT_SETUP		2	/* error before the guest ran */
 #define RUN_EXIT_SHUTDOWN	4	/* triple fault */
 #define RUN_EXIT_UNHANDLED	6	/* unknown port, MMIO, internal error... */
@@ -177,6 +186,26 @@ void run_linux_install(unsigned char *mem, uint64_t mem_size,
 		       const struct run_image *img, const char *cmdline,
 		       int ncpus, bool ioapic, uint32_t cpu_sig,
 		       uint32_t cpu_features);
+/* After it: boot_params' acpi_rsdp_addr, where run_acpi_install() put it. */
+void run_linux_set_rsdp(unsigned char *mem, uint64_t rsdp_gpa);
+
+/*
+ * run_acpi.c: a Linux guest's ACPI tables (hardware-reduced ACPI) at
+ * RUN_LINUX_ACPI_GPA, for @ncpus local APICs and lvmm's I/O APIC when
+ * there is one (@ioapic); returns the RSDP's address.  Its FADT's sleep
+ * control register is port RUN_ACPI_SLEEP_CONTROL, where SLP_EN with
+ * SLP_TYP RUN_ACPI_S5_TYPE (its \_S5) powers off (run_pc.c), and its
+ * sleep status register RUN_ACPI_SLEEP_STATUS.
+ */
+#define RUN_ACPI_SLEEP_CONTROL	0x600
+#define RUN_ACPI_SLEEP_STATUS	0x601
+#define RUN_ACPI_SLP_TYP_SHIFT	2	/* bits 4:2 */
+#define RUN_ACPI_SLP_TYP_MASK	0x1c
+#define RUN_ACPI_SLP_EN		0x20
+#define RUN_ACPI_WAK_STS	0x80
+#define RUN_ACPI_S5_TYPE	5
+
+uint64_t run_acpi_install(unsigned char *mem, int ncpus, bool ioapic);
 
 /* run_uart.c: the 16550 at 0x3f8 and the console behind it. */
 #define RUN_UART_BASE		0x3f8
@@ -217,7 +246,10 @@ const char *run_uart_load(struct run_uart *u, const uint8_t *buf, size_t len);
 /* Its registers and FIFO in a line, for -v. */
 void run_uart_describe(struct run_uart *u, char *buf, size_t len);
 
-/* run_pc.c: the legacy ports a Linux guest needs (PIC, PIT, RTC, reset). */
+/*
+ * run_pc.c: the legacy ports a Linux guest needs (PIC, PIT, RTC, reset)
+ * and its ACPI sleep registers (power-off).
+ */
 struct run_pit {
 	uint8_t mode;		/* 0-5 */
 	uint8_t rw;		/* access: 1 LSB, 2 MSB, 3 LSB then MSB */
@@ -241,9 +273,12 @@ struct run_pc {
 	uint8_t cmos_index;
 	uint8_t cmos[128];
 	uint8_t rcr;		/* port 0xcf9 */
+	uint8_t sleep_status;	/* RUN_ACPI_SLEEP_STATUS: WAK_STS */
 };
 
-enum run_pc_result { RUN_PC_OK, RUN_PC_NOT_MINE, RUN_PC_RESET };
+enum run_pc_result {
+	RUN_PC_OK, RUN_PC_NOT_MINE, RUN_PC_RESET, RUN_PC_POWEROFF
+};
 
 /* Everything but the lock, which the caller initialises. */
 void run_pc_init(struct run_pc *pc);

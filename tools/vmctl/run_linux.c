@@ -5,8 +5,9 @@
  * protected-mode kernel at its preferred address, the initrd high in
  * memory, the command line, and a boot_params ("zero page") with an e820
  * map; the kernel is entered at its 64-bit entry point.  The CPUs are
- * described by an MP table (Intel's MultiProcessor Specification 1.4),
- * which Linux finds in the EBDA.
+ * described by ACPI tables (run_acpi.c), which also let the guest power
+ * off, and by an MP table (Intel's MultiProcessor Specification 1.4),
+ * which Linux finds in the EBDA and uses without ACPI (acpi=off).
  *
  * Everything that can be wrong with the files is found by
  * run_linux_parse() and run_linux_layout(), before any VM exists.
@@ -52,6 +53,7 @@
 #define XLF_KERNEL_64		(1U << 0)
 
 /* boot_params, outside the setup header. */
+#define BP_ACPI_RSDP_ADDR	0x070	/* 2.14 */
 #define BP_EXT_RAMDISK_IMAGE	0x0c0
 #define BP_EXT_RAMDISK_SIZE	0x0c4
 #define BP_EXT_CMD_LINE_PTR	0x0c8
@@ -171,6 +173,12 @@ static void put32(unsigned char *p, size_t off, uint32_t v)
 {
 	put16(p, off, v);
 	put16(p, off + 2, v >> 16);
+}
+
+static void put64(unsigned char *p, size_t off, uint64_t v)
+{
+	put32(p, off, v);
+	put32(p, off + 4, v >> 32);
 }
 
 static int lx_err(const struct run_blob *b, const char *fmt, ...)
@@ -485,10 +493,14 @@ void run_linux_install(unsigned char *mem, uint64_t mem_size,
 	put32(bp, BP_EXT_RAMDISK_SIZE, 0);
 	put32(bp, HDR_HARDWARE_SUBARCH, 0);	/* a PC */
 
-	/* As in the multiboot map: the EBDA (the MP table) and the BIOS. */
+	/*
+	 * As in the multiboot map, the EBDA (the MP table) is reserved, and
+	 * the BIOS area from 0xe0000 (the ACPI tables) where a PC has it.
+	 */
 	e820_add(bp, 0, RUN_LINUX_EBDA_GPA, E820_RAM);
 	e820_add(bp, RUN_LINUX_EBDA_GPA, RUN_LINUX_EBDA_SIZE, E820_RESERVED);
-	e820_add(bp, 0xf0000, 0x10000, E820_RESERVED);
+	e820_add(bp, RUN_LINUX_BIOS_GPA, RUN_LINUX_LOAD_MIN - RUN_LINUX_BIOS_GPA,
+		 E820_RESERVED);
 	e820_add(bp, RUN_LINUX_LOAD_MIN, mem_size - RUN_LINUX_LOAD_MIN,
 		 E820_RAM);
 
@@ -497,4 +509,10 @@ void run_linux_install(unsigned char *mem, uint64_t mem_size,
 	memcpy(mem + lx->load_addr, d + lx->pm_offset, lx->pm_size);
 	if (lx->initrd.size)
 		memcpy(mem + lx->initrd_gpa, lx->initrd.data, lx->initrd.size);
+}
+
+void run_linux_set_rsdp(unsigned char *mem, uint64_t rsdp_gpa)
+{
+	/* A kernel before 2.14 ignores it and finds the RSDP by its scan. */
+	put64(mem + RUN_LINUX_BOOT_PARAMS_GPA, BP_ACPI_RSDP_ADDR, rsdp_gpa);
 }

@@ -21,7 +21,13 @@
  *   input buffer empty: Linux's i8042 driver then finds "no controller"
  *   after flushing 16 bytes, where a controller that never answered
  *   would cost it seconds of polling at boot (thousands of exits), and
- *   kb_wait() in its reboot goes straight to the reset command.
+ *   kb_wait() in its reboot goes straight to the reset command;
+ * - the ACPI sleep control and status registers of the FADT (run_acpi.c)
+ *   power off: SLP_EN with the sleep type of \_S5 written to the control
+ *   register (Linux's poweroff) ends vmctl run with status 0.  The guest
+ *   has no other sleep state; SLP_EN with another type is a sleep from
+ *   which it wakes at once: WAK_STS sets in the status register (where a
+ *   1 clears it), which is what the guest waits for.
  *
  * The caller serialises (run.c holds the lock of struct run_pc).
  */
@@ -394,6 +400,24 @@ enum run_pc_result run_pc_io(struct run_pc *pc, uint16_t port, bool out,
 		}
 		pc->rcr = *v & 0x0e;
 		return *v & 0x04 ? RUN_PC_RESET : RUN_PC_OK;
+	case RUN_ACPI_SLEEP_CONTROL:
+		if (!out) {
+			*v = 0;		/* write-only: SLP_EN reads as 0 */
+			return RUN_PC_OK;
+		}
+		if (!(*v & RUN_ACPI_SLP_EN))
+			return RUN_PC_OK;
+		if ((*v & RUN_ACPI_SLP_TYP_MASK) >> RUN_ACPI_SLP_TYP_SHIFT ==
+		    RUN_ACPI_S5_TYPE)
+			return RUN_PC_POWEROFF;
+		pc->sleep_status |= RUN_ACPI_WAK_STS;
+		return RUN_PC_OK;
+	case RUN_ACPI_SLEEP_STATUS:
+		if (out)
+			pc->sleep_status &= ~(*v & RUN_ACPI_WAK_STS);
+		else
+			*v = pc->sleep_status;
+		return RUN_PC_OK;
 	}
 	return RUN_PC_NOT_MINE;
 }
