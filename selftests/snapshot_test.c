@@ -3134,6 +3134,17 @@ static u64 irqc_run_to(struct __test_metadata *_metadata,
 	return uc.args[1];
 }
 
+/* A VM of guest_irqchip() on two vCPUs, its handlers installed. */
+static struct lvmm_vm *irqc_vm(struct lvmm_vcpu **vcpus)
+{
+	struct lvmm_vm *vm = vm_create_with_irqchip(2, guest_irqchip, vcpus);
+
+	vm_init_descriptor_tables(vm);
+	vm_install_exception_handler(vm, IRQC_TIMER_VEC, irqc_timer);
+	vm_install_exception_handler(vm, IRQC_LINE_VEC, irqc_line);
+	return vm;
+}
+
 TEST_F_TIMEOUT(snap, irqchip_round_trip, 120)
 {
 	struct lvmm_lapic_state *la = calloc(2, sizeof(*la)), *lb = la + 1;
@@ -3151,10 +3162,7 @@ TEST_F_TIMEOUT(snap, irqchip_round_trip, 120)
 	REQUIRE_SNAPSHOT(self->c);
 	TEST_REQUIRE(lvmm_cap(LVMM_CAP_IRQCHIP));
 	ASSERT_NE(NULL, la);
-	vm = vm_create_with_irqchip(2, guest_irqchip, vcpus);
-	vm_init_descriptor_tables(vm);
-	vm_install_exception_handler(vm, IRQC_TIMER_VEC, irqc_timer);
-	vm_install_exception_handler(vm, IRQC_LINE_VEC, irqc_line);
+	vm = irqc_vm(vcpus);
 	irqc_run_to(_metadata, vcpus[0], 1);
 
 	vcpu_get_lapic(vcpus[0], la);
@@ -3216,10 +3224,7 @@ TEST_F_TIMEOUT(snap, irqchip_line_while_frozen, 120)
 	REQUIRE_SNAPSHOT(self->c);
 	TEST_REQUIRE(lvmm_cap(LVMM_CAP_IRQCHIP));
 	signal(SIGPIPE, SIG_IGN);
-	vm = vm_create_with_irqchip(2, guest_irqchip, vcpus);
-	vm_init_descriptor_tables(vm);
-	vm_install_exception_handler(vm, IRQC_TIMER_VEC, irqc_timer);
-	vm_install_exception_handler(vm, IRQC_LINE_VEC, irqc_line);
+	vm = irqc_vm(vcpus);
 	irqc_run_to(_metadata, vcpus[0], 2);
 
 	/* Saved into a pipe nobody reads yet: it stays frozen, writing. */
