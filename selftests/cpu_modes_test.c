@@ -161,6 +161,72 @@ TEST(protected_mode_32)
 }
 
 /*
+ * A 32-bit guest irets to virtual-8086 mode and faults there (HLT at CPL
+ * 3 is #GP), so the CPU takes ring 0's stack from the TSS, with TR of the
+ * busy type a loaded TR has.  QEMU 7.2 aborted the whole sandbox on just
+ * this ("invalid tss type", Documentation/sandbox.rst, 9); lvmm hides the
+ * busy bit from it, and the guest sees its TR as it was.
+ */
+TEST(v86_fault_through_busy_tss)
+{
+	enum { TSS_SEL = 0x20 };
+	static const u8 code[] = {
+		0x6a, 0, 0x6a, 0, 0x6a, 0, 0x6a, 0,	/* push gs fs ds es */
+		0x6a, 0,				/* push ss */
+		0x68, 0x00, 0x70, 0, 0,			/* push esp */
+		0x68, 0x02, 0x00, 0x02, 0x00,		/* push eflags: VM */
+		0x6a, 0,				/* push cs */
+		0x68, 0x00, 0x60, 0, 0,			/* push eip */
+		0xcf,					/* iret */
+	};
+	struct lvmm_sregs sregs;
+	struct lvmm_regs regs;
+	struct lvmm_vcpu *vcpu;
+	struct lvmm_vm *vm;
+	u64 *gdt, *idt;
+	u8 *mem;
+
+	TEST_REQUIRE(lvmm_dev_present());
+	vm = bare_vm_with_code(&vcpu, 0x4000, code, sizeof(code), &mem);
+	gdt = (u64 *)(mem + 0x1000);
+	gdt[GDT_DATA / 8] = 0x00cf93000000ffffULL;
+	gdt[GDT_CODE32 / 8] = 0x00cf9b000000ffffULL;
+	gdt[TSS_SEL / 8] = 0x00008b0030000067ULL;	/* busy, at 0x3000 */
+	idt = (u64 *)(mem + 0x2000);
+	for (int i = 0; i < 256; i++)		/* interrupt gates to 0x5000 */
+		idt[i] = 0x5000 | (u64)GDT_CODE32 << 16 | 0x8eULL << 40;
+	*(u32 *)(mem + 0x3000 + 4) = 0x8000;	/* esp0 */
+	*(u32 *)(mem + 0x3000 + 8) = GDT_DATA;	/* ss0 */
+	mem[0x5000] = 0xf4;			/* the handler: hlt */
+	mem[0x6000] = 0xf4;			/* in virtual-8086 mode: #GP */
+
+	vcpu_sregs_get(vcpu, &sregs);
+	sregs.cr0 |= X86_CR0_PE;
+	sregs.tr = (struct lvmm_segment){ .base = 0x3000, .limit = 0x67,
+		.selector = TSS_SEL, .type = 11, .present = 1 };
+	sregs.gdt.base = 0x1000;
+	sregs.gdt.limit = TSS_SEL + 7;
+	sregs.idt.base = 0x2000;
+	sregs.idt.limit = 0x7ff;
+	enter_flat32(vcpu, &sregs, 0x4000);
+	vcpu_regs_get(vcpu, &regs);
+	regs.rsp = 0x9000;
+	vcpu_regs_set(vcpu, &regs);
+
+	vcpu_run(vcpu);
+	TEST_ASSERT_EXIT_REASON(vcpu, LVMM_EXIT_HLT);
+	vcpu_regs_get(vcpu, &regs);
+	vcpu_sregs_get(vcpu, &sregs);
+	EXPECT_EQ(0x5001, regs.rip) TH_LOG("not in the #GP handler");
+	/* Ring 0's stack, below the frame of an interrupt from v8086 mode. */
+	EXPECT_EQ(0x8000 - 10 * 4, regs.rsp);
+	EXPECT_FALSE(regs.rflags & (1 << 17));
+	EXPECT_EQ(GDT_CODE32, sregs.cs.selector);
+	EXPECT_EQ(11, sregs.tr.type) TH_LOG("TR is no longer busy");
+	vm_free(vm);
+}
+
+/*
  * Long mode enabled but not active: EFER.LME with CR0.PG and CR4.PAE
  * clear, a state every OS passes through on its way to long mode (and
  * that QEMU 7.2's #VMEXIT mishandles: Documentation/sandbox.rst).  Exits

@@ -1041,6 +1041,33 @@ static bool svm_guard_shutdown(struct svm_vcpu *svm, struct svm_cpu *sc)
 	return false;
 }
 
+/*
+ * QEMU 7.2 keeps TR's type "available" inside, as its own LTR leaves it,
+ * and aborts the whole emulator ("invalid tss type") when a guest outside
+ * long mode switches stacks through the TSS (an interrupt or exception
+ * from CPL 3 or virtual-8086 mode) with the busy type, the architecture's
+ * for a loaded TR, that its VMRUN copies in from the VMCB.  Under it,
+ * enter with the available type and give the busy one back at the exit:
+ * the emulator's own TR loads say "available" too (sandbox.rst, 9).
+ */
+#define SVM_TSS_BUSY	0x2	/* type 11 (busy 32-bit TSS) against 9; 3 against 1 */
+
+static void svm_guard_tr_enter(struct vmcb *vmcb)
+{
+	u16 type = vmcb->save.tr.attrib & 0xf;
+
+	if (type == 0xb || type == 0x3)
+		vmcb->save.tr.attrib &= ~SVM_TSS_BUSY;
+}
+
+static void svm_guard_tr_exit(struct vmcb *vmcb)
+{
+	u16 type = vmcb->save.tr.attrib & 0xf;
+
+	if (type == 0x9 || type == 0x1)
+		vmcb->save.tr.attrib |= SVM_TSS_BUSY;
+}
+
 /* Keep the XCR0 a guest set without an intercept, if lvmm allows it. */
 static void svm_guard_xcr0(struct lvmm_vcpu *vcpu)
 {
@@ -1134,8 +1161,10 @@ static int svm_enter(struct svm_vcpu *svm)
 		xsetbv(XCR_XFEATURE_ENABLED_MASK, vcpu->xcr0);
 	if (swap_tsc_aux)
 		wrmsrl(MSR_TSC_AUX, vcpu->tsc_aux);
-	if (svm_nested_guard)
+	if (svm_nested_guard) {
+		svm_guard_tr_enter(vmcb);
 		svm_guard_snapshot(svm, sc);
+	}
 	start = local_clock();
 	/*
 	 * GIF=0 keeps the host's interrupts out until stgi; IF=1 at VMRUN
@@ -1165,8 +1194,10 @@ static int svm_enter(struct svm_vcpu *svm)
 
 	WRITE_ONCE(vcpu->mode, LVMM_OUTSIDE_GUEST_MODE);
 	vmcb->control.tlb_ctl = TLB_CONTROL_DO_NOTHING;
-	if (svm_nested_guard)
+	if (svm_nested_guard) {
 		guard = svm_guard_entry(svm, sc, __read_cr3());
+		svm_guard_tr_exit(vmcb);
+	}
 	local_irq_enable();
 	preempt_enable();
 	if (unlikely(guard == SVM_GUARD_LOST)) {
