@@ -8,9 +8,12 @@
  * under a 20 ms SIGALRM, and the worker's main thread acting as the
  * controller: it changes registers under the running vCPUs, injects
  * interrupts and NMIs, deletes and adds slots, issues mutated ioctls and
- * races close() and munmap() against the vCPU threads.  Every third round
- * the parent SIGKILLs the worker at a random moment.  A child runs vmctl
- * on the same VMs meanwhile.  See issues 8 and 13.
+ * races close() and munmap() against the vCPU threads.  One VM in three
+ * has the in-kernel irqchip: its guests also get loops of xAPIC page,
+ * x2APIC MSR, APIC base, TSC-deadline and I/O APIC accesses and sti; hlt,
+ * and a thread of its own raises and lowers the I/O APIC's lines.  Every
+ * third round the parent SIGKILLs the worker at a random moment.  A child
+ * runs vmctl on the same VMs meanwhile.  See issues 8 and 13.
  *
  * Everything derives from the seed printed on the first line, so that a
  * round's choices can be replayed (the interleaving of threads cannot).
@@ -193,11 +196,34 @@ static const struct fz_ioctl_name fz_ioctls[] = {
 	{ LVMM_GET_CPUID, "GET_CPUID" },
 	{ LVMM_INTERRUPT, "INTERRUPT" },
 	{ LVMM_NMI, "NMI" },
+	/* The dirty log (LVMM_CAP_DIRTY_LOG). */
+	{ LVMM_SET_MEMSLOT_FLAGS, "SET_MEMSLOT_FLAGS" },
+	{ LVMM_GET_DIRTY_LOG, "GET_DIRTY_LOG" },
+	{ LVMM_CLEAR_DIRTY_LOG, "CLEAR_DIRTY_LOG" },
+	/* The rest of the state: LVMM_CAP_VCPU_STATE, LVMM_CAP_SNAPSHOT. */
+	{ LVMM_GET_VCPU, "GET_VCPU" },
+	{ LVMM_SET_VMM_STATE, "SET_VMM_STATE" },
+	{ LVMM_GET_VMM_STATE, "GET_VMM_STATE" },
+	{ LVMM_GET_VCPU_EVENTS, "GET_VCPU_EVENTS" },
+	{ LVMM_SET_VCPU_EVENTS, "SET_VCPU_EVENTS" },
+	{ LVMM_GET_DEBUGREGS, "GET_DEBUGREGS" },
+	{ LVMM_SET_DEBUGREGS, "SET_DEBUGREGS" },
+	{ LVMM_GET_XCRS, "GET_XCRS" },
+	{ LVMM_SET_XCRS, "SET_XCRS" },
+	/* The in-kernel irqchip (LVMM_CAP_IRQCHIP). */
+	{ LVMM_CREATE_IRQCHIP, "CREATE_IRQCHIP" },
+	{ LVMM_IRQ_LINE, "IRQ_LINE" },
+	{ LVMM_GET_IOAPIC, "GET_IOAPIC" },
+	{ LVMM_SET_IOAPIC, "SET_IOAPIC" },
+	{ LVMM_GET_LAPIC, "GET_LAPIC" },
+	{ LVMM_SET_LAPIC, "SET_LAPIC" },
+	{ LVMM_GET_MP_STATE, "GET_MP_STATE" },
+	{ LVMM_SET_MP_STATE, "SET_MP_STATE" },
 };
 
 #define FZ_NR_IOC	(ARRAY_SIZE(fz_ioctls) + 1)	/* last: any other */
 #define FZ_NR_ERRNO	134				/* 0: out of range */
-#define FZ_NR_EXITS	(LVMM_EXIT_VM_DESTROYED + 2)	/* last: out of range */
+#define FZ_NR_EXITS	(LVMM_EXIT_MIGRATED + 2)	/* last: out of range */
 
 enum fz_vmctl_cmd {
 	FZ_VMCTL_LIST, FZ_VMCTL_SHOW, FZ_VMCTL_STAT, FZ_VMCTL_PAUSE,
@@ -215,6 +241,11 @@ struct fz_stats {
 	uint64_t resets, sregs_fallbacks, sigbus, signals, nmis, irqs;
 	uint64_t slot_ops, close_races, map_races, mutated, mem_writes;
 	uint64_t bad_io_offset;
+	uint64_t irqchip_vms, irqchip_failed, apic_code, sane_idt;
+	uint64_t irq_line_ops, ioapic_progs, lapic_progs, run_eintr;
+	uint64_t mp_seen[4];
+	uint64_t guest_irqs;		/* taken through fz_sane_idt() */
+	uint64_t eintr_waiting;		/* RUN ended by a signal in HLT/SIPI */		/* GET_MP_STATE: each state, last: other */
 	uint64_t bad_run;		/* RUN errno outside the expected set */
 	int bad_run_errno;		/* the first one */
 	uint64_t ioc_calls[FZ_NR_IOC], ioc_ok[FZ_NR_IOC];
@@ -428,6 +459,8 @@ struct fz_vcpu {
 	bool started;
 	int fd_gone;		/* the controller replaced our fd */
 	int done;		/* the RUN thread has left its loop */
+	uint64_t idt_page;	/* fz_sane_idt()'s, or ~0 */
+	uint64_t idt_slot0;	/* slot 0's address then */
 };
 
 struct fz_vm {
@@ -442,6 +475,9 @@ struct fz_vm {
 	int vm_fd_gone;			/* the VM fd is /dev/null now */
 	int stop;
 	int dead;			/* a RUN said VM_DESTROYED */
+	bool irqchip;			/* LVMM_CREATE_IRQCHIP succeeded */
+	pthread_t irq_thread;		/* drives the I/O APIC's lines */
+	bool irq_started;
 	unsigned int nvcpus;
 	struct fz_vcpu vcpu[FZ_MAX_VCPUS];
 	uint8_t *buf;			/* FZ_BUF_SIZE, the controller's */
@@ -477,6 +513,308 @@ static void fz_mem_fill(struct fz_vm *vm, uint64_t gpa, uint64_t len,
 				  len - off < FZ_PAGE ? len - off : FZ_PAGE))
 			return;
 	}
+}
+
+/* ---- guest code that pokes the in-kernel APICs -------------------------- */
+
+#define FZ_APIC_BASE		0xfee00000U
+#define FZ_APIC_CODE_MAX	120	/* a short jmp back reaches the start */
+
+/*
+ * A program of APIC accesses, assembled for the vCPU's code size: 32-bit
+ * operands and addresses need 0x66/0x67 in 16-bit code.  EBX holds the
+ * page's address for each MMIO access, so that the same bytes work in
+ * 32- and 64-bit code (mod 10 r/m 011: [rbx + disp32]).
+ */
+struct fz_code {
+	uint8_t b[FZ_APIC_CODE_MAX + 32];
+	unsigned int n;
+	bool o16;
+};
+
+static void fz_emit8(struct fz_code *c, uint8_t v)
+{
+	c->b[c->n++] = v;
+}
+
+static void fz_emit32(struct fz_code *c, uint32_t v)
+{
+	memcpy(c->b + c->n, &v, 4);
+	c->n += 4;
+}
+
+/* mov r32, imm32: B8+r */
+static void fz_emit_mov(struct fz_code *c, unsigned int reg, uint32_t v)
+{
+	if (c->o16)
+		fz_emit8(c, 0x66);
+	fz_emit8(c, 0xb8 + reg);
+	fz_emit32(c, v);
+}
+
+/* mov dword [ebx + off], v, or mov eax, [ebx + off] */
+static void fz_emit_mmio(struct fz_code *c, uint32_t base, uint32_t off,
+			 bool write, uint32_t v)
+{
+	fz_emit_mov(c, 3, base);
+	if (c->o16) {
+		fz_emit8(c, 0x67);
+		fz_emit8(c, 0x66);
+	}
+	fz_emit8(c, write ? 0xc7 : 0x8b);
+	fz_emit8(c, 0x83);
+	fz_emit32(c, off);
+	if (write)
+		fz_emit32(c, v);
+}
+
+static void fz_emit_msr(struct fz_code *c, uint32_t index, bool write,
+			uint64_t v)
+{
+	fz_emit_mov(c, 1, index);
+	if (write) {
+		fz_emit_mov(c, 0, v);
+		fz_emit_mov(c, 2, v >> 32);
+	}
+	fz_emit8(c, 0x0f);
+	fz_emit8(c, write ? 0x30 : 0x32);
+}
+
+/* The xAPIC register offsets that do something, ICR and timer first. */
+static const uint16_t fz_apic_regs[] = {
+	0x300, 0x300, 0x310, 0x320, 0x380, 0x380, 0x3e0, 0x0b0, 0x0b0,
+	0x0f0, 0x0f0, 0x080, 0x020, 0x030, 0x0a0, 0x0d0, 0x0e0, 0x100,
+	0x200, 0x280, 0x330, 0x340, 0x350, 0x360, 0x370, 0x390, 0x3f0,
+};
+
+/* A value worth writing to the APIC register at @off. */
+static uint64_t fz_apic_value(uint32_t off, bool x2apic, struct fz_rng *rng)
+{
+	uint32_t vec = fz_chance(rng, 16) ? fz_below(rng, 32) :
+					   32 + fz_below(rng, 224);
+
+	if (fz_chance(rng, 8))
+		return fz_interesting(rng);
+	switch (off) {
+	case 0x300: {		/* ICR: mode, level, trigger, shorthand */
+		uint64_t icr = vec | fz_below(rng, 8) << 8 |
+			       (fz_chance(rng, 4) ? 1 << 11 : 0) |
+			       (fz_chance(rng, 2) ? 1 << 14 : 0) |
+			       (fz_chance(rng, 8) ? 1 << 15 : 0) |
+			       fz_below(rng, 4) << 18;
+		uint32_t dest = fz_chance(rng, 4) ? 0xff : fz_below(rng, 4);
+
+		if (x2apic)
+			return icr | (uint64_t)(dest == 0xff ? ~0U : dest) << 32;
+		return icr;
+	}
+	case 0x310:
+		return (fz_chance(rng, 4) ? 0xffU : fz_below(rng, 4)) << 24;
+	case 0x320:		/* LVT timer: one-shot, periodic, deadline */
+		return vec | fz_below(rng, 4) << 17 |
+		       (fz_chance(rng, 8) ? 1 << 16 : 0);
+	case 0x380:		/* tiny counts: the timer fires at once */
+		return fz_chance(rng, 4) ? 0 : 1 + fz_below(rng, 2000);
+	case 0x3e0:
+		return fz_below(rng, 16);
+	case 0x0b0:
+		return fz_chance(rng, 8) ? fz_rand(rng) : 0;
+	case 0x0f0:		/* SVR: mostly software-enabled */
+		return vec | (fz_chance(rng, 4) ? 0 : 1 << 8);
+	case 0x080:
+		return fz_below(rng, 256);
+	case 0x020:
+		return fz_below(rng, 4) << 24;
+	default:		/* LVTs and the rest */
+		return vec | fz_below(rng, 8) << 8 |
+		       (fz_chance(rng, 4) ? 1 << 16 : 0);
+	}
+}
+
+static const uint64_t fz_apic_bases[] = {
+	0xfee00900, 0xfee00800, 0xfee00d00, 0xfee00c00, 0, 0xfee00100,
+	0xfee00500, 0xfee00400, 0xfed00900, 0xfee00000,
+};
+
+/*
+ * Plant at @entry a loop of xAPIC page and x2APIC MSR accesses, APIC base
+ * switches, TSC-deadline arming, I/O APIC programming and sti; hlt.
+ * Returns false when nothing was written.
+ */
+static bool fz_apic_code(struct fz_vm *vm, uint64_t entry, bool o16,
+			 struct fz_rng *rng)
+{
+	struct fz_code c = { .o16 = o16 };
+	bool x2apic = fz_chance(rng, 3);
+
+	if (x2apic)		/* mostly: into x2APIC mode first */
+		fz_emit_msr(&c, 0x1b, true, fz_chance(rng, 4) ?
+			    fz_apic_bases[fz_below(rng,
+						   ARRAY_SIZE(fz_apic_bases))] :
+			    0xfee00c00 | (fz_chance(rng, 2) ? 0x100 : 0));
+	while (c.n + 40 < FZ_APIC_CODE_MAX) {
+		uint32_t off = fz_apic_regs[fz_below(rng,
+						     ARRAY_SIZE(fz_apic_regs))];
+		unsigned int w = fz_below(rng, 100);
+
+		if (fz_chance(rng, 8))
+			off = fz_below(rng, 4096) & ~(fz_chance(rng, 4) ? 0 : 3);
+		if (w < 30) {
+			fz_emit_mmio(&c, FZ_APIC_BASE, off, true,
+				     fz_apic_value(off, false, rng));
+		} else if (w < 40) {
+			fz_emit_mmio(&c, FZ_APIC_BASE, off, false, 0);
+		} else if (w < 60) {
+			uint32_t msr = fz_chance(rng, 8) ?
+				       0x800 + fz_below(rng, 256) :
+				       0x800 + (off >> 4);
+
+			fz_emit_msr(&c, msr, !fz_chance(rng, 4),
+				    fz_apic_value((msr & 0xff) << 4, true,
+						  rng));
+		} else if (w < 66) {
+			fz_emit_msr(&c, 0x1b, !fz_chance(rng, 4),
+				    fz_chance(rng, 8) ? fz_interesting(rng) :
+				    fz_apic_bases[fz_below(rng,
+						ARRAY_SIZE(fz_apic_bases))]);
+		} else if (w < 72) {
+			/* rdtsc; add eax, small; wrmsr TSC_DEADLINE */
+			fz_emit8(&c, 0x0f);
+			fz_emit8(&c, 0x31);
+			if (c.o16)
+				fz_emit8(&c, 0x66);
+			fz_emit8(&c, 0x05);
+			fz_emit32(&c, fz_below(rng, 100000));
+			fz_emit_mov(&c, 1, 0x6e0);
+			fz_emit8(&c, 0x0f);
+			fz_emit8(&c, 0x30);
+		} else if (w < 80) {
+			/* I/O APIC: select a redirection entry, write it. */
+			uint32_t pin = fz_below(rng, LVMM_IOAPIC_PINS + 2);
+
+			fz_emit_mmio(&c, LVMM_IOAPIC_BASE, 0, true,
+				     0x10 + 2 * pin + fz_chance(rng, 4));
+			fz_emit_mmio(&c, LVMM_IOAPIC_BASE, 0x10,
+				     !fz_chance(rng, 8),
+				     (32 + fz_below(rng, 224)) |
+				     fz_below(rng, 8) << 8 |
+				     (fz_chance(rng, 2) ? 1 << 15 : 0) |
+				     (fz_chance(rng, 8) ? 1 << 16 : 0));
+		} else if (w < 95) {
+			fz_emit8(&c, 0xfb);		/* sti; hlt */
+			fz_emit8(&c, 0xf4);
+		} else {
+			fz_emit8(&c, 0xfa);		/* cli */
+		}
+	}
+	if (!fz_chance(rng, 8)) {			/* jmp to the start */
+		fz_emit8(&c, 0xeb);
+		fz_emit8(&c, (uint8_t)-(int)(c.n + 1));
+	}
+	if (!fz_mem_write(vm, entry, c.b, c.n))
+		return false;
+	fz_inc(stats->apic_code);
+	return true;
+}
+
+#define FZ_IDT_MAGIC	0x4349504141504943ULL	/* beside the counter */
+
+/*
+ * Add what the handler of fz_sane_idt() counted on @v's page to the
+ * guests' interrupts, if the page still holds the count: the slot may
+ * have been deleted, refilled or moved since, or the guest written it.
+ */
+static void fz_idt_harvest(struct fz_vm *vm, struct fz_vcpu *v)
+{
+	/* The RUN thread and the controller both set vCPUs up. */
+	uint64_t page = __atomic_exchange_n(&v->idt_page, ~0ULL,
+					    __ATOMIC_ACQ_REL);
+	uint64_t word[2];
+	bool ok = false;
+
+	if (page == ~0ULL)
+		return;
+	pthread_mutex_lock(&vm->mem_lock);
+	if (vm->mem && vm->slot0_gpa == v->idt_slot0 &&
+	    page - vm->slot0_gpa < FZ_MEM_SIZE)
+		ok = fz_guarded_read(word, vm->mem + (page - vm->slot0_gpa) +
+				     0x30, sizeof(word));
+	pthread_mutex_unlock(&vm->mem_lock);
+	if (ok && word[1] == FZ_IDT_MAGIC && word[0] < (1ULL << 32))
+		__atomic_fetch_add(&stats->guest_irqs, word[0],
+				   __ATOMIC_RELAXED);
+}
+
+/*
+ * For 32-bit protected mode on an identity map: a flat GDT and an IDT
+ * whose every gate leads to "count; EOI; iret", so that the APIC's
+ * interrupts are taken and acknowledged again and again rather than
+ * ending in a triple fault through random tables, and we see how many.
+ * A TSS too, for the guests that iret to CPL 3 or virtual-8086 mode.
+ *
+ * Its TR is "available" (type 9), not busy as the CPU leaves it: QEMU
+ * 7.2 aborts the whole sandbox ("qemu: fatal: invalid tss type") when a
+ * guest whose VMCB TR says busy switches stacks through it, and a valid
+ * IDT lets random code get that far within a minute.
+ */
+static void fz_sane_idt(struct fz_vm *vm, struct fz_vcpu *v,
+			struct lvmm_sregs *s, struct lvmm_regs *r,
+			struct fz_rng *rng)
+{
+	/* Through SS: from virtual-8086 mode DS arrives null. */
+	uint8_t handler[] = {
+		0xf0, 0x36, 0xff, 0x05, 0, 0, 0, 0,		/* lock inc */
+		0x36, 0xc7, 0x05, 0xb0, 0x00, 0xe0, 0xfe,	/* EOI */
+		0, 0, 0, 0,
+		0xcf,						/* iret */
+	};
+	/* Exceptions with an error code: pop it first, or iret goes wild. */
+	static const uint8_t pop_error[] = {
+		0x83, 0xc4, 0x04,			/* add esp, 4 */
+		0xeb, 0x40 - 0x67,			/* jmp handler */
+	};
+	static const uint32_t has_error = 1 << 8 | 0x7c00 | 1 << 17 |
+					  1 << 21 | 1 << 29 | 1 << 30;
+	uint64_t page = fz_load(vm->slot0_gpa) + fz_page(rng);
+	uint64_t tbl[FZ_PAGE / 8];
+	uint32_t h, counter = page + 0x30, tss = page + 0x100, esp0;
+	unsigned int i;
+
+	fz_idt_harvest(vm, v);
+	memcpy(handler + 4, &counter, 4);
+	memset(tbl, 0, sizeof(tbl));
+	tbl[1] = 0x00cf9b000000ffffULL;		/* 0x08: code */
+	tbl[2] = 0x00cf93000000ffffULL;		/* 0x10: data */
+	tbl[3] = 0x67 | (uint64_t)(tss & 0xffffff) << 16 |	/* 0x18: TSS */
+		 0x89ULL << 40 | (uint64_t)(tss >> 24) << 56;
+	tbl[7] = FZ_IDT_MAGIC;			/* 0x38, the counter at 0x30 */
+	memcpy((uint8_t *)tbl + 0x40, handler, sizeof(handler));
+	memcpy((uint8_t *)tbl + 0x62, pop_error, sizeof(pop_error));
+	for (i = 0; i < 256; i++) {
+		h = page + (i < 32 && (has_error >> i & 1) ? 0x62 : 0x40);
+		tbl[256 + i] = (h & 0xffff) | 0x08ULL << 16 |
+			       0x8eULL << 40 | (uint64_t)(h >> 16) << 48;
+	}
+	r->rsp = fz_load(vm->slot0_gpa) + 0x100 +
+		 (fz_below(rng, FZ_MEM_SIZE - 0x200) & ~15ULL);
+	esp0 = r->rsp;
+	memcpy((uint8_t *)tbl + 0x104, &esp0, 4);
+	tbl[0x108 / 8] = 0x10;			/* SS0 */
+	if (!fz_mem_write(vm, page, tbl, sizeof(tbl)))
+		return;
+	s->gdt.base = page;
+	s->gdt.limit = 31;
+	memset(&s->tr, 0, sizeof(s->tr));
+	s->tr.base = tss;
+	s->tr.limit = 0x67;
+	s->tr.selector = 0x18;
+	s->tr.type = 9;
+	s->tr.present = 1;
+	s->idt.base = page + 0x800;
+	s->idt.limit = 0x7ff;
+	v->idt_slot0 = fz_load(vm->slot0_gpa);
+	fz_store(v->idt_page, page);
+	fz_inc(stats->sane_idt);
 }
 
 /* ---- register state ---------------------------------------------------- */
@@ -733,7 +1071,19 @@ static uint64_t fz_mode_long(struct fz_vm *vm, struct lvmm_sregs *s,
 		tbl[0] = pd | 3;
 		if (fz_chance(rng, 4))
 			tbl[fz_below(rng, 512)] = pd | 3;	/* an alias */
-		fz_write_table(vm, pdpt, tbl);
+		if (vm->irqchip) {
+			/* The fourth GiB too: the APIC pages are in it. */
+			uint64_t pd3 = base + fz_page(rng);
+
+			tbl[3] = pd3 | 3;
+			fz_write_table(vm, pdpt, tbl);
+			for (i = 0; i < ARRAY_SIZE(tbl); i++)
+				tbl[i] = (3ULL << 30) | ((uint64_t)i << 21) |
+					 0x83;
+			fz_write_table(vm, pd3, tbl);
+		} else {
+			fz_write_table(vm, pdpt, tbl);
+		}
 		for (i = 0; i < ARRAY_SIZE(tbl); i++)
 			tbl[i] = ((uint64_t)i << 21) | 0x83;
 		fz_write_table(vm, pd, tbl);
@@ -881,6 +1231,7 @@ static int fz_vcpu_setup(struct fz_vm *vm, struct fz_vcpu *v,
 	struct lvmm_regs r;
 	uint64_t entry;
 	unsigned int tries;
+	bool o16;
 	int ret;
 
 	ret = fz_note(LVMM_GET_SREGS, lvmm_get_sregs(&v->h, &orig));
@@ -906,6 +1257,9 @@ static int fz_vcpu_setup(struct fz_vm *vm, struct fz_vcpu *v,
 		entry = ~0ULL;		/* who knows where it starts */
 	} else {
 		entry = fz_apply_mode(vm, mode, &s, &r, rng);
+		if (vm->irqchip && mode == FZ_PROT && entry != ~0ULL &&
+		    s.cs.db && fz_chance(rng, 2))
+			fz_sane_idt(vm, v, &s, &r, rng);
 		ret = fz_note(LVMM_SET_SREGS, lvmm_set_sregs(&v->h, &s));
 	}
 	if (ret == -EINVAL) {
@@ -916,7 +1270,13 @@ static int fz_vcpu_setup(struct fz_vm *vm, struct fz_vcpu *v,
 		s.cr4 = 0;
 		ret = fz_note(LVMM_SET_SREGS, lvmm_set_sregs(&v->h, &s));
 	}
-	if (entry != ~0ULL && fz_chance(rng, 3)) {
+	o16 = !s.cs.db && !(s.cs.l && (s.efer & EFER_LMA));
+	if (entry != ~0ULL && vm->irqchip && fz_chance(rng, 2) &&
+	    fz_apic_code(vm, entry, o16, rng)) {
+		if (!v->what[0])
+			snprintf(v->what, sizeof(v->what), "%s+apic",
+				 fz_mode_names[mode]);
+	} else if (entry != ~0ULL && fz_chance(rng, 3)) {
 		const struct fz_snippet *sn;
 
 		sn = &fz_corpus[fz_below(rng, ARRAY_SIZE(fz_corpus))];
@@ -929,6 +1289,10 @@ static int fz_vcpu_setup(struct fz_vm *vm, struct fz_vcpu *v,
 	if (!v->what[0])
 		snprintf(v->what, sizeof(v->what), "%s%s", fz_mode_names[mode],
 			 ret ? "(fallback)" : "");
+	/* APs wait for INIT and SIPI: mostly start them ourselves. */
+	if (vm->irqchip && v->index && !fz_chance(rng, 4))
+		fz_note(LVMM_SET_MP_STATE,
+			lvmm_set_mp_state(&v->h, LVMM_MP_STATE_RUNNABLE));
 	return fz_note(LVMM_SET_REGS, lvmm_set_regs(&v->h, &r)) ? : ret;
 }
 
@@ -1067,6 +1431,17 @@ static void *fz_runner(void *arg)
 			continue;
 		}
 		if (fz_run_errno_expected(-r)) {
+			if (r == -EINTR)
+				fz_inc(stats->run_eintr);
+			/* A signal must end a RUN that waits in HLT. */
+			if (r == -EINTR && vm->irqchip && fz_chance(&rng, 4)) {
+				__u32 st;
+
+				if (!fz_note(LVMM_GET_MP_STATE,
+					     lvmm_get_mp_state(&v->h, &st)) &&
+				    st != LVMM_MP_STATE_RUNNABLE)
+					fz_inc(stats->eintr_waiting);
+			}
 			/* A state RUN refuses would refuse forever: reset. */
 			if (r == -EINVAL || r == -EFAULT)
 				fz_vcpu_setup(vm, v, &rng);
@@ -1186,6 +1561,22 @@ static const __u32 fz_msrs[] = {
 	0xc0010114, 0xc0010117, 0xc0011020,
 };
 
+/*
+ * Addresses the kernel must refuse with EFAULT.  Never a random one: this
+ * binary is static and non-PIE, so a random low address may well be our
+ * own data, and the kernel would write into it.
+ */
+static void *fz_bad_pointer(struct fz_rng *rng)
+{
+	static const uint64_t bad[] = {
+		1, 0xff8, 0x0000800000000000ULL, 0x00007ffffffffff8ULL,
+		0xffff800000000000ULL, 0xffffffffff600000ULL,
+		0x8000000000000000ULL, ~7ULL,
+	};
+
+	return (void *)(uintptr_t)bad[fz_below(rng, ARRAY_SIZE(bad))];
+}
+
 /* An ioctl built from a valid argument with some bytes changed. */
 static void fz_ioctl_typed(struct fz_vm *vm, int dev_fd, struct fz_rng *rng)
 {
@@ -1195,7 +1586,7 @@ static void fz_ioctl_typed(struct fz_vm *vm, int dev_fd, struct fz_rng *rng)
 	int r;
 
 	memset(buf, 0, FZ_BUF_SIZE);
-	switch (fz_below(rng, 11)) {
+	switch (fz_below(rng, 23)) {
 	case 0: {
 		struct lvmm_regs *regs = (void *)buf;
 
@@ -1334,8 +1725,302 @@ static void fz_ioctl_typed(struct fz_vm *vm, int dev_fd, struct fz_rng *rng)
 		if (fz_chance(rng, 4))
 			cvm->reserved[fz_below(rng, 4)] = fz_rand(rng);
 		r = fz_ioctl(dev_fd, LVMM_CREATE_VM, cvm);
+		if (r >= 0 && fz_chance(rng, 2)) {
+			/* Its irqchip and a vCPU, in either order. */
+			struct lvmm_create_vcpu cv = { 0 };
+			struct lvmm_irqchip chip = { 0 };
+			int vfd = -1;
+
+			if (fz_chance(rng, 4))
+				vfd = fz_ioctl(r, LVMM_CREATE_VCPU, &cv);
+			fz_ioctl(r, LVMM_CREATE_IRQCHIP, &chip);
+			if (vfd < 0)
+				vfd = fz_ioctl(r, LVMM_CREATE_VCPU, &cv);
+			if (vfd >= 0)
+				close(vfd);
+		}
 		if (r >= 0)
 			close(r);
+		break;
+	}
+	case 10: {
+		struct lvmm_memslot_flags *mf = (void *)buf;
+
+		/* Logging on slot 0 while the guest writes is the point. */
+		mf->slot = fz_chance(rng, 2) ? 0 :
+			   fz_below(rng, FZ_MAX_SLOTS + 4);
+		mf->flags = fz_chance(rng, 8) ? fz_rand(rng) :
+			    fz_chance(rng, 4) ? LVMM_MEMSLOT_READONLY :
+			    fz_chance(rng, 3) ? 0 : LVMM_MEMSLOT_LOG_DIRTY;
+		if (fz_chance(rng, 16))
+			mf->reserved[fz_below(rng, 3)] = fz_rand(rng);
+		fz_ioctl(vm->h.fd, LVMM_SET_MEMSLOT_FLAGS, mf);
+		break;
+	}
+	case 11: {
+		struct lvmm_dirty_log *dl = (void *)buf;
+		uint64_t *bitmap = (void *)(buf + 256);
+		uint64_t max = (FZ_BUF_SIZE - 256) * 8;
+
+		/* Valid: slot 0's 512 pages in 64-page steps. */
+		dl->slot = fz_chance(rng, 4) ? fz_below(rng, FZ_MAX_SLOTS + 4) :
+					       0;
+		dl->first_page = fz_below(rng, 8) * 64;
+		dl->num_pages = fz_chance(rng, 2) ? 512 - dl->first_page :
+				64 * (1 + fz_below(rng, 4));
+		dl->bitmap = (uintptr_t)bitmap;
+		switch (fz_below(rng, 8)) {
+		case 0:
+			dl->first_page = fz_below(rng, 600);
+			break;
+		case 1:
+			dl->num_pages = fz_below(rng, 600);
+			break;
+		case 2:		/* too far: the kernel must not copy */
+			dl->first_page = fz_interesting(rng);
+			dl->num_pages = fz_interesting(rng);
+			dl->bitmap = (uintptr_t)fz_bad_pointer(rng);
+			break;
+		case 3:
+			dl->bitmap = (uintptr_t)fz_bad_pointer(rng);
+			break;
+		case 4:
+			if (fz_chance(rng, 2))
+				dl->flags = fz_rand(rng);
+			else
+				dl->reserved[fz_below(rng, 2)] = fz_rand(rng);
+			break;
+		}
+		/* Never more bits than the buffer holds. */
+		if (dl->bitmap == (uintptr_t)bitmap && dl->num_pages > max)
+			dl->num_pages = max;
+		/* Only a slot that logs has a log. */
+		if (fz_chance(rng, 2)) {
+			struct lvmm_memslot_flags mf = {
+				.slot = dl->slot,
+				.flags = LVMM_MEMSLOT_LOG_DIRTY,
+			};
+
+			fz_ioctl(vm->h.fd, LVMM_SET_MEMSLOT_FLAGS, &mf);
+		}
+		/* Mostly the migration's order: get, clear what was got. */
+		r = fz_chance(rng, 4) ? -1 :
+		    fz_ioctl(vm->h.fd, LVMM_GET_DIRTY_LOG, dl);
+		if (fz_chance(rng, 3))
+			break;
+		if (r && dl->bitmap == (uintptr_t)bitmap)
+			fz_fill(bitmap, (dl->num_pages + 63) / 64 * 8, rng);
+		fz_ioctl(vm->h.fd, LVMM_CLEAR_DIRTY_LOG, dl);
+		break;
+	}
+	case 12: {
+		struct lvmm_create_vcpu *cv = (void *)buf;
+
+		/* Not restored: every id has its fd, or is no vCPU. */
+		cv->id = fz_chance(rng, 2) ? fz_below(rng, 4) : fz_rand(rng);
+		if (fz_chance(rng, 4))
+			cv->flags = fz_rand(rng);
+		if (fz_chance(rng, 4))
+			cv->reserved[fz_below(rng, 3)] = fz_rand(rng);
+		r = fz_ioctl(vm->h.fd, LVMM_GET_VCPU, cv);
+		if (r >= 0)
+			close(r);
+		break;
+	}
+	case 13: {
+		struct lvmm_vmm_state *st = (void *)buf;
+
+		st->data = (uintptr_t)(buf + 64);
+		st->size = fz_chance(rng, 4) ? 0 :
+			   fz_below(rng, FZ_BUF_SIZE - 64);
+		if (fz_chance(rng, 8)) {
+			st->size = fz_chance(rng, 2) ? LVMM_MAX_VMM_STATE + 1 :
+						       fz_rand(rng);
+			st->data = (uintptr_t)fz_bad_pointer(rng);
+		} else if (fz_chance(rng, 16)) {
+			st->data = (uintptr_t)fz_bad_pointer(rng);
+		}
+		if (fz_chance(rng, 16))
+			st->flags = fz_rand(rng);
+		if (fz_chance(rng, 16))
+			st->reserved[fz_below(rng, 2)] = fz_rand(rng);
+		if (fz_chance(rng, 2)) {
+			if (st->data == (uintptr_t)(buf + 64))
+				fz_fill(buf + 64, st->size, rng);
+			fz_ioctl(vm->h.fd, LVMM_SET_VMM_STATE, st);
+		} else {
+			fz_ioctl(vm->h.fd, LVMM_GET_VMM_STATE, st);
+		}
+		break;
+	}
+	case 14: {
+		struct lvmm_vcpu_events *ev = (void *)buf;
+
+		if (!fz_ioctl(v->h.fd, LVMM_GET_VCPU_EVENTS, ev)) {
+			switch (fz_below(rng, 6)) {
+			case 0:
+				fz_flip(ev, sizeof(*ev), rng);
+				break;
+			case 1:
+				ev->injected = fz_below(rng, 5);
+				ev->injected_vector = fz_rand(rng);
+				ev->injected_has_error = fz_below(rng, 3);
+				ev->injected_error = fz_interesting(rng);
+				break;
+			case 2:
+				ev->irq_pending = fz_below(rng, 3);
+				ev->irq_vector = fz_chance(rng, 4) ?
+						 fz_below(rng, 32) :
+						 32 + fz_below(rng, 224);
+				break;
+			case 3:
+				ev->nmi_pending = fz_below(rng, 2);
+				ev->nmi_masked = fz_below(rng, 2);
+				ev->interrupt_shadow = fz_below(rng, 3);
+				break;
+			case 4:
+				ev->shutdown = fz_below(rng, 2);
+				ev->exit_pending = fz_below(rng, 2);
+				break;
+			default:
+				if (fz_chance(rng, 2))
+					ev->flags = fz_rand(rng);
+				else
+					ev->reserved[fz_below(rng, 4)] =
+						fz_rand(rng);
+				break;
+			}
+		}
+		fz_ioctl(v->h.fd, LVMM_SET_VCPU_EVENTS, ev);
+		break;
+	}
+	case 15: {
+		struct lvmm_debugregs *dr = (void *)buf;
+
+		if (!fz_ioctl(v->h.fd, LVMM_GET_DEBUGREGS, dr)) {
+			switch (fz_below(rng, 5)) {
+			case 0:
+				fz_flip(dr, sizeof(*dr), rng);
+				break;
+			case 1:		/* armed breakpoints on guest code */
+				dr->db[fz_below(rng, 4)] = fz_interesting(rng);
+				dr->dr7 = fz_below(rng, 1ULL << 32) | 0x400;
+				break;
+			case 2:
+				dr->dr6 = fz_interesting(rng);
+				break;
+			case 3:
+				dr->dr7 = fz_interesting(rng);
+				break;
+			default:
+				dr->flags = fz_rand(rng);
+				break;
+			}
+		}
+		fz_ioctl(v->h.fd, LVMM_SET_DEBUGREGS, dr);
+		break;
+	}
+	case 16: {
+		struct lvmm_xcrs *x = (void *)buf;
+		static const uint64_t xcr0[] = {
+			0, 1, 2, 3, 5, 7, 0x1f, 0xe7, 0xff, 0x2ff,
+			1ULL << 63,
+		};
+
+		if (!fz_ioctl(v->h.fd, LVMM_GET_XCRS, x)) {
+			if (fz_chance(rng, 8))
+				fz_flip(x, sizeof(*x), rng);
+			else
+				x->xcr0 = fz_chance(rng, 8) ? fz_rand(rng) :
+					  xcr0[fz_below(rng,
+							ARRAY_SIZE(xcr0))];
+		}
+		fz_ioctl(v->h.fd, LVMM_SET_XCRS, x);
+		break;
+	}
+	case 17: {
+		struct lvmm_irqchip *chip = (void *)buf;
+
+		/* After the first vCPU: refused, whatever the arguments. */
+		if (fz_chance(rng, 4))
+			chip->flags = fz_rand(rng);
+		if (fz_chance(rng, 4))
+			chip->reserved[fz_below(rng, 3)] = fz_rand(rng);
+		fz_ioctl(vm->h.fd, LVMM_CREATE_IRQCHIP, chip);
+		break;
+	}
+	case 18: {
+		struct lvmm_irq_level *l = (void *)buf;
+
+		l->irq = fz_chance(rng, 4) ? fz_interesting(rng) :
+					     fz_below(rng, LVMM_IOAPIC_PINS);
+		l->level = fz_chance(rng, 8) ? fz_rand(rng) : fz_below(rng, 2);
+		if (fz_chance(rng, 8))
+			l->flags = fz_rand(rng);
+		if (fz_chance(rng, 8))
+			l->pad = fz_rand(rng);
+		fz_ioctl(vm->h.fd, LVMM_IRQ_LINE, l);
+		break;
+	}
+	case 19: {
+		struct lvmm_ioapic_state *io = (void *)buf;
+
+		if (!fz_ioctl(vm->h.fd, LVMM_GET_IOAPIC, io)) {
+			if (fz_chance(rng, 3)) {
+				fz_flip(io, sizeof(*io), rng);
+			} else {
+				n = 1 + fz_below(rng, 4);
+				while (n--)
+					io->redir[fz_below(rng,
+						LVMM_IOAPIC_PINS)] =
+						fz_interesting(rng);
+				io->lines = fz_rand(rng);
+				io->pending = fz_rand(rng);
+			}
+		}
+		fz_ioctl(vm->h.fd, LVMM_SET_IOAPIC, io);
+		break;
+	}
+	case 20: {
+		struct lvmm_lapic_state *ls = (void *)buf;
+		uint32_t val, off;
+
+		if (!fz_ioctl(v->h.fd, LVMM_GET_LAPIC, ls)) {
+			switch (fz_below(rng, 4)) {
+			case 0:
+				fz_flip(ls, sizeof(*ls), rng);
+				break;
+			case 1:
+				ls->tsc_deadline = fz_interesting(rng);
+				break;
+			default:
+				n = 1 + fz_below(rng, 4);
+				while (n--) {
+					off = fz_chance(rng, 8) ?
+					      fz_below(rng, 64) * 16 :
+					      fz_apic_regs[fz_below(rng,
+						ARRAY_SIZE(fz_apic_regs))];
+					val = fz_apic_value(off, false, rng);
+					memcpy(ls->regs + off, &val,
+					       sizeof(val));
+				}
+				break;
+			}
+		}
+		fz_ioctl(v->h.fd, LVMM_SET_LAPIC, ls);
+		break;
+	}
+	case 21: {
+		struct lvmm_mp_state *mp = (void *)buf;
+
+		if (!fz_ioctl(v->h.fd, LVMM_GET_MP_STATE, mp))
+			fz_inc(stats->mp_seen[mp->state < 3 ? mp->state : 3]);
+		mp->state = fz_chance(rng, 8) ? fz_rand(rng) : fz_below(rng, 4);
+		if (fz_chance(rng, 8))
+			mp->flags = fz_rand(rng);
+		if (fz_chance(rng, 8))
+			mp->reserved = fz_rand(rng);
+		fz_ioctl(v->h.fd, LVMM_SET_MP_STATE, mp);
 		break;
 	}
 	default:
@@ -1351,29 +2036,15 @@ static void fz_ioctl_typed(struct fz_vm *vm, int dev_fd, struct fz_rng *rng)
 	}
 }
 
-/*
- * Addresses the kernel must refuse with EFAULT.  Never a random one: this
- * binary is static and non-PIE, so a random low address may well be our
- * own data, and the kernel would write into it.
- */
-static void *fz_bad_pointer(struct fz_rng *rng)
-{
-	static const uint64_t bad[] = {
-		1, 0xff8, 0x0000800000000000ULL, 0x00007ffffffffff8ULL,
-		0xffff800000000000ULL, 0xffffffffff600000ULL,
-		0x8000000000000000ULL, ~7ULL,
-	};
-
-	return (void *)(uintptr_t)bad[fz_below(rng, ARRAY_SIZE(bad))];
-}
-
 /* Any command number, mostly in lvmm's magic, with any argument. */
 static void fz_ioctl_raw(struct fz_vm *vm, int dev_fd, struct fz_rng *rng)
 {
 	static const uint8_t nrs[] = {
-		0x00, 0x01, 0x02, 0x03, 0x10, 0x11, 0x12, 0x13, 0x81, 0x82,
+		0x00, 0x01, 0x02, 0x03, 0x10, 0x11, 0x12, 0x13, 0x14, 0x15,
+		0x16, 0x17, 0x18, 0x19, 0x1a, 0x1b, 0x1c, 0x81, 0x82,
 		0x83, 0x84, 0x85, 0x86, 0x87, 0x88, 0x89, 0x8a, 0x8b, 0x8c,
-		0x8d,
+		0x8d, 0x8e, 0x8f, 0x90, 0x91, 0x92, 0x93, 0x94, 0x95, 0x96,
+		0x97,
 	};
 	static const unsigned int sizes[] = {
 		0, 8, 16, 32, 40, 64, 72, 80, 144, 256, 264, 4096,
@@ -1473,12 +2144,82 @@ static bool fz_all_done(struct fz_vm *vm)
 	return true;
 }
 
+/* Unmask some I/O APIC pins with vectors the APICs take. */
+static void fz_ioapic_program(struct fz_vm *vm, struct fz_rng *rng)
+{
+	struct lvmm_ioapic_state io;
+	unsigned int n = 1 + fz_below(rng, 8);
+
+	fz_inc(stats->ioapic_progs);
+	if (fz_note(LVMM_GET_IOAPIC, lvmm_get_ioapic(&vm->h, &io)))
+		return;
+	while (n--) {
+		uint64_t e = 32 + fz_below(rng, 224);
+
+		e |= fz_chance(rng, 4) ? fz_below(rng, 8) << 8 : 0;
+		e |= fz_chance(rng, 2) ? 1 << 15 : 0;		/* level */
+		e |= fz_chance(rng, 8) ? 1 << 11 : 0;		/* logical */
+		e |= (fz_chance(rng, 3) ? 0xffULL : fz_below(rng, 4)) << 56;
+		io.redir[fz_below(rng, LVMM_IOAPIC_PINS)] = e;
+	}
+	fz_note(LVMM_SET_IOAPIC, lvmm_set_ioapic(&vm->h, &io));
+}
+
+/* Enable a vCPU's APIC and arm its timer with a tiny count. */
+static void fz_lapic_program(struct fz_vcpu *v, struct fz_rng *rng)
+{
+	struct lvmm_lapic_state ls;
+	uint32_t svr = 0x1ff, lvt = 32 + fz_below(rng, 224);
+	uint32_t count = 1 + fz_below(rng, 5000), div = 0xb;
+
+	fz_inc(stats->lapic_progs);
+	if (fz_note(LVMM_GET_LAPIC, lvmm_get_lapic(&v->h, &ls)))
+		return;
+	lvt |= fz_below(rng, 2) << 17;		/* one-shot or periodic */
+	memcpy(ls.regs + 0xf0, &svr, 4);
+	memcpy(ls.regs + 0x320, &lvt, 4);
+	memcpy(ls.regs + 0x380, &count, 4);
+	memcpy(ls.regs + 0x390, &count, 4);
+	memcpy(ls.regs + 0x3e0, &div, 4);
+	fz_note(LVMM_SET_LAPIC, lvmm_set_lapic(&v->h, &ls));
+}
+
+/*
+ * The I/O APIC's lines, from a thread of their own while the vCPUs run
+ * and the controller changes everything else: LVMM_IRQ_LINE is a VM
+ * ioctl that waits for no vCPU.
+ */
+static void *fz_irq_lines(void *arg)
+{
+	struct fz_vm *vm = arg;
+	struct fz_rng rng;
+
+	fz_rng_init(&rng, fz_derive(vm->seed, ~2ULL));
+	while (!fz_load(vm->stop)) {
+		__u32 pin = fz_chance(&rng, 16) ? fz_below(&rng, 40) :
+			    fz_below(&rng, LVMM_IOAPIC_PINS);
+
+		fz_inc(stats->irq_line_ops);
+		fz_note(LVMM_IRQ_LINE, lvmm_irq_line(&vm->h, pin,
+						     fz_below(&rng, 2)));
+		if (fz_chance(&rng, 4))		/* a pulse */
+			fz_note(LVMM_IRQ_LINE, lvmm_irq_line(&vm->h, pin, 0));
+		if (fz_chance(&rng, 64)) {
+			struct lvmm_ioapic_state io;
+
+			fz_note(LVMM_GET_IOAPIC, lvmm_get_ioapic(&vm->h, &io));
+		}
+		fz_sleep_us(fz_below(&rng, 1000));
+	}
+	return NULL;
+}
+
 static void fz_control(struct fz_vm *vm, int dev_fd, struct fz_rng *rng,
 		       double end)
 {
 	while (fz_now() < end && !fz_all_done(vm)) {
 		struct fz_vcpu *v = fz_any_vcpu(vm, rng);
-		unsigned int w = fz_below(rng, 100);
+		unsigned int w = fz_below(rng, vm->irqchip ? 112 : 100);
 
 		if (w < 10) {
 			struct lvmm_regs r;
@@ -1523,10 +2264,25 @@ static void fz_control(struct fz_vm *vm, int dev_fd, struct fz_rng *rng,
 		} else if (w < 93) {
 			if (fz_chance(rng, 4))
 				fz_close_race(vm, rng);
-		} else {
+		} else if (w < 100) {
 			struct lvmm_vm_info info;
 
 			fz_note(LVMM_GET_VM_INFO, lvmm_vm_info(&vm->h, &info));
+		} else if (w < 104) {
+			fz_ioapic_program(vm, rng);
+		} else if (w < 108) {
+			fz_lapic_program(v, rng);
+		} else {
+			__u32 st;
+
+			/* Who is halted; sometimes wake or park one. */
+			if (!fz_note(LVMM_GET_MP_STATE,
+				     lvmm_get_mp_state(&v->h, &st)))
+				fz_inc(stats->mp_seen[st < 3 ? st : 3]);
+			if (fz_chance(rng, 4))
+				fz_note(LVMM_SET_MP_STATE,
+					lvmm_set_mp_state(&v->h,
+							  fz_below(rng, 3)));
 		}
 		fz_sleep_us(fz_below(rng, 2000));
 	}
@@ -1605,6 +2361,17 @@ static void fz_vm_life(const struct fz_opts *o, int dev_fd, uint64_t seed,
 		fz_mem_fill(vm, 0, FZ_MEM_SIZE, &rng);
 	}
 
+	/* One VM in three has the in-kernel APICs. */
+	if (fz_chance(&rng, 3)) {
+		r = fz_note(LVMM_CREATE_IRQCHIP, lvmm_create_irqchip(&vm->h));
+		if (!r) {
+			vm->irqchip = true;
+			fz_inc(stats->irqchip_vms);
+		} else {
+			fz_inc(stats->irqchip_failed);
+		}
+	}
+
 	nvcpus = 1 + fz_below(&rng, FZ_MAX_VCPUS);
 	for (i = 0; i < nvcpus; i++) {
 		struct fz_vcpu *v = &vm->vcpu[i];
@@ -1616,13 +2383,15 @@ static void fz_vm_life(const struct fz_opts *o, int dev_fd, uint64_t seed,
 		fz_inc(stats->vcpus);
 		v->vm = vm;
 		v->index = i;
+		v->idt_page = ~0ULL;
 		v->seed = fz_derive(seed, i);
 		vm->nvcpus++;
 		fz_vcpu_setup(vm, v, &rng);
 	}
 	if (o->verbose > 1)
-		fz_log("# %s: seed %llu, %.2f s, vCPUs: %s %s %s", name,
+		fz_log("# %s: seed %llu, %.2f s,%s vCPUs: %s %s %s", name,
 		       (unsigned long long)seed, end - fz_now(),
+		       vm->irqchip ? " irqchip," : "",
 		       vm->vcpu[0].what, vm->vcpu[1].what, vm->vcpu[2].what);
 	if (!vm->nvcpus)
 		goto out_close;
@@ -1636,11 +2405,19 @@ static void fz_vm_life(const struct fz_opts *o, int dev_fd, uint64_t seed,
 		}
 		v->started = true;
 	}
+	if (vm->irqchip && !pthread_create(&vm->irq_thread, NULL,
+					   fz_irq_lines, vm))
+		vm->irq_started = true;
 
 	fz_control(vm, dev_fd, &rng, end);
 
-	/* A RUN may be in the guest: SIGUSR1 until each thread notices. */
+	/*
+	 * A RUN may be in the guest, or halted in the kernel: SIGUSR1 until
+	 * each thread notices.
+	 */
 	fz_store(vm->stop, 1);
+	if (vm->irq_started)
+		pthread_join(vm->irq_thread, NULL);
 	for (i = 0; i < vm->nvcpus; i++) {
 		struct fz_vcpu *v = &vm->vcpu[i];
 
@@ -1652,6 +2429,8 @@ static void fz_vm_life(const struct fz_opts *o, int dev_fd, uint64_t seed,
 		}
 		pthread_join(v->thread, NULL);
 	}
+	for (i = 0; i < vm->nvcpus; i++)
+		fz_idt_harvest(vm, &vm->vcpu[i]);
 
 out_close:
 	fz_vm_teardown(vm, &rng);
@@ -2146,6 +2925,25 @@ static void fz_summary(const struct fz_opts *o, double secs)
 	       (unsigned long long)stats->mem_writes,
 	       (unsigned long long)stats->sigbus);
 
+	fz_log("# irqchip VMs %llu (CREATE_IRQCHIP failed %llu), APIC guest programs %llu, sane IDTs %llu",
+	       (unsigned long long)stats->irqchip_vms,
+	       (unsigned long long)stats->irqchip_failed,
+	       (unsigned long long)stats->apic_code,
+	       (unsigned long long)stats->sane_idt);
+	fz_log("# IRQ line ops %llu, I/O APIC programs %llu, LAPIC programs %llu",
+	       (unsigned long long)stats->irq_line_ops,
+	       (unsigned long long)stats->ioapic_progs,
+	       (unsigned long long)stats->lapic_progs);
+	fz_log("# RUN EINTR %llu, of which seen waiting (halted or for a SIPI) %llu",
+	       (unsigned long long)stats->run_eintr,
+	       (unsigned long long)stats->eintr_waiting);
+	fz_log("# interrupts taken by guests with a sane IDT (counted by the guest): %llu",
+	       (unsigned long long)stats->guest_irqs);
+	fz_log("# MP states seen: runnable %llu, halted %llu, wait-SIPI %llu, other %llu",
+	       (unsigned long long)stats->mp_seen[0],
+	       (unsigned long long)stats->mp_seen[1],
+	       (unsigned long long)stats->mp_seen[2],
+	       (unsigned long long)stats->mp_seen[3]);
 	fz_log("# exit reasons:");
 	for (i = 0; i < FZ_NR_EXITS; i++)
 		fz_log("#   %-16s %12llu", i < FZ_NR_EXITS - 1 ?
