@@ -303,6 +303,21 @@ int lvmm_ioapic_load(struct lvmm_vm *vm, const struct lvmm_ioapic_state *st)
 }
 
 /*
+ * The VM was just frozen (vm->frozen set, before this): a delivery that
+ * read it unset, under the lock, has finished once the lock is ours, and
+ * every later one sees it set.  Then a save may take the local APICs.
+ */
+void lvmm_ioapic_quiesce(struct lvmm_vm *vm)
+{
+	struct lvmm_ioapic *io = READ_ONCE(vm->ioapic);
+
+	if (io) {
+		spin_lock(&io->lock);
+		spin_unlock(&io->lock);
+	}
+}
+
+/*
  * Send what waits: edges held back (by a mask since lifted, or while the
  * VM was frozen) and asserted level lines without a remote IRR.  After a
  * thaw, after LVMM_SET_IOAPIC, and by a restore once the local APICs are

@@ -541,6 +541,7 @@ int lvmm_vm_irq_line(struct lvmm_vm *vm, void __user *argp);
 long lvmm_vm_ioapic_state(struct lvmm_vm *vm, void __user *argp, bool set);
 void lvmm_ioapic_save(struct lvmm_vm *vm, struct lvmm_ioapic_state *st);
 int lvmm_ioapic_load(struct lvmm_vm *vm, const struct lvmm_ioapic_state *st);
+void lvmm_ioapic_quiesce(struct lvmm_vm *vm);
 void lvmm_ioapic_resend(struct lvmm_vm *vm);
 
 /* Must the vCPU wait (HLT, or for SIPI) before it can enter? */

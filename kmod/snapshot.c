@@ -620,6 +620,8 @@ int lvmm_save_vcpus(struct lvmm_vm *vm, struct lvmm_vcpu_image **imgs,
 	u64 xcr0 = 0;
 	int r = 0;
 
+	/* No I/O APIC delivery still under way into the APICs taken here. */
+	lvmm_ioapic_quiesce(vm);
 	for (i = 0; i < LVMM_MAX_VCPUS && !r; i++) {
 		/* Pairs with smp_store_release() in lvmm_vcpu_add(). */
 		struct lvmm_vcpu *vcpu = smp_load_acquire(&vm->vcpus[i]);
