@@ -6,6 +6,7 @@
 #include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
+#include <sys/time.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -148,6 +149,83 @@ TEST(sigkill_spinning_guest)
 		vcpu_expect_sync(vcpu, 1);
 		vm_free(vm);
 	}
+}
+
+static u64 mono_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return ts.tv_sec * 1000000000ULL + ts.tv_nsec;
+}
+
+/* One RUN with SIGALRM due in @ms; returns __vcpu_run()'s value. */
+static int run_with_alarm(struct lvmm_vcpu *vcpu, unsigned int ms)
+{
+	struct itimerval it = { .it_value.tv_usec = ms * 1000 };
+	struct itimerval off = {};
+	int r;
+
+	setitimer(ITIMER_REAL, &it, NULL);
+	r = __vcpu_run(vcpu);
+	setitimer(ITIMER_REAL, &off, NULL);
+	return r;
+}
+
+/*
+ * Host interrupts end guest mode whatever the guest's IF, also after an
+ * entry the CPU refused.  QEMU 7.2 writes its own int_ctl, without
+ * V_INTR_MASKING, into the VMCB when VMRUN fails an early check (here a
+ * CR3 above its 40 physical-address bits, which it tests even for a
+ * real-mode guest).  A guest spinning with IF clear then kept its host
+ * CPU from every interrupt and IPI: the whole -smp 1 sandbox stopped
+ * (issue 13, Documentation/sandbox.rst section 3).
+ */
+TEST(cli_spin_after_refused_entry)
+{
+	static const u8 code[] = { 0xfa, 0xeb, 0xfe };	/* cli; jmp . */
+	struct sigaction sa = { .sa_handler = sigusr1 };
+	struct lvmm_sregs sregs;
+	struct lvmm_regs regs;
+	struct lvmm_vcpu *vcpu;
+	struct lvmm_vm *vm;
+	u64 t0, ms;
+	u8 *mem;
+	int r;
+
+	TEST_REQUIRE(lvmm_dev_present());
+	ASSERT_EQ(0, sigaction(SIGALRM, &sa, NULL));
+	vm = vm_create_bare(NULL);
+	mem = vm_add_memslot(vm, 0, 0, 0, SZ_2M);
+	memcpy(mem + 0x1000, code, sizeof(code));
+	vcpu = vm_vcpu_add_raw(vm, 0);
+	vcpu_sregs_get(vcpu, &sregs);
+	sregs.cs.selector = 0;
+	sregs.cs.base = 0;
+	sregs.cr3 = 1ULL << 44;		/* paging is off: unused */
+	vcpu_sregs_set(vcpu, &sregs);
+	vcpu_regs_get(vcpu, &regs);
+	regs.rip = 0x1000;
+	vcpu_regs_set(vcpu, &regs);
+
+	/* An emulator refuses the entry; hardware runs the spin. */
+	r = run_with_alarm(vcpu, 100);
+	TH_LOG("first entry: %d, exit reason %u (internal error %u, data %llx %llx)",
+	       r, vcpu->run->exit_reason, vcpu->run->internal.suberror,
+	       vcpu->run->internal.data[0], vcpu->run->internal.data[1]);
+
+	sregs.cr3 = 0;
+	vcpu_sregs_set(vcpu, &sregs);
+	vcpu_regs_set(vcpu, &regs);
+	t0 = mono_ns();
+	r = run_with_alarm(vcpu, 100);
+	ms = (mono_ns() - t0) / 1000000;
+	EXPECT_EQ(-EINTR, r);
+	/* Without the fix: forever on one CPU, the watchdog's 1 s on more. */
+	EXPECT_LT(ms, 700) TH_LOG("the spin held its CPU for %llu ms", ms);
+	vcpu_regs_get(vcpu, &regs);
+	EXPECT_EQ(0x1001, regs.rip);
+	vm_free(vm);
 }
 
 TEST_HARNESS_MAIN

@@ -1002,6 +1002,7 @@ static void svm_guard_snapshot(struct svm_vcpu *svm, struct svm_cpu *sc)
 	memcpy(sc->regs_snap, svm->vcpu.regs, sizeof(sc->regs_snap));
 	sc->event_inj_snap = vmcb->control.event_inj;
 	sc->event_inj_err_snap = vmcb->control.event_inj_err;
+	sc->int_ctl_snap = vmcb->control.int_ctl;
 }
 
 static void svm_guard_restore(struct svm_vcpu *svm, struct svm_cpu *sc)
@@ -1012,6 +1013,8 @@ static void svm_guard_restore(struct svm_vcpu *svm, struct svm_cpu *sc)
 	memcpy(svm->vcpu.regs, sc->regs_snap, sizeof(sc->regs_snap));
 	vmcb->control.event_inj = sc->event_inj_snap;
 	vmcb->control.event_inj_err = sc->event_inj_err_snap;
+	/* The emulator wrote its own (host-mode) int_ctl there too. */
+	vmcb->control.int_ctl = sc->int_ctl_snap;
 	sc->last_vmcb = NULL;		/* reload it all */
 }
 
@@ -1099,6 +1102,24 @@ static enum svm_guard svm_guard_entry(struct svm_vcpu *svm,
 			    vmcb->control.exit_info_1,
 			    vmcb->control.exit_info_2);
 	return SVM_GUARD_LOST;
+}
+
+/*
+ * V_INTR_MASKING must be set at every VMRUN: with it clear, the guest's
+ * RFLAGS.IF decides whether the host's own interrupts end guest mode, and
+ * a guest that spins with IF=0 keeps its host CPU from every tick and IPI
+ * (issue 13, Documentation/sandbox.rst section 3).  lvmm never clears it,
+ * but an emulator can write its own int_ctl over the VMCB's at a #VMEXIT:
+ * put it back before the next VMRUN, and say which exit lost it.
+ */
+static void svm_restore_intr_masking(struct svm_vcpu *svm)
+{
+	struct vmcb_control_area *c = &svm->vmcb->control;
+
+	pr_warn_ratelimited("lvmm: vCPU %u: V_INTR_MASKING was clear after exit 0x%x (int_ctl 0x%x); set again\n",
+			    svm->vcpu.id, (u32)c->exit_code, c->int_ctl);
+	c->int_ctl |= V_INTR_MASKING_MASK;
+	vmcb_mark_dirty(svm, VMCB_INTR);
 }
 
 /* svm_enter(): the exit is not the guest's; run->exit_reason is set. */
@@ -1200,6 +1221,8 @@ static int svm_enter(struct svm_vcpu *svm)
 	}
 	local_irq_enable();
 	preempt_enable();
+	if (unlikely(!(vmcb->control.int_ctl & V_INTR_MASKING_MASK)))
+		svm_restore_intr_masking(svm);
 	if (unlikely(guard == SVM_GUARD_LOST)) {
 		lvmm_internal_error(vcpu, LVMM_INTERNAL_ERROR_STATE_LOST, 2,
 				    (u64)vmcb->control.exit_code,

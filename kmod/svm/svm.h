@@ -50,7 +50,7 @@ struct svm_cpu {
 	/* Under a hypervisor: the entry's state, see svm_guard_entry(). */
 	struct vmcb_save_area save_snap;
 	u64 regs_snap[LVMM_NR_GPRS];
-	u32 event_inj_snap, event_inj_err_snap;
+	u32 event_inj_snap, event_inj_err_snap, int_ctl_snap;
 };
 
 /* Pages the nested page fault path may need, allocated before the lock. */
