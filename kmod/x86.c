@@ -295,8 +295,8 @@ static u64 lvmm_next_rip(const struct lvmm_cpu_mode *m, u64 rip, int len)
 
 /*
  * The address of the instruction after the one at RIP, for the exits whose
- * instruction lvmm completes itself: HLT, CPUID, RDMSR/WRMSR, RDPMC, INVD,
- * WBINVD, VMMCALL, XSETBV, MOV to/from DR.
+ * instruction lvmm completes itself: HLT, PAUSE, CPUID, RDMSR/WRMSR, RDPMC,
+ * INVD, WBINVD, VMMCALL, XSETBV, MOV to/from DR.
  */
 int lvmm_insn_length(struct lvmm_vcpu *vcpu, const struct lvmm_cpu_mode *m,
 		     u64 *next_rip)
@@ -305,7 +305,7 @@ int lvmm_insn_length(struct lvmm_vcpu *vcpu, const struct lvmm_cpu_mode *m,
 
 	if (lvmm_decode(vcpu, m, &in))
 		return -EINVAL;
-	if (in.op == 0xf4)
+	if (in.op == 0xf4 || (in.op == 0x90 && in.rep))	/* HLT, PAUSE */
 		goto done;
 	if (in.op != 0x0f)
 		return -EINVAL;

@@ -727,6 +727,14 @@ static void svm_irq_window(struct svm_vcpu *svm, bool on)
 	 * writes come to lvmm instead.  Rare and cheap on hardware too.
 	 */
 	svm_intercept(svm, INTERCEPT_CR8_WRITE, on);
+	/*
+	 * Under QEMU an entry with V_IRQ set can lose the host's interrupt
+	 * (svm_guard_apic_poll()), and only an exit gets it back: a guest
+	 * spinning on a lock with IF clear would never give one.  Let its
+	 * PAUSE exit while the window is asked for.
+	 */
+	if (svm_nested_guard)
+		svm_intercept(svm, INTERCEPT_PAUSE, on);
 }
 
 /*
@@ -1071,6 +1079,27 @@ static void svm_guard_tr_exit(struct vmcb *vmcb)
 		vmcb->save.tr.attrib |= SVM_TSS_BUSY;
 }
 
+/*
+ * QEMU 7.2's VMRUN sets its virtual-interrupt request (V_IRQ in int_ctl)
+ * with a plain read-modify-write of the CPU's interrupt_request, without
+ * the big lock, while the I/O thread may be setting the host APIC's poll
+ * request in the same word: that request is then lost.  The host APIC
+ * keeps the interrupt in its IRR but nothing asks the CPU to take it, and
+ * a one-shot timer is not armed again until its interrupt runs, so a CPU
+ * with no other interrupt source never takes one again (the -smp 1
+ * sandbox stopped with a guest spinning on a lock; Documentation/sandbox.rst
+ * section 10).  A CR8 write in the host makes QEMU's APIC look at its IRR
+ * again: do one, with the value CR8 already has, after each entry that
+ * asked for an interrupt window.
+ */
+static void svm_guard_apic_poll(void)
+{
+	unsigned long cr8;
+
+	asm volatile("mov %%cr8, %0" : "=r" (cr8));
+	asm volatile("mov %0, %%cr8" : : "r" (cr8) : "memory");
+}
+
 /* Keep the XCR0 a guest set without an intercept, if lvmm allows it. */
 static void svm_guard_xcr0(struct lvmm_vcpu *vcpu)
 {
@@ -1131,7 +1160,7 @@ static int svm_enter(struct svm_vcpu *svm)
 	struct vmcb *vmcb = svm->vmcb;
 	struct svm_cpu *sc;
 	enum svm_guard guard = SVM_GUARD_OK;
-	bool swap_xcr0, swap_tsc_aux;
+	bool swap_xcr0, swap_tsc_aux, irq_window = false;
 	u64 start, stay;
 	int cpu;
 
@@ -1185,6 +1214,7 @@ static int svm_enter(struct svm_vcpu *svm)
 	if (svm_nested_guard) {
 		svm_guard_tr_enter(vmcb);
 		svm_guard_snapshot(svm, sc);
+		irq_window = vmcb->control.int_ctl & V_IRQ_MASK;
 	}
 	start = local_clock();
 	/*
@@ -1195,6 +1225,8 @@ static int svm_enter(struct svm_vcpu *svm)
 	raw_local_irq_enable();
 	lvmm_svm_vmrun(vcpu->regs, svm->vmcb_pa, sc->host_save_pa);
 	raw_local_irq_disable();
+	if (unlikely(irq_window))
+		svm_guard_apic_poll();
 	lvmm_guest_exit_irqoff();
 	stay = local_clock() - start;
 	vcpu->stat.guest_ns += stay;
@@ -1704,6 +1736,7 @@ static const svm_exit_handler svm_exit_handlers[SVM_EXIT_MAX] = {
 	[SVM_EXIT_MWAIT_COND]		= svm_handle_ud,
 	[SVM_EXIT_RDPRU]		= svm_handle_ud,
 	[SVM_EXIT_RDPMC]		= svm_handle_gp,
+	[SVM_EXIT_PAUSE]		= svm_skip,
 	[SVM_EXIT_INVD]			= svm_skip,
 	[SVM_EXIT_WBINVD]		= svm_skip,
 	[SVM_EXIT_XSETBV]		= svm_handle_xsetbv,
