@@ -41,10 +41,15 @@
 #include <sys/ioctl.h>
 #include <sys/mman.h>
 #include <sys/prctl.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 
+#include <linux/genetlink.h>
+#include <linux/netlink.h>
+
 #include "lvmm.h"
+#include "linux/lvmm_nl.h"
 
 #ifndef sigev_notify_thread_id
 #define sigev_notify_thread_id	_sigev_un._tid
@@ -252,6 +257,9 @@ struct fz_stats {
 	uint64_t ioc_err[FZ_NR_IOC][FZ_NR_ERRNO];
 	uint64_t vmctl_runs[FZ_NR_VMCTL], vmctl_failed[FZ_NR_VMCTL];
 	uint64_t vmctl_hung, vmctl_slow, vmctl_max_ms;
+	/* Random generic-netlink messages of the lvmm family. */
+	uint64_t nl_sent, nl_ok, nl_dumps, nl_lost;
+	uint64_t nl_err[FZ_NR_ERRNO];
 	int vmctl_stop;			/* set by the parent */
 };
 
@@ -2609,14 +2617,303 @@ static unsigned int fz_vm_names(const char *json, const char *prefix,
 	return n;
 }
 
+/*
+ * ---- random netlink messages ---------------------------------------------
+ *
+ * Raw generic netlink, so that the messages can be what no library would
+ * build: any command, version and flags, attributes of any type, length
+ * and nesting, names of live VMs or garbage.  An fd attribute only ever
+ * names /dev/null, the socket itself or no open fd, so that a vm-save
+ * cannot write into the fuzzer's own output.
+ */
+struct fz_nl {
+	int sock, devnull, family;
+	unsigned int seq;
+};
+
+#define FZ_NL_BUF	4096
+
+static int fz_nl_put(char *buf, size_t *len, int type, const void *data,
+		     size_t n)
+{
+	struct nlattr *a = (struct nlattr *)(buf + *len);
+	size_t total = NLA_ALIGN(NLA_HDRLEN + n);
+
+	if (*len + total > FZ_NL_BUF)
+		return -1;
+	a->nla_type = type;
+	a->nla_len = NLA_HDRLEN + n;
+	memcpy(buf + *len + NLA_HDRLEN, data, n);
+	memset(buf + *len + NLA_HDRLEN + n, 0, total - NLA_HDRLEN - n);
+	*len += total;
+	return 0;
+}
+
+/* Send @len bytes at @buf: the kernel's answer, 0 or -errno (-ETIMEDOUT: none). */
+static int fz_nl_talk(struct fz_nl *nl, char *buf, size_t len, bool dump)
+{
+	static char in[1 << 16];
+	struct nlmsghdr *h = (struct nlmsghdr *)buf;
+	int i;
+
+	h->nlmsg_len = len;
+	h->nlmsg_seq = ++nl->seq;
+	if (send(nl->sock, buf, len, 0) < 0)
+		return -errno;
+	/* Dumps answer in parts; give up after a few empty waits. */
+	for (i = 0; i < (dump ? 64 : 4); i++) {
+		struct pollfd p = { .fd = nl->sock, .events = POLLIN };
+		ssize_t n;
+
+		if (poll(&p, 1, 200) <= 0)
+			return -ETIMEDOUT;
+		n = recv(nl->sock, in, sizeof(in), MSG_DONTWAIT);
+		if (n < 0)
+			return errno == ENOBUFS ? -ENOBUFS : -errno;
+		for (h = (struct nlmsghdr *)in; NLMSG_OK(h, (size_t)n);
+		     h = NLMSG_NEXT(h, n)) {
+			if (h->nlmsg_seq != nl->seq)
+				continue;
+			if (h->nlmsg_type == NLMSG_DONE)
+				return 0;
+			if (h->nlmsg_type == NLMSG_ERROR) {
+				struct nlmsgerr *e = NLMSG_DATA(h);
+
+				return e->error;
+			}
+		}
+	}
+	return -ETIMEDOUT;
+}
+
+static bool fz_nl_open(struct fz_nl *nl)
+{
+	struct sockaddr_nl sa = { .nl_family = AF_NETLINK };
+	char buf[FZ_NL_BUF], in[FZ_NL_BUF];
+	struct nlmsghdr *h = (struct nlmsghdr *)buf;
+	struct genlmsghdr *g = NLMSG_DATA(h);
+	size_t len = NLMSG_LENGTH(GENL_HDRLEN);
+	ssize_t n;
+
+	nl->family = -1;
+	nl->sock = socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC, NETLINK_GENERIC);
+	nl->devnull = open("/dev/null", O_WRONLY | O_CLOEXEC);
+	if (nl->sock < 0 || nl->devnull < 0 ||
+	    bind(nl->sock, (struct sockaddr *)&sa, sizeof(sa)))
+		return false;
+	memset(buf, 0, sizeof(buf));
+	h->nlmsg_type = GENL_ID_CTRL;
+	h->nlmsg_flags = NLM_F_REQUEST;
+	g->cmd = CTRL_CMD_GETFAMILY;
+	g->version = 1;
+	if (fz_nl_put(buf, &len, CTRL_ATTR_FAMILY_NAME, LVMM_FAMILY_NAME,
+		      strlen(LVMM_FAMILY_NAME) + 1))
+		return false;
+	h->nlmsg_len = len;
+	if (send(nl->sock, buf, len, 0) < 0)
+		return false;
+	n = recv(nl->sock, in, sizeof(in), 0);
+	h = (struct nlmsghdr *)in;
+	if (n <= 0 || !NLMSG_OK(h, (size_t)n) ||
+	    h->nlmsg_type != GENL_ID_CTRL)
+		return false;
+	{
+		struct nlattr *a = (struct nlattr *)((char *)NLMSG_DATA(h) +
+						     GENL_HDRLEN);
+		int left = h->nlmsg_len - NLMSG_LENGTH(GENL_HDRLEN);
+
+		while (left >= NLA_HDRLEN && a->nla_len >= NLA_HDRLEN &&
+		       a->nla_len <= left) {
+			if ((a->nla_type & NLA_TYPE_MASK) == CTRL_ATTR_FAMILY_ID)
+				nl->family = *(uint16_t *)((char *)a +
+							   NLA_HDRLEN);
+			left -= NLA_ALIGN(a->nla_len);
+			a = (struct nlattr *)((char *)a + NLA_ALIGN(a->nla_len));
+		}
+	}
+	return nl->family >= 0;
+}
+
+/* One attribute's payload: a number, a live VM's name, or garbage. */
+static size_t fz_nl_payload(struct fz_nl *nl, struct fz_rng *rng, int type,
+			    char names[][LVMM_VM_NAME_LEN], unsigned int n,
+			    unsigned char *p)
+{
+	uint64_t v = fz_interesting(rng);
+	size_t len;
+
+	switch (fz_below(rng, 6)) {
+	case 0:
+		len = 4;
+		break;
+	case 1:
+		len = 8;
+		break;
+	case 2:
+		len = 0;
+		break;
+	case 3:
+		if (n) {
+			const char *name = names[fz_below(rng, n)];
+
+			len = strlen(name);
+			memcpy(p, name, len + 1);
+			return len + !fz_chance(rng, 8);	/* unterminated */
+		}
+		/* fall through */
+	default:
+		len = fz_below(rng, fz_chance(rng, 8) ? 600 : 40);
+		for (size_t i = 0; i < len; i++)
+			p[i] = fz_rand(rng);
+		return len;
+	}
+	if (len == 4 && (type == LVMM_A_VM_SAVE_FD ||
+			 type == LVMM_A_VM_MIGRATE_FD)) {
+		static const int pick[] = { -1, 0x7fffffff };
+		int fd = fz_chance(rng, 2) ? nl->devnull : fz_chance(rng, 2) ?
+			 nl->sock : pick[fz_below(rng, 2)];
+
+		memcpy(p, &fd, 4);
+		return 4;
+	}
+	if (len == 4 && fz_chance(rng, 2))
+		v = fz_below(rng, 3000);	/* ids, pins, percentages */
+	memcpy(p, &v, len);
+	return len;
+}
+
+/*
+ * Most requests are well formed around one mutation, so that they get
+ * past the policy into the handlers: a valid command naming a live VM (or
+ * a random id), then attributes of the command's own set, mostly of the
+ * right size, with interesting values.
+ */
+static void fz_nl_shaped(struct fz_nl *nl, struct fz_rng *rng, char *buf,
+			 size_t *len, int cmd, char names[][LVMM_VM_NAME_LEN],
+			 unsigned int n)
+{
+	bool sched = cmd == LVMM_CMD_SCHED_GET || cmd == LVMM_CMD_SCHED_SET;
+	int max = sched ? LVMM_A_SCHED_MAX : LVMM_A_VM_MAX;
+	unsigned int k, extra = fz_below(rng, 4);
+	unsigned char p[64];
+
+	/* LVMM_A_VM_ID/NAME and LVMM_A_SCHED_VM_ID/NAME are 1 and 2. */
+	if (n && !fz_chance(rng, 4)) {
+		const char *name = names[fz_below(rng, n)];
+
+		fz_nl_put(buf, len, LVMM_A_VM_NAME, name, strlen(name) + 1);
+	} else {
+		uint32_t id = fz_below(rng, 3000);
+
+		fz_nl_put(buf, len, LVMM_A_VM_ID, &id, 4);
+	}
+	for (k = 0; k < extra; k++) {
+		int type = 3 + fz_below(rng, max - 2);
+		uint64_t v = fz_chance(rng, 2) ? fz_below(rng, 200) :
+						  fz_interesting(rng);
+		size_t plen = fz_chance(rng, 4) ? 8 : fz_chance(rng, 8) ? 0 : 4;
+
+		if (sched && type == LVMM_A_SCHED_VCPU) {
+			size_t nlen = 0;
+			uint32_t id = fz_below(rng, 4);
+			uint64_t cpus = fz_chance(rng, 2) ? 1 + fz_below(rng, 3) :
+							    fz_rand(rng);
+
+			fz_nl_put((char *)p, &nlen, LVMM_A_SCHED_VCPU_ID, &id, 4);
+			fz_nl_put((char *)p, &nlen, LVMM_A_SCHED_VCPU_CPUS, &cpus,
+				  fz_below(rng, 9));
+			fz_nl_put(buf, len, type | NLA_F_NESTED, p, nlen);
+			continue;
+		}
+		if (plen == 4 && !sched && (type == LVMM_A_VM_SAVE_FD ||
+					    type == LVMM_A_VM_MIGRATE_FD))
+			plen = fz_nl_payload(nl, rng, type, names, 0, p);
+		else
+			memcpy(p, &v, plen);
+		fz_nl_put(buf, len, type, p, plen);
+	}
+}
+
+/* A random request to the lvmm family; counted by its answer. */
+static void fz_nl_once(struct fz_nl *nl, struct fz_rng *rng,
+		       char names[][LVMM_VM_NAME_LEN], unsigned int n)
+{
+	char buf[FZ_NL_BUF];
+	struct nlmsghdr *h = (struct nlmsghdr *)buf;
+	struct genlmsghdr *g = NLMSG_DATA(h);
+	size_t len = NLMSG_LENGTH(GENL_HDRLEN);
+	unsigned int k, attrs = fz_below(rng, 7);
+	bool dump = fz_chance(rng, 4);
+	int err;
+
+	memset(buf, 0, NLMSG_LENGTH(GENL_HDRLEN));
+	h->nlmsg_type = nl->family;
+	g->version = fz_chance(rng, 8) ? fz_rand(rng) : LVMM_FAMILY_VERSION;
+	if (!fz_chance(rng, 4)) {
+		g->cmd = 1 + fz_below(rng, LVMM_CMD_MAX);
+		dump = (g->cmd == LVMM_CMD_VM_GET ||
+			g->cmd == LVMM_CMD_VCPU_GET) && fz_chance(rng, 3);
+		attrs = 0;
+		fz_nl_shaped(nl, rng, buf, &len, g->cmd, names, n);
+	} else {
+		g->cmd = fz_below(rng, LVMM_CMD_MAX + 3);
+	}
+	/* Always an ack: every request gets an answer to wait for. */
+	h->nlmsg_flags = NLM_F_REQUEST | NLM_F_ACK | (dump ? NLM_F_DUMP : 0);
+	for (k = 0; k < attrs; k++) {
+		unsigned char p[640];
+		int type = fz_below(rng, 40);
+		size_t plen;
+
+		if (fz_chance(rng, 6)) {
+			/* A nest of one to three children. */
+			unsigned char nest[640];
+			size_t nlen = 0, c, cl;
+
+			for (c = 0; c < 1 + fz_below(rng, 3); c++) {
+				int ct = fz_below(rng, 12);
+
+				cl = fz_nl_payload(nl, rng, ct, names, n, p);
+				if (nlen + NLA_ALIGN(NLA_HDRLEN + cl) >
+				    sizeof(nest))
+					break;
+				fz_nl_put((char *)nest, &nlen, ct, p, cl);
+			}
+			plen = nlen;
+			memcpy(p, nest, nlen);
+			type |= NLA_F_NESTED;
+		} else {
+			plen = fz_nl_payload(nl, rng, type, names, n, p);
+		}
+		if (fz_nl_put(buf, &len, type, p, plen))
+			break;
+	}
+	fz_inc(stats->nl_sent);
+	if (dump)
+		fz_inc(stats->nl_dumps);
+	err = fz_nl_talk(nl, buf, len, dump);
+	if (err == -ETIMEDOUT || err == -ENOBUFS)
+		fz_inc(stats->nl_lost);
+	else if (!err)
+		fz_inc(stats->nl_ok);
+	else
+		fz_inc(stats->nl_err[-err < FZ_NR_ERRNO ? -err : 0]);
+}
+
 static void fz_vmctl_loop(const struct fz_opts *o)
 {
 	static char out[1 << 16];
 	char names[FZ_MAX_NAMES][LVMM_VM_NAME_LEN];
 	struct fz_rng rng;
 
+	struct fz_nl nl;
+	bool nl_ok;
+
 	prctl(PR_SET_PDEATHSIG, SIGKILL);
 	fz_rng_init(&rng, fz_derive(o->seed, ~0ULL));
+	nl_ok = fz_nl_open(&nl);
+	if (!nl_ok)
+		fz_log("# netlink: no lvmm family, no random messages");
 	while (!fz_load(stats->vmctl_stop)) {
 		const char *list[] = { "-j", "list", NULL };
 		unsigned int n, k;
@@ -2651,6 +2948,8 @@ static void fz_vmctl_loop(const struct fz_opts *o)
 			if (fz_vmctl_exec(o->vmctl, args, NULL, 0))
 				fz_inc(stats->vmctl_failed[c]);
 		}
+		for (k = 0; nl_ok && k < 1 + fz_below(&rng, 8); k++)
+			fz_nl_once(&nl, &rng, names, n);
 		fz_sleep_us(fz_below(&rng, 30000));
 	}
 }
@@ -2994,6 +3293,16 @@ static void fz_summary(const struct fz_opts *o, double secs)
 		       fz_vmctl_names[i],
 		       (unsigned long long)stats->vmctl_runs[i],
 		       (unsigned long long)stats->vmctl_failed[i]);
+	fz_log("# netlink: %llu random requests (%llu dumps), %llu ok, %llu unanswered",
+	       (unsigned long long)stats->nl_sent,
+	       (unsigned long long)stats->nl_dumps,
+	       (unsigned long long)stats->nl_ok,
+	       (unsigned long long)stats->nl_lost);
+	for (i = 0; i < FZ_NR_ERRNO; i++)
+		if (stats->nl_err[i])
+			fz_log("#   netlink %-12s %10llu",
+			       i ? fz_errname(i) : "other",
+			       (unsigned long long)stats->nl_err[i]);
 	fz_log("# vmctl: %llu hung (killed), %llu slower than %d ms, slowest %llu ms",
 	       (unsigned long long)stats->vmctl_hung,
 	       (unsigned long long)stats->vmctl_slow, FZ_VMCTL_SLOW_MS,
