@@ -1139,7 +1139,8 @@ static enum svm_guard svm_guard_entry(struct svm_vcpu *svm,
  * a guest that spins with IF=0 keeps its host CPU from every tick and IPI
  * (issue 13, Documentation/sandbox.rst section 3).  lvmm never clears it,
  * but an emulator can write its own int_ctl over the VMCB's at a #VMEXIT:
- * put it back before the next VMRUN, and say which exit lost it.
+ * under one, put it back before the next VMRUN and say which exit lost it.
+ * svm_guard_restore() covers the cases known; this catches any other.
  */
 static void svm_restore_intr_masking(struct svm_vcpu *svm)
 {
@@ -1253,7 +1254,8 @@ static int svm_enter(struct svm_vcpu *svm)
 	}
 	local_irq_enable();
 	preempt_enable();
-	if (unlikely(!(vmcb->control.int_ctl & V_INTR_MASKING_MASK)))
+	if (unlikely(svm_nested_guard &&
+		     !(vmcb->control.int_ctl & V_INTR_MASKING_MASK)))
 		svm_restore_intr_masking(svm);
 	if (unlikely(guard == SVM_GUARD_LOST)) {
 		lvmm_internal_error(vcpu, LVMM_INTERNAL_ERROR_STATE_LOST, 2,

@@ -13,7 +13,8 @@
  * x2APIC MSR, APIC base, TSC-deadline and I/O APIC accesses and sti; hlt,
  * and a thread of its own raises and lowers the I/O APIC's lines.  Every
  * third round the parent SIGKILLs the worker at a random moment.  A child
- * runs vmctl on the same VMs meanwhile.  See issues 8 and 13.
+ * runs vmctl on the same VMs meanwhile, and sends random generic-netlink
+ * requests of the lvmm family beside it.  See issues 8 and 13.
  *
  * Everything derives from the seed printed on the first line, so that a
  * round's choices can be replayed (the interleaving of threads cannot).
@@ -2742,6 +2743,14 @@ static size_t fz_nl_payload(struct fz_nl *nl, struct fz_rng *rng, int type,
 	uint64_t v = fz_interesting(rng);
 	size_t len;
 
+	if (type == LVMM_A_VM_SAVE_FD || type == LVMM_A_VM_MIGRATE_FD) {
+		static const int pick[] = { -1, 0x7fffffff };
+		int fd = fz_chance(rng, 2) ? nl->devnull : fz_chance(rng, 2) ?
+			 nl->sock : pick[fz_below(rng, 2)];
+
+		memcpy(p, &fd, 4);
+		return 4;
+	}
 	switch (fz_below(rng, 6)) {
 	case 0:
 		len = 4;
@@ -2766,15 +2775,6 @@ static size_t fz_nl_payload(struct fz_nl *nl, struct fz_rng *rng, int type,
 		for (size_t i = 0; i < len; i++)
 			p[i] = fz_rand(rng);
 		return len;
-	}
-	if (len == 4 && (type == LVMM_A_VM_SAVE_FD ||
-			 type == LVMM_A_VM_MIGRATE_FD)) {
-		static const int pick[] = { -1, 0x7fffffff };
-		int fd = fz_chance(rng, 2) ? nl->devnull : fz_chance(rng, 2) ?
-			 nl->sock : pick[fz_below(rng, 2)];
-
-		memcpy(p, &fd, 4);
-		return 4;
 	}
 	if (len == 4 && fz_chance(rng, 2))
 		v = fz_below(rng, 3000);	/* ids, pins, percentages */
@@ -2825,8 +2825,8 @@ static void fz_nl_shaped(struct fz_nl *nl, struct fz_rng *rng, char *buf,
 			fz_nl_put(buf, len, type | NLA_F_NESTED, p, nlen);
 			continue;
 		}
-		if (plen == 4 && !sched && (type == LVMM_A_VM_SAVE_FD ||
-					    type == LVMM_A_VM_MIGRATE_FD))
+		if (!sched && (type == LVMM_A_VM_SAVE_FD ||
+			       type == LVMM_A_VM_MIGRATE_FD))
 			plen = fz_nl_payload(nl, rng, type, names, 0, p);
 		else
 			memcpy(p, &v, plen);
