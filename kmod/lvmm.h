@@ -166,6 +166,8 @@ struct lvmm_vm_sched {
 
 	/* The reservation: (r) also under the host's lvmm_resv_admit. */
 	u32 reserve;			/* (s)(r) % of one CPU, 0: none */
+	u32 resv_slack;			/* (r) reserve_slack when admitted */
+	u32 resv_cost;			/* (r) ppm of a CPU per vCPU, slack in */
 	bool reserved;			/* (s)(r) the RUN loop boosts */
 	struct list_head resv_node;	/* (r) in lvmm_resv_vms */
 };
@@ -187,17 +189,18 @@ struct lvmm_vcpu_sched {
 	 * Its share of the reservation.  (c) the vCPU thread, (l) the host's
 	 * lvmm_resv_lock, which the boosting kthread takes too.
 	 */
-	s64 resv_quota;			/* (s)(r) ns per window */
-	s64 resv_budget;		/* (c) ns left in this window */
+	s64 resv_quota;			/* (s)(r) guest ns per window */
+	s64 resv_cpu_quota;		/* (s)(r) boosted CPU ns per window */
+	s64 resv_budget;		/* (c) guest ns left in this window */
+	s64 resv_cpu;			/* (c) boosted CPU ns left in it */
 	u64 resv_end;			/* (c) the window it was filled for */
 	struct task_struct *run_task;	/* (c) the thread in RUN */
 	bool boosted;			/* (l) that thread is real-time now */
 	struct task_struct *boosted_task; /* (l) */
 	int saved_policy, saved_nice;	/* (l) what the boost replaced */
 	u64 saved_flags;		/* (l) its reset-on-fork */
-	u64 resv_mark;			/* (c) paid up to; also a boost's */
-	struct preempt_notifier resv_pn; /* (c) */
-	bool resv_pn_on;		/* (c) registered for this RUN */
+	u64 resv_mark;			/* (c) CPU time paid up to */
+	bool resv_mark_stale;		/* (c)(l) boosted since the mark */
 	bool resv_listed;		/* (l)(r) on lvmm_resv_vcpus */
 	u64 boost_start;		/* (l) */
 	struct list_head resv_node;	/* (l)(r) while the VM reserves */

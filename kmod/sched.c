@@ -325,6 +325,37 @@ module_param_cb(reserve_max, &lvmm_reserve_max_ops, &reserve_max, 0644);
 MODULE_PARM_DESC(reserve_max,
 		 "percent of each host CPU that reservations may take, 0-95 (default 90)");
 
+/*
+ * The CPU time a reserved vCPU may spend at real-time priority beyond its
+ * share of guest time, in percent of the share: what its exits cost lvmm
+ * to handle.  Admission counts the share with its slack, so a guest that
+ * exits all the time holds the CPU no longer than admission allowed for.
+ */
+static unsigned int reserve_slack = 25;
+
+static int lvmm_reserve_slack_set(const char *val,
+				  const struct kernel_param *kp)
+{
+	unsigned int v;
+	int r = kstrtouint(val, 0, &v);
+
+	if (r)
+		return r;
+	if (v > 100)
+		return -EINVAL;
+	/* Read once by admission, under lvmm_resv_admit: a plain store. */
+	WRITE_ONCE(reserve_slack, v);
+	return 0;
+}
+
+static const struct kernel_param_ops lvmm_reserve_slack_ops = {
+	.set = lvmm_reserve_slack_set,
+	.get = param_get_uint,
+};
+module_param_cb(reserve_slack, &lvmm_reserve_slack_ops, &reserve_slack, 0644);
+MODULE_PARM_DESC(reserve_slack,
+		 "percent of its share a reserved vCPU may spend on exits at real-time priority, 0-100 (default 25)");
+
 static DEFINE_MUTEX(lvmm_resv_admit);	/* admission, lvmm_resv_vms */
 static LIST_HEAD(lvmm_resv_vms);	/* VMs with a reservation */
 /*
@@ -344,6 +375,29 @@ static u64 lvmm_resv_end;
 static struct hrtimer lvmm_resv_timer;	/* runs while any VM reserves */
 static struct kthread_worker *lvmm_resv_worker;
 static struct kthread_work lvmm_resv_work;
+
+/*
+ * The CPU time of the current thread, up to now: what the scheduler has
+ * accounted it, and the time since its last update.  The scheduler's
+ * own task_sched_runtime() is not exported.  The two clocks are the same
+ * one (sched_clock_cpu() of this CPU) unless the kernel leaves interrupt
+ * or steal time out of the task clock; then this counts that time too,
+ * which only makes a boost pay more.  Without a preempt notifier, whose
+ * static key would patch the scheduler's text each time lvmm is loaded
+ * and unloaded (Documentation/sandbox.rst, section 4).
+ */
+static u64 lvmm_resv_cputime(void)
+{
+	unsigned long flags;
+	u64 runtime, start, now;
+
+	local_irq_save(flags);	/* no tick's update between the reads */
+	runtime = current->se.sum_exec_runtime;
+	start = current->se.exec_start;
+	now = local_clock();
+	local_irq_restore(flags);
+	return runtime + (now > start ? now - start : 0);
+}
 
 static bool lvmm_resv_fair(const struct task_struct *t)
 {
@@ -380,56 +434,38 @@ static void lvmm_resv_boost(struct lvmm_vcpu_sched *vs, struct task_struct *t)
 	}
 	vs->boosted_task = t;
 	vs->boost_start = local_clock();
-	/* On a CPU from now, if it is; lvmm_resv_sched_in() if it is not. */
-	vs->resv_mark = vs->boost_start;
+	/*
+	 * The boosted thread pays from its own CPU clock: a thread boosted
+	 * by lvmm-resv starts paying at its next lvmm_resv_pay(), the end
+	 * of the stay that lvmm-resv's kick cuts short.
+	 */
+	if (t == current) {
+		vs->resv_mark = lvmm_resv_cputime();
+		vs->resv_mark_stale = false;
+	} else {
+		WRITE_ONCE(vs->resv_mark_stale, true);
+	}
 	vs->nr_boosts++;
 	/* The mark before the flag: pairs with lvmm_resv_pay(). */
 	smp_store_release(&vs->boosted, true);
 }
 
 /*
- * The share pays for the boosted thread's time on a CPU: in the guest and
- * in lvmm's handling of its exits, not while it sleeps or waits for its
- * CPU behind another reserved vCPU.  The vCPU thread's own preempt
- * notifier, registered for its RUN (lvmm_resv_enter()), marks when it gets
- * a CPU and pays when it leaves it; lvmm_resv_pay() pays up to now.
+ * The vCPU thread: pay for its boosted time on a CPU up to now, in the
+ * guest and in lvmm's handling of its exits, not while it slept or
+ * waited for its CPU.  Its guest time pays lvmm_resv_charge().
  */
-static void lvmm_resv_sched_in(struct preempt_notifier *pn, int cpu)
-{
-	struct lvmm_vcpu_sched *vs = container_of(pn, struct lvmm_vcpu_sched,
-						  resv_pn);
-
-	vs->resv_mark = local_clock();
-}
-
-static void lvmm_resv_sched_out(struct preempt_notifier *pn,
-				struct task_struct *next)
-{
-	struct lvmm_vcpu_sched *vs = container_of(pn, struct lvmm_vcpu_sched,
-						  resv_pn);
-
-	/* Pairs with smp_store_release() in lvmm_resv_boost(). */
-	if (smp_load_acquire(&vs->boosted))
-		vs->resv_budget -= local_clock() - vs->resv_mark;
-}
-
-static struct preempt_ops lvmm_resv_preempt_ops = {
-	.sched_in = lvmm_resv_sched_in,
-	.sched_out = lvmm_resv_sched_out,
-};
-
-/* The vCPU thread: pay for its boosted time on this CPU up to now. */
 static void lvmm_resv_pay(struct lvmm_vcpu_sched *vs)
 {
-	u64 now;
+	u64 now = lvmm_resv_cputime();
 
-	preempt_disable();	/* no sched_out between the two */
-	now = local_clock();
 	/* Pairs with smp_store_release() in lvmm_resv_boost(). */
-	if (smp_load_acquire(&vs->boosted))
-		vs->resv_budget -= now - vs->resv_mark;
+	if (smp_load_acquire(&vs->boosted)) {
+		if (!READ_ONCE(vs->resv_mark_stale))
+			vs->resv_cpu -= now - vs->resv_mark;
+		WRITE_ONCE(vs->resv_mark_stale, false);
+	}
 	vs->resv_mark = now;
-	preempt_enable();
 }
 
 /*
@@ -536,15 +572,50 @@ static u64 lvmm_resv_window(u64 now)
 }
 
 /*
+ * The vCPU thread: the window @now is in, with its share filled if it is
+ * a new one.  What was left of the last one is lost; an overrun (a kick
+ * that came late) is not taken from this one, which would fall short of
+ * the minimum: the slack that admission counts leaves room for it.
+ */
+static u64 lvmm_resv_refill(struct lvmm_vcpu_sched *vs, u64 now)
+{
+	u64 end = lvmm_resv_window(now);
+
+	if (vs->resv_end != end) {
+		vs->resv_end = end;
+		vs->resv_budget = READ_ONCE(vs->resv_quota);
+		vs->resv_cpu = READ_ONCE(vs->resv_cpu_quota);
+	}
+	return end;
+}
+
+/*
+ * Back from the guest after @guest_ns in guest mode: the share is guest
+ * time, boosted or not, in this window.  A stay that began in the last
+ * window counts from this one's start.
+ */
+static void lvmm_resv_charge(struct lvmm_vcpu_sched *vs, u64 guest_ns)
+{
+	u64 now = ktime_get_ns();
+	u64 end = lvmm_resv_refill(vs, now);
+
+	vs->resv_budget -= min(guest_ns, now - (end - LVMM_RESV_WINDOW_NS));
+}
+
+/*
  * Before an entry of a reserved vCPU: its share of this window, at
  * real-time priority while it lasts.  Returns how long it may stay in the
  * guest at that priority, 0 when the thread is not boosted.
  *
- * The share pays for the thread's time on a CPU while boosted, its exits
- * handled in the kernel too (lvmm_resv_pay()): a guest that exits all the
- * time is held to its share as one that spins.  No share outlasts its
- * window, and the share belongs to the window, not to the RUN, so a VMM
- * that comes back often gets no more.
+ * Two budgets per window.  The share is guest time (lvmm_resv_charge()):
+ * the guarantee.  The boosted thread's CPU time, its exits handled in
+ * the kernel included (lvmm_resv_pay()), may be the share and its slack
+ * and no more: a guest that exits all the time is held real-time no
+ * longer than admission counted.  The last slice of a share is never
+ * shorter than LVMM_RESV_SLICE_MIN_NS, so a share ends a little over,
+ * never under.  No share outlasts its window, and the share belongs to
+ * the window, not to the RUN, so a VMM that comes back often gets no
+ * more.
  */
 static s64 lvmm_resv_enter(struct lvmm_vcpu *vcpu)
 {
@@ -552,29 +623,13 @@ static s64 lvmm_resv_enter(struct lvmm_vcpu *vcpu)
 	u64 end, now;
 	s64 left;
 
-	if (!vs->resv_pn_on) {
-		preempt_disable();
-		vs->resv_mark = local_clock();
-		preempt_notifier_register(&vs->resv_pn);
-		preempt_enable();
-		vs->resv_pn_on = true;
-	}
 again:
 	lvmm_resv_pay(vs);
 	now = ktime_get_ns();
-	end = lvmm_resv_window(now);
-	if (vs->resv_end != end) {
-		/*
-		 * A new window and its share.  What was left of the last
-		 * one is lost; an overrun (a kick that came late) is not
-		 * taken from this one, which would fall short of the
-		 * minimum: admission leaves room for it.
-		 */
-		vs->resv_end = end;
-		vs->resv_budget = READ_ONCE(vs->resv_quota);
-	}
-	left = min_t(s64, vs->resv_budget, (s64)(end - now));
-	if (left < LVMM_RESV_SLICE_MIN_NS) {
+	end = lvmm_resv_refill(vs, now);
+	left = min3(max_t(s64, vs->resv_budget, LVMM_RESV_SLICE_MIN_NS),
+		    vs->resv_cpu, (s64)(end - now));
+	if (vs->resv_budget <= 0 || left < LVMM_RESV_SLICE_MIN_NS) {
 		if (!READ_ONCE(vs->boosted))
 			return 0;
 		rt_mutex_lock(&lvmm_resv_lock);
@@ -786,10 +841,6 @@ void lvmm_sched_run_end(struct lvmm_vcpu *vcpu)
 	smp_mb();	/* the thread before the list: pairs with lvmm-resv */
 	if (READ_ONCE(vs->resv_listed) || READ_ONCE(vs->boosted))
 		lvmm_resv_self(vs, false);
-	if (vs->resv_pn_on) {
-		preempt_notifier_unregister(&vs->resv_pn);
-		vs->resv_pn_on = false;
-	}
 }
 
 /*
@@ -831,6 +882,8 @@ void lvmm_sched_charge(struct lvmm_vcpu *vcpu, u64 guest_ns)
 {
 	if (READ_ONCE(vcpu->vm->sched.capped))
 		atomic64_sub(guest_ns, &vcpu->vm->sched.budget);
+	if (READ_ONCE(vcpu->vm->sched.reserved))
+		lvmm_resv_charge(&vcpu->sched, guest_ns);
 }
 
 /* ---- policy changes (sched-set) ------------------------------------------- */
@@ -1016,6 +1069,16 @@ struct lvmm_resv_job {
 	u64 share;			/* parts per million of a window */
 };
 
+/*
+ * What a vCPU of a VM reserving @reserve costs each window, in parts per
+ * million of it: its share and the share's @slack (reserve_slack), the
+ * real-time time it may take.
+ */
+static u32 lvmm_resv_cost(u32 reserve, u32 slack, u32 nr_vcpus)
+{
+	return div_u64((u64)reserve * (100 + slack) * 100, nr_vcpus);
+}
+
 /* The CPUs a reserved vCPU may use, as admission counts them. */
 static void lvmm_resv_cpus(struct cpumask *dst, const struct cpumask *pin)
 {
@@ -1025,7 +1088,7 @@ static void lvmm_resv_cpus(struct cpumask *dst, const struct cpumask *pin)
 
 static int lvmm_resv_admissible(struct lvmm_vm *vm,
 				const struct lvmm_sched_req *req, u32 reserve,
-				struct netlink_ext_ack *extack)
+				u32 slack, struct netlink_ext_ack *extack)
 {
 	u64 limit = (u64)READ_ONCE(reserve_max) * 10000;
 	struct lvmm_resv_job *jobs;
@@ -1058,8 +1121,7 @@ static int lvmm_resv_admissible(struct lvmm_vm *vm,
 			if (!v)
 				continue;
 			lvmm_resv_cpus(jobs[n].cpus, v->sched.pin);
-			jobs[n++].share = div_u64((u64)w->sched.reserve * 10000,
-						  w->nr_vcpus);
+			jobs[n++].share = w->sched.resv_cost;
 		}
 	}
 	for (i = 0; i < LVMM_MAX_VCPUS; i++) {
@@ -1069,7 +1131,7 @@ static int lvmm_resv_admissible(struct lvmm_vm *vm,
 			continue;
 		lvmm_resv_cpus(jobs[n].cpus, req->pin[i] ? req->pin[i] :
 							   v->sched.pin);
-		jobs[n++].share = div_u64((u64)reserve * 10000, vm->nr_vcpus);
+		jobs[n++].share = lvmm_resv_cost(reserve, slack, vm->nr_vcpus);
 	}
 
 	for (i = 0; i < n && !r; i++) {
@@ -1077,7 +1139,7 @@ static int lvmm_resv_admissible(struct lvmm_vm *vm,
 
 		if (jobs[i].share > limit) {
 			NL_SET_ERR_MSG(extack,
-				       "a vCPU's share of this reservation is more than one CPU may reserve (reserve_max): reserve less, or spread it over more vCPUs");
+				       "a vCPU's share of this reservation, with its slack for exits (reserve_slack), is more than one CPU may reserve (reserve_max): reserve less, or spread it over more vCPUs");
 			r = -EBUSY;
 			break;
 		}
@@ -1109,8 +1171,6 @@ static int lvmm_resv_start(void)
 		/* Above the boosted vCPUs, as it has to get them going. */
 		sched_set_fifo(w->task);
 		lvmm_resv_worker = w;
-		/* For the boosted threads' time on a CPU; until unload. */
-		preempt_notifier_inc();
 	}
 	if (list_empty(&lvmm_resv_vms)) {
 		u64 end = ktime_get_ns() + LVMM_RESV_WINDOW_NS;
@@ -1123,14 +1183,14 @@ static int lvmm_resv_start(void)
 }
 
 /*
- * The VM's reservation becomes @reserve, already admitted: each vCPU's
- * quota, and the VM on the host's list.  The vCPUs take the new quota at
- * their next window.
+ * The VM's reservation becomes @reserve with @slack, already admitted:
+ * each vCPU's quotas, and the VM on the host's list.  The vCPUs take the
+ * new quotas at their next window.
  */
-static int lvmm_resv_store(struct lvmm_vm *vm, u32 reserve)
+static int lvmm_resv_store(struct lvmm_vm *vm, u32 reserve, u32 slack)
 {
 	struct lvmm_vm_sched *s = &vm->sched;
-	s64 quota = 0;
+	s64 quota = 0, cpu_quota = 0;
 	int i, r;
 
 	lockdep_assert_held(&lvmm_resv_admit);
@@ -1144,9 +1204,14 @@ static int lvmm_resv_store(struct lvmm_vm *vm, u32 reserve)
 		if (list_empty(&lvmm_resv_vms))
 			hrtimer_cancel(&lvmm_resv_timer);
 	}
-	if (reserve)
+	if (reserve) {
 		quota = div_u64((u64)LVMM_RESV_WINDOW_NS * reserve,
 				100 * vm->nr_vcpus);
+		s->resv_slack = slack;
+		s->resv_cost = lvmm_resv_cost(reserve, slack, vm->nr_vcpus);
+		cpu_quota = div_u64((u64)LVMM_RESV_WINDOW_NS * s->resv_cost,
+				    1000000);
+	}
 	rt_mutex_lock(&lvmm_resv_lock);
 	for (i = 0; i < LVMM_MAX_VCPUS; i++) {
 		struct lvmm_vcpu_sched *vs = vm->vcpus[i] ?
@@ -1155,6 +1220,7 @@ static int lvmm_resv_store(struct lvmm_vm *vm, u32 reserve)
 		if (!vs)
 			continue;
 		WRITE_ONCE(vs->resv_quota, quota);
+		WRITE_ONCE(vs->resv_cpu_quota, cpu_quota);
 		/* Boosted ones end it themselves, at the kick of sched-set. */
 		if (reserve && !vs->resv_listed)
 			list_add_tail(&vs->resv_node, &lvmm_resv_vcpus);
@@ -1181,6 +1247,7 @@ static int lvmm_sched_set_reserve(struct lvmm_vm *vm,
 {
 	struct lvmm_vm_sched *s = &vm->sched;
 	u32 reserve = req->has_reserve ? req->reserve : s->reserve;
+	u32 slack = s->resv_slack;
 	bool pins = false;
 	int i, r;
 
@@ -1206,13 +1273,17 @@ static int lvmm_sched_set_reserve(struct lvmm_vm *vm,
 			       "a vCPU's share of this reservation is too small to use (20 us of each 10 ms window at least): reserve more");
 		return -EINVAL;
 	}
-	/* Less, with the same pins, always fits: even over a lower limit. */
+	/*
+	 * Less, with the same pins, always fits: even over a lower limit,
+	 * with the slack it was admitted with.
+	 */
 	if (reserve && (reserve > s->reserve || pins)) {
-		r = lvmm_resv_admissible(vm, req, reserve, extack);
+		slack = READ_ONCE(reserve_slack);
+		r = lvmm_resv_admissible(vm, req, reserve, slack, extack);
 		if (r)
 			return r;
 	}
-	return lvmm_resv_store(vm, reserve);
+	return lvmm_resv_store(vm, reserve, slack);
 }
 
 /*
@@ -1298,10 +1369,14 @@ void lvmm_sched_get(struct lvmm_vm *vm, struct lvmm_sched_info *info)
 	info->cap = s->cap;
 	info->period_us = s->period_us;
 	info->reserve = s->reserve;
+	/*
+	 * Both in one period: a period that ends between the two reads
+	 * would show a throttled period more than the completed ones allow.
+	 */
 	spin_lock_irq(&s->timer_lock);
 	info->nr_periods = s->nr_periods;
-	spin_unlock_irq(&s->timer_lock);
 	info->nr_throttled = atomic64_read(&s->nr_throttled);
+	spin_unlock_irq(&s->timer_lock);
 	info->throttled_ns = 0;
 	for (i = 0; i < LVMM_MAX_VCPUS; i++) {
 		struct lvmm_vcpu *vcpu = READ_ONCE(vm->vcpus[i]);
@@ -1410,10 +1485,8 @@ void lvmm_sched_exit(void)
 	/* No VM is left, so no reservation: the timer is stopped. */
 	WARN_ON_ONCE(!list_empty(&lvmm_resv_vms));
 	hrtimer_cancel(&lvmm_resv_timer);
-	if (lvmm_resv_worker) {
+	if (lvmm_resv_worker)
 		kthread_destroy_worker(lvmm_resv_worker);
-		preempt_notifier_dec();
-	}
 }
 
 /* ---- object lifetime ------------------------------------------------------ */
@@ -1441,7 +1514,7 @@ void lvmm_sched_vm_destroy(struct lvmm_vm *vm)
 	hrtimer_cancel(&vm->sched.timer);
 	if (vm->sched.reserve) {
 		mutex_lock(&lvmm_resv_admit);
-		lvmm_resv_store(vm, 0);
+		lvmm_resv_store(vm, 0, 0);
 		mutex_unlock(&lvmm_resv_admit);
 	}
 }
@@ -1460,7 +1533,6 @@ int lvmm_sched_vcpu_init(struct lvmm_vcpu *vcpu)
 	}
 	vs->throttled_gen = -1ULL;
 	INIT_LIST_HEAD(&vs->resv_node);
-	preempt_notifier_init(&vs->resv_pn, &lvmm_resv_preempt_ops);
 	hrtimer_init(&vs->slice, CLOCK_MONOTONIC, HRTIMER_MODE_REL_PINNED_HARD);
 	vs->slice.function = lvmm_sched_slice_fn;
 	return 0;
