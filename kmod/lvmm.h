@@ -200,6 +200,7 @@ struct lvmm_vcpu_sched {
 	int saved_policy, saved_nice;	/* (l) what the boost replaced */
 	u64 saved_flags;		/* (l) its reset-on-fork */
 	u64 resv_mark;			/* (c) CPU time paid up to */
+	bool resv_idle;			/* (c) waited or left RUN this window */
 	bool resv_mark_stale;		/* (c)(l) boosted since the mark */
 	bool resv_listed;		/* (l)(r) on lvmm_resv_vcpus */
 	u64 boost_start;		/* (l) */
@@ -471,6 +472,15 @@ struct lvmm_vcpu {
 static inline bool lvmm_sched_active(struct lvmm_vm *vm)
 {
 	return READ_ONCE(vm->sched.capped) || READ_ONCE(vm->sched.reserved);
+}
+
+/*
+ * The vCPU waits in RUN (halted, paused, throttled) or leaves it: it does
+ * not want all of this window, so a share it did not use is not carried.
+ */
+static inline void lvmm_sched_idle(struct lvmm_vcpu *vcpu)
+{
+	vcpu->sched.resv_idle = true;
 }
 
 /* Does the RUN loop need lvmm_sched_enter() before this entry? */

@@ -220,6 +220,7 @@ static int lvmm_sched_throttle(struct lvmm_vcpu *vcpu, u64 gen)
 		vs->throttled_gen = gen;
 		WRITE_ONCE(vs->nr_throttled, vs->nr_throttled + 1);
 	}
+	lvmm_sched_idle(vcpu);
 	atomic_inc(&s->nr_waiting);
 	smp_mb__after_atomic();	/* the count before the period number */
 	r = wait_event_interruptible(vm->pause_wq,
@@ -305,16 +306,8 @@ static unsigned int reserve_max = 90;
 
 static int lvmm_reserve_max_set(const char *val, const struct kernel_param *kp)
 {
-	unsigned int v;
-	int r = kstrtouint(val, 0, &v);
-
-	if (r)
-		return r;
-	if (v > 95)
-		return -EINVAL;
-	/* Taken under lvmm_resv_admit by admission: a plain store. */
-	WRITE_ONCE(reserve_max, v);
-	return 0;
+	/* Read under lvmm_resv_admit by admission: a plain store. */
+	return param_set_uint_minmax(val, kp, 0, 95);
 }
 
 static const struct kernel_param_ops lvmm_reserve_max_ops = {
@@ -336,16 +329,8 @@ static unsigned int reserve_slack = 25;
 static int lvmm_reserve_slack_set(const char *val,
 				  const struct kernel_param *kp)
 {
-	unsigned int v;
-	int r = kstrtouint(val, 0, &v);
-
-	if (r)
-		return r;
-	if (v > 100)
-		return -EINVAL;
-	/* Read once by admission, under lvmm_resv_admit: a plain store. */
-	WRITE_ONCE(reserve_slack, v);
-	return 0;
+	/* Read once by admission, under lvmm_resv_admit. */
+	return param_set_uint_minmax(val, kp, 0, 100);
 }
 
 static const struct kernel_param_ops lvmm_reserve_slack_ops = {
@@ -573,19 +558,30 @@ static u64 lvmm_resv_window(u64 now)
 
 /*
  * The vCPU thread: the window @now is in, with its share filled if it is
- * a new one.  What was left of the last one is lost; an overrun (a kick
- * that came late) is not taken from this one, which would fall short of
- * the minimum: the slack that admission counts leaves room for it.
+ * a new one.  An overrun (a kick that came late) is not taken from the
+ * new share, which would fall short of the minimum: the slack that
+ * admission counts leaves room for it.  Guest time left of the last
+ * window is lost if the vCPU did not want it all (lvmm_sched_idle()).
+ * If it did, the host was late: its boost came too late in the window
+ * (a wake-up of lvmm-resv, a reschedule IPI).  That much more guest time
+ * is due in this window, up to the slack; the CPU budget stays what
+ * admission counted.
  */
 static u64 lvmm_resv_refill(struct lvmm_vcpu_sched *vs, u64 now)
 {
 	u64 end = lvmm_resv_window(now);
+	s64 quota = READ_ONCE(vs->resv_quota);
+	s64 cpu_quota = READ_ONCE(vs->resv_cpu_quota);
+	s64 owed = 0;
 
-	if (vs->resv_end != end) {
-		vs->resv_end = end;
-		vs->resv_budget = READ_ONCE(vs->resv_quota);
-		vs->resv_cpu = READ_ONCE(vs->resv_cpu_quota);
-	}
+	if (vs->resv_end == end)
+		return end;
+	if (vs->resv_end + LVMM_RESV_WINDOW_NS == end && !vs->resv_idle)
+		owed = clamp_t(s64, vs->resv_budget, 0, cpu_quota - quota);
+	vs->resv_end = end;
+	vs->resv_budget = quota + owed;
+	vs->resv_cpu = cpu_quota;
+	vs->resv_idle = false;
 	return end;
 }
 
@@ -836,6 +832,8 @@ void lvmm_sched_run_start(struct lvmm_vcpu *vcpu, bool new_thread)
 void lvmm_sched_run_end(struct lvmm_vcpu *vcpu)
 {
 	struct lvmm_vcpu_sched *vs = &vcpu->sched;
+
+	lvmm_sched_idle(vcpu);
 
 	WRITE_ONCE(vs->run_task, NULL);
 	smp_mb();	/* the thread before the list: pairs with lvmm-resv */

@@ -679,6 +679,7 @@ static int lvmm_vcpu_check_vm(struct lvmm_vcpu *vcpu)
 		}
 		if (!lvmm_vm_stopped(vm))
 			return 1;
+		lvmm_sched_idle(vcpu);
 		if (lvmm_vcpu_park(vcpu)) {
 			vcpu->run->exit_reason = LVMM_EXIT_INTR;
 			return -EINTR;
@@ -734,6 +735,7 @@ static long lvmm_vcpu_run(struct lvmm_vcpu *vcpu)
 				 * since a waiting vCPU does not enter.
 				 */
 				lvmm_sched_update(vcpu);
+				lvmm_sched_idle(vcpu);
 				lvmm_lapic_wait(vcpu);
 				continue;
 			}

@@ -1609,6 +1609,25 @@ static void hog_stop(pid_t pid)
 }
 
 /*
+ * Pin vCPU 0 of @vm, running, to the first CPU this test may use, and
+ * start two processes spinning there at nice -20.
+ */
+static void pin_beside_hogs(struct nlc *c, struct lvmm_vm *vm, pid_t hogs[2])
+{
+	cpu_set_t usable, pin;
+	int cpu;
+
+	TEST_ASSERT(usable_cpus(&usable) >= 1, "no CPU to use");
+	cpu = nth_cpu(&usable, 0);
+	pin = cpus_of(cpu);
+	TEST_ASSERT(!sched_pin(c, vm->h.id, 0, &pin), "pin: %s", c->ext);
+	TEST_ASSERT(wait_for(vcpu_on(c, vm->h.id, 0, cpu), 1000),
+		    "vCPU 0 not on CPU %d", cpu);
+	hogs[0] = hog_start(cpu, -20);
+	hogs[1] = hog_start(cpu, -20);
+}
+
+/*
  * Two nice -20 hogs on the vCPU's CPU leave it next to nothing; a
  * reservation of 40 gives its thread 40 % of the CPU, and no more than
  * the hogs let it have beyond that.
@@ -1616,26 +1635,19 @@ static void hog_stop(pid_t pid)
 TEST(reservation_holds_against_hogs)
 {
 	double guest, thread, boosted;
-	cpu_set_t usable, pin;
+	cpu_set_t usable;
 	u64 b0, t0;
 	struct lvmm_vm *vm;
 	struct nl_vcpu v;
 	struct runner r;
 	struct nlc *c;
 	pid_t hogs[2];
-	int cpu;
 
 	REQUIRE_LVMM(c);
 	if (geteuid())
 		SKIP(return, "needs CAP_SYS_NICE, for nice -20 and the reservation");
-	ASSERT_GE(usable_cpus(&usable), 1);
-	cpu = nth_cpu(&usable, 0);
-	pin = cpus_of(cpu);
 	vm = counting_vm(&r);
-	ASSERT_EQ(0, sched_pin(c, vm->h.id, 0, &pin)) TH_LOG("%s", c->ext);
-	ASSERT_TRUE(wait_for(vcpu_on(c, vm->h.id, 0, cpu), 1000));
-	hogs[0] = hog_start(cpu, -20);
-	hogs[1] = hog_start(cpu, -20);
+	pin_beside_hogs(c, vm, hogs);
 	usleep(100000);
 
 	/* CFS: 1024 against 2 x 88761, about 0.6 %. */
@@ -1722,27 +1734,19 @@ static void guest_sync_loop(void)
 TEST(reservation_pays_for_exits)
 {
 	double guest, thread;
-	cpu_set_t usable, pin;
 	struct lvmm_vcpu *vcpu;
 	struct lvmm_vm *vm;
 	struct runner r;
 	struct nlc *c;
 	pid_t hogs[2];
-	int cpu;
 
 	REQUIRE_LVMM(c);
 	if (geteuid())
 		SKIP(return, "needs CAP_SYS_NICE, for nice -20 and the reservation");
-	ASSERT_GE(usable_cpus(&usable), 1);
-	cpu = nth_cpu(&usable, 0);
-	pin = cpus_of(cpu);
 	vm = vm_create_with_one_vcpu(&vcpu, guest_cpuid_loop);
 	runner_start(&r, vcpu);
-	ASSERT_EQ(0, sched_pin(c, vm->h.id, 0, &pin)) TH_LOG("%s", c->ext);
-	ASSERT_TRUE(wait_for(vcpu_on(c, vm->h.id, 0, cpu), 1000));
 	ASSERT_TRUE(wait_for(vcpu_get(c, vm->h.id, 0).exits > 1000, 5000));
-	hogs[0] = hog_start(cpu, -20);
-	hogs[1] = hog_start(cpu, -20);
+	pin_beside_hogs(c, vm, hogs);
 	ASSERT_TRUE(param_set("reserve_slack", 25));
 	ASSERT_EQ(0, sched_set(c, vm->h.id, LVMM_A_SCHED_RESERVE, 40))
 		TH_LOG("%s", c->ext);
