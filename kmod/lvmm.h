@@ -286,6 +286,7 @@ struct lvmm_vm {
 	bool migrated;			/* handed over: RUN says MIGRATED */
 	bool migrate_unknown;		/* GO sent, no DONE: until resumed */
 	bool incoming;			/* arriving: not this host's before GO */
+	struct file *incoming_file;	/* LVMM_RESTORE_HOLD: until FINISH */
 	bool irqchip;			/* (o) lock: vCPUs get a local APIC */
 	struct lvmm_ioapic *ioapic;	/* (o) lock: with the irqchip */
 	/* The paravirtual clock's reference (pvclock.c), set once. */
@@ -675,6 +676,9 @@ void lvmm_nl_migrate_event(struct lvmm_vm *vm, int event,
 long lvmm_dev_restore_vm(void __user *argp);
 long lvmm_vm_vmm_state(struct lvmm_vm *vm, void __user *argp, bool set);
 void lvmm_vm_free_snapshot(struct lvmm_vm *vm);
+void lvmm_mig_incoming_hold(struct lvmm_vm *vm, struct file *file);
+void lvmm_mig_incoming_drop(struct lvmm_vm *vm, int err);
+long lvmm_vm_incoming_finish(struct lvmm_vm *vm, void __user *argp);
 
 /* ---- the management plane (netlink.c) ------------------------------------- */
 

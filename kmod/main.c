@@ -32,9 +32,10 @@ static long lvmm_check_extension(unsigned long ext)
 	case LVMM_CAP_HYPERCALL:
 	case LVMM_CAP_DIRTY_LOG:
 	case LVMM_CAP_VCPU_STATE:
-	case LVMM_CAP_MIGRATE:
 	case LVMM_CAP_IRQCHIP:
 		return 1;
+	case LVMM_CAP_MIGRATE:
+		return 2;	/* 2: LVMM_RESTORE_HOLD, LVMM_INCOMING_FINISH */
 	case LVMM_CAP_SNAPSHOT:
 		return LVMM_STREAM_VERSION;
 	default:

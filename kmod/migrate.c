@@ -220,6 +220,70 @@ int lvmm_mig_incoming_commit(struct lvmm_vm *vm, struct file *file)
 	return 0;
 }
 
+/*
+ * LVMM_RESTORE_HOLD: the whole VM is in, listed and frozen, and its fd
+ * goes to the VMM before the source hears READY.  The VM keeps the socket
+ * until LVMM_INCOMING_FINISH, vm-destroy or its last fd.
+ */
+void lvmm_mig_incoming_hold(struct lvmm_vm *vm, struct file *file)
+{
+	mutex_lock(&vm->lock);
+	vm->incoming_file = get_file(file);
+	mutex_unlock(&vm->lock);
+}
+
+/* The held socket, now the caller's to answer through and put; or NULL. */
+static struct file *lvmm_mig_incoming_take(struct lvmm_vm *vm)
+{
+	struct file *file;
+
+	mutex_lock(&vm->lock);
+	file = vm->incoming_file;
+	vm->incoming_file = NULL;
+	mutex_unlock(&vm->lock);
+	return file;
+}
+
+/*
+ * A held VM goes before its VMM took it (vm-destroy, or its last fd):
+ * the source must keep its copy, and is told why.
+ */
+void lvmm_mig_incoming_drop(struct lvmm_vm *vm, int err)
+{
+	struct file *file = lvmm_mig_incoming_take(vm);
+
+	if (!file)
+		return;
+	lvmm_mig_refuse(file, err);
+	fput(file);
+}
+
+/* LVMM_INCOMING_FINISH: the VMM takes the held VM, or refuses it. */
+long lvmm_vm_incoming_finish(struct lvmm_vm *vm, void __user *argp)
+{
+	struct lvmm_incoming_finish req;
+	struct file *file;
+	long r;
+
+	if (copy_from_user(&req, argp, sizeof(req)))
+		return -EFAULT;
+	if (req.flags || memchr_inv(req.reserved, 0, sizeof(req.reserved)) ||
+	    req.error < 0 || req.error > MAX_ERRNO)
+		return -EINVAL;
+	file = lvmm_mig_incoming_take(vm);
+	if (!file)
+		return -EINVAL;		/* not held, or finished already */
+	if (req.error) {
+		lvmm_mig_refuse(file, -req.error);
+		lvmm_vm_destroy(vm);
+		r = 0;
+	} else {
+		r = lvmm_mig_incoming_commit(vm, file);
+	}
+	fput(file);
+	return r;
+}
+
 /* ---- the source ------------------------------------------------------------ */
 
 /* Cancel or destroy; a cancel before the thread allowed SIGKILL too. */

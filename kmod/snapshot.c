@@ -1297,6 +1297,7 @@ struct lvmm_restore_ctx {
 	void __user *argp;
 	struct file *file;
 	bool incoming;
+	bool hold;			/* LVMM_RESTORE_HOLD: the VMM finishes */
 	bool answered;			/* the handshake told the source */
 };
 
@@ -1313,6 +1314,11 @@ static int lvmm_restore_tell(struct lvmm_vm *vm, void *arg)
 	if (!ctx->incoming)
 		return 0;
 	ctx->answered = true;
+	if (ctx->hold) {
+		/* The rest is LVMM_INCOMING_FINISH's, or the VM's end's. */
+		lvmm_mig_incoming_hold(vm, ctx->file);
+		return 0;
+	}
 	return lvmm_mig_incoming_commit(vm, ctx->file);
 }
 
@@ -1364,11 +1370,15 @@ long lvmm_dev_restore_vm(void __user *argp)
 
 	if (copy_from_user(&req, argp, sizeof(req)))
 		return -EFAULT;
-	if (req.flags & ~LVMM_RESTORE_INCOMING || req.id || req.nr_vcpus ||
+	if (req.flags & ~(LVMM_RESTORE_INCOMING | LVMM_RESTORE_HOLD) ||
+	    (req.flags & LVMM_RESTORE_HOLD &&
+	     !(req.flags & LVMM_RESTORE_INCOMING)) ||
+	    req.id || req.nr_vcpus ||
 	    memchr_inv(req.reserved, 0, sizeof(req.reserved)) ||
 	    !lvmm_name_valid(req.name))
 		return -EINVAL;
 	ctx.incoming = req.flags & LVMM_RESTORE_INCOMING;
+	ctx.hold = req.flags & LVMM_RESTORE_HOLD;
 	file = fget(req.fd);
 	if (!file)
 		return -EBADF;

@@ -123,6 +123,8 @@ static void lvmm_vm_free(struct kref *ref)
 	WRITE_ONCE(vm->dead, true);	/* the event says "destroyed" */
 	if (lvmm_vm_unlist(vm))
 		lvmm_nl_event(vm, LVMM_EVENT_DESTROYED, -1);
+	/* Held for a VMM that went without taking it: the source keeps it. */
+	lvmm_mig_incoming_drop(vm, -ECANCELED);
 
 	/* First: the host's reservations must not see its vCPUs go. */
 	lvmm_sched_vm_destroy(vm);
@@ -287,6 +289,8 @@ static long lvmm_vm_ioctl(struct file *filp, unsigned int cmd,
 	case LVMM_GET_IOAPIC:
 	case LVMM_SET_IOAPIC:
 		return lvmm_vm_ioapic_state(vm, argp, cmd == LVMM_SET_IOAPIC);
+	case LVMM_INCOMING_FINISH:
+		return lvmm_vm_incoming_finish(vm, argp);
 	default:
 		return -ENOTTY;
 	}
@@ -651,6 +655,8 @@ static int __lvmm_vm_destroy(struct lvmm_vm *vm, bool moved)
 	wake_up_all(&vm->pause_wq);
 	if (lvmm_vm_unlist(vm))
 		lvmm_nl_event(vm, LVMM_EVENT_DESTROYED, -1);
+	/* Held, not taken yet: the source must keep its copy. */
+	lvmm_mig_incoming_drop(vm, -ENOENT);
 	return 0;
 }
 

@@ -39,7 +39,7 @@ TEST(extensions)
 		{ LVMM_CAP_DIRTY_LOG, 1 },
 		{ LVMM_CAP_VCPU_STATE, 1 },
 		{ LVMM_CAP_SNAPSHOT, LVMM_STREAM_VERSION },
-		{ LVMM_CAP_MIGRATE, 1 },
+		{ LVMM_CAP_MIGRATE, 2 },
 		{ LVMM_CAP_IRQCHIP, 1 },
 		/* Unknown extensions report 0, not an error. */
 		{ 0, 0 },

@@ -412,7 +412,8 @@ static void dest_sig(int sig)
  * LVMM_RESTORE_VM with LVMM_RESTORE_INCOMING on @fd, under @name, through
  * /dev/lvmm fd @dev (-1: its own).
  */
-static void dest_start_dev(struct dest *d, int fd, const char *name, int dev)
+static void dest_start_flags(struct dest *d, int fd, const char *name,
+			     int dev, u32 flags)
 {
 	struct sigaction sa = { .sa_handler = dest_sig };
 
@@ -420,13 +421,18 @@ static void dest_start_dev(struct dest *d, int fd, const char *name, int dev)
 	d->fd = fd;
 	d->dev = dev;
 	d->req.fd = fd;
-	d->req.flags = LVMM_RESTORE_INCOMING;
+	d->req.flags = flags;
 	if (name)
 		snprintf(d->req.name, sizeof(d->req.name), "%s", name);
 	/* No SA_RESTART: SIGUSR1 ends the ioctl (the EINTR test). */
 	TEST_ASSERT(!sigaction(SIGUSR1, &sa, NULL), "sigaction");
 	TEST_ASSERT(!pthread_create(&d->thread, NULL, dest_fn, d),
 		    "pthread_create");
+}
+
+static void dest_start_dev(struct dest *d, int fd, const char *name, int dev)
+{
+	dest_start_flags(d, fd, name, dev, LVMM_RESTORE_INCOMING);
 }
 
 static void dest_start(struct dest *d, int fd, const char *name)
@@ -2140,6 +2146,87 @@ TEST_F_TIMEOUT(mig, destination_refuses, 120)
 	expect_intact(self->c, vm, &t, false);
 	vm_free(vm);
 	vm_free(taken);
+	EXPECT_NO_VM_LEFT();
+}
+
+/*
+ * LVMM_RESTORE_HOLD: the destination's VMM gets the VM, whole and frozen,
+ * before the source hears READY, and decides.  It refuses (EPERM), it is
+ * destroyed (vm-destroy: ENOENT), or its VMM goes without a word (its fds
+ * closed: ECANCELED): each time the source is told why and runs on, and
+ * nothing is left here.  Then it takes one: the VM moves and runs here.
+ */
+TEST_F_TIMEOUT(mig, vmm_decides_on_a_held_vm, 180)
+{
+	static const int why[] = { EPERM, ENOENT, ECANCELED, 0 };
+	struct lvmm_incoming_finish fin = { };
+
+	REQUIRE_MIGRATE();
+	for (unsigned int i = 0; i < ARRAY_SIZE(why); i++) {
+		struct nl_migrated *res;
+		struct lvmm_vm *vm;
+		struct vthread t;
+		struct dest d;
+		struct mig m;
+		struct nl_vm v;
+		int s, fd, vm_fd;
+
+		vm = touch_vm(&t, FAIL_PAGES, FAIL_HOT, 0);
+		tcp_pair(&s, &fd);
+		dest_start_flags(&d, fd, "mig-held", -1,
+				 LVMM_RESTORE_INCOMING | LVMM_RESTORE_HOLD);
+		mig_start(self->c, &m, vm->h.id, s, NULL);
+		vm_fd = dest_join(&d);
+		ASSERT_LE(0, vm_fd) TH_LOG("held: %s", strerror(-vm_fd));
+		EXPECT_EQ(1, d.req.nr_vcpus);
+		/* Listed, frozen: the source has not let it go. */
+		ASSERT_EQ(0, nl_vm_get(self->c, 0, "mig-held", &v));
+		EXPECT_EQ(LVMM_VM_STATE_PAUSED, v.state);
+
+		if (why[i] == EPERM) {
+			fin.error = EPERM;
+			EXPECT_EQ(0, ioctl(vm_fd, LVMM_INCOMING_FINISH, &fin))
+				TH_LOG("%s", strerror(errno));
+			/* Refused: the VM here is gone. */
+			EXPECT_EQ(-1, ioctl(vm_fd, LVMM_INCOMING_FINISH, &fin));
+			EXPECT_EQ(EIO, errno);
+		} else if (why[i] == ENOENT) {
+			EXPECT_EQ(0, nl_vm_cmd(self->c, LVMM_CMD_VM_DESTROY,
+					       v.id));
+		}
+		if (why[i]) {
+			close(vm_fd);
+			res = mig_wait_log(&m);
+			expect_stayed(res, ECONNREFUSED);
+			EXPECT_EQ(why[i], res->peer_error)
+				TH_LOG("%s", strerror(res->peer_error));
+			expect_sane(res);
+			EXPECT_FALSE(vm_listed(self->c, "mig-held"));
+			expect_intact(self->c, vm, &t, false);
+			vm_free(vm);
+			continue;
+		}
+
+		/* Taken: the source hands it over, and it runs here. */
+		fin.error = 0;
+		EXPECT_EQ(-1, ioctl(vm_fd, LVMM_INCOMING_FINISH,
+				    &(struct lvmm_incoming_finish){ .flags = 1 }));
+		EXPECT_EQ(EINVAL, errno);
+		EXPECT_EQ(0, ioctl(vm_fd, LVMM_INCOMING_FINISH, &fin))
+			TH_LOG("%s", strerror(errno));
+		res = mig_wait_log(&m);
+		EXPECT_EQ(LVMM_MIGRATE_MOVED, res->outcome)
+			TH_LOG("%s, destination %s", strerror(res->error),
+			       strerror(res->peer_error));
+		/* Once: it is not held any more. */
+		EXPECT_EQ(-1, ioctl(vm_fd, LVMM_INCOMING_FINISH, &fin));
+		EXPECT_EQ(EINVAL, errno);
+		ASSERT_EQ(0, nl_vm_get(self->c, 0, "mig-held", &v));
+		EXPECT_NE(LVMM_VM_STATE_PAUSED, v.state);
+		vthread_join(&t, END_MIGRATED);
+		close(vm_fd);		/* its last fd: it goes */
+		vm_free(vm);
+	}
 	EXPECT_NO_VM_LEFT();
 }
 

@@ -270,6 +270,13 @@ int lvmm_get_vmm_state(const struct lvmm_vm_handle *vm, void *data,
 	return ret;
 }
 
+int lvmm_vm_incoming_finish(const struct lvmm_vm_handle *vm, int error)
+{
+	struct lvmm_incoming_finish req = { .error = error };
+
+	return ret_or_errno(ioctl(vm->fd, LVMM_INCOMING_FINISH, &req));
+}
+
 int lvmm_vcpu_create_raw(const struct lvmm_vm_handle *vm,
 			 const struct lvmm_create_vcpu *args)
 {

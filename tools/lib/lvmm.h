@@ -47,7 +47,9 @@ int lvmm_vm_restore(int dev_fd, int fd, const char *name,
 /*
  * lvmm_vm_restore() with LVMM_RESTORE_* @flags: LVMM_RESTORE_INCOMING
  * (LVMM_CAP_MIGRATE) makes @fd a connected, blocking socket to the
- * source of a live migration, and returns once the VM is handed over.
+ * source of a live migration, and returns once the VM is handed over;
+ * with LVMM_RESTORE_HOLD too, once the VM is in, for
+ * lvmm_vm_incoming_finish().
  */
 int lvmm_vm_restore_flags(int dev_fd, int fd, const char *name, __u32 flags,
 			  struct lvmm_vm_handle *vm, __u32 *nr_vcpus);
@@ -93,6 +95,12 @@ int lvmm_set_vmm_state(const struct lvmm_vm_handle *vm, const void *data,
 		       __u32 size);
 int lvmm_get_vmm_state(const struct lvmm_vm_handle *vm, void *data,
 		       __u32 *size);
+/*
+ * LVMM_INCOMING_FINISH (LVMM_CAP_MIGRATE >= 2), for a VM received with
+ * LVMM_RESTORE_HOLD: @error 0 takes it (returns once the source handed it
+ * over), a positive errno refuses it (the source keeps running it).
+ */
+int lvmm_vm_incoming_finish(const struct lvmm_vm_handle *vm, int error);
 
 /* vCPU */
 int lvmm_vcpu_create_raw(const struct lvmm_vm_handle *vm,

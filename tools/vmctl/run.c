@@ -90,6 +90,7 @@ struct run_vm {
 	char from[VMCTL_ADDR_LEN + 16];	/* --incoming: "the VM from PEER" */
 	char peer[VMCTL_ADDR_LEN];	/* --incoming: the source */
 	bool incoming;			/* the VM migrated in: its only copy */
+	bool held;			/* in, but not taken: the source's */
 	struct run_uart uart;
 	bool linux_guest;		/* in-kernel APICs and the PC's ports */
 	bool ioapic;			/* lvmm's I/O APIC: the UART's IRQ 4 */
@@ -1564,13 +1565,17 @@ static int run_incoming(struct run_vm *v, const struct run_opts *o,
 	char addr[VMCTL_ADDR_LEN];
 	static const int sigs[3] = { SIGINT, SIGTERM, SIGHUP };
 	sigset_t set;
-	int lfd, fd, e, i, sig = 0;
+	int lfd, fd, e, i, sig = 0, cap;
+	__u32 flags = LVMM_RESTORE_INCOMING;
 
-	e = lvmm_check_extension(v->dev_fd, LVMM_CAP_MIGRATE);
-	if (e <= 0) {
+	cap = lvmm_check_extension(v->dev_fd, LVMM_CAP_MIGRATE);
+	if (cap <= 0) {
 		vmctl_err("this lvmm cannot receive migrations (no LVMM_CAP_MIGRATE: it is older than vmctl); load a newer lvmm");
 		return -EOPNOTSUPP;
 	}
+	/* Take the VM only once vmctl has set it up: it may still refuse. */
+	if (cap >= 2)
+		flags |= LVMM_RESTORE_HOLD;
 	lfd = vmctl_mig_listen(&o->incoming_hp, addr);
 	if (lfd < 0)
 		return lfd;
@@ -1603,8 +1608,8 @@ static int run_incoming(struct run_vm *v, const struct run_opts *o,
 	if (run_incoming_sig)
 		e = -EINTR;
 	else
-		e = lvmm_vm_restore_flags(v->dev_fd, fd, o->name,
-					  LVMM_RESTORE_INCOMING, &v->vm, nr);
+		e = lvmm_vm_restore_flags(v->dev_fd, fd, o->name, flags,
+					  &v->vm, nr);
 	pthread_sigmask(SIG_BLOCK, &set, NULL);
 	for (i = 0; i < 3; i++)
 		sigaction(sigs[i], &old[i], NULL);
@@ -1612,12 +1617,44 @@ static int run_incoming(struct run_vm *v, const struct run_opts *o,
 	if (e) {
 		v->vm.fd = -1;
 		run_incoming_error(v, o, e, run_incoming_sig);
+	} else if (flags & LVMM_RESTORE_HOLD) {
+		v->held = true;
+		/* Not taken yet: a signal now refuses it (run_restore()). */
+		if (run_incoming_sig)
+			e = -EINTR;
 	} else if (run_incoming_sig) {
 		/* Too late: the source let the VM go, stopping it loses it. */
 		vmctl_err("%s came as the VM arrived: it runs here now",
 			  strsignal(run_incoming_sig));
 	}
 	return e;
+}
+
+/*
+ * A VM received with LVMM_RESTORE_HOLD and set up: take it (@e 0; the
+ * source hands it over) or refuse it for @e, and the source runs on.
+ * Returns 0 if it is this host's now.
+ */
+static int run_incoming_finish(struct run_vm *v, const struct run_opts *o,
+			       int e)
+{
+	int r;
+
+	v->held = false;
+	if (e) {
+		r = lvmm_vm_incoming_finish(&v->vm, -e);
+		if (r)
+			vmctl_err("vm '%s': cannot refuse it to its source (%s); the source keeps the VM unless it was told GO",
+				  v->vm.name, strerror(-r));
+		else
+			vmctl_err("refused the VM from %s (%s): it runs on at the source",
+				  v->peer, strerror(-e));
+		return e;
+	}
+	r = lvmm_vm_incoming_finish(&v->vm, 0);
+	if (r)
+		run_incoming_error(v, o, r, 0);
+	return r;
 }
 
 /*
@@ -1667,9 +1704,11 @@ static int run_restore(struct run_vm *v, const struct run_opts *o,
 		clock_gettime(CLOCK_MONOTONIC, &t0);
 		e = run_incoming(v, o, sig_fd, &nr);
 		clock_gettime(CLOCK_MONOTONIC, &t1);
-		if (e)
+		if (e && !v->held)
 			goto out;
 		v->incoming = true;
+		if (e)
+			goto out;
 		goto restored;
 	}
 	e = lvmm_check_extension(v->dev_fd, LVMM_CAP_SNAPSHOT);
@@ -1728,6 +1767,14 @@ restored:
 		e = run_restore_devices(v);
 	if (e)
 		goto out;
+	if (v->held) {
+		e = run_incoming_finish(v, o, 0);
+		if (e) {
+			v->incoming = false;	/* gone: lvmm destroyed it */
+			goto out;
+		}
+		clock_gettime(CLOCK_MONOTONIC, &t1);
+	}
 	if (v->verbose) {
 		char buf[256];
 		time_t t = sh.h.created_ns / 1000000000;
@@ -1760,6 +1807,10 @@ restored:
 		close(fd);
 	return 0;
 out:
+	if (v->held) {
+		run_incoming_finish(v, o, e);
+		v->incoming = false;
+	}
 	if (v->incoming)
 		run_incoming_hold(v, sig_fd);
 	run_teardown(v);

@@ -73,6 +73,24 @@ struct lvmm_restore_vm {
  * returns only once the source has handed the VM over.
  */
 #define LVMM_RESTORE_INCOMING	(1U << 0)
+/*
+ * With LVMM_RESTORE_INCOMING: return the VM fd with the whole VM in, held
+ * frozen, before the source is told READY.  The VMM sets up its side, then
+ * commits or refuses with LVMM_INCOMING_FINISH (LVMM_CAP_MIGRATE >= 2).
+ */
+#define LVMM_RESTORE_HOLD	(1U << 1)
+
+/*
+ * LVMM_INCOMING_FINISH: the end of a migration received with
+ * LVMM_RESTORE_HOLD.  @error 0 takes the VM: lvmm tells the source READY,
+ * waits for GO and the VM runs here.  A positive errno refuses it: the
+ * source is told so and keeps running the VM, and this one is destroyed.
+ */
+struct lvmm_incoming_finish {
+	__s32 error;		/* in: 0, or the errno to refuse with */
+	__u32 flags;		/* in: must be 0 */
+	__u64 reserved[2];	/* must be 0 */
+};
 
 /* ---- VM fd --------------------------------------------------------------- */
 
@@ -89,6 +107,7 @@ struct lvmm_restore_vm {
 #define LVMM_IRQ_LINE		_IOW(LVMMIO, 0x1a, struct lvmm_irq_level)
 #define LVMM_GET_IOAPIC		_IOR(LVMMIO, 0x1b, struct lvmm_ioapic_state)
 #define LVMM_SET_IOAPIC		_IOW(LVMMIO, 0x1c, struct lvmm_ioapic_state)
+#define LVMM_INCOMING_FINISH	_IOW(LVMMIO, 0x1d, struct lvmm_incoming_finish)
 
 #define LVMM_MEMSLOT_READONLY	(1U << 0)
 /* Log writes to the slot: by the guest, the VMM's mapping and lvmm itself. */
