@@ -199,9 +199,12 @@ struct lvmm_vcpu_sched {
 	struct task_struct *boosted_task; /* (l) */
 	int saved_policy, saved_nice;	/* (l) what the boost replaced */
 	u64 saved_flags;		/* (l) its reset-on-fork */
-	u64 resv_mark;			/* (c) CPU time paid up to */
+	struct lvmm_resv_clock {
+		u64 cpu_ns, wall_ns;
+		int cpu;
+	} resv_mark;			/* (c) paid up to (sched.c) */
 	bool resv_idle;			/* (c) waited or left RUN this window */
-	bool resv_mark_stale;		/* (c)(l) boosted since the mark */
+	bool resv_mark_stale;		/* (c)(l) lvmm-resv boosted it since */
 	bool resv_listed;		/* (l)(r) on lvmm_resv_vcpus */
 	u64 boost_start;		/* (l) */
 	struct list_head resv_node;	/* (l)(r) while the VM reserves */

@@ -214,7 +214,9 @@ static int lvmm_sched_throttle(struct lvmm_vcpu *vcpu, u64 gen)
 	int r;
 
 	/* One throttled period, however many vCPUs and wake-ups it had. */
-	if (seen != gen && try_cmpxchg64(&s->throttled_gen, &seen, gen))
+	/* Only forward: a vCPU of an older period must not count a newer. */
+	if ((s64)(gen - seen) > 0 &&
+	    try_cmpxchg64(&s->throttled_gen, &seen, gen))
 		atomic64_inc(&s->nr_throttled);
 	if (vs->throttled_gen != gen) {
 		vs->throttled_gen = gen;
@@ -362,26 +364,44 @@ static struct kthread_worker *lvmm_resv_worker;
 static struct kthread_work lvmm_resv_work;
 
 /*
- * The CPU time of the current thread, up to now: what the scheduler has
- * accounted it, and the time since its last update.  The scheduler's
- * own task_sched_runtime() is not exported.  The two clocks are the same
- * one (sched_clock_cpu() of this CPU) unless the kernel leaves interrupt
- * or steal time out of the task clock; then this counts that time too,
- * which only makes a boost pay more.  Without a preempt notifier, whose
- * static key would patch the scheduler's text each time lvmm is loaded
- * and unloaded (Documentation/sandbox.rst, section 4).
+ * The current thread's clocks for paying a boost: its CPU time (what the
+ * scheduler has accounted it, and the time since its last update; the
+ * scheduler's own task_sched_runtime() is not exported), the CPU's clock
+ * and the CPU.  Without a preempt notifier, whose static key would patch
+ * the scheduler's text each time lvmm is loaded and unloaded
+ * (Documentation/sandbox.rst, section 5).
  */
-static u64 lvmm_resv_cputime(void)
+static void lvmm_resv_clock(struct lvmm_resv_clock *c)
 {
 	unsigned long flags;
-	u64 runtime, start, now;
+	u64 runtime, start;
 
-	local_irq_save(flags);	/* no tick's update between the reads */
-	runtime = current->se.sum_exec_runtime;
-	start = current->se.exec_start;
-	now = local_clock();
+	local_irq_save(flags);	/* no tick of this CPU between the reads */
+	runtime = READ_ONCE(current->se.sum_exec_runtime);
+	start = READ_ONCE(current->se.exec_start);
+	c->wall_ns = local_clock();
+	c->cpu = smp_processor_id();
 	local_irq_restore(flags);
-	return runtime + (now > start ? now - start : 0);
+	c->cpu_ns = runtime + (c->wall_ns > start ? c->wall_ns - start : 0);
+}
+
+/*
+ * The CPU time between @mark and @now.  exec_start is on the runqueue's
+ * task clock, which leaves out interrupt and steal time where the kernel
+ * accounts them (not Debian's 6.1) and differs between CPUs: a difference
+ * taken on two CPUs, or out of [0, wall time], is not trusted, and the
+ * wall time is paid instead, which is never less.
+ */
+static u64 lvmm_resv_cpu_delta(const struct lvmm_resv_clock *mark,
+			       const struct lvmm_resv_clock *now)
+{
+	u64 wall = now->wall_ns - mark->wall_ns;
+	u64 cpu = now->cpu_ns - mark->cpu_ns;
+
+	if (now->cpu != mark->cpu || now->wall_ns < mark->wall_ns ||
+	    (s64)cpu < 0 || cpu > wall)
+		return (s64)wall < 0 ? 0 : wall;
+	return cpu;
 }
 
 static bool lvmm_resv_fair(const struct task_struct *t)
@@ -425,7 +445,7 @@ static void lvmm_resv_boost(struct lvmm_vcpu_sched *vs, struct task_struct *t)
 	 * of the stay that lvmm-resv's kick cuts short.
 	 */
 	if (t == current) {
-		vs->resv_mark = lvmm_resv_cputime();
+		lvmm_resv_clock(&vs->resv_mark);
 		vs->resv_mark_stale = false;
 	} else {
 		WRITE_ONCE(vs->resv_mark_stale, true);
@@ -442,12 +462,13 @@ static void lvmm_resv_boost(struct lvmm_vcpu_sched *vs, struct task_struct *t)
  */
 static void lvmm_resv_pay(struct lvmm_vcpu_sched *vs)
 {
-	u64 now = lvmm_resv_cputime();
+	struct lvmm_resv_clock now;
 
+	lvmm_resv_clock(&now);
 	/* Pairs with smp_store_release() in lvmm_resv_boost(). */
 	if (smp_load_acquire(&vs->boosted)) {
 		if (!READ_ONCE(vs->resv_mark_stale))
-			vs->resv_cpu -= now - vs->resv_mark;
+			vs->resv_cpu -= lvmm_resv_cpu_delta(&vs->resv_mark, &now);
 		WRITE_ONCE(vs->resv_mark_stale, false);
 	}
 	vs->resv_mark = now;
@@ -561,11 +582,11 @@ static u64 lvmm_resv_window(u64 now)
  * a new one.  An overrun (a kick that came late) is not taken from the
  * new share, which would fall short of the minimum: the slack that
  * admission counts leaves room for it.  Guest time left of the last
- * window is lost if the vCPU did not want it all (lvmm_sched_idle()).
- * If it did, the host was late: its boost came too late in the window
- * (a wake-up of lvmm-resv, a reschedule IPI).  That much more guest time
- * is due in this window, up to the slack; the CPU budget stays what
- * admission counted.
+ * window is lost if the vCPU did not want it all (lvmm_sched_idle()), or
+ * if its exits used up its CPU budget.  Otherwise the host was late: its
+ * boost came too late in the window (a wake-up of lvmm-resv, a reschedule
+ * IPI).  That much more guest time is due in this window, up to the
+ * slack; the CPU budget stays what admission counted.
  */
 static u64 lvmm_resv_refill(struct lvmm_vcpu_sched *vs, u64 now)
 {
@@ -576,7 +597,8 @@ static u64 lvmm_resv_refill(struct lvmm_vcpu_sched *vs, u64 now)
 
 	if (vs->resv_end == end)
 		return end;
-	if (vs->resv_end + LVMM_RESV_WINDOW_NS == end && !vs->resv_idle)
+	if (vs->resv_end + LVMM_RESV_WINDOW_NS == end && !vs->resv_idle &&
+	    vs->resv_cpu >= LVMM_RESV_SLICE_MIN_NS)
 		owed = clamp_t(s64, vs->resv_budget, 0, cpu_quota - quota);
 	vs->resv_end = end;
 	vs->resv_budget = quota + owed;
@@ -587,15 +609,27 @@ static u64 lvmm_resv_refill(struct lvmm_vcpu_sched *vs, u64 now)
 
 /*
  * Back from the guest after @guest_ns in guest mode: the share is guest
- * time, boosted or not, in this window.  A stay that began in the last
- * window counts from this one's start.
+ * time, boosted or not.  The boosted CPU time is paid here too, so that a
+ * boost by lvmm-resv starts paying at the exit its kick caused.  A stay
+ * that crossed into a new window pays the last window for its part
+ * there first, which decides what that window still owes, and the new
+ * one for the rest.  (The CPU time since the window's start is the last
+ * window's: a late kick's overrun, which admission's reserve_max leaves
+ * room for.)
  */
 static void lvmm_resv_charge(struct lvmm_vcpu_sched *vs, u64 guest_ns)
 {
 	u64 now = ktime_get_ns();
-	u64 end = lvmm_resv_refill(vs, now);
+	u64 end = lvmm_resv_window(now);
+	u64 in_new = min(guest_ns, now - (end - LVMM_RESV_WINDOW_NS));
 
-	vs->resv_budget -= min(guest_ns, now - (end - LVMM_RESV_WINDOW_NS));
+	lvmm_resv_pay(vs);
+	if (vs->resv_end != end) {
+		vs->resv_budget -= guest_ns - in_new;
+		lvmm_resv_refill(vs, now);
+		guest_ns = in_new;
+	}
+	vs->resv_budget -= guest_ns;
 }
 
 /*

@@ -1690,6 +1690,28 @@ TEST(reservation_holds_against_hogs)
 					  (unsigned long long)v.nr_boosts);
 
 	/*
+	 * With slack 100 the CPU budget, 80 % of the CPU, is far more than
+	 * the share needs: the share of guest time ends each boost, and the
+	 * guest gets its 40 %, not the budget.
+	 */
+	saved_reserve_slack = param_get("reserve_slack");
+	atexit(restore_params);		/* TEST_ASSERT() exits */
+	ASSERT_TRUE(param_set("reserve_slack", 100));
+	ASSERT_EQ(0, sched_set(c, vm->h.id, LVMM_A_SCHED_RESERVE, 0))
+		TH_LOG("%s", c->ext);
+	ASSERT_EQ(0, sched_set(c, vm->h.id, LVMM_A_SCHED_RESERVE, 40))
+		TH_LOG("%s", c->ext);
+	restore_params();
+	usleep(50000);
+	measure_share(c, vm, &r, 1000, &guest, &thread);
+	ksft_print_msg("reserve 40 with slack 100 beside two nice -20 hogs: thread %.1f %%, guest %.1f %%\n",
+		       thread, guest);
+	fflush(stdout);
+	EXPECT_GE(guest, 40 - CAP_TOLERANCE) TH_LOG("guest share %.1f %%",
+						    guest);
+	EXPECT_LE(guest, 40 + 15) TH_LOG("guest share %.1f %%", guest);
+
+	/*
 	 * Gone, while boosted: a fair thread again, the hogs' CPU theirs.
 	 * (With one CPU this test's thread never runs while the vCPU's is
 	 * real-time, so it cannot see the boost.)
@@ -1722,18 +1744,16 @@ static void guest_sync_loop(void)
 }
 
 /*
- * The boost is for guest time: every return from RUN finds the VMM's
- * thread with the policy it had, however often the guest exits.
- */
-/*
  * A guest that exits all the time never uses its share of guest time: its
- * thread is real-time only for the CPU budget (share and slack, 50 % of
- * the CPU for reserve 40), and the nice -20 hogs keep the rest.  Paid
- * with guest time alone, it would stay real-time to the kernel's 95 %.
+ * thread is real-time only for its CPU budget, the share and its slack,
+ * and the nice -20 hogs keep the rest.  With slack 0 the budget is 40 %
+ * of the CPU, with slack 100 it is 80 %: the thread's share follows it.
+ * Paid with guest time alone, it would stay real-time to the kernel's
+ * 95 % either way.
  */
 TEST(reservation_pays_for_exits)
 {
-	double guest, thread;
+	double guest, thread[2];
 	struct lvmm_vcpu *vcpu;
 	struct lvmm_vm *vm;
 	struct runner r;
@@ -1747,19 +1767,29 @@ TEST(reservation_pays_for_exits)
 	runner_start(&r, vcpu);
 	ASSERT_TRUE(wait_for(vcpu_get(c, vm->h.id, 0).exits > 1000, 5000));
 	pin_beside_hogs(c, vm, hogs);
-	ASSERT_TRUE(param_set("reserve_slack", 25));
-	ASSERT_EQ(0, sched_set(c, vm->h.id, LVMM_A_SCHED_RESERVE, 40))
-		TH_LOG("%s", c->ext);
-	usleep(50000);
-	measure_share(c, vm, &r, 1000, &guest, &thread);
-	ksft_print_msg("reserve 40, a guest of CPUID exits, beside two nice -20 hogs: thread %.1f %%, guest %.1f %%\n",
-		       thread, guest);
-	fflush(stdout);
+	saved_reserve_slack = param_get("reserve_slack");
+	atexit(restore_params);		/* TEST_ASSERT() exits */
+	for (int i = 0; i < 2; i++) {
+		/* The slack is the reservation's from its admission on. */
+		ASSERT_TRUE(param_set("reserve_slack", i ? 100 : 0));
+		ASSERT_EQ(0, sched_set(c, vm->h.id, LVMM_A_SCHED_RESERVE, 0))
+			TH_LOG("%s", c->ext);
+		ASSERT_EQ(0, sched_set(c, vm->h.id, LVMM_A_SCHED_RESERVE, 40))
+			TH_LOG("%s", c->ext);
+		usleep(50000);
+		measure_share(c, vm, &r, 1000, &guest, &thread[i]);
+		ksft_print_msg("reserve 40 with slack %d, a guest of CPUID exits, beside two nice -20 hogs: thread %.1f %%, guest %.1f %%\n",
+			       i ? 100 : 0, thread[i], guest);
+		fflush(stdout);
+	}
+	restore_params();
 	/* Its budget and a late kick's overrun (slow on the debug kernel). */
-	EXPECT_GE(thread, 40 - CAP_TOLERANCE) TH_LOG("thread share %.1f %%",
-						     thread);
-	EXPECT_LE(thread, 85) TH_LOG("thread share %.1f %%", thread);
-	EXPECT_LT(guest, 40) TH_LOG("guest share %.1f %%", guest);
+	EXPECT_GE(thread[0], 40 - CAP_TOLERANCE) TH_LOG("slack 0: %.1f %%",
+							thread[0]);
+	EXPECT_LE(thread[0], 70) TH_LOG("slack 0: %.1f %%", thread[0]);
+	EXPECT_GT(thread[1], thread[0] + 15)
+		TH_LOG("slack 100: %.1f %% against %.1f %% with none",
+		       thread[1], thread[0]);
 
 	hog_stop(hogs[0]);
 	hog_stop(hogs[1]);
@@ -1767,6 +1797,10 @@ TEST(reservation_pays_for_exits)
 	nlc_close(c);
 }
 
+/*
+ * The boost is for guest time: every return from RUN finds the VMM's
+ * thread with the policy it had, however often the guest exits.
+ */
 TEST(reservation_never_boosts_userspace)
 {
 	struct lvmm_vcpu *vcpu;

@@ -350,9 +350,14 @@ static int run(int argc, char **argv)
 	struct lvmm_vm *vm;
 	int r;
 
-	if (argc != 1)
+	if (argc != 1 && (argc != 2 || strcmp(argv[1], "foreign")))
 		return 2;
 	vm = vm_create_with_one_vcpu(&vcpu, guest_count);
+	/* Device state of a VMM that is not vmctl run. */
+	if (argc == 2) {
+		r = lvmm_set_vmm_state(&vm->h, "another VMM", 11);
+		TEST_ASSERT(!r, "LVMM_SET_VMM_STATE: %s", strerror(-r));
+	}
 	write_ids(argv[0], &vm->h, 1);
 	for (;;) {
 		r = __vcpu_run(vcpu);

@@ -1503,6 +1503,34 @@ else
 	fi
 	expect_vms "" "after migrating spin"
 
+	# A VM that vmctl run cannot run (another VMM's device state): with
+	# an lvmm that lets the VMM decide (LVMM_CAP_MIGRATE 2), vmctl
+	# refuses it before the handover, and the VM runs on at the source.
+	vm -j version
+	if [ "$(jget capabilities.migrate)" -ge 2 ] 2>/dev/null; then
+		"$H" run "$T/foreign" foreign >"$T/foreign.out" 2>"$T/foreign.err" &
+		fpid=$!
+		pids="$pids $fpid"
+		wait_file "$T/foreign" || not_ok "helper runs a VM of another VMM"
+		F=$(cut -d' ' -f2 "$T/foreign")
+		incoming "$T/in6" --name fgn2 --console none
+		vm migrate "$F" "127.0.0.1:$inport"
+		expect_rc 2 "migrate of a VM whose device state vmctl cannot load"
+		expect_err_re "^vmctl: cannot migrate $F: the destination refused: Protocol error: its 'vmctl run --incoming' cannot run this VM" "migrate refused by the destination's vmctl: says why"
+		expect_err_re "^vmctl: $F stays on this host, as it was\$" "migrate refused by the destination's vmctl: the VM stays"
+		wait_pid $inpid
+		expect_wrc 2 "run --incoming of a VM it cannot run" "$T/in6.err"
+		expect_line "$T/in6.err" '^vmctl: refused the VM from 127\.0\.0\.1:[0-9]+ \(Protocol error\): it runs on at the source$' "run --incoming of a VM it cannot run: refuses it"
+		expect_vms "$F " "refused by vmctl: only the source's VM"
+		vm -j show "$F"
+		expect_jget state running "refused by vmctl: the VM runs on"
+		vm destroy "$F"
+		wait_pid $fpid
+	else
+		n=$((n + 1)) skip=$((skip + 1))
+		echo "ok $n run --incoming refuses a VM it cannot run # SKIP LVMM_CAP_MIGRATE below 2"
+	fi
+
 	# Memory: memtouch, migrated while it writes a pattern, verifies
 	# every word at the destination.
 	"$VMCTL" run --name mt1 --mem 32M --cmdline "mib=8 rate=8 passes=8" \

@@ -596,13 +596,19 @@ static pid_t hog(int cpu)
 #define BENCH_RESERVE_SLACK	50
 #define RESERVE_SLACK_PARAM	"/sys/module/lvmm/parameters/reserve_slack"
 
+/* Read reserve_slack (@set < 0), or set it to @set; returns it. */
 static int reserve_slack(int set)
 {
 	FILE *f = fopen(RESERVE_SLACK_PARAM, set < 0 ? "r" : "w");
-	int v = set;
+	int v = set, ok;
 
-	if (!f || (set < 0 ? fscanf(f, "%d", &v) != 1 : fprintf(f, "%d\n", set) < 0) ||
-	    fclose(f))
+	if (!f)
+		die("%s: %s", RESERVE_SLACK_PARAM, strerror(errno));
+	if (set < 0)
+		ok = fscanf(f, "%d", &v) == 1;
+	else
+		ok = fprintf(f, "%d\n", set) > 0;
+	if (fclose(f) || !ok)
 		die("%s: %s", RESERVE_SLACK_PARAM, strerror(errno));
 	return v;
 }

@@ -710,6 +710,15 @@ static void mig_report_refused(const struct mig *m, uint32_t peer)
 		vmctl_err("cannot migrate %s: the destination refused: %s: the VM coming in there was destroyed before the handover",
 			  name, strerror(peer));
 		return;
+	case ECANCELED:
+		vmctl_err("cannot migrate %s: the destination refused: %s: the program that received it there went away before it took the VM",
+			  name, strerror(peer));
+		return;
+	case EPROTO:
+	case E2BIG:
+		vmctl_err("cannot migrate %s: the destination refused: %s: its 'vmctl run --incoming' cannot run this VM (another VMM's device state, or more vCPUs than it runs); receive it there with the VMM that runs it here",
+			  name, strerror(peer));
+		return;
 	default:
 		vmctl_err("cannot migrate %s: the destination refused: %s",
 			  name, strerror(peer));
