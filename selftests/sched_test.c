@@ -320,19 +320,28 @@ static void measure_share(struct nlc *c, struct lvmm_vm *vm, struct runner *r,
 			  u32 ms, double *guest_pct, double *thread_pct)
 {
 	struct timespec c0, c1;
-	u64 g0, g1, t0, t1;
+	u64 g0, g1, t0, t1, tg0, tg1;
 	clockid_t clk;
 
 	TEST_ASSERT(!pthread_getcpuclockid(r->thread, &clk),
 		    "pthread_getcpuclockid");
+	/*
+	 * Each figure against its own wall time: on a CPU full of nice -20
+	 * hogs and a real-time vCPU this thread may wait long for the reply
+	 * of vcpu-get, which must not stretch the thread's interval.
+	 */
 	clock_gettime(clk, &c0);
-	g0 = vcpu_get(c, vm->h.id, 0).guest_ns;
 	t0 = now_ns();
+	tg0 = now_ns();
+	g0 = vcpu_get(c, vm->h.id, 0).guest_ns;
+	tg0 = (tg0 + now_ns()) / 2;
 	usleep(ms * 1000);
 	clock_gettime(clk, &c1);
-	g1 = vcpu_get(c, vm->h.id, 0).guest_ns;
 	t1 = now_ns();
-	*guest_pct = 100.0 * (double)(g1 - g0) / (double)(t1 - t0);
+	tg1 = now_ns();
+	g1 = vcpu_get(c, vm->h.id, 0).guest_ns;
+	tg1 = (tg1 + now_ns()) / 2;
+	*guest_pct = 100.0 * (double)(g1 - g0) / (double)(tg1 - tg0);
 	*thread_pct = 100.0 * ((c1.tv_sec - c0.tv_sec) * 1e9 +
 			       (c1.tv_nsec - c0.tv_nsec)) / (double)(t1 - t0);
 }
