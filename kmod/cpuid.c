@@ -100,7 +100,11 @@ static void lvmm_cpuid_filter(struct lvmm_cpuid_entry *e)
 				    BIT32(X86_FEATURE_CQM) |
 				    BIT32(X86_FEATURE_RDT_A) |
 				    BIT32(X86_FEATURE_INTEL_PT));
-			/* RDPID would read the host's TSC_AUX. */
+			/*
+			 * Not offered by default (a VMM's SET_CPUID may):
+			 * lvmm loads the guest's TSC_AUX around VMRUN, so
+			 * RDPID would read the guest's own value.
+			 */
 			e->ecx &= ~(BIT32(X86_FEATURE_WAITPKG) |
 				    BIT32(X86_FEATURE_RDPID) |
 				    BIT32(X86_FEATURE_PKU) |
@@ -120,7 +124,7 @@ static void lvmm_cpuid_filter(struct lvmm_cpuid_entry *e)
 		}
 		break;
 	case 0x80000001:
-		/* No nested virtualization; RDTSCP would expose TSC_AUX. */
+		/* No nested virtualization; RDTSCP as RDPID above. */
 		e->ecx &= ~(BIT32(X86_FEATURE_SVM) | BIT32(X86_FEATURE_SKINIT) |
 			    BIT32(X86_FEATURE_WDT) | BIT32(X86_FEATURE_IBS) |
 			    BIT32(X86_FEATURE_PERFCTR_CORE) |

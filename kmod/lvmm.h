@@ -95,6 +95,7 @@ struct lvmm_slot {
 	u64 npages;			/* (i) */
 	bool huge_ok;			/* (i) base is 2 MiB aligned */
 	struct mem_cgroup *memcg;	/* (i) charged for the backing */
+	struct mm_struct *mm;		/* (i) the VM's: its RSS counts it */
 	struct mutex alloc_lock;	/* serializes chunk allocation */
 	unsigned long nchunks;		/* (i) */
 	struct lvmm_chunk *chunks;	/* (i) array; entries under alloc_lock */
@@ -743,6 +744,8 @@ static __always_inline void lvmm_guest_exit_irqoff(void)
 	trace_hardirqs_off_finish();
 	vtime_account_guest_exit();
 	lvmm_watchdog_exit_guest();
+	/* On the CPU that ran the guest, before preemption is back on. */
+	lvmm_mark_ibpb_exit_to_user();
 }
 
 /* ---- the architecture backend --------------------------------------------- */

@@ -30,23 +30,30 @@ struct lvmm_slot *lvmm_memslot_find(struct lvmm_memslots *slots, u64 gfn)
 	return NULL;
 }
 
-static void lvmm_free_chunk(struct lvmm_chunk *c, unsigned long n)
+/* Returns how many pages it freed. */
+static unsigned long lvmm_free_chunk(struct lvmm_chunk *c, unsigned long n)
 {
-	unsigned long i;
+	unsigned long i, freed = 0;
 
 	/*
 	 * User mappings are special PTEs without page references; a slot's
 	 * mappings are zapped before it is freed, and a mapping pins the VM
 	 * file, so no user PTE outlives the pages.
 	 */
-	if (c->huge)
+	if (c->huge) {
 		put_page(c->huge);
+		freed = n;
+	}
 	if (c->small) {
-		for (i = 0; i < n; i++)
-			if (c->small[i])
+		for (i = 0; i < n; i++) {
+			if (c->small[i]) {
 				put_page(c->small[i]);
+				freed++;
+			}
+		}
 		kvfree(c->small);
 	}
+	return freed;
 }
 
 /* Pages of chunk @ci that lie inside the slot. */
@@ -104,6 +111,8 @@ static int lvmm_alloc_chunk(struct lvmm_slot *slot, unsigned long ci)
 	smp_store_release(&c->small, small);
 out:
 	set_active_memcg(old_memcg);
+	if (!r)
+		lvmm_mm_add_rss(slot->mm, n);
 	return r;
 }
 
@@ -163,10 +172,13 @@ struct page *lvmm_memslot_peek_page(struct lvmm_slot *slot, u64 gfn)
 
 static void lvmm_memslot_free(struct lvmm_slot *slot)
 {
-	unsigned long i;
+	unsigned long i, freed = 0;
 
 	for (i = 0; i < slot->nchunks; i++)
-		lvmm_free_chunk(&slot->chunks[i], lvmm_chunk_pages(slot, i));
+		freed += lvmm_free_chunk(&slot->chunks[i],
+					 lvmm_chunk_pages(slot, i));
+	/* The VM keeps its mm until its slots are gone (vm.c). */
+	lvmm_mm_add_rss(slot->mm, -(long)freed);
 	kvfree(slot->chunks);
 	kvfree(slot->dirty_bitmap);
 	kvfree(slot->user_writable);
@@ -236,7 +248,8 @@ static int lvmm_dirty_log_alloc(u64 npages, unsigned long **dirty,
 	return -ENOMEM;
 }
 
-static struct lvmm_slot *lvmm_memslot_alloc(const struct lvmm_memslot *req)
+static struct lvmm_slot *
+lvmm_memslot_alloc(struct lvmm_vm *vm, const struct lvmm_memslot *req)
 {
 	struct lvmm_slot *slot;
 
@@ -265,8 +278,13 @@ static struct lvmm_slot *lvmm_memslot_alloc(const struct lvmm_memslot *req)
 		kfree(slot);
 		return NULL;
 	}
-	/* The creator pays for the memory, wherever it is touched from. */
+	/*
+	 * The slot's creator pays for the memory, wherever it is touched
+	 * from, and it counts in the RSS of the VM's creator, whose locked
+	 * memory it is too: usually one process.
+	 */
 	slot->memcg = get_mem_cgroup_from_mm(current->mm);
+	slot->mm = vm->mm;
 	return slot;
 }
 
@@ -380,7 +398,7 @@ int lvmm_vm_set_memslot(struct lvmm_vm *vm, const struct lvmm_memslot *req)
 	}
 
 	r = -ENOMEM;
-	slot = lvmm_memslot_alloc(req);
+	slot = lvmm_memslot_alloc(vm, req);
 	if (!slot)
 		goto out_unlock;
 	old = lvmm_memslots_replace(vm, req->slot, slot);

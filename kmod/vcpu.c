@@ -94,7 +94,8 @@ void lvmm_vm_kick_all(struct lvmm_vm *vm, int req)
 /*
  * Make every vCPU of @vm flush its guest TLB before it runs guest code
  * again, and wait until no vCPU can still be using an old translation:
- * the only kick that waits, because memory is about to be freed.
+ * the only kick that waits, and only where memory is remapped or about to
+ * be freed (Documentation/locking.rst, section 4, lists the callers).
  *
  * Either the vCPU sees the request before entering, or we see it in guest
  * mode and interrupt it; the IPI is taken only after the #VMEXIT (GIF is

@@ -1241,10 +1241,15 @@ static int svm_enter(struct svm_vcpu *svm)
 	/* #VMEXIT left DR7 at its reset value; restore the host's if used. */
 	if (hw_breakpoint_active())
 		hw_breakpoint_restore();
+	asm volatile("stgi" ::: "memory");
+	/*
+	 * With GIF set again, as KVM does: the handler may need NMIs, which
+	 * GIF=0 would hold back (an NMI pending from the guest's time is
+	 * taken at the stgi, first).
+	 */
 	if (unlikely((u32)vmcb->control.exit_code ==
 		     SVM_EXIT_EXCP_BASE + MC_VECTOR))
 		svm_handle_mce();
-	asm volatile("stgi" ::: "memory");
 
 	WRITE_ONCE(vcpu->mode, LVMM_OUTSIDE_GUEST_MODE);
 	vmcb->control.tlb_ctl = TLB_CONTROL_DO_NOTHING;

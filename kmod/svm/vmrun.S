@@ -66,6 +66,15 @@ SYM_FUNC_START(lvmm_svm_vmrun)
 	mov REG(15)(%rdi), %r15
 	mov REG(7)(%rdi), %rdi
 
+#ifdef X86_FEATURE_CLEAR_CPU_BUF_VM
+	/*
+	 * TSA: with the kernel's mitigation on, VERW clears the CPU buffers
+	 * the host filled, so the guest cannot infer them (clobbers ZF only).
+	 * Kernels from before the mitigation (Debian's 6.1.147) lack the flag.
+	 */
+	VM_CLEAR_CPU_BUFFERS
+#endif
+
 5:	vmrun %rax
 6:
 
