@@ -746,6 +746,62 @@ TEST(events)
 	nlc_close(c);
 }
 
+static void guest_port_loop(void)
+{
+	for (;;)
+		asm volatile("outb %%al, $0x80" ::: "memory");
+}
+
+struct rewriter {
+	volatile __u32 *exit_reason;
+	volatile bool stop;
+};
+
+static void *rewriter_fn(void *arg)
+{
+	struct rewriter *w = arg;
+
+	while (!w->stop)
+		*w->exit_reason = LVMM_EXIT_SHUTDOWN;
+	return NULL;
+}
+
+/*
+ * run->exit_reason is the VMM's to write at any time: a VMM that writes
+ * SHUTDOWN there, while its vCPU runs a guest that only does port I/O,
+ * must not make lvmm tell the world the VM shut down.  After a thousand
+ * exits the next event is still the destroy.
+ */
+TEST(no_shutdown_event_from_userspace)
+{
+	struct rewriter w = {};
+	struct nl_events *ev;
+	struct lvmm_vcpu *vcpu;
+	struct lvmm_vm *vm;
+	struct nl_vm e;
+	pthread_t t;
+	u32 id;
+	int i;
+
+	TEST_REQUIRE(lvmm_dev_present());
+	ev = events_open();
+	vm = vm_create_with_one_vcpu(&vcpu, guest_port_loop);
+	id = vm->h.id;
+	ASSERT_TRUE(event_next(ev, id, &e));
+	EXPECT_EQ(LVMM_EVENT_CREATED, e.event);
+	w.exit_reason = &vcpu->run->exit_reason;
+	ASSERT_EQ(0, pthread_create(&t, NULL, rewriter_fn, &w));
+	for (i = 0; i < 1000; i++)
+		ASSERT_EQ(0, lvmm_run(&vcpu->h));
+	w.stop = true;
+	pthread_join(t, NULL);
+	vm_free(vm);
+	ASSERT_TRUE(event_next(ev, id, &e)) TH_LOG("no destroyed event");
+	EXPECT_EQ(LVMM_EVENT_DESTROYED, e.event)
+		TH_LOG("event %u before the destroy", e.event);
+	events_close(ev);
+}
+
 /*
  * Another thread closes the new VM fd the moment it is installed: the
  * events must still say created, then destroyed, for the same VM.  (The

@@ -11,7 +11,10 @@
  * races close() and munmap() against the vCPU threads.  One VM in three
  * has the in-kernel irqchip: its guests also get loops of xAPIC page,
  * x2APIC MSR, APIC base, TSC-deadline and I/O APIC accesses and sti; hlt,
- * and a thread of its own raises and lowers the I/O APIC's lines.  Every
+ * and a thread of its own raises and lowers the I/O APIC's lines.  Now
+ * and then a worker saves its VM with vmctl and restores mutated copies
+ * of the stream, and a vCPU whose entry QEMU refused replays issue 13's
+ * reproducer (fz_replay_issue13()).  Every
  * third round the parent SIGKILLs the worker at a random moment.  A child
  * runs vmctl on the same VMs meanwhile, and sends random generic-netlink
  * requests of the lvmm family beside it.  See issues 8 and 13.
@@ -225,6 +228,9 @@ static const struct fz_ioctl_name fz_ioctls[] = {
 	{ LVMM_SET_LAPIC, "SET_LAPIC" },
 	{ LVMM_GET_MP_STATE, "GET_MP_STATE" },
 	{ LVMM_SET_MP_STATE, "SET_MP_STATE" },
+	/* Migration (LVMM_CAP_SNAPSHOT, LVMM_CAP_MIGRATE). */
+	{ LVMM_RESTORE_VM, "RESTORE_VM" },
+	{ LVMM_INCOMING_FINISH, "INCOMING_FINISH" },
 };
 
 #define FZ_NR_IOC	(ARRAY_SIZE(fz_ioctls) + 1)	/* last: any other */
@@ -253,6 +259,10 @@ struct fz_stats {
 	uint64_t guest_irqs;		/* taken through fz_sane_idt() */
 	uint64_t eintr_waiting;		/* RUN ended by a signal in HLT/SIPI */		/* GET_MP_STATE: each state, last: other */
 	uint64_t bad_run;		/* RUN errno outside the expected set */
+	/* Saved streams, mutated and restored (fz_restore_mutated()). */
+	uint64_t saves, restores, restores_ok;
+	/* Issue 13's reproducer, replayed after a refused entry. */
+	uint64_t replays, replay_slow, replay_max_us;
 	int bad_run_errno;		/* the first one */
 	uint64_t ioc_calls[FZ_NR_IOC], ioc_ok[FZ_NR_IOC];
 	uint64_t ioc_err[FZ_NR_IOC][FZ_NR_ERRNO];
@@ -468,6 +478,7 @@ struct fz_vcpu {
 	bool started;
 	int fd_gone;		/* the controller replaced our fd */
 	int done;		/* the RUN thread has left its loop */
+	bool replay;		/* the next RUN is issue 13's spin */
 	uint64_t idt_page;	/* fz_sane_idt()'s, or ~0 */
 	uint64_t idt_slot0;	/* slot 0's address then */
 };
@@ -1361,6 +1372,36 @@ static void fz_fill(void *p, size_t len, struct fz_rng *rng)
 		*b++ = fz_rand(rng);
 }
 
+/*
+ * Issue 13's reproducer, in order (Documentation/sandbox.rst, section 3):
+ * an entry QEMU 7.2 refused (a real-mode CR3 at or above 2^40, which
+ * fz_mode_real() sets now and then) ended in LVMM_INTERNAL_ERROR_STATE_LOST;
+ * now the CR3 is made valid and the guest spins with IF clear.  The
+ * RUN thread's 20 ms timer must end each RUN: the refused entry must
+ * not have taken V_INTR_MASKING with it.  Returns true if it set it up.
+ */
+static bool fz_replay_issue13(struct fz_vcpu *v)
+{
+	static const unsigned char spin[] = { 0xfa, 0xeb, 0xfe }; /* cli; jmp $ */
+	struct lvmm_run *run = v->h.run;
+	struct lvmm_sregs s;
+	struct lvmm_regs r;
+
+	if (run->internal.suberror != LVMM_INTERNAL_ERROR_STATE_LOST ||
+	    fz_note(LVMM_GET_SREGS, lvmm_get_sregs(&v->h, &s)) ||
+	    fz_note(LVMM_GET_REGS, lvmm_get_regs(&v->h, &r)) ||
+	    (s.cr0 & 1))		/* CR0.PE: protected mode */
+		return false;
+	s.cr3 &= 0xfffff000;
+	r.rflags &= ~FZ_RFLAGS_IF;
+	fz_mem_write(v->vm, s.cs.base + (r.rip & 0xffff), spin, sizeof(spin));
+	if (fz_note(LVMM_SET_SREGS, lvmm_set_sregs(&v->h, &s)) ||
+	    fz_note(LVMM_SET_REGS, lvmm_set_regs(&v->h, &r)))
+		return false;
+	fz_inc(stats->replays);
+	return true;
+}
+
 /* Handle one exit; true when the vCPU will never run again. */
 static bool fz_handle_exit(struct fz_vcpu *v, struct fz_rng *rng)
 {
@@ -1402,6 +1443,12 @@ static bool fz_handle_exit(struct fz_vcpu *v, struct fz_rng *rng)
 		break;
 	case LVMM_EXIT_VM_DESTROYED:
 		return true;
+	case LVMM_EXIT_INTERNAL_ERROR:
+		if (fz_chance(rng, 2) && fz_replay_issue13(v)) {
+			v->replay = true;
+			break;
+		}
+		/* fall through */
 	default:
 		/* SHUTDOWN, FAIL_ENTRY, INTERNAL_ERROR, UNKNOWN, garbage. */
 		fz_inc(stats->resets);
@@ -1431,6 +1478,8 @@ static void *fz_runner(void *arg)
 	have_timer = !fz_timer_start(&timer, &rng);
 	while (!fz_load(vm->stop)) {
 		struct lvmm_run *run = v->h.run;
+		bool replay = v->replay;
+		double t0 = fz_now();
 
 		if (fz_chance(&rng, 64))
 			run->request_interrupt_window = 1;
@@ -1439,6 +1488,18 @@ static void *fz_runner(void *arg)
 		r = fz_note(LVMM_RUN, lvmm_run(&v->h));
 		run->immediate_exit = 0;
 		fz_inc(stats->runs);
+		if (replay) {
+			uint64_t us = (fz_now() - t0) * 1e6;
+
+			v->replay = false;
+			/* The timer fires every 20 ms; the watchdog's NMI at 1 s. */
+			if (us > 500000 && !fz_inc(stats->replay_slow))
+				fz_log("# FAIL: issue 13's spin held RUN %llu ms after a refused entry (VM seed %llu)",
+				       (unsigned long long)us / 1000,
+				       (unsigned long long)vm->seed);
+			if (us > fz_load(stats->replay_max_us))
+				fz_store(stats->replay_max_us, us);
+		}
 		if (r >= 0) {
 			if (fz_handle_exit(v, &rng)) {
 				fz_store(vm->dead, 1);
@@ -1602,7 +1663,7 @@ static void fz_ioctl_typed(struct fz_vm *vm, int dev_fd, struct fz_rng *rng)
 	int r;
 
 	memset(buf, 0, FZ_BUF_SIZE);
-	switch (fz_below(rng, 23)) {
+	switch (fz_below(rng, 24)) {
 	case 0: {
 		struct lvmm_regs *regs = (void *)buf;
 
@@ -2039,6 +2100,18 @@ static void fz_ioctl_typed(struct fz_vm *vm, int dev_fd, struct fz_rng *rng)
 		fz_ioctl(v->h.fd, LVMM_SET_MP_STATE, mp);
 		break;
 	}
+	case 22: {
+		/* Only a VM received with LVMM_RESTORE_HOLD may take it. */
+		struct lvmm_incoming_finish *f = (void *)buf;
+
+		f->error = fz_chance(rng, 2) ? 0 : (int32_t)fz_interesting(rng);
+		if (fz_chance(rng, 8))
+			f->flags = fz_rand(rng);
+		if (fz_chance(rng, 8))
+			f->reserved[fz_below(rng, 2)] = fz_rand(rng);
+		fz_ioctl(vm->h.fd, LVMM_INCOMING_FINISH, f);
+		break;
+	}
 	default:
 		fz_ioctl(dev_fd, LVMM_CHECK_EXTENSION,
 			 (void *)(uintptr_t)fz_interesting(rng));
@@ -2057,7 +2130,7 @@ static void fz_ioctl_raw(struct fz_vm *vm, int dev_fd, struct fz_rng *rng)
 {
 	static const uint8_t nrs[] = {
 		0x00, 0x01, 0x02, 0x03, 0x10, 0x11, 0x12, 0x13, 0x14, 0x15,
-		0x16, 0x17, 0x18, 0x19, 0x1a, 0x1b, 0x1c, 0x81, 0x82,
+		0x16, 0x17, 0x18, 0x19, 0x1a, 0x1b, 0x1c, 0x1d, 0x81, 0x82,
 		0x83, 0x84, 0x85, 0x86, 0x87, 0x88, 0x89, 0x8a, 0x8b, 0x8c,
 		0x8d, 0x8e, 0x8f, 0x90, 0x91, 0x92, 0x93, 0x94, 0x95, 0x96,
 		0x97,
@@ -2099,6 +2172,9 @@ static void fz_ioctl_raw(struct fz_vm *vm, int dev_fd, struct fz_rng *rng)
 	if (r >= 0 && (cmd == LVMM_CREATE_VM || cmd == LVMM_CREATE_VCPU))
 		close(r);
 }
+
+static void fz_restore_mutated(struct fz_vm *vm, int dev_fd,
+			       struct fz_rng *rng);
 
 /* Map the run page or slot 0 a second time, touch it, unmap it. */
 static void fz_map_race(struct fz_vm *vm, struct fz_rng *rng)
@@ -2284,6 +2360,8 @@ static void fz_control(struct fz_vm *vm, int dev_fd, struct fz_rng *rng,
 			struct lvmm_vm_info info;
 
 			fz_note(LVMM_GET_VM_INFO, lvmm_vm_info(&vm->h, &info));
+			if (w == 99 && fz_chance(rng, 4))
+				fz_restore_mutated(vm, dev_fd, rng);
 		} else if (w < 104) {
 			fz_ioapic_program(vm, rng);
 		} else if (w < 108) {
@@ -2900,6 +2978,95 @@ static void fz_nl_once(struct fz_nl *nl, struct fz_rng *rng,
 		fz_inc(stats->nl_err[-err < FZ_NR_ERRNO ? -err : 0]);
 }
 
+#define FZ_STREAM_MAX	(8 << 20)
+
+/*
+ * A saved VM stream, mutated, restored: the reader in the kernel parses
+ * what it is given.  The stream is this VM's, saved once per worker with
+ * `vmctl save` (which pauses and resumes it); each restore changes a few
+ * bytes, a 64-bit word or the length.  What comes back is mostly refused
+ * (the checksum, if nothing before it); a VM that is restored goes at
+ * once with its fd.
+ */
+static void fz_restore_mutated(struct fz_vm *vm, int dev_fd,
+			       struct fz_rng *rng)
+{
+	static uint8_t *saved, *copy;
+	static size_t saved_len;
+	struct lvmm_vm_handle h;
+	char path[64], name[LVMM_VM_NAME_LEN];
+	size_t len, i, n;
+	ssize_t got;
+	int fd, r;
+
+	if (!vm->o->vmctl)
+		return;
+	if (!saved) {
+		const char *args[] = { "save", vm->h.name, path, NULL };
+
+		saved = malloc(FZ_STREAM_MAX);
+		copy = malloc(FZ_STREAM_MAX);
+		if (!saved || !copy)
+			return;
+		snprintf(path, sizeof(path), "/tmp/fz-stream-%d", getpid());
+		if (fz_vmctl_exec(vm->o->vmctl, args, NULL, 0) ||
+		    (fd = open(path, O_RDONLY)) < 0) {
+			unlink(path);
+			return;
+		}
+		got = read(fd, saved, FZ_STREAM_MAX);
+		close(fd);
+		unlink(path);
+		if (got <= 0)
+			return;
+		saved_len = got;
+		fz_inc(stats->saves);
+	}
+	if (!saved_len)
+		return;
+	len = saved_len;
+	memcpy(copy, saved, len);
+	switch (fz_below(rng, 4)) {
+	case 0:		/* a few bits */
+		for (i = 0, n = 1 + fz_below(rng, 8); i < n; i++)
+			copy[fz_below(rng, len)] ^= 1 << fz_below(rng, 8);
+		break;
+	case 1:		/* a word: a length, a count, an address */
+		if (len >= 8) {
+			uint64_t word = fz_interesting(rng);
+
+			memcpy(copy + (fz_below(rng, len - 7) & ~7ULL), &word, 8);
+		}
+		break;
+	case 2:		/* cut short */
+		len = fz_below(rng, len);
+		break;
+	default:	/* bytes, near the start where the header is */
+		for (i = 0, n = 1 + fz_below(rng, 16); i < n; i++)
+			copy[fz_below(rng, len < 4096 ? len : 4096)] = fz_rand(rng);
+		break;
+	}
+	fd = memfd_create("fz-stream", 0);
+	if (fd < 0)
+		return;
+	if (write(fd, copy, len) != (ssize_t)len || lseek(fd, 0, SEEK_SET)) {
+		close(fd);
+		return;
+	}
+	snprintf(name, sizeof(name), "fz-r%d-%llu", getpid(),
+		 (unsigned long long)fz_below(rng, 1000));
+	fz_inc(stats->restores);
+	r = fz_note(LVMM_RESTORE_VM,
+		    lvmm_vm_restore_flags(dev_fd, fd, name,
+					  fz_chance(rng, 16) ? fz_rand(rng) : 0,
+					  &h, NULL));
+	close(fd);
+	if (!r) {
+		fz_inc(stats->restores_ok);
+		lvmm_vm_close(&h);
+	}
+}
+
 static void fz_vmctl_loop(const struct fz_opts *o)
 {
 	static char out[1 << 16];
@@ -3508,6 +3675,18 @@ int main(int argc, char **argv)
 		ok = false;
 	} else {
 		fz_log("# leftover VMs: none");
+	}
+	fz_log("# streams saved %llu, mutated and restored %llu (%llu taken)",
+	       (unsigned long long)stats->saves,
+	       (unsigned long long)stats->restores,
+	       (unsigned long long)stats->restores_ok);
+	fz_log("# issue 13's reproducer replayed %llu times, longest RUN %llu ms",
+	       (unsigned long long)stats->replays,
+	       (unsigned long long)stats->replay_max_us / 1000);
+	if (stats->replay_slow) {
+		fz_log("# FAIL: %llu replays held their CPU over 500 ms",
+		       (unsigned long long)stats->replay_slow);
+		ok = false;
 	}
 	if (stats->bad_run) {
 		fz_log("# FAIL: %llu RUNs returned an unexpected errno (first: %s)",
