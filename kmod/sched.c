@@ -298,6 +298,8 @@ static int lvmm_sched_slice(struct lvmm_vcpu *vcpu, s64 boosted)
 #define LVMM_RESV_SLICE_MIN_NS	(20 * NSEC_PER_USEC)
 /* The boosted threads' priority: the lowest real-time one. */
 #define LVMM_RESV_PRIO		1
+/* A share's margin over its size, as a shift (lvmm_resv_refill()). */
+#define LVMM_RESV_MARGIN_SHIFT	5
 
 /*
  * The share of each host CPU that reservations may take.  The kernel's
@@ -582,11 +584,15 @@ static u64 lvmm_resv_window(u64 now)
  * a new one.  An overrun (a kick that came late) is not taken from the
  * new share, which would fall short of the minimum: the slack that
  * admission counts leaves room for it.  Guest time left of the last
- * window is lost if the vCPU did not want it all (lvmm_sched_idle()), or
- * if its exits used up its CPU budget.  Otherwise the host was late: its
- * boost came too late in the window (a wake-up of lvmm-resv, a reschedule
- * IPI).  That much more guest time is due in this window, up to the
- * slack; the CPU budget stays what admission counted.
+ * window is lost if the vCPU did not want it all (lvmm_sched_idle()).
+ * Otherwise the host was late (a boost late in the window: a wake-up of
+ * lvmm-resv, a reschedule IPI; or no boost at all in windows it wanted),
+ * and the shortfall is owed, up to one share, on top of the new share.
+ * Only the guest-time budget grows: the CPU budget stays what admission
+ * counted, so a debt is paid off over as many windows as that budget
+ * takes, and a guest whose exits use up the budget pays nothing back.
+ * The share aimed at is 1/32 over the share, so that the jitter of the
+ * boosts does not take a window below it.
  */
 static u64 lvmm_resv_refill(struct lvmm_vcpu_sched *vs, u64 now)
 {
@@ -597,11 +603,16 @@ static u64 lvmm_resv_refill(struct lvmm_vcpu_sched *vs, u64 now)
 
 	if (vs->resv_end == end)
 		return end;
-	if (vs->resv_end + LVMM_RESV_WINDOW_NS == end && !vs->resv_idle &&
-	    vs->resv_cpu >= LVMM_RESV_SLICE_MIN_NS)
-		owed = clamp_t(s64, vs->resv_budget, 0, cpu_quota - quota);
+	if (vs->resv_end && !vs->resv_idle) {
+		/* Windows it never entered in, wanting to: owed whole. */
+		u64 skipped = div64_u64(end - vs->resv_end,
+					LVMM_RESV_WINDOW_NS) - 1;
+
+		owed = clamp_t(s64, vs->resv_budget +
+				    (skipped ? quota : 0), 0, quota);
+	}
 	vs->resv_end = end;
-	vs->resv_budget = quota + owed;
+	vs->resv_budget = quota + (quota >> LVMM_RESV_MARGIN_SHIFT) + owed;
 	vs->resv_cpu = cpu_quota;
 	vs->resv_idle = false;
 	return end;
