@@ -28,7 +28,8 @@ static __always_inline void lvmm_mark_ibpb_exit_to_user(void)
 
 /*
  * Guest memory in the RSS of the VM's creator, so that the OOM killer
- * sees it as that process's (Documentation/api.rst, "Memory accounting").
+ * sees it as that process's (Documentation/api.rst, "RSS and the OOM
+ * killer").
  * add_mm_counter() cannot be called from a module: its tracepoint helper
  * mm_trace_rss_stat() is not exported.  The counter is the same one;
  * only the rss_stat trace event is not emitted.  6.2 made the counters

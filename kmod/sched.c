@@ -300,6 +300,8 @@ static int lvmm_sched_slice(struct lvmm_vcpu *vcpu, s64 boosted)
 #define LVMM_RESV_PRIO		1
 /* A share's margin over its size, as a shift (lvmm_resv_refill()). */
 #define LVMM_RESV_MARGIN_SHIFT	5
+/* How far back a window's shortfall is still owed (lvmm_resv_refill()). */
+#define LVMM_RESV_DEBT_NS	(10 * LVMM_RESV_WINDOW_NS)
 
 /*
  * The share of each host CPU that reservations may take.  The kernel's
@@ -603,8 +605,13 @@ static u64 lvmm_resv_refill(struct lvmm_vcpu_sched *vs, u64 now)
 
 	if (vs->resv_end == end)
 		return end;
-	if (vs->resv_end && !vs->resv_idle) {
-		/* Windows it never entered in, wanting to: owed whole. */
+	/*
+	 * Windows it never entered in, wanting to, are owed whole; a window
+	 * filled longer ago than LVMM_RESV_DEBT_NS (or never: a reservation
+	 * that just began) is no history to go by.
+	 */
+	if (!vs->resv_idle && vs->resv_end &&
+	    end - vs->resv_end <= LVMM_RESV_DEBT_NS) {
 		u64 skipped = div64_u64(end - vs->resv_end,
 					LVMM_RESV_WINDOW_NS) - 1;
 
