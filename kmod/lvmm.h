@@ -22,6 +22,7 @@
 #include <linux/wait.h>
 #include <linux/context_tracking.h>
 #include <linux/ftrace.h>
+#include <linux/instrumentation.h>
 #include <linux/irqflags.h>
 #include <linux/rcupdate.h>
 #include <linux/vtime.h>
@@ -723,16 +724,24 @@ extern bool lvmm_rebooting;
  * in guest mode holds up neither grace periods nor the function tracer.
  * Called with IRQs off, right before the backend lets the CPU's IF be set
  * for the world switch, with its local_clock() reading; lockdep is told
- * IRQs are on from here.
+ * IRQs are on from here.  For a noinstr caller: once context tracking has
+ * entered the guest, RCU may not be watching, so everything that can be
+ * instrumented or traced runs inside instrumentation_begin()/end(), and
+ * only there.
  */
 static __always_inline void lvmm_guest_enter_irqoff(u64 now)
 {
+	instrumentation_begin();
 	lvmm_watchdog_enter(now);
 	vtime_account_guest_enter();
 	trace_hardirqs_on_prepare();
 	lockdep_hardirqs_on_prepare();
-	if (!context_tracking_guest_enter())
+	instrumentation_end();
+	if (!context_tracking_guest_enter()) {
+		instrumentation_begin();
 		rcu_virt_note_context_switch(smp_processor_id());
+		instrumentation_end();
+	}
 	lockdep_hardirqs_on(CALLER_ADDR0);
 }
 
@@ -741,11 +750,13 @@ static __always_inline void lvmm_guest_exit_irqoff(void)
 {
 	lockdep_hardirqs_off(CALLER_ADDR0);
 	context_tracking_guest_exit();
+	instrumentation_begin();
 	trace_hardirqs_off_finish();
 	vtime_account_guest_exit();
 	lvmm_watchdog_exit_guest();
 	/* On the CPU that ran the guest, before preemption is back on. */
 	lvmm_mark_ibpb_exit_to_user();
+	instrumentation_end();
 }
 
 /* ---- the architecture backend --------------------------------------------- */

@@ -1092,7 +1092,7 @@ static void svm_guard_tr_exit(struct vmcb *vmcb)
  * again: do one, with the value CR8 already has, after each entry that
  * asked for an interrupt window.
  */
-static void svm_guard_apic_poll(void)
+static __always_inline void svm_guard_apic_poll(void)
 {
 	unsigned long cr8;
 
@@ -1150,6 +1150,26 @@ static void svm_restore_intr_masking(struct svm_vcpu *svm)
 			    svm->vcpu.id, (u32)c->exit_code, c->int_ctl);
 	c->int_ctl |= V_INTR_MASKING_MASK;
 	vmcb_mark_dirty(svm, VMCB_INTR);
+}
+
+/*
+ * The world switch proper, as KVM's svm_vcpu_enter_exit(): not
+ * instrumented, since RCU may not be watching between the two context
+ * tracking calls (lvmm_guest_enter_irqoff()).  GIF=0 keeps the host's
+ * interrupts out until stgi; IF=1 at VMRUN is what makes them end guest
+ * mode (V_INTR_MASKING).
+ */
+static noinstr void svm_vcpu_enter_exit(struct svm_vcpu *svm,
+					struct svm_cpu *sc, u64 start,
+					bool irq_window)
+{
+	lvmm_guest_enter_irqoff(start);
+	raw_local_irq_enable();
+	lvmm_svm_vmrun(svm->vcpu.regs, svm->vmcb_pa, sc->host_save_pa);
+	raw_local_irq_disable();
+	if (unlikely(irq_window))
+		svm_guard_apic_poll();
+	lvmm_guest_exit_irqoff();
 }
 
 /* svm_enter(): the exit is not the guest's; run->exit_reason is set. */
@@ -1218,17 +1238,7 @@ static int svm_enter(struct svm_vcpu *svm)
 		irq_window = vmcb->control.int_ctl & V_IRQ_MASK;
 	}
 	start = local_clock();
-	/*
-	 * GIF=0 keeps the host's interrupts out until stgi; IF=1 at VMRUN
-	 * is what makes them end guest mode (V_INTR_MASKING).
-	 */
-	lvmm_guest_enter_irqoff(start);
-	raw_local_irq_enable();
-	lvmm_svm_vmrun(vcpu->regs, svm->vmcb_pa, sc->host_save_pa);
-	raw_local_irq_disable();
-	if (unlikely(irq_window))
-		svm_guard_apic_poll();
-	lvmm_guest_exit_irqoff();
+	svm_vcpu_enter_exit(svm, sc, start, irq_window);
 	stay = local_clock() - start;
 	vcpu->stat.guest_ns += stay;
 	if (swap_tsc_aux)

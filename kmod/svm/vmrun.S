@@ -30,7 +30,8 @@
 	_ASM_EXTABLE(\from\()b, .Lsvm_fixup_\from)
 .endm
 
-.section .text, "ax"
+/* Called from noinstr code (svm_vcpu_enter_exit()), as KVM's __svm_vcpu_run. */
+.section .noinstr.text, "ax"
 
 SYM_FUNC_START(lvmm_svm_vmrun)
 	push %rbp
