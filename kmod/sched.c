@@ -587,9 +587,10 @@ static u64 lvmm_resv_window(u64 now)
  * new share, which would fall short of the minimum: the slack that
  * admission counts leaves room for it.  Guest time left of the last
  * window is lost if the vCPU did not want it all (lvmm_sched_idle()).
- * Otherwise the host was late (a boost late in the window: a wake-up of
+ * Otherwise the shortfall is owed, up to one share, on top of the new
+ * share: the host was late (a boost late in the window: a wake-up of
  * lvmm-resv, a reschedule IPI; or no boost at all in windows it wanted),
- * and the shortfall is owed, up to one share, on top of the new share.
+ * or the guest's exits took the CPU budget.
  * Only the guest-time budget grows: the CPU budget stays what admission
  * counted, so a debt is paid off over as many windows as that budget
  * takes, and a guest whose exits use up the budget pays nothing back.
@@ -602,21 +603,23 @@ static u64 lvmm_resv_refill(struct lvmm_vcpu_sched *vs, u64 now)
 	s64 quota = READ_ONCE(vs->resv_quota);
 	s64 cpu_quota = READ_ONCE(vs->resv_cpu_quota);
 	s64 owed = 0;
+	u64 gap;
 
 	if (vs->resv_end == end)
 		return end;
 	/*
-	 * Windows it never entered in, wanting to, are owed whole; a window
-	 * filled longer ago than LVMM_RESV_DEBT_NS (or never: a reservation
-	 * that just began) is no history to go by.
+	 * Windows it never entered in, wanting to, are owed whole.  A window
+	 * filled longer ago than LVMM_RESV_DEBT_NS, or on another grid (the
+	 * timer starts a new one when reservations begin again), is no
+	 * history to go by.
 	 */
-	if (!vs->resv_idle && vs->resv_end &&
-	    end - vs->resv_end <= LVMM_RESV_DEBT_NS) {
-		u64 skipped = div64_u64(end - vs->resv_end,
-					LVMM_RESV_WINDOW_NS) - 1;
+	gap = end - vs->resv_end;
+	if (!vs->resv_idle && vs->resv_end && gap >= LVMM_RESV_WINDOW_NS &&
+	    gap <= LVMM_RESV_DEBT_NS) {
+		bool skipped = gap >= 2 * LVMM_RESV_WINDOW_NS;
 
-		owed = clamp_t(s64, vs->resv_budget +
-				    (skipped ? quota : 0), 0, quota);
+		owed = clamp_t(s64, vs->resv_budget + (skipped ? quota : 0),
+			       0, quota);
 	}
 	vs->resv_end = end;
 	vs->resv_budget = quota + (quota >> LVMM_RESV_MARGIN_SHIFT) + owed;

@@ -1394,7 +1394,8 @@ static bool fz_replay_issue13(struct fz_vcpu *v)
 		return false;
 	s.cr3 &= 0xfffff000;
 	r.rflags &= ~FZ_RFLAGS_IF;
-	fz_mem_write(v->vm, s.cs.base + (r.rip & 0xffff), spin, sizeof(spin));
+	r.rip &= 0xffff;
+	fz_mem_write(v->vm, s.cs.base + r.rip, spin, sizeof(spin));
 	if (fz_note(LVMM_SET_SREGS, lvmm_set_sregs(&v->h, &s)) ||
 	    fz_note(LVMM_SET_REGS, lvmm_set_regs(&v->h, &r)))
 		return false;
@@ -1478,7 +1479,8 @@ static void *fz_runner(void *arg)
 	have_timer = !fz_timer_start(&timer, &rng);
 	while (!fz_load(vm->stop)) {
 		struct lvmm_run *run = v->h.run;
-		bool replay = v->replay;
+		/* Without its timer nothing ends the spin but the watchdog. */
+		bool replay = v->replay && have_timer;
 		double t0 = fz_now();
 
 		if (fz_chance(&rng, 64))
