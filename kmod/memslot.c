@@ -30,30 +30,23 @@ struct lvmm_slot *lvmm_memslot_find(struct lvmm_memslots *slots, u64 gfn)
 	return NULL;
 }
 
-/* Returns how many pages it freed. */
-static unsigned long lvmm_free_chunk(struct lvmm_chunk *c, unsigned long n)
+static void lvmm_free_chunk(struct lvmm_chunk *c, unsigned long n)
 {
-	unsigned long i, freed = 0;
+	unsigned long i;
 
 	/*
 	 * User mappings are special PTEs without page references; a slot's
 	 * mappings are zapped before it is freed, and a mapping pins the VM
 	 * file, so no user PTE outlives the pages.
 	 */
-	if (c->huge) {
+	if (c->huge)
 		put_page(c->huge);
-		freed = n;
-	}
 	if (c->small) {
-		for (i = 0; i < n; i++) {
-			if (c->small[i]) {
+		for (i = 0; i < n; i++)
+			if (c->small[i])
 				put_page(c->small[i]);
-				freed++;
-			}
-		}
 		kvfree(c->small);
 	}
-	return freed;
 }
 
 /* Pages of chunk @ci that lie inside the slot. */
@@ -172,11 +165,17 @@ struct page *lvmm_memslot_peek_page(struct lvmm_slot *slot, u64 gfn)
 
 static void lvmm_memslot_free(struct lvmm_slot *slot)
 {
-	unsigned long i, freed = 0;
+	unsigned long i, n, freed = 0;
 
-	for (i = 0; i < slot->nchunks; i++)
-		freed += lvmm_free_chunk(&slot->chunks[i],
-					 lvmm_chunk_pages(slot, i));
+	for (i = 0; i < slot->nchunks; i++) {
+		struct lvmm_chunk *c = &slot->chunks[i];
+
+		n = lvmm_chunk_pages(slot, i);
+		/* A chunk is in the RSS whole once published (alloc_chunk). */
+		if (c->huge || c->small)
+			freed += n;
+		lvmm_free_chunk(c, n);
+	}
 	/* The VM keeps its mm until its slots are gone (vm.c). */
 	lvmm_mm_add_rss(slot->mm, -(long)freed);
 	kvfree(slot->chunks);

@@ -590,12 +590,12 @@ static u64 lvmm_resv_window(u64 now)
  * Otherwise the shortfall is owed, up to one share, on top of the new
  * share: the host was late (a boost late in the window: a wake-up of
  * lvmm-resv, a reschedule IPI; or no boost at all in windows it wanted),
- * or the guest's exits took the CPU budget.
- * Only the guest-time budget grows: the CPU budget stays what admission
- * counted, so a debt is paid off over as many windows as that budget
- * takes, and a guest whose exits use up the budget pays nothing back.
- * The share aimed at is 1/32 over the share, so that the jitter of the
- * boosts does not take a window below it.
+ * or the guest's exits took the CPU budget.  Only the guest-time budget
+ * grows: the CPU budget stays what admission counted, so a debt is paid
+ * off over as many windows as that budget takes, and a guest whose exits
+ * use up the budget is paid nothing back.  The share aimed at is 1/32
+ * over the share, so that the jitter of the boosts does not take a
+ * window below it.
  */
 static u64 lvmm_resv_refill(struct lvmm_vcpu_sched *vs, u64 now)
 {
@@ -615,12 +615,9 @@ static u64 lvmm_resv_refill(struct lvmm_vcpu_sched *vs, u64 now)
 	 */
 	gap = end - vs->resv_end;
 	if (!vs->resv_idle && vs->resv_end && gap >= LVMM_RESV_WINDOW_NS &&
-	    gap <= LVMM_RESV_DEBT_NS) {
-		bool skipped = gap >= 2 * LVMM_RESV_WINDOW_NS;
-
-		owed = clamp_t(s64, vs->resv_budget + (skipped ? quota : 0),
-			       0, quota);
-	}
+	    gap <= LVMM_RESV_DEBT_NS)
+		owed = gap >= 2 * LVMM_RESV_WINDOW_NS ? quota :
+		       clamp_t(s64, vs->resv_budget, 0, quota);
 	vs->resv_end = end;
 	vs->resv_budget = quota + (quota >> LVMM_RESV_MARGIN_SHIFT) + owed;
 	vs->resv_cpu = cpu_quota;
