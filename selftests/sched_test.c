@@ -1374,6 +1374,13 @@ static unsigned int reserve_max(void)
 }
 
 /* A test that changes a parameter puts it back, even when it fails. */
+/* Reservations, and the nice -20 hogs they are tested against: root. */
+#define REQUIRE_LVMM_NICE(c) do {					\
+	REQUIRE_LVMM(c);						\
+	if (geteuid())							\
+		SKIP(return, "needs CAP_SYS_NICE, for nice -20 and reservations"); \
+} while (0)
+
 static unsigned int saved_reserve_max, saved_reserve_slack = -1u;
 
 static void restore_params(void)
@@ -1420,17 +1427,18 @@ static struct lvmm_vm *one_vcpu_vm(void)
  */
 TEST(reserve_admission)
 {
-	unsigned int max = reserve_max(), half = max / 2;
 	struct lvmm_vcpu_handle extra;
 	struct lvmm_vm *a, *b, *d;
+	unsigned int max, half;
 	cpu_set_t usable, pin;
 	struct nl_sched *s;
 	struct nlc *c;
 	int cpu;
 
-	REQUIRE_LVMM(c);
-	if (geteuid())
-		SKIP(return, "needs CAP_SYS_NICE");
+	REQUIRE_LVMM_NICE(c);
+	/* Read once lvmm is known to be loaded. */
+	max = reserve_max();
+	half = max / 2;
 	ASSERT_GE(max, 20) TH_LOG("reserve_max %u is too small to test", max);
 	/* Shares alone first; the slack that admission adds at the end. */
 	saved_reserve_slack = param_get("reserve_slack");
@@ -1652,9 +1660,7 @@ TEST(reservation_holds_against_hogs)
 	struct nlc *c;
 	pid_t hogs[2];
 
-	REQUIRE_LVMM(c);
-	if (geteuid())
-		SKIP(return, "needs CAP_SYS_NICE, for nice -20 and the reservation");
+	REQUIRE_LVMM_NICE(c);
 	vm = counting_vm(&r);
 	pin_beside_hogs(c, vm, hogs);
 	usleep(100000);
@@ -1745,9 +1751,7 @@ TEST(reservation_share_ends_the_boost)
 	struct nlc *c;
 	pid_t hogs[2];
 
-	REQUIRE_LVMM(c);
-	if (geteuid())
-		SKIP(return, "needs CAP_SYS_NICE, for nice -20 and the reservation");
+	REQUIRE_LVMM_NICE(c);
 	vm = counting_vm(&r);
 	pin_beside_hogs(c, vm, hogs);
 	saved_reserve_slack = param_get("reserve_slack");
@@ -1788,9 +1792,7 @@ TEST(reservation_pays_for_exits)
 	struct nlc *c;
 	pid_t hogs[2];
 
-	REQUIRE_LVMM(c);
-	if (geteuid())
-		SKIP(return, "needs CAP_SYS_NICE, for nice -20 and the reservation");
+	REQUIRE_LVMM_NICE(c);
 	vm = vm_create_with_one_vcpu(&vcpu, guest_cpuid_loop);
 	runner_start(&r, vcpu);
 	ASSERT_TRUE(wait_for(vcpu_get(c, vm->h.id, 0).exits > 1000, 5000));
@@ -1843,9 +1845,7 @@ TEST(reservation_never_boosts_userspace)
 	struct nlc *c;
 	u64 start, end;
 
-	REQUIRE_LVMM(c);
-	if (geteuid())
-		SKIP(return, "needs CAP_SYS_NICE");
+	REQUIRE_LVMM_NICE(c);
 	vm = vm_create_with_one_vcpu(&vcpu, guest_sync_loop);
 	ASSERT_EQ(0, sched_set(c, vm->h.id, LVMM_A_SCHED_RESERVE, 50))
 		TH_LOG("%s", c->ext);
