@@ -954,10 +954,14 @@ expect_vms() {
 # 1, 2, 3... without a gap or a repeat, each with its iterations (which
 # spin prints as 32 bits), at least 3.
 heartbeats_ok() {
+	# The guest may still be writing, a character per exit: a last line
+	# without its newline is not judged yet (CI once read "64000" of
+	# "640000000").
+	if [ -z "$(tail -c 1 "$1")" ]; then cat "$1"; else sed '$d' "$1"; fi |
 	awk -v every="$2" '$1 == "spin:" && $3 == "0" && $4 == "heartbeat" {
 		n++; k = $5; sub(":", "", k)
 		if (k != n || $6 != (k * every) % 4294967296) { bad = 1; print "line " NR ": " $0 }
-	} END { if (n < 3) print n " heartbeats"; exit bad || n < 3 }' "$1"
+	} END { if (n < 3) print n " heartbeats"; exit bad || n < 3 }'
 }
 
 vm -j version
