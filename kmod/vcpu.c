@@ -619,7 +619,9 @@ static void lvmm_exit_to_user(struct lvmm_vcpu *vcpu)
 
 /*
  * Remember which thread runs the vCPU, for vcpu-get; KVM does the same.
- * True if it is a new one.
+ * True if it is a new one.  Only a thread that takes the vCPU over waits
+ * for readers of the old pid: a vCPU's first RUN does not wait a grace
+ * period, which is milliseconds of a migrated guest's downtime.
  */
 static bool lvmm_vcpu_set_pid(struct lvmm_vcpu *vcpu)
 {
@@ -628,8 +630,10 @@ static bool lvmm_vcpu_set_pid(struct lvmm_vcpu *vcpu)
 	if (old == task_pid(current))
 		return false;
 	rcu_assign_pointer(vcpu->pid, get_task_pid(current, PIDTYPE_PID));
-	synchronize_rcu();
-	put_pid(old);
+	if (old) {
+		synchronize_rcu();
+		put_pid(old);
+	}
 	return true;
 }
 
