@@ -650,6 +650,7 @@ struct lvmm_migrate_req {
 	u32 max_iter;
 	u64 max_bandwidth;		/* bytes/s, 0 = none */
 	bool auto_converge;
+	bool checksum;			/* the pages in the checksum too */
 };
 
 /* What the progress and end events carry. */

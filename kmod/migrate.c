@@ -785,8 +785,9 @@ int lvmm_vm_migrate(struct lvmm_vm *vm, struct file *file,
 	if (!m)
 		return -ENOMEM;
 	m->mask = (unsigned long *)__get_free_page(GFP_KERNEL);
-	m->bounce = kvmalloc(LVMM_STREAM_BOUNCE, GFP_KERNEL);
-	if (!m->mask || !m->bounce) {
+	if (req->checksum)
+		m->bounce = kvmalloc(LVMM_STREAM_BOUNCE, GFP_KERNEL);
+	if (!m->mask || (req->checksum && !m->bounce)) {
 		free_page((unsigned long)m->mask);
 		kvfree(m->bounce);
 		kfree(m);
@@ -802,6 +803,12 @@ int lvmm_vm_migrate(struct lvmm_vm *vm, struct file *file,
 	m->req = *req;
 	m->sock = sock_from_file(file);
 	lvmm_stream_init(&m->st, file);
+	/*
+	 * The guest runs while its pages are read.  Without migrate-checksum
+	 * they go from its memory to the socket, TCP's checksum theirs (as
+	 * QEMU's); with it, through the bounce buffer into the checksum.
+	 */
+	m->st.unsummed = !req->checksum;
 	m->st.bounce = m->bounce;
 	m->cred = get_current_cred();
 	m->memcg = get_mem_cgroup_from_mm(current->mm);

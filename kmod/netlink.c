@@ -67,6 +67,7 @@ static const struct nla_policy lvmm_vm_policy[LVMM_A_VM_MAX + 1] = {
 	[LVMM_A_VM_MIGRATE_MAX_ITER] =
 		NLA_POLICY_RANGE(NLA_U32, 1, LVMM_MIGRATE_MAX_ITER_MAX),
 	[LVMM_A_VM_MIGRATE_AUTO_CONVERGE] = { .type = NLA_FLAG },
+	[LVMM_A_VM_MIGRATE_CHECKSUM] = { .type = NLA_FLAG },
 	[LVMM_A_VM_MIGRATE_ITERATION]	= { .type = NLA_REJECT },
 	[LVMM_A_VM_MIGRATE_SENT]	= { .type = NLA_REJECT },
 	[LVMM_A_VM_MIGRATE_LEFT]	= { .type = NLA_REJECT },
@@ -678,6 +679,7 @@ static int lvmm_nl_vm_migrate_doit(struct sk_buff *skb, struct genl_info *info)
 		return -EINVAL;
 	}
 	req.auto_converge = nla_get_flag(attrs[LVMM_A_VM_MIGRATE_AUTO_CONVERGE]);
+	req.checksum = nla_get_flag(attrs[LVMM_A_VM_MIGRATE_CHECKSUM]);
 	vm = lvmm_nl_stream_vm(skb, info, fd, &file);
 	if (PTR_ERR(vm) == -EBADF)
 		NL_SET_ERR_MSG_ATTR(info->extack, fd,

@@ -73,6 +73,7 @@ void lvmm_stream_init(struct lvmm_stream *st, struct file *file)
 	st->bytes = 0;
 	st->nr_records = 0;
 	st->eof = false;
+	st->unsummed = false;
 	st->bounce = NULL;
 }
 
@@ -317,9 +318,9 @@ static ssize_t lvmm_stream_send(struct lvmm_stream *st, const void *buf,
 	return kernel_sendmsg(sock, &mh, &vec, 1, len);
 }
 
-int lvmm_stream_write(struct lvmm_stream *st, const void *buf, size_t len)
+/* @len bytes out, not in the checksum. */
+static int lvmm_stream_put(struct lvmm_stream *st, const void *buf, size_t len)
 {
-	xxh64_update(&st->xxh, buf, len);
 	while (len) {
 		ssize_t n = lvmm_stream_send(st, buf, len);
 
@@ -332,6 +333,21 @@ int lvmm_stream_write(struct lvmm_stream *st, const void *buf, size_t len)
 		st->bytes += n;
 	}
 	return 0;
+}
+
+int lvmm_stream_write(struct lvmm_stream *st, const void *buf, size_t len)
+{
+	xxh64_update(&st->xxh, buf, len);
+	return lvmm_stream_put(st, buf, len);
+}
+
+/* Guest pages: in the checksum unless the stream leaves them out. */
+static int lvmm_stream_write_pages(struct lvmm_stream *st, const void *buf,
+				   size_t len)
+{
+	if (st->unsummed)
+		return lvmm_stream_put(st, buf, len);
+	return lvmm_stream_write(st, buf, len);
 }
 
 int lvmm_stream_rec(struct lvmm_stream *st, u32 type, u64 len)
@@ -382,8 +398,12 @@ int lvmm_stream_header(struct lvmm_stream *st, struct lvmm_vm *vm,
 	h->version = version;
 	/* The APICs need version 3's records. */
 	if (vm->irqchip) {
-		h->version = max_t(u32, version, 3);
-		h->flags = LVMM_STREAM_IRQCHIP;
+		h->version = max_t(u32, h->version, 3);
+		h->flags |= LVMM_STREAM_IRQCHIP;
+	}
+	if (st->unsummed) {
+		h->version = max_t(u32, h->version, 4);
+		h->flags |= LVMM_STREAM_PAGES_UNSUMMED;
 	}
 	memcpy(h->name, vm->name, sizeof(h->name));
 	h->created_ns = ktime_get_real_ns();
@@ -462,8 +482,8 @@ int lvmm_stream_pages(struct lvmm_stream *st, u32 type, struct lvmm_slot *slot,
 		     lvmm_memslot_peek_page(slot, gfn + j) == page + (j - i);
 		     j++)
 			;
-		r = lvmm_stream_write(st, page_address(page),
-				      (j - i) * PAGE_SIZE);
+		r = lvmm_stream_write_pages(st, page_address(page),
+					    (j - i) * PAGE_SIZE);
 	}
 	return r;
 }
@@ -880,7 +900,8 @@ out_unlock:
 
 /* ---- reading -------------------------------------------------------------- */
 
-static int lvmm_stream_read(struct lvmm_stream *st, void *buf, size_t len)
+/* @len bytes in, not in the checksum. */
+static int lvmm_stream_get(struct lvmm_stream *st, void *buf, size_t len)
 {
 	void *p = buf;
 	size_t left = len;
@@ -899,8 +920,16 @@ static int lvmm_stream_read(struct lvmm_stream *st, void *buf, size_t len)
 		left -= n;
 		st->bytes += n;
 	}
-	xxh64_update(&st->xxh, buf, len);
 	return 0;
+}
+
+static int lvmm_stream_read(struct lvmm_stream *st, void *buf, size_t len)
+{
+	int r = lvmm_stream_get(st, buf, len);
+
+	if (!r)
+		xxh64_update(&st->xxh, buf, len);
+	return r;
 }
 
 /* The header record: the VM's shape, checked before anything is made. */
@@ -923,8 +952,9 @@ static int lvmm_load_header(struct lvmm_vm *vm, struct lvmm_stream *st,
 	if (fixed.version > LVMM_STREAM_VERSION)
 		return -EPROTONOSUPPORT;
 	if (!fixed.version || rec.flags ||
-	    fixed.flags & ~LVMM_STREAM_IRQCHIP ||
-	    (fixed.flags && fixed.version < 3) ||
+	    fixed.flags & ~(LVMM_STREAM_IRQCHIP | LVMM_STREAM_PAGES_UNSUMMED) ||
+	    ((fixed.flags & LVMM_STREAM_IRQCHIP) && fixed.version < 3) ||
+	    ((fixed.flags & LVMM_STREAM_PAGES_UNSUMMED) && fixed.version < 4) ||
 	    memchr_inv(fixed.reserved, 0, sizeof(fixed.reserved)) ||
 	    fixed.nr_slots > LVMM_MAX_MEMSLOTS ||
 	    fixed.nr_vcpus > LVMM_MAX_VCPUS ||
@@ -970,6 +1000,7 @@ static int lvmm_load_header(struct lvmm_vm *vm, struct lvmm_stream *st,
 		return r;
 	}
 	st->nr_records++;
+	st->unsummed = h->flags & LVMM_STREAM_PAGES_UNSUMMED;
 	*out = h;
 	return 0;
 }
@@ -1036,7 +1067,10 @@ static int lvmm_load_memory(struct lvmm_vm *vm, struct lvmm_stream *st,
 		       test_bit(j, (unsigned long *)mem.present) &&
 		       lvmm_memslot_peek_page(slot, gfn + j) == page + (j - i))
 			j++;
-		r = lvmm_stream_read(st, page_address(page),
+		r = st->unsummed ?
+		    lvmm_stream_get(st, page_address(page),
+				    (size_t)(j - i) * PAGE_SIZE) :
+		    lvmm_stream_read(st, page_address(page),
 				     (size_t)(j - i) * PAGE_SIZE);
 	}
 	return r;

@@ -31,10 +31,13 @@ struct lvmm_stream {
 	u64 bytes;
 	u64 nr_records;
 	bool eof;			/* a read found the end */
+	/* LVMM_STREAM_PAGES_UNSUMMED: the guest's pages not in the checksum */
+	bool unsummed;
 	/*
-	 * Guest pages go through it when the guest runs (a migration): the
-	 * checksum must be of the bytes sent, and the guest may write a page
-	 * between the two.  NULL: sent in place (a save; vCPUs parked).
+	 * Guest pages go through it when the guest runs and they are in the
+	 * checksum (a migration with migrate-checksum): the checksum must be
+	 * of the bytes sent, and the guest may write a page between the two.
+	 * NULL: sent in place (a save, vCPUs parked; or not in the checksum).
 	 */
 	void *bounce;			/* LVMM_STREAM_BOUNCE bytes */
 };

@@ -665,15 +665,25 @@ static void fake_run(struct fake_dest *f, int fd)
 		    "pthread_create");
 }
 
-/* vm-migrate of VM @id over a new connection, to fake destination @f. */
-static void mig_to_fake(struct nlc *c, struct mig *m, struct fake_dest *f,
-			u32 id)
+/*
+ * vm-migrate of VM @id over a new connection, to fake destination @f,
+ * with the options of @a (NULL: none).
+ */
+static void mig_to_fake_args(struct nlc *c, struct mig *m,
+			     struct fake_dest *f, u32 id,
+			     const struct nl_mig_args *a)
 {
 	int s, fd;
 
 	tcp_pair(&s, &fd);
 	fake_run(f, fd);
-	mig_start(c, m, id, s, NULL);
+	mig_start(c, m, id, s, a);
+}
+
+static void mig_to_fake(struct nlc *c, struct mig *m, struct fake_dest *f,
+			u32 id)
+{
+	mig_to_fake_args(c, m, f, id, NULL);
 }
 
 static void fake_join(struct fake_dest *f)
@@ -684,14 +694,15 @@ static void fake_join(struct fake_dest *f)
 }
 
 /*
- * Check a stream as a source sent it: a version 2 header of @nr_slots
- * slots and @nr_vcpus vCPUs; MEMORY records, then PAGES records (some
- * if @pages, else none), the vCPUs, RUNSTATE with @runstate, and an END
- * that matches.
+ * Check a stream as a source sent it: a header of @nr_slots slots and
+ * @nr_vcpus vCPUs, version 2 if the pages are in the checksum (@sums,
+ * migrate-checksum), else version 4 with LVMM_STREAM_PAGES_UNSUMMED;
+ * MEMORY records, then PAGES records (some if @pages, else none), the
+ * vCPUs, RUNSTATE with @runstate, and an END that matches.
  */
 static void __check_stream(struct __test_metadata *_metadata, u8 *buf,
 			   size_t len, u32 nr_slots, u32 nr_vcpus,
-			   u32 runstate, bool pages)
+			   u32 runstate, bool pages, bool sums)
 {
 	struct rec_ref *recs = calloc(MAX_RECS, sizeof(*recs));
 	int nr = stream_index(buf, len, recs, MAX_RECS), nr_pages = 0;
@@ -708,7 +719,8 @@ static void __check_stream(struct __test_metadata *_metadata, u8 *buf,
 		  sizeof(end)) TH_LOG("bytes after END");
 	memcpy(&h, rec_data(buf, &recs[0]), sizeof(h));
 	EXPECT_EQ(LVMM_STREAM_MAGIC, h.magic);
-	EXPECT_EQ(2, h.version);
+	EXPECT_EQ(sums ? 2 : 4, h.version);
+	EXPECT_EQ(sums ? 0 : LVMM_STREAM_PAGES_UNSUMMED, h.flags);
 	EXPECT_EQ(nr_slots, h.nr_slots);
 	EXPECT_EQ(nr_vcpus, h.nr_vcpus);
 	/* Pass 1 is MEMORY, every later pass PAGES; then the vCPUs. */
@@ -754,13 +766,20 @@ static void __check_stream(struct __test_metadata *_metadata, u8 *buf,
 		EXPECT_EQ(0, run.pad);
 	}
 	memcpy(&end, rec_data(buf, &recs[nr - 1]), sizeof(end));
-	EXPECT_EQ(lvmm_xxh64(buf, recs[nr - 1].off, 0), end.checksum);
+	EXPECT_EQ(stream_sum(buf, recs[nr - 1].off), end.checksum);
+	/* Without migrate-checksum, a page's bytes are not in it. */
+	if (sums) {
+		EXPECT_EQ(lvmm_xxh64(buf, recs[nr - 1].off, 0), end.checksum);
+	} else {
+		EXPECT_NE(lvmm_xxh64(buf, recs[nr - 1].off, 0), end.checksum);
+	}
 	EXPECT_EQ(nr - 1, end.nr_records);
 	free(recs);
 }
 
-#define check_stream(buf, len, nr_slots, nr_vcpus, runstate, pages)	\
-	__check_stream(_metadata, buf, len, nr_slots, nr_vcpus, runstate, pages)
+#define check_stream(buf, len, nr_slots, nr_vcpus, runstate, pages, sums) \
+	__check_stream(_metadata, buf, len, nr_slots, nr_vcpus, runstate, \
+		       pages, sums)
 
 /* ---- a relay between source and destination that records and holds -- */
 
@@ -1932,7 +1951,7 @@ TEST_F_TIMEOUT(mig, memtouch_guest, 180)
 	 * PAGES records; then GO, and nothing else.
 	 */
 	ASSERT_LE(sizeof(struct lvmm_mig_msg), rl.len - rl.parsed);
-	check_stream(rl.buf, rl.parsed, 4, 1, 0, true);
+	check_stream(rl.buf, rl.parsed, 4, 1, 0, true, false);
 	{
 		struct lvmm_mig_msg go;
 
@@ -2446,7 +2465,7 @@ TEST_F_TIMEOUT(mig, destination_refuses_at_the_end, 120)
 		EXPECT_EQ(f.len, res->sent) TH_LOG("sent is not what came");
 		/* Paused, its memory does not change: sent once. */
 		check_stream(f.buf, f.len, 2, 1,
-			     paused ? LVMM_RUNSTATE_PAUSED : 0, !paused);
+			     paused ? LVMM_RUNSTATE_PAUSED : 0, !paused, false);
 		expect_intact(self->c, vm, &t, paused);
 		free(f.buf);
 		vm_free(vm);
@@ -2604,7 +2623,7 @@ TEST_F_TIMEOUT(mig, go_without_done, 120)
 			EXPECT_LE(10000000000ULL, res->downtime_ns);
 			EXPECT_GE(15000000000ULL, res->downtime_ns);
 		}
-		check_stream(f.buf, f.len, 2, 1, 0, true);
+		check_stream(f.buf, f.len, 2, 1, 0, true, false);
 		/* Kept, paused, its vCPU parked in RUN; no migration runs. */
 		usleep(200000);
 		EXPECT_EQ(w, touch_of(vm)->written) TH_LOG("the VM ran on after GO");
@@ -3356,32 +3375,28 @@ FIXTURE(incoming) {
 };
 
 /*
- * Record a real migration of the tiny VM while it runs: a fake
- * destination takes the stream and refuses at the end.
+ * Record a real migration of the tiny VM while it runs, with the pages
+ * in the checksum if @sums: a fake destination takes the stream and
+ * refuses at the end.  The stream becomes self->buf, indexed, with room
+ * for a changed copy in self->work.
  */
-FIXTURE_SETUP(incoming)
+static void __tiny_stream(struct __test_metadata *_metadata,
+			  FIXTURE_DATA(incoming) *self, bool sums)
 {
+	struct nl_mig_args a = { .checksum = sums };
 	struct nl_migrated *res;
 	struct fake_dest f;
 	struct lvmm_vm *vm;
 	struct vthread t;
 	struct mig m;
 
-	self->buf = NULL;
-	self->c = NULL;
-	signal(SIGPIPE, SIG_IGN);
-	if (!lvmm_dev_present() || !lvmm_cap(LVMM_CAP_MIGRATE))
-		return;
-	self->c = nlc_open();
-	if (!self->c)
-		return;
 	vm = tiny_vm("mig-tiny");
 	vthread_start(&t, vm->vcpus[0], TINY_PORT);
 	ASSERT_TRUE(wait_vcpu(&t, t.nr_io > 100, 10000));
 	fake_init(&f, FAKE_REFUSE_END);
 	f.err = ENOSPC;
 	f.poke = addr_gpa2hva(vm, 0x10000);
-	mig_to_fake(self->c, &m, &f, vm->h.id);
+	mig_to_fake_args(self->c, &m, &f, vm->h.id, &a);
 	res = mig_wait(&m);
 	fake_join(&f);
 	ASSERT_EQ(LVMM_MIGRATE_STAYED, res->outcome);
@@ -3391,13 +3406,33 @@ FIXTURE_SETUP(incoming)
 	vthread_join(&t, END_DONE);
 	vm_free(vm);
 
+	free(self->buf);
+	free(self->work);
 	self->buf = f.buf;
 	self->len = f.len;
 	self->nr = stream_index(self->buf, self->len, self->recs, MAX_RECS);
-	check_stream(self->buf, self->len, 3, 2, 0, true);
+	check_stream(self->buf, self->len, 3, 2, 0, true, sums);
 	self->cap = 2 * self->len + 4 * SZ_4K;
 	self->work = malloc(self->cap);
 	ASSERT_NE(NULL, self->work);
+}
+
+/*
+ * The hostile-stream tests start from a stream whose checksum covers
+ * everything (migrate-checksum), so that any byte changed is caught.
+ */
+FIXTURE_SETUP(incoming)
+{
+	self->buf = NULL;
+	self->work = NULL;
+	self->c = NULL;
+	signal(SIGPIPE, SIG_IGN);
+	if (!lvmm_dev_present() || !lvmm_cap(LVMM_CAP_MIGRATE))
+		return;
+	self->c = nlc_open();
+	if (!self->c)
+		return;
+	__tiny_stream(_metadata, self, true);
 	self->nr_vms = nl_vm_count(self->c);
 }
 
@@ -3553,6 +3588,71 @@ TEST_F_TIMEOUT(incoming, corrupt, 60)
 	WORK_COPY();
 	((struct lvmm_stream_end *)REC(self->nr - 1))->nr_records++;
 	expect_refused(self->len, EBADMSG, false, "END's record count");
+}
+
+/*
+ * Without migrate-checksum, the default, END's checksum leaves the
+ * guest's pages out (LVMM_STREAM_PAGES_UNSUMMED): a page changed on the
+ * way arrives changed, as TCP would have let it through; any other byte
+ * changed is still refused, the header's flag among them.
+ */
+TEST_F_TIMEOUT(incoming, pages_unsummed, 60)
+{
+	const u64 page0 = TINY_SLOT1_GPA;	/* holds 0x33 at 4095 */
+	struct lvmm_stream_mem mem;
+	struct lvmm_vm *vm;
+	struct replay o;
+	int i, last = -1;
+	u8 *m1;
+
+	REQUIRE_INCOMING();
+	__tiny_stream(_metadata, self, false);
+	ASSERT_TRUE(_metadata->passed);
+
+	WORK_COPY();
+	expect_incoming(self->len, READY_GO, 0, "the stream as sent", &o);
+	EXPECT_EQ(1, o.done);
+
+	/* The last copy of slot 1's first page: a byte of it changed. */
+	for (i = 1; i < self->nr - 1; i++) {
+		if (self->recs[i].type != LVMM_REC_MEMORY &&
+		    self->recs[i].type != LVMM_REC_PAGES)
+			continue;
+		memcpy(&mem, rec_data(self->buf, &self->recs[i]), sizeof(mem));
+		if (mem.slot == 1 && !mem.first_page && (mem.present[0] & 1))
+			last = i;
+	}
+	ASSERT_LE(0, last) TH_LOG("no record carries slot 1's first page");
+	WORK_COPY();
+	ASSERT_EQ(0x33, REC(last)[sizeof(mem) + 4095]);
+	REC(last)[sizeof(mem) + 4095] ^= 0x01;
+	replay(self->c, self->work, self->len, IN_NAME, READY_GO, false, &o);
+	ASSERT_LE(0, o.ret) TH_LOG("a changed page refused: %s",
+				   strerror(-o.ret));
+	EXPECT_EQ(1, o.done);
+	vm = vm_from(o.ret, &o.req, NULL);
+	m1 = vm_map_slot(vm, 1, 0, page0, TINY_SLOT1_SIZE);
+	EXPECT_EQ(0x32, m1[4095]) TH_LOG("the page is not as it came");
+	EXPECT_EQ(0x44, m1[300 * SZ_4K + 99]);
+	vm_free(vm);
+
+	/* The rest is in the checksum, the flag that says so too. */
+	WORK_COPY();
+	i = rec_find(self->recs, self->nr, LVMM_REC_VCPU, 0);
+	ASSERT_LE(0, i);
+	REC(i)[64] ^= 0x01;
+	expect_refused(self->len, EBADMSG, false, "a byte of a vCPU");
+
+	WORK_COPY();
+	((struct lvmm_stream_header *)REC(0))->flags &=
+		~LVMM_STREAM_PAGES_UNSUMMED;
+	expect_refused(self->len, EBADMSG, false, "the flag cleared");
+
+	WORK_COPY();
+	((struct lvmm_stream_header *)REC(0))->version = 3;
+	stream_fix(self->work, self->len);
+	expect_refused(self->len, EBADMSG, true, "the flag in version 3");
+	EXPECT_EQ(self->nr_vms, nl_vm_count(self->c));
 }
 
 /* The stream cut short: ECONNRESET, and REFUSE says so. */

@@ -13,10 +13,11 @@
  *   vmctl_test hold FILE NAME...
  *	Create bare VMs NAME..., write "ID NAME" lines to FILE, then sleep
  *	until killed.
- *   vmctl_test run FILE
+ *   vmctl_test run FILE [foreign|apic]
  *	Create a VM with one vCPU whose guest counts forever, write
  *	"ID NAME" to FILE and run it; exit 0 with "destroyed" on stdout when
- *	the VM is destroyed under it.
+ *	the VM is destroyed under it.  foreign: with the device state of a
+ *	VMM that is not vmctl run; apic: with lvmm's in-kernel APICs.
  *   vmctl_test as UID CMD [ARGS...]
  *	Run CMD as UID (and gid UID), without capabilities.
  *   vmctl_test mkbzimage FILE [KEY=VALUE]...
@@ -350,11 +351,18 @@ static int run(int argc, char **argv)
 	struct lvmm_vm *vm;
 	int r;
 
-	if (argc != 1 && (argc != 2 || strcmp(argv[1], "foreign")))
+	if (argc != 1 && (argc != 2 || (strcmp(argv[1], "foreign") &&
+					strcmp(argv[1], "apic"))))
 		return 2;
-	vm = vm_create_with_one_vcpu(&vcpu, guest_count);
+	if (argc == 2 && !strcmp(argv[1], "apic")) {
+		vm = vm_create();
+		vm_create_irqchip(vm);
+		vcpu = vm_vcpu_add(vm, 0, guest_count);
+	} else {
+		vm = vm_create_with_one_vcpu(&vcpu, guest_count);
+	}
 	/* Device state of a VMM that is not vmctl run. */
-	if (argc == 2) {
+	if (argc == 2 && !strcmp(argv[1], "foreign")) {
 		r = lvmm_set_vmm_state(&vm->h, "another VMM", 11);
 		TEST_ASSERT(!r, "LVMM_SET_VMM_STATE: %s", strerror(-r));
 	}

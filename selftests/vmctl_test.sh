@@ -400,6 +400,9 @@ expect_rc 1 "migrate --cancel without a VM"
 expect_err_re '^vmctl: migrate: --cancel takes one VM and nothing else$' "migrate --cancel without a VM"
 vm migrate --cancel web1 host2:4444
 expect_rc 1 "migrate --cancel with a HOST:PORT"
+vm migrate --cancel web1 --checksum
+expect_rc 1 "migrate --cancel --checksum"
+expect_err_re '^vmctl: migrate: --cancel takes one VM and nothing else$' "migrate --cancel --checksum"
 vm run --incoming host2 --console none
 expect_rc 1 "run --incoming with a bad PORT"
 expect_err_re "^vmctl: run: --incoming: 'host2' is not a port; give a number from 0 to 65535 \\(0: any free port\\)\$" "run --incoming with a bad PORT"
@@ -1071,6 +1074,31 @@ else
 	expect_jnum_gt records.memory 0 "snapshot-info -j"
 	expect_jget bytes "$size" "snapshot-info -j"
 	expect_jget restorable true "snapshot-info -j"
+	expect_jget checksum_pages true "snapshot-info -j"
+	expect_jget records.lapic 0 "snapshot-info -j"
+
+	# A VM with lvmm's in-kernel APICs, as vmctl run gives a Linux guest:
+	# format 3, with the APICs' records, which vmctl reads too.
+	"$H" run "$T/apicvm" apic >"$T/apicvm.out" 2>"$T/apicvm.err" &
+	apid=$!
+	pids="$pids $apid"
+	if wait_line "$T/apicvm" '^[0-9]+ '; then
+		A=$(cut -d' ' -f2 "$T/apicvm")
+		vm save "$A" "$T/apic.snap"
+		expect_rc 0 "save of a VM with in-kernel APICs"
+		vm snapshot-info "$T/apic.snap"
+		expect_rc 0 "snapshot-info of a VM with in-kernel APICs"
+		expect_out_re '^format: +version 3$' "snapshot-info of a VM with in-kernel APICs: format 3"
+		expect_out_re '^records: +1 header, [1-9][0-9]* memory, 1 vcpu, 1 lapic, 1 irqchip, 0 vmm, 1 end$' "snapshot-info of a VM with in-kernel APICs: its APICs' records"
+		expect_out_re '^checksum: +0x[0-9a-f]{16} \(xxh64\), matches$' "snapshot-info of a VM with in-kernel APICs: the checksum"
+		vm -j snapshot-info "$T/apic.snap"
+		expect_jget records.lapic 1 "snapshot-info -j of a VM with in-kernel APICs"
+		expect_jget records.irqchip 1 "snapshot-info -j of a VM with in-kernel APICs"
+		vm destroy "$A"
+		wait_pid $apid
+	else
+		not_ok "helper runs a VM with in-kernel APICs" "$(cat "$T/apicvm.err")"
+	fi
 
 	# Existing files, paths it cannot write, a full disk.
 	vm save snap1 "$T/s1.snap"
@@ -1401,10 +1429,10 @@ else
 
 	# A live migration: the guest goes on at the destination from where
 	# it stopped here, on the same console; the source's vmctl run exits
-	# with 14.
+	# with 14.  Its pages are in the stream's checksum (--checksum).
 	incoming "$T/in2" --name mig2 --console "$T/mig1.con"
 	in2pid=$inpid
-	vm migrate mig1 "127.0.0.1:$inport"
+	vm migrate mig1 "127.0.0.1:$inport" --checksum
 	expect_rc 0 "migrate"
 	expect_out_re '^migrated mig1 in [0-9]+\.[0-9]{2} s, downtime [0-9.]+ ms, [0-9.]+ MB sent$' "migrate: the time, the downtime and the bytes sent"
 	wait_pid $migpid
@@ -1469,13 +1497,14 @@ else
 	sleep 0.3
 	vm snapshot-info "$T/mig.stream"
 	expect_rc 0 "snapshot-info of a migration's stream"
-	expect_out_re '^format: +version 2$' "snapshot-info of a migration's stream: format 2"
+	expect_out_re '^format: +version 4$' "snapshot-info of a migration's stream: format 4 (its pages outside the checksum)"
 	expect_out_re '^records: +1 header, [0-9]+ memory, ([0-9]+ pages, )?1 vcpu, 1 vmm, 1 runstate \(paused\), 1 end$' "snapshot-info of a migration's stream: its records, the run state paused"
-	expect_out_re '^checksum: +0x[0-9a-f]{16} \(xxh64\), matches$' "snapshot-info of a migration's stream: the checksum"
+	expect_out_re '^checksum: +0x[0-9a-f]{16} \(xxh64, of all but the pages\), matches$' "snapshot-info of a migration's stream: the checksum"
 	expect_out_re '^trailing: +24 bytes after the END record' "snapshot-info of a migration's stream: then the handover message"
 	vm -j snapshot-info "$T/mig.stream"
 	expect_jget records.runstate 1 "snapshot-info -j of a migration's stream"
 	expect_jget paused true "snapshot-info -j of a migration's stream"
+	expect_jget checksum_pages false "snapshot-info -j of a migration's stream"
 	last=$(grep -c heartbeat "$T/mig1.con")
 	sleep 1
 	if [ "$(grep -c heartbeat "$T/mig1.con")" = "$last" ]; then ok "migrate of a paused VM: the guest does not run"

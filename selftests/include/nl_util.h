@@ -163,6 +163,7 @@ struct nl_mig_args {
 	u64 max_bandwidth;
 	u32 max_iter;
 	bool auto_converge;
+	bool checksum;		/* the pages in the stream's checksum too */
 };
 
 /*

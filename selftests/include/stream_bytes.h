@@ -35,6 +35,12 @@ static inline void *rec_data(u8 *buf, const struct rec_ref *r)
 
 /* The index of the @nth record of @type, or -1. */
 int rec_find(const struct rec_ref *recs, int nr, u32 type, int nth);
+/*
+ * The checksum of the @off bytes at @buf as END has it: all of them, but
+ * the pages of MEMORY and PAGES records when the header says
+ * LVMM_STREAM_PAGES_UNSUMMED.
+ */
+u64 stream_sum(const u8 *buf, size_t off);
 /* Set the END record at @off: checksum of what is before, @nr_records. */
 void stream_set_end(u8 *buf, size_t off, u64 nr_records);
 /*

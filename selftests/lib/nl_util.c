@@ -500,6 +500,8 @@ int nl_vm_migrate(struct nlc *c, u32 id, int fd, const struct nl_mig_args *a)
 		nla_put_u32(msg, LVMM_A_VM_MIGRATE_MAX_ITER, a->max_iter);
 	if (a && a->auto_converge)
 		nla_put_flag(msg, LVMM_A_VM_MIGRATE_AUTO_CONVERGE);
+	if (a && a->checksum)
+		nla_put_flag(msg, LVMM_A_VM_MIGRATE_CHECKSUM);
 	return nlc_exec(c, msg, NULL, NULL);
 }
 

@@ -35,10 +35,44 @@ int rec_find(const struct rec_ref *recs, int nr, u32 type, int nth)
 	return -1;
 }
 
+u64 stream_sum(const u8 *buf, size_t off)
+{
+	struct lvmm_stream_header h = { 0 };
+	struct lvmm_xxh64 x;
+	size_t at = 0;
+	bool unsummed;
+
+	if (off >= sizeof(struct lvmm_rec) + sizeof(h))
+		memcpy(&h, buf + sizeof(struct lvmm_rec), sizeof(h));
+	unsummed = h.magic == LVMM_STREAM_MAGIC &&
+		   (h.flags & LVMM_STREAM_PAGES_UNSUMMED);
+	lvmm_xxh64_reset(&x, 0);
+	while (unsummed && off - at >= sizeof(struct lvmm_rec)) {
+		size_t head = sizeof(struct lvmm_rec) +
+			      sizeof(struct lvmm_stream_mem);
+		struct lvmm_rec r;
+
+		memcpy(&r, buf + at, sizeof(r));
+		if (r.len > off - at - sizeof(r))
+			break;
+		/* A chunk's pages are out: its record and map are in. */
+		if ((r.type == LVMM_REC_MEMORY || r.type == LVMM_REC_PAGES) &&
+		    r.len >= sizeof(struct lvmm_stream_mem)) {
+			lvmm_xxh64_update(&x, buf + at, head);
+		} else {
+			head = sizeof(r) + r.len;
+			lvmm_xxh64_update(&x, buf + at, head);
+		}
+		at += sizeof(r) + r.len;
+	}
+	lvmm_xxh64_update(&x, buf + at, off - at);
+	return lvmm_xxh64_digest(&x);
+}
+
 void stream_set_end(u8 *buf, size_t off, u64 nr_records)
 {
 	struct lvmm_stream_end end = {
-		.checksum = lvmm_xxh64(buf, off, 0),
+		.checksum = stream_sum(buf, off),
 		.nr_records = nr_records,
 	};
 

@@ -25,7 +25,8 @@
  *   total      256 MiB written once, then idle (HLT, not run again):
  *              from vm-migrate to the migrated event, against a raw TCP
  *              transfer of 256 MiB (2 MiB writes, 2 MiB reads) over the
- *              same loopback, in alternating order.
+ *              same loopback, in alternating order; then the same
+ *              migration with migrate-checksum.
  *   converge   32 MiB dirtied at 48 MiB/s by a guest that spins on the
  *              TSC between pages, over a link held to 24 MB/s
  *              (max-bandwidth) with auto-converge: the total time and the
@@ -39,6 +40,7 @@
  *   metric migrate_downtime_ms X          largest progress gap, median
  *   metric migrate_downtime_lvmm_ms X     migrate-downtime-ns, median
  *   metric migrate_total_vs_tcp R         median total over median TCP
+ *   metric migrate_checksum_vs_tcp R      the same, with migrate-checksum
  *   metric migrate_autoconverge_total_ms X
  *   metric migrate_autoconverge_throttle_pct P
  */
@@ -191,8 +193,12 @@ static void wait_migrated(struct migrated *m, unsigned int secs)
 }
 
 /* vm-migrate of @vm_id over @fd; the end comes as the migrated event. */
+/* vm-migrate's flags, as the bench passes them. */
+#define MIG_AUTO_CONVERGE	(1U << 0)
+#define MIG_CHECKSUM		(1U << 1)
+
 static void vm_migrate(uint32_t vm_id, int fd, uint32_t downtime_ms,
-		       uint64_t bandwidth, bool auto_converge)
+		       uint64_t bandwidth, unsigned int flags)
 {
 	struct nl_msg *m = nl_req(LVMM_CMD_VM_MIGRATE, 0, vm_id);
 	int r;
@@ -202,8 +208,10 @@ static void vm_migrate(uint32_t vm_id, int fd, uint32_t downtime_ms,
 	     nla_put_u32(m, LVMM_A_VM_MIGRATE_DOWNTIME_MS, downtime_ms)) ||
 	    (bandwidth &&
 	     nla_put_u64(m, LVMM_A_VM_MIGRATE_MAX_BANDWIDTH, bandwidth)) ||
-	    (auto_converge &&
-	     nla_put_flag(m, LVMM_A_VM_MIGRATE_AUTO_CONVERGE)))
+	    ((flags & MIG_AUTO_CONVERGE) &&
+	     nla_put_flag(m, LVMM_A_VM_MIGRATE_AUTO_CONVERGE)) ||
+	    ((flags & MIG_CHECKSUM) &&
+	     nla_put_flag(m, LVMM_A_VM_MIGRATE_CHECKSUM)))
 		die("out of memory");
 	r = nl_send_sync(nl, m);
 	if (r < 0)
@@ -531,7 +539,7 @@ static void incoming_wait(struct incoming *in)
  */
 static uint64_t migrate(struct vmm *src, struct vmm *dst, struct migrated *m,
 			bool run, uint32_t downtime_ms, uint64_t bandwidth,
-			bool auto_converge, unsigned int secs)
+			unsigned int flags, unsigned int secs)
 {
 	struct incoming in;
 	uint16_t port;
@@ -541,7 +549,7 @@ static uint64_t migrate(struct vmm *src, struct vmm *dst, struct migrated *m,
 	fd = tcp_connect(port);
 	memset(m, 0, sizeof(*m));
 	m->vm_id = src->vm.id;
-	vm_migrate(src->vm.id, fd, downtime_ms, bandwidth, auto_converge);
+	vm_migrate(src->vm.id, fd, downtime_ms, bandwidth, flags);
 	/* lvmm holds the socket now. */
 	close(fd);
 	wait_migrated(m, secs);
@@ -633,7 +641,7 @@ static void downtime_once(struct down_sample *d, uint32_t downtime_ms)
 	vmm_start(&src);
 	usleep(500000);		/* a steady pace first */
 	from = now_ns();
-	t_in = migrate(&src, &dst, &m, true, downtime_ms, 0, false, 120);
+	t_in = migrate(&src, &dst, &m, true, downtime_ms, 0, 0, 120);
 	vmm_join(&src, LVMM_EXIT_MIGRATED, 0);
 	usleep(300000);		/* the guest goes on there */
 	stop_guest(&dst);
@@ -662,7 +670,8 @@ struct total_sample {
 	uint64_t sent;
 };
 
-static void total_once(struct total_sample *s)
+/* An idle 256 MiB guest moved, with @flags (MIG_CHECKSUM) or none. */
+static void total_once(struct total_sample *s, unsigned int flags)
 {
 	static struct migrated m;
 	struct vmm src = { 0 }, dst;
@@ -670,7 +679,7 @@ static void total_once(struct total_sample *s)
 
 	vmm_create(&src, "mig-bench-src", BIG_SIZE, MIG_MODE_IDLE, 0);
 	t0 = now_ns();
-	migrate(&src, &dst, &m, false, 0, 0, false, 120);
+	migrate(&src, &dst, &m, false, 0, 0, flags, 120);
 	s->mig_ms = (m.t - t0) / 1e6;
 	s->lvmm_ms = m.total_ns / 1e6;
 	s->sent = m.sent;
@@ -778,7 +787,7 @@ static void converge_once(struct conv_sample *c)
 		   CONV_MIBPS);
 	vmm_start(&src);
 	usleep(300000);
-	migrate(&src, &dst, &m, true, 0, CONV_LINK, true, 600);
+	migrate(&src, &dst, &m, true, 0, CONV_LINK, MIG_AUTO_CONVERGE, 600);
 	vmm_join(&src, LVMM_EXIT_MIGRATED, 0);
 	usleep(200000);
 	stop_guest(&dst);
@@ -819,7 +828,7 @@ int main(int argc, char **argv)
 {
 	double gap[MAX_RUNS], base[MAX_RUNS], lvmm[MAX_RUNS], dtot[MAX_RUNS];
 	double move[MAX_RUNS];
-	double mig[MAX_RUNS], mlvmm[MAX_RUNS], tcp[MAX_RUNS];
+	double mig[MAX_RUNS], mlvmm[MAX_RUNS], tcp[MAX_RUNS], msum[MAX_RUNS];
 	double ctot[MAX_RUNS], cthr[MAX_RUNS], cdown[MAX_RUNS];
 	unsigned int runs = 5, conv_runs = 1, i;
 	bool do_down = true, do_total = true;
@@ -900,7 +909,7 @@ int main(int argc, char **argv)
 	for (i = 0; do_total && i < runs; i++) {
 		if (i % 2)
 			tcp_once(&s);
-		total_once(&s);
+		total_once(&s, 0);
 		if (!(i % 2))
 			tcp_once(&s);
 		mig[i] = s.mig_ms;
@@ -909,6 +918,12 @@ int main(int argc, char **argv)
 		printf("total run %u%s: migration %.0f ms (lvmm's total %.0f ms, %.1f MiB sent), TCP %.0f ms, ratio %.2f\n",
 		       i + 1, i % 2 ? " TCP first" : "", s.mig_ms, s.lvmm_ms,
 		       s.sent / (double)MIB, s.tcp_ms, s.mig_ms / s.tcp_ms);
+		fflush(stdout);
+		/* The same with the pages in the checksum, beside it. */
+		total_once(&s, MIG_CHECKSUM);
+		msum[i] = s.mig_ms;
+		printf("total run %u, --checksum: migration %.0f ms (lvmm's total %.0f ms), ratio %.2f\n",
+		       i + 1, s.mig_ms, s.lvmm_ms, s.mig_ms / tcp[i]);
 		fflush(stdout);
 	}
 	for (i = 0; i < conv_runs; i++) {
@@ -946,6 +961,11 @@ int main(int argc, char **argv)
 		printf("%-28s %-46s %-4s %9.2f %9s %9s\n", "migrate_total_vs_tcp",
 		       "migration over TCP time (goal <= 1.25)", "x",
 		       mst.med / tst.med, "-", "-");
+		row("migrate_idle_256m_checksum", "  the same with migrate-checksum",
+		    "ms", stats(msum, runs));
+		printf("%-28s %-46s %-4s %9.2f %9s %9s\n", "migrate_checksum_vs_tcp",
+		       "  with migrate-checksum over TCP time", "x",
+		       stats(msum, runs).med / tst.med, "-", "-");
 	}
 	if (conv_runs) {
 		row("migrate_autoconverge_total", "32 MiB at 48 MiB/s, 24 MB/s link", "ms",
@@ -961,8 +981,11 @@ int main(int argc, char **argv)
 		printf("metric migrate_downtime_lvmm_ms %.1f\n",
 		       stats(lvmm, runs).med);
 	}
-	if (do_total)
+	if (do_total) {
 		printf("metric migrate_total_vs_tcp %.2f\n", mst.med / tst.med);
+		printf("metric migrate_checksum_vs_tcp %.2f\n",
+		       stats(msum, runs).med / tst.med);
+	}
 	if (conv_runs) {
 		printf("metric migrate_autoconverge_total_ms %.0f\n",
 		       stats(ctot, conv_runs).med);

@@ -332,7 +332,7 @@ struct mig {
 	const char *vm_arg, *dest;
 	struct vmctl_hostport hp;
 	bool cancel;
-	bool has_downtime, has_bandwidth, has_iter, auto_converge;
+	bool has_downtime, has_bandwidth, has_iter, auto_converge, checksum;
 	uint32_t downtime_ms, bandwidth_mb, max_iter;
 	bool json, tty;
 	struct vmctl_vm vm;
@@ -367,6 +367,8 @@ static int mig_parse(struct mig *m, int argc, char **argv)
 			m->cancel = true;
 		} else if (!strcmp(a, "--auto-converge")) {
 			m->auto_converge = true;
+		} else if (!strcmp(a, "--checksum")) {
+			m->checksum = true;
 		} else if (!strcmp(a, "--downtime")) {
 			v = mig_value(argc, argv, &i);
 			if (!v || !vmctl_parse_u32("migrate: --downtime", v, 1,
@@ -403,7 +405,7 @@ static int mig_parse(struct mig *m, int argc, char **argv)
 	}
 	if (m->cancel) {
 		if (n != 1 || m->has_downtime || m->has_bandwidth ||
-		    m->has_iter || m->auto_converge) {
+		    m->has_iter || m->auto_converge || m->checksum) {
 			vmctl_err("migrate: --cancel takes one VM and nothing else");
 			return 1;
 		}
@@ -653,7 +655,8 @@ static int mig_request(struct vmctl_nl *nl, struct mig *m, int fd)
 	    (m->has_iter &&
 	     nla_put_u32(msg, LVMM_A_VM_MIGRATE_MAX_ITER, m->max_iter)) ||
 	    (m->auto_converge &&
-	     nla_put_flag(msg, LVMM_A_VM_MIGRATE_AUTO_CONVERGE))) {
+	     nla_put_flag(msg, LVMM_A_VM_MIGRATE_AUTO_CONVERGE)) ||
+	    (m->checksum && nla_put_flag(msg, LVMM_A_VM_MIGRATE_CHECKSUM))) {
 		nlmsg_free(msg);
 		vmctl_err("out of memory");
 		return -ENOMEM;
@@ -896,15 +899,17 @@ out_close:
 
 VMCTL_CMDS(vmctl_migrate_cmds) = {
 	{ "migrate",
-	  "VM HOST:PORT [--downtime MS] [--bandwidth MB/s] [--max-iterations N] [--auto-converge] | --cancel VM",
+	  "VM HOST:PORT [--downtime MS] [--bandwidth MB/s] [--max-iterations N] [--auto-converge] [--checksum] | --cancel VM",
 	  "Move a running VM to the 'vmctl run --incoming PORT' waiting on HOST,\n"
 	  "      live: its memory is copied while it runs, then it stops here for\n"
 	  "      at most about --downtime (default 300 ms) and runs on there.  A\n"
 	  "      progress line on a terminal; Ctrl-C cancels.  --bandwidth caps the\n"
 	  "      link (MB/s, 10^6 bytes), --max-iterations the passes (default 30);\n"
 	  "      --auto-converge slows a guest that writes memory faster than the\n"
-	  "      link carries it.  Exit status 0 only when the VM moved.  --cancel\n"
-	  "      stops a migration; the VM stays here.",
+	  "      link carries it.  --checksum puts the guest's memory in the\n"
+	  "      stream's end-to-end checksum too (TCP's covers it anyway; this\n"
+	  "      costs CPU on both hosts).  Exit status 0 only when the VM moved.\n"
+	  "      --cancel stops a migration; the VM stays here.",
 	  vmctl_migrate },
 	{ NULL },
 };

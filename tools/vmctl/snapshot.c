@@ -5,8 +5,9 @@
  *
  * A snapshot is the VM stream of uapi/linux/lvmm.h (Documentation/
  * migration.rst, section 6): records, each a struct lvmm_rec and its
- * payload -- HEADER, MEMORY..., VCPU..., at most one VMM, END, whose xxh64
- * covers every byte before END's own record header.
+ * payload -- HEADER, MEMORY..., VCPU..., with the in-kernel APICs LAPIC...
+ * and IRQCHIP, at most one VMM, END, whose xxh64 covers every byte before
+ * END's own record header (but the pages, in a stream that says so).
  */
 #include <cpuid.h>
 #include <errno.h>
@@ -40,6 +41,8 @@ struct snap_reader {
 	bool positional;	/* pread() from off: the fd's position stays */
 	uint64_t off;		/* bytes read so far */
 	struct lvmm_xxh64 xxh;	/* of all of them */
+	bool unsummed;		/* but the pages: LVMM_STREAM_PAGES_UNSUMMED */
+	bool unhashed;		/* reading such pages now */
 	unsigned char *buf;	/* SNAP_BUF bytes, for what is only hashed */
 };
 
@@ -72,7 +75,8 @@ static int snap_read(struct snap_reader *r, void *buf, size_t len,
 			break;
 		done += n;
 	}
-	lvmm_xxh64_update(&r->xxh, buf, done);
+	if (!r->unhashed)
+		lvmm_xxh64_update(&r->xxh, buf, done);
 	r->off += done;
 	if (got)
 		*got = done;
@@ -211,8 +215,13 @@ static int snap_header(struct snap_reader *r, struct vmctl_snap_header *sh)
 	for (i = 0; i < ARRAY_SIZE(h->reserved); i++)
 		if (h->reserved[i])
 			break;
-	if (rec.flags || h->flags || i < ARRAY_SIZE(h->reserved))
-		return snap_corrupt(r, "its header has flags or reserved bytes set");
+	if (rec.flags || i < ARRAY_SIZE(h->reserved) ||
+	    h->flags & ~(LVMM_STREAM_IRQCHIP | LVMM_STREAM_PAGES_UNSUMMED) ||
+	    (h->flags & LVMM_STREAM_IRQCHIP && h->version < 3) ||
+	    (h->flags & LVMM_STREAM_PAGES_UNSUMMED && h->version < 4))
+		return snap_corrupt(r, "its header has flags its format version %" PRIu32 " lacks, or reserved bytes set",
+				    h->version);
+	r->unsummed = h->flags & LVMM_STREAM_PAGES_UNSUMMED;
 	if (h->nr_slots > SNAP_MAX_SLOTS ||
 	    rec.len != sizeof(*h) + (uint64_t)h->nr_slots * sizeof(*sh->slots))
 		return snap_corrupt(r, "its header record is %" PRIu64 " bytes long, which is not what %" PRIu32 " memory slots take",
@@ -261,6 +270,7 @@ struct snap_info {
 	struct vmctl_snap_header sh;
 	uint64_t nr_memory, nr_vcpu, nr_vmm;
 	uint64_t nr_pages, nr_runstate;	/* format 2: a migration's */
+	uint64_t nr_lapic, nr_irqchip;	/* format 3: the in-kernel APICs */
 	uint32_t runstate;		/* LVMM_RUNSTATE_* */
 	uint64_t pages;		/* carried by the memory records */
 	uint64_t bytes;		/* up to the end of the END record */
@@ -323,7 +333,9 @@ static int snap_memory(struct snap_reader *r, struct snap_info *si,
 	if (len != sizeof(mem) + present * SNAP_PAGE)
 		return snap_corrupt(r, "a %s record at byte %" PRIu64 " is not as long as its pages",
 				    kind, r->off - sizeof(mem) - sizeof(struct lvmm_rec));
+	r->unhashed = r->unsummed;
 	e = snap_skip(r, present * SNAP_PAGE);
+	r->unhashed = false;
 	if (e == -ENODATA)
 		return snap_truncated(r, kind[0] == 'm' ?
 				      "the pages of a memory record" :
@@ -382,6 +394,24 @@ static int snap_vmm(struct snap_reader *r, struct snap_info *si, uint64_t len)
 	e = snap_read(r, si->vmm, len - sizeof(size), NULL);
 	if (e == -ENODATA)
 		return snap_truncated(r, "the VMM record");
+	return e;
+}
+
+/* Format 3: a record of the in-kernel APICs, of exactly @want bytes. */
+static int snap_apic(struct snap_reader *r, uint64_t len, size_t want,
+		     const char *what)
+{
+	int e;
+
+	if (len != want)
+		return snap_corrupt(r, "its %s record at byte %" PRIu64 " is %" PRIu64 " bytes long, not %zu",
+				    what, r->off - sizeof(struct lvmm_rec),
+				    len, want);
+	e = snap_skip(r, len);
+	if (e == -ENODATA)
+		return snap_truncated(r, what[0] == 'l' ?
+				      "a local APIC record" :
+				      "its I/O APIC record");
 	return e;
 }
 
@@ -451,16 +481,40 @@ static int snap_records(struct snap_reader *r, struct snap_info *si)
 			}
 			break;
 		case LVMM_REC_VCPU:
-			if (si->nr_vcpu == h->nr_vcpus || si->nr_vmm ||
-			    si->nr_runstate)
+			if (si->nr_vcpu == h->nr_vcpus || si->nr_lapic ||
+			    si->nr_vmm || si->nr_runstate)
 				return snap_corrupt(r, "a vCPU record at byte %" PRIu64 " is one more than its %" PRIu32 " vCPUs, or follows the VMM's state",
 						    at, h->nr_vcpus);
 			e = snap_vcpu(r, rec.len);
 			si->nr_vcpu++;
 			break;
+		case LVMM_REC_LAPIC:
+		case LVMM_REC_IRQCHIP:
+			if (!(h->flags & LVMM_STREAM_IRQCHIP))
+				goto unknown;
+			if (si->nr_vcpu < h->nr_vcpus || si->nr_irqchip ||
+			    si->nr_vmm || si->nr_runstate ||
+			    (rec.type == LVMM_REC_LAPIC ?
+			     si->nr_lapic == h->nr_vcpus :
+			     si->nr_lapic < h->nr_vcpus))
+				return snap_corrupt(r, "an APIC record at byte %" PRIu64 " is out of order, or one too many",
+						    at);
+			if (rec.type == LVMM_REC_LAPIC) {
+				e = snap_apic(r, rec.len,
+					      sizeof(struct lvmm_stream_lapic),
+					      "local APIC");
+				si->nr_lapic++;
+			} else {
+				e = snap_apic(r, rec.len,
+					      sizeof(struct lvmm_stream_irqchip),
+					      "I/O APIC");
+				si->nr_irqchip++;
+			}
+			break;
 		case LVMM_REC_VMM:
-			if (si->nr_vmm || si->nr_runstate)
-				return snap_corrupt(r, "a second VMM record, or one after the run state, at byte %" PRIu64,
+			if (si->nr_vmm || si->nr_runstate ||
+			    si->nr_irqchip != !!(h->flags & LVMM_STREAM_IRQCHIP))
+				return snap_corrupt(r, "a second VMM record, or one after the run state or before the APICs' records, at byte %" PRIu64,
 						    at);
 			e = snap_vmm(r, si, rec.len);
 			si->nr_vmm++;
@@ -468,8 +522,9 @@ static int snap_records(struct snap_reader *r, struct snap_info *si)
 		case LVMM_REC_RUNSTATE:
 			if (h->version < 2)
 				goto unknown;
-			if (si->nr_runstate || si->nr_vcpu < h->nr_vcpus)
-				return snap_corrupt(r, "a run state record at byte %" PRIu64 " comes twice, or before the vCPUs",
+			if (si->nr_runstate || si->nr_vcpu < h->nr_vcpus ||
+			    si->nr_irqchip != !!(h->flags & LVMM_STREAM_IRQCHIP))
+				return snap_corrupt(r, "a run state record at byte %" PRIu64 " comes twice, or before the vCPUs or their APICs",
 						    at);
 			e = snap_runstate(r, si, rec.len);
 			si->nr_runstate++;
@@ -503,6 +558,8 @@ end:
 	if (si->nr_vcpu != h->nr_vcpus)
 		return snap_corrupt(r, "it has %" PRIu64 " vCPU records for %" PRIu32 " vCPUs",
 				    si->nr_vcpu, h->nr_vcpus);
+	if (si->nr_irqchip != !!(h->flags & LVMM_STREAM_IRQCHIP))
+		return snap_corrupt(r, "its header says it has in-kernel APICs, and it lacks their records");
 	si->checksum = sum;
 	si->bytes = r->off;
 	/* lvmm stops reading at END: what follows is not the snapshot's. */
@@ -665,7 +722,11 @@ static void snap_info_text(const char *path, const struct snap_info *si,
 	/* A migration's records (format 2), only when it has them. */
 	if (si->nr_pages)
 		printf("%" PRIu64 " pages, ", si->nr_pages);
-	printf("%" PRIu64 " vcpu, %" PRIu64 " vmm, ", si->nr_vcpu, si->nr_vmm);
+	printf("%" PRIu64 " vcpu, ", si->nr_vcpu);
+	/* The in-kernel APICs' records (format 3), only when it has them. */
+	if (si->nr_irqchip)
+		printf("%" PRIu64 " lapic, 1 irqchip, ", si->nr_lapic);
+	printf("%" PRIu64 " vmm, ", si->nr_vmm);
 	if (si->nr_runstate)
 		printf("1 runstate (%s), ", si->runstate & LVMM_RUNSTATE_PAUSED ?
 		       "paused" : "running");
@@ -677,8 +738,9 @@ static void snap_info_text(const char *path, const struct snap_info *si,
 	if (si->trailing)
 		printf("%-12s %" PRIu64 " bytes after the END record, which a restore does not read\n",
 		       "trailing:", si->trailing);
-	printf("%-12s 0x%016" PRIx64 " (xxh64), matches\n", "checksum:",
-	       si->checksum);
+	printf("%-12s 0x%016" PRIx64 " (xxh64%s), matches\n", "checksum:",
+	       si->checksum, si->sh.h.flags & LVMM_STREAM_PAGES_UNSUMMED ?
+	       ", of all but the pages" : "");
 	printf("%-12s %s: %s\n", "restore:",
 	       verdict > 0 ? "yes" : verdict ? "cannot tell" : "no", why);
 	if (!h->nr_slots)
@@ -739,17 +801,20 @@ static void snap_info_json(const char *path, const struct snap_info *si,
 		fputs("],\"vmm_state\":null", stdout);
 	}
 	printf(",\"records\":{\"header\":1,\"memory\":%" PRIu64
-	       ",\"pages\":%" PRIu64 ",\"vcpu\":%" PRIu64 ",\"vmm\":%" PRIu64
+	       ",\"pages\":%" PRIu64 ",\"vcpu\":%" PRIu64 ",\"lapic\":%" PRIu64
+	       ",\"irqchip\":%" PRIu64 ",\"vmm\":%" PRIu64
 	       ",\"runstate\":%" PRIu64 ",\"end\":1}", si->nr_memory,
-	       si->nr_pages, si->nr_vcpu, si->nr_vmm, si->nr_runstate);
+	       si->nr_pages, si->nr_vcpu, si->nr_lapic, si->nr_irqchip,
+	       si->nr_vmm, si->nr_runstate);
 	if (si->nr_runstate)
 		printf(",\"paused\":%s", si->runstate & LVMM_RUNSTATE_PAUSED ?
 		       "true" : "false");
 	printf(",\"bytes\":%" PRIu64
 	       ",\"pages\":%" PRIu64 ",\"trailing_bytes\":%" PRIu64
-	       ",\"checksum\":\"0x%016" PRIx64
-	       "\",\"restorable\":%s,\"restore_why\":", si->bytes, si->pages,
+	       ",\"checksum\":\"0x%016" PRIx64 "\",\"checksum_pages\":%s"
+	       ",\"restorable\":%s,\"restore_why\":", si->bytes, si->pages,
 	       si->trailing, si->checksum,
+	       h->flags & LVMM_STREAM_PAGES_UNSUMMED ? "false" : "true",
 	       verdict > 0 ? "true" : verdict ? "null" : "false");
 	vmctl_json_str(stdout, why);
 	puts("}");

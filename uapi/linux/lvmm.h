@@ -526,12 +526,14 @@ struct lvmm_run {
  * at most one RUNSTATE record; END.  See Documentation/migration.rst.
  *
  * Version 1 has no PAGES or RUNSTATE records, version 2 no LAPIC or
- * IRQCHIP records.  lvmm writes the lowest version that holds what it
- * writes (a snapshot: 1; a migration: 2; either of a VM with the
- * in-kernel APICs: 3) and reads every version up to LVMM_STREAM_VERSION.
+ * IRQCHIP records, version 3 no LVMM_STREAM_PAGES_UNSUMMED.  lvmm writes
+ * the lowest version that holds what it writes (a snapshot: 1; a
+ * migration: 2, or 4 with its pages outside the checksum; a VM with the
+ * in-kernel APICs: at least 3) and reads every version up to
+ * LVMM_STREAM_VERSION.
  */
 #define LVMM_STREAM_MAGIC	0x50414e534d4d564cULL	/* "LVMMSNAP" */
-#define LVMM_STREAM_VERSION	3
+#define LVMM_STREAM_VERSION	4
 
 #define LVMM_REC_HEADER		1
 #define LVMM_REC_MEMORY		2
@@ -545,6 +547,12 @@ struct lvmm_run {
 
 /* lvmm_stream_header.flags */
 #define LVMM_STREAM_IRQCHIP	(1U << 0)	/* v3: LVMM_CREATE_IRQCHIP */
+/*
+ * v4: END's checksum leaves out the pages of MEMORY and PAGES records (a
+ * live migration without migrate-checksum: TCP's own checksum covers
+ * them); their record headers and struct lvmm_stream_mem are still in.
+ */
+#define LVMM_STREAM_PAGES_UNSUMMED (1U << 1)
 
 struct lvmm_rec {
 	__u32 type;		/* LVMM_REC_* */
@@ -562,7 +570,7 @@ struct lvmm_stream_slot {
 struct lvmm_stream_header {
 	__u64 magic;
 	__u32 version;
-	__u32 flags;		/* LVMM_STREAM_IRQCHIP or 0 */
+	__u32 flags;		/* LVMM_STREAM_* */
 	char name[LVMM_VM_NAME_LEN];
 	__u64 created_ns;	/* CLOCK_REALTIME when it was written */
 	__u64 xcr0;		/* XSAVE components the vCPUs' state uses */
@@ -631,7 +639,7 @@ struct lvmm_stream_runstate {
 };
 
 struct lvmm_stream_end {
-	__u64 checksum;		/* xxh64, seed 0, of every byte before it */
+	__u64 checksum;		/* xxh64, seed 0, of the bytes before it */
 	__u64 nr_records;	/* records before this one */
 };
 

@@ -102,6 +102,7 @@ enum {
 	LVMM_A_VM_MIGRATE_PEER_ERROR,	/* u32: the destination's REFUSE */
 	LVMM_A_VM_MIGRATE_TOTAL_NS,	/* u64: from start to end */
 	LVMM_A_VM_MIGRATE_DOWNTIME_NS,	/* u64: vCPUs stopped, to DONE */
+	LVMM_A_VM_MIGRATE_CHECKSUM,	/* flag: pages in the checksum too */
 
 	__LVMM_A_VM_MAX,
 	LVMM_A_VM_MAX = __LVMM_A_VM_MAX - 1
