@@ -580,6 +580,12 @@ static int lvmm_mig_stop_and_copy(struct lvmm_migration *m)
 	r = lvmm_save_vcpus(m->vm, imgs, &nr, &xcr0);
 	if (!r && nr != m->nr_vcpus)
 		r = -EIO;	/* the vCPUs counted in the header */
+	/*
+	 * Frozen, the guest writes nothing and the VMM's writes wait: what
+	 * is hashed is what is sent without the bounce buffer's copy, as
+	 * for a save.
+	 */
+	m->st.bounce = NULL;
 	r = r ?: lvmm_mig_dirty_pass(m) ?:
 	    lvmm_stream_vcpus(&m->st, m->vm, imgs, nr) ?:
 	    lvmm_stream_vmm_state(&m->st, m->vm);
@@ -676,7 +682,10 @@ static u32 lvmm_mig_run(struct lvmm_migration *m, int *err)
 		m->nr_vcpus++;
 	}
 	mutex_unlock(&vm->lock);
-	/* Version 2 (PAGES, RUNSTATE); 3 with the APICs. */
+	/*
+	 * Version 2 (PAGES, RUNSTATE); 3 with the APICs; 4 when the pages
+	 * are outside the checksum (no migrate-checksum).
+	 */
 	r = lvmm_stream_header(&m->st, vm, m->slots, 2, m->nr_vcpus, xcr0) ?:
 	    lvmm_mig_expect(m, LVMM_MIG_ACCEPT) ?:
 	    lvmm_mig_precopy(m) ?:

@@ -445,13 +445,13 @@ static int lvmm_stream_pages_copied(struct lvmm_stream *st,
 			  page_address(lvmm_memslot_peek_page(slot, gfn + i)));
 		fill += PAGE_SIZE;
 		if (fill == LVMM_STREAM_BOUNCE) {
-			r = lvmm_stream_write(st, st->bounce, fill);
+			r = lvmm_stream_write_pages(st, st->bounce, fill);
 			if (r)
 				return r;
 			fill = 0;
 		}
 	}
-	return fill ? lvmm_stream_write(st, st->bounce, fill) : 0;
+	return fill ? lvmm_stream_write_pages(st, st->bounce, fill) : 0;
 }
 
 /*

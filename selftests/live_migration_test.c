@@ -1492,11 +1492,14 @@ static void guest_ticking(void)
 
 /*
  * A VM with the in-kernel APIC, its periodic timer running, moves: the
- * destination's APIC has the same registers and its timer goes on.
+ * destination's APIC has the same registers and its timer goes on.  Its
+ * stream is version 4, or 3 with the pages in the checksum (@sums).
  */
-TEST_F_TIMEOUT(mig, irqchip, 120)
+static void __mig_irqchip(struct __test_metadata *_metadata,
+			  FIXTURE_DATA(mig) *self, bool sums)
 {
 	struct lvmm_lapic_state *la = calloc(2, sizeof(*la)), *lb = la + 1;
+	struct nl_mig_args a = { .checksum = sums };
 	struct nl_migrated *res;
 	struct lvmm_vcpu *vcpu;
 	struct lvmm_vm *vm, *dvm;
@@ -1518,7 +1521,7 @@ TEST_F_TIMEOUT(mig, irqchip, 120)
 	ASSERT_LE(2, t0) TH_LOG("the APIC timer does not tick");
 	vcpu_get_lapic(vcpu, la);
 
-	mig_to_dest(self->c, &m, &d, vm->h.id, "mig-irqchip-dst", NULL);
+	mig_to_dest(self->c, &m, &d, vm->h.id, "mig-irqchip-dst", &a);
 	res = mig_wait_log(&m);
 	ASSERT_EQ(LVMM_MIGRATE_MOVED, res->outcome)
 		TH_LOG("%s, destination %s", strerror(res->error),
@@ -1542,6 +1545,16 @@ TEST_F_TIMEOUT(mig, irqchip, 120)
 	vm_free(vm);
 	free(la);
 	EXPECT_NO_VM_LEFT();
+}
+
+TEST_F_TIMEOUT(mig, irqchip, 120)
+{
+	__mig_irqchip(_metadata, self, false);
+}
+
+TEST_F_TIMEOUT(mig, irqchip_checksum, 120)
+{
+	__mig_irqchip(_metadata, self, true);
 }
 
 /* Two vCPUs, both counting: both leave the source, both count on. */
@@ -3643,10 +3656,33 @@ TEST_F_TIMEOUT(incoming, pages_unsummed, 60)
 	REC(i)[64] ^= 0x01;
 	expect_refused(self->len, EBADMSG, false, "a byte of a vCPU");
 
+	/*
+	 * A page moved in a chunk's map, the length still right: only the
+	 * checksum can tell, and the map is in it.
+	 */
+	WORK_COPY();
+	memcpy(&mem, REC(last), sizeof(mem));
+	for (i = 1; i < (int)mem.npages && (mem.present[i / 64] >> (i % 64)) & 1;
+	     i++)
+		;
+	ASSERT_GT((int)mem.npages, i) TH_LOG("the chunk has every page");
+	mem.present[0] &= ~1ULL;
+	mem.present[i / 64] |= 1ULL << (i % 64);
+	memcpy(REC(last), &mem, sizeof(mem));
+	expect_refused(self->len, EBADMSG, false, "a page moved in a map");
+
 	WORK_COPY();
 	((struct lvmm_stream_header *)REC(0))->flags &=
 		~LVMM_STREAM_PAGES_UNSUMMED;
 	expect_refused(self->len, EBADMSG, false, "the flag cleared");
+
+	/* Cleared, and END made over every byte: the reader follows it. */
+	stream_fix(self->work, self->len);
+	EXPECT_EQ(lvmm_xxh64(self->work, self->recs[self->nr - 1].off, 0),
+		  ((struct lvmm_stream_end *)REC(self->nr - 1))->checksum);
+	expect_incoming(self->len, READY_GO, 0, "the flag cleared, END over all",
+			&o);
+	EXPECT_EQ(1, o.done);
 
 	WORK_COPY();
 	((struct lvmm_stream_header *)REC(0))->version = 3;

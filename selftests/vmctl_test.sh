@@ -1096,6 +1096,21 @@ else
 		expect_jget records.irqchip 1 "snapshot-info -j of a VM with in-kernel APICs"
 		vm destroy "$A"
 		wait_pid $apid
+		# vmctl run restores it (its APICs with it) and runs it.
+		"$VMCTL" run --restore "$T/apic.snap" --name apic2 --console none \
+			>"$T/apic2.out" 2>"$T/apic2.err" </dev/null &
+		a2pid=$!
+		pids="$pids $a2pid"
+		i=0
+		while ! "$VMCTL" show apic2 >/dev/null 2>&1 && [ $i -lt 100 ]; do
+			sleep 0.1; i=$((i + 1))
+		done
+		vm -j show apic2
+		expect_jget state running "run --restore of a VM with in-kernel APICs: it runs"
+		vm destroy apic2
+		wait_pid $a2pid
+		if [ "$wrc" = 12 ]; then ok "run --restore of a VM with in-kernel APICs, destroyed: exit 12"
+		else not_ok "run --restore of a VM with in-kernel APICs, destroyed: exit 12" "exit $wrc: $(cat "$T/apic2.err")"; fi
 	else
 		not_ok "helper runs a VM with in-kernel APICs" "$(cat "$T/apicvm.err")"
 	fi

@@ -192,11 +192,11 @@ static void wait_migrated(struct migrated *m, unsigned int secs)
 		    strerror(m->peer_error), m->iteration);
 }
 
-/* vm-migrate of @vm_id over @fd; the end comes as the migrated event. */
 /* vm-migrate's flags, as the bench passes them. */
 #define MIG_AUTO_CONVERGE	(1U << 0)
 #define MIG_CHECKSUM		(1U << 1)
 
+/* vm-migrate of @vm_id over @fd; the end comes as the migrated event. */
 static void vm_migrate(uint32_t vm_id, int fd, uint32_t downtime_ms,
 		       uint64_t bandwidth, unsigned int flags)
 {

@@ -698,8 +698,10 @@ static void mig_report_refused(const struct mig *m, uint32_t peer)
 			  name, strerror(peer));
 		return;
 	case EPROTONOSUPPORT:
-		vmctl_err("cannot migrate %s: the destination refused: %s: its lvmm is older than this one and cannot read the stream; load a newer lvmm there",
-			  name, strerror(peer));
+		vmctl_err("cannot migrate %s: the destination refused: %s: its lvmm is older than this one and cannot read the stream; load a newer lvmm there%s",
+			  name, strerror(peer),
+			  m->checksum ? "" :
+			  ", or migrate with --checksum, whose stream (format 2, or 3 with in-kernel APICs) lvmm has read longer");
 		return;
 	case EBADMSG:
 		vmctl_err("cannot migrate %s: the destination refused: %s: it found the stream corrupt (a faulty link or middlebox?)",
