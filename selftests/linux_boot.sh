@@ -27,6 +27,15 @@
 #     console shows no warnings), has no BUG:, WARNING:, Oops, Call Trace,
 #     soft lockup, unchecked MSR access, panic, general protection, ACPI
 #     error or ACPI warning line.
+# Then a guest with $LINUX_MOVE_CPUS vCPUs (2) moves while it sleeps: its
+# init (lvmm.drift=S) reads its clock five times, sleeps S seconds
+# ($LINUX_MOVE_SLEEP, 15) and reads it five times more.  During the
+# sleep vmctl save --stop writes it to a file, vmctl run --restore goes
+# on from there, and where this kernel has TCP/IP, vmctl migrate moves
+# that one live to a vmctl run --incoming.  The last five readings must
+# come on the last host's console, S seconds or a little more of the
+# guest's own clock after the first five, and its kernel log must be
+# clean.
 # Output is kselftest TAP.  A boot gets $LINUX_BOOT_TIMEOUT seconds (120;
 # one takes 12-18 s in the sandbox, the debug kernel's included).
 
@@ -166,6 +175,92 @@ for cpus in $CPUS; do
 	$VMCTL list 2>/dev/null | grep -q "linux-boot$cpus" &&
 		not_ok "$t: the VM is gone after vmctl run ended" "vmctl list shows linux-boot$cpus"
 done
+
+# ---- a Linux guest saved, restored and migrated while it sleeps ----------
+
+MCPUS=${LINUX_MOVE_CPUS:-2}
+SLEEP=${LINUX_MOVE_SLEEP:-15}
+t="moved, $MCPUS vCPUs"
+# wait_for N FILES...: up to $GUESTS_PTY_TIMEOUT s for N drift-clock lines.
+wait_for() {
+	local want=$1 i=0
+	shift
+	while [ "$(cat "$@" 2>/dev/null | grep -c '^linux-boot: drift-clock ')" -lt "$want" ] &&
+	      [ $i -lt $((GUESTS_PTY_TIMEOUT * 10)) ]; do
+		sleep 0.1; i=$((i + 1))
+	done
+	[ $i -lt $((GUESTS_PTY_TIMEOUT * 10)) ]
+}
+# The port a vmctl run --incoming 127.0.0.1:0 said it waits on.
+in_port() { sed -n 's/^vmctl: waiting for a migration on 127\.0\.0\.1:\([0-9]*\)$/\1/p' "$1"; }
+
+$VMCTL run --name lxmove --cpus "$MCPUS" --mem "$MEM" --kernel "$D/vmlinuz" \
+	--initrd "$D/initrd.cpio" --append "console=ttyS0 panic=-1 quiet lvmm.drift=$SLEEP" \
+	--console "$T/m0" > "$T/m0.out" 2> "$T/m0.err" < /dev/null &
+p0=$!
+last="$T/m0"
+if wait_for 5 "$T/m0"; then
+	ok "$t: the guest reads its clock"
+	$VMCTL save --stop lxmove "$T/lx.snap" > "$T/save.out" 2>&1
+	rc=$?
+	check "$t: vmctl save --stop of it" "$([ $rc = 0 ] || cat "$T/save.out")"
+	wait "$p0"; rc=$?
+	check "$t: its vmctl run sees it saved and gone (status 12)" \
+		"$([ $rc = 12 ] || echo "status $rc: $(cat "$T/m0.err")")"
+	$VMCTL run --restore "$T/lx.snap" --console "$T/m1" > "$T/m1.out" 2> "$T/m1.err" < /dev/null &
+	p1=$!
+	last="$T/m1" lastpid=$p1 want=12
+	if [ -e /proc/net/tcp ]; then
+		$VMCTL run --incoming 127.0.0.1:0 --name lxmove2 --console "$T/m2" \
+			> "$T/m2.out" 2> "$T/m2.err" < /dev/null &
+		p2=$!
+		i=0
+		while [ -z "$(in_port "$T/m2.err")" ] && [ $i -lt 100 ]; do sleep 0.1; i=$((i + 1)); done
+		i=0
+		while ! $VMCTL show lxmove > /dev/null 2>&1 && [ $i -lt 100 ]; do sleep 0.1; i=$((i + 1)); done
+		$VMCTL migrate lxmove "127.0.0.1:$(in_port "$T/m2.err")" > "$T/mig.out" 2>&1
+		rc=$?
+		check "$t: vmctl migrate of the restored guest ($(tr '\r' '\n' < "$T/mig.out" | grep '^migrated' | head -n 1))" \
+			"$([ $rc = 0 ] || cat "$T/mig.out" "$T/m2.err")"
+		wait "$p1"; rc=$?
+		check "$t: the restored guest's vmctl run sees it migrated (status 14)" \
+			"$([ $rc = 14 ] || echo "status $rc: $(cat "$T/m1.err")")"
+		last="$T/m2" lastpid=$p2
+	else
+		n=$((n + 1)) skip=$((skip + 1))
+		echo "ok $n $t: vmctl migrate # SKIP no TCP/IP in this kernel"
+	fi
+	if wait_for 10 "$T/m0" "$T/m1" "$T/m2"; then
+		ok "$t: it reads its clock again, after the move"
+	else
+		not_ok "$t: it reads its clock again, after the move" "$(tail -n 5 "$T/m0" "$T/m1" "$T/m2" "$last.err" 2>&1)"
+	fi
+	clocks=$(grep -h '^linux-boot: drift-clock ' "$last" | awk '{ print $3 }')
+	first=$(grep -h '^linux-boot: drift-clock ' "$T/m0" | awk 'NR == 5 { print $3 }')
+	again=$(echo "$clocks" | tail -n 1)
+	check "$t: the last five readings come on the last host's console" \
+		"$([ "$(echo "$clocks" | grep -c .)" = 5 ] || echo "$(echo "$clocks" | grep -c .) on $last")"
+	check "$t: the guest slept $SLEEP s of its own clock ($first -> $again ns)" \
+		"$(awk -v a="${first:-0}" -v b="${again:-0}" -v s="$SLEEP" 'BEGIN {
+			d = (b - a) / 1e9
+			if (d < s || d > s + 10) printf "%.3f s between the blocks", d }')"
+	i=0
+	while ! grep -q '^linux-boot: kernel log scanned' "$last" && [ $i -lt 100 ]; do sleep 0.1; i=$((i + 1)); done
+	problems=$(cat "$T/m0" "$T/m1" "$T/m2" 2>/dev/null | grep -aE "$bad" | grep -avE "$benign")
+	check "$t: no kernel problem on its consoles or in its log" \
+		"$(if [ -n "$problems" ]; then echo "$problems" | head -n 20
+		   elif ! grep -q '^linux-boot: kernel log scanned' "$last"; then echo "the guest's init did not get to scan its kernel log"; fi)"
+	echo "# --- $t: the guest's consoles, host after host:"
+	cat "$T/m0" "$T/m1" "$T/m2" 2>/dev/null | tr -d '\r' | tail -n 40 | sed 's/^/#   /'
+	$VMCTL destroy lxmove2 > /dev/null 2>&1 || $VMCTL destroy lxmove > /dev/null 2>&1
+	wait "$lastpid"; rc=$?
+	check "$t: destroyed, its last vmctl run ends (status $want)" \
+		"$([ $rc = $want ] || echo "status $rc: $(cat "$last.err")")"
+else
+	not_ok "$t: the guest reads its clock" "$(cat "$T/m0.err"; tail -n 20 "$T/m0")"
+	kill -9 "$p0" 2> /dev/null
+	wait "$p0"
+fi
 
 echo "1..$n"
 echo "# Totals: pass:$pass fail:$fail xfail:0 xpass:0 skip:$skip error:0"

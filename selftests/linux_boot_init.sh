@@ -25,6 +25,13 @@ hostname lvmm-guest
 
 say() { echo "linux-boot: $*"; }
 
+# Every line of the kernel log that looks like a kernel problem.
+scan_log() {
+	dmesg | grep -E 'BUG:|WARNING:|Oops|Call Trace|soft lockup|unchecked MSR access|Kernel panic|general protection|ACPI (BIOS )?Error|ACPI (BIOS )?Warning' |
+		sed 's/^/linux-boot: dmesg: /'
+	say "kernel log scanned"
+}
+
 case " $(cat /proc/cmdline) " in
 *" lvmm.shell "*)
 	say "a busybox shell on the console; 'poweroff -f' or 'reboot -f' ends the VM"
@@ -34,7 +41,8 @@ case " $(cat /proc/cmdline) " in
 	# tools/bench/lvmm-linux-bench: CLOCK_MONOTONIC in ns ("now at" in
 	# /proc/timer_list, else /proc/uptime), five readings, then five more
 	# S seconds later; the bench times each line's arrival on the host
-	# and kills the VM.
+	# and kills the VM.  linux_boot.sh moves the VM during the sleep,
+	# and reads the kernel log's problems, which follow.
 	say "init is running"
 	s=$(sed 's/.* lvmm\.drift=\([0-9]*\).*/\1/' /proc/cmdline)
 	mono() {
@@ -46,6 +54,7 @@ case " $(cat /proc/cmdline) " in
 	for i in 1 2 3 4 5; do say "drift-clock $(mono)"; done
 	sleep "$s"
 	for i in 1 2 3 4 5; do say "drift-clock $(mono)"; done
+	scan_log
 	exec sleep 100000 ;;
 esac
 
@@ -67,9 +76,7 @@ say "loc2 $(grep 'LOC:' /proc/interrupts)"
 touch /tmp/stop
 wait
 
-dmesg | grep -E 'BUG:|WARNING:|Oops|Call Trace|soft lockup|unchecked MSR access|Kernel panic|general protection|ACPI (BIOS )?Error|ACPI (BIOS )?Warning' |
-	sed 's/^/linux-boot: dmesg: /'
-say "kernel log scanned"
+scan_log
 
 say "type a command"
 if read -r -t 60 line; then

@@ -1391,6 +1391,23 @@ static int run_restore_memory(struct run_vm *v,
 }
 
 /* vmctl's device state, as the VM carried it (run_state.c). */
+/*
+ * The platform of a restored or migrated VM, known by what it brought:
+ * vmctl run gives the in-kernel APICs to Linux guests only, and with
+ * them the PC's ports; the UART raises IRQ 4 at lvmm's I/O APIC when
+ * there is one.  Without this a Linux guest's console stalls after its
+ * first interrupt-driven write, and its timer and RTC ports go unheard.
+ */
+static void run_restore_platform(struct run_vm *v)
+{
+	struct lvmm_ioapic_state io;
+	struct lvmm_lapic_state lapic;
+
+	v->ioapic = !lvmm_get_ioapic(&v->vm, &io);
+	v->linux_guest = v->ioapic ||
+			 !lvmm_get_lapic(&v->vcpus[0].h, &lapic);
+}
+
 static int run_restore_devices(struct run_vm *v)
 {
 	uint32_t size = LVMM_MAX_VMM_STATE;
@@ -1763,6 +1780,7 @@ restored:
 		goto out;
 	}
 	e = run_restore_memory(v, &sh, have_hdr);
+	run_restore_platform(v);
 	if (!e)
 		e = run_restore_devices(v);
 	if (e)
