@@ -932,6 +932,15 @@ static int lvmm_stream_read(struct lvmm_stream *st, void *buf, size_t len)
 	return r;
 }
 
+/* Guest pages: as lvmm_stream_write_pages() sent them. */
+static int lvmm_stream_read_pages(struct lvmm_stream *st, void *buf,
+				  size_t len)
+{
+	if (st->unsummed)
+		return lvmm_stream_get(st, buf, len);
+	return lvmm_stream_read(st, buf, len);
+}
+
 /* The header record: the VM's shape, checked before anything is made. */
 static int lvmm_load_header(struct lvmm_vm *vm, struct lvmm_stream *st,
 			    struct lvmm_stream_header **out)
@@ -1067,11 +1076,8 @@ static int lvmm_load_memory(struct lvmm_vm *vm, struct lvmm_stream *st,
 		       test_bit(j, (unsigned long *)mem.present) &&
 		       lvmm_memslot_peek_page(slot, gfn + j) == page + (j - i))
 			j++;
-		r = st->unsummed ?
-		    lvmm_stream_get(st, page_address(page),
-				    (size_t)(j - i) * PAGE_SIZE) :
-		    lvmm_stream_read(st, page_address(page),
-				     (size_t)(j - i) * PAGE_SIZE);
+		r = lvmm_stream_read_pages(st, page_address(page),
+					   (size_t)(j - i) * PAGE_SIZE);
 	}
 	return r;
 }

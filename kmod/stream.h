@@ -37,7 +37,8 @@ struct lvmm_stream {
 	 * Guest pages go through it when the guest runs and they are in the
 	 * checksum (a migration with migrate-checksum): the checksum must be
 	 * of the bytes sent, and the guest may write a page between the two.
-	 * NULL: sent in place (a save, vCPUs parked; or not in the checksum).
+	 * NULL: sent in place (a save, or a migration's last pass: vCPUs
+	 * parked or frozen; or the pages are not in the checksum).
 	 */
 	void *bounce;			/* LVMM_STREAM_BOUNCE bytes */
 };

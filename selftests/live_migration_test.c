@@ -1492,8 +1492,8 @@ static void guest_ticking(void)
 
 /*
  * A VM with the in-kernel APIC, its periodic timer running, moves: the
- * destination's APIC has the same registers and its timer goes on.  Its
- * stream is version 4, or 3 with the pages in the checksum (@sums).
+ * destination's APIC has the same registers and its timer goes on, with
+ * the pages in the stream's checksum (@sums) or not.
  */
 static void __mig_irqchip(struct __test_metadata *_metadata,
 			  FIXTURE_DATA(mig) *self, bool sums)

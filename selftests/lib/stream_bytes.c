@@ -48,21 +48,18 @@ u64 stream_sum(const u8 *buf, size_t off)
 		   (h.flags & LVMM_STREAM_PAGES_UNSUMMED);
 	lvmm_xxh64_reset(&x, 0);
 	while (unsummed && off - at >= sizeof(struct lvmm_rec)) {
-		size_t head = sizeof(struct lvmm_rec) +
-			      sizeof(struct lvmm_stream_mem);
 		struct lvmm_rec r;
+		size_t in;
 
 		memcpy(&r, buf + at, sizeof(r));
 		if (r.len > off - at - sizeof(r))
 			break;
 		/* A chunk's pages are out: its record and map are in. */
+		in = sizeof(r) + r.len;
 		if ((r.type == LVMM_REC_MEMORY || r.type == LVMM_REC_PAGES) &&
-		    r.len >= sizeof(struct lvmm_stream_mem)) {
-			lvmm_xxh64_update(&x, buf + at, head);
-		} else {
-			head = sizeof(r) + r.len;
-			lvmm_xxh64_update(&x, buf + at, head);
-		}
+		    r.len >= sizeof(struct lvmm_stream_mem))
+			in = sizeof(r) + sizeof(struct lvmm_stream_mem);
+		lvmm_xxh64_update(&x, buf + at, in);
 		at += sizeof(r) + r.len;
 	}
 	lvmm_xxh64_update(&x, buf + at, off - at);

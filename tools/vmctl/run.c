@@ -1390,7 +1390,6 @@ static int run_restore_memory(struct run_vm *v,
 	return 0;
 }
 
-/* vmctl's device state, as the VM carried it (run_state.c). */
 /*
  * The platform of a restored or migrated VM, known by what it brought:
  * vmctl run gives the in-kernel APICs to Linux guests only, and with
@@ -1408,6 +1407,7 @@ static void run_restore_platform(struct run_vm *v)
 			 !lvmm_get_lapic(&v->vcpus[0].h, &lapic);
 }
 
+/* vmctl's device state, as the VM carried it (run_state.c). */
 static int run_restore_devices(struct run_vm *v)
 {
 	uint32_t size = LVMM_MAX_VMM_STATE;
@@ -1415,6 +1415,7 @@ static int run_restore_devices(struct run_vm *v)
 	uint8_t *blob;
 	int e, i;
 
+	run_restore_platform(v);
 	blob = malloc(size);
 	if (!blob)
 		return -ENOMEM;
@@ -1780,7 +1781,6 @@ restored:
 		goto out;
 	}
 	e = run_restore_memory(v, &sh, have_hdr);
-	run_restore_platform(v);
 	if (!e)
 		e = run_restore_devices(v);
 	if (e)

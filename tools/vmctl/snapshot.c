@@ -41,8 +41,8 @@ struct snap_reader {
 	bool positional;	/* pread() from off: the fd's position stays */
 	uint64_t off;		/* bytes read so far */
 	struct lvmm_xxh64 xxh;	/* of all of them */
-	bool unsummed;		/* but the pages: LVMM_STREAM_PAGES_UNSUMMED */
-	bool unhashed;		/* reading such pages now */
+	bool unhashed;		/* reading pages LVMM_STREAM_PAGES_UNSUMMED
+				   leaves out of the checksum */
 	unsigned char *buf;	/* SNAP_BUF bytes, for what is only hashed */
 };
 
@@ -221,7 +221,6 @@ static int snap_header(struct snap_reader *r, struct vmctl_snap_header *sh)
 	    (h->flags & LVMM_STREAM_PAGES_UNSUMMED && h->version < 4))
 		return snap_corrupt(r, "its header has flags its format version %" PRIu32 " lacks, or reserved bytes set",
 				    h->version);
-	r->unsummed = h->flags & LVMM_STREAM_PAGES_UNSUMMED;
 	if (h->nr_slots > SNAP_MAX_SLOTS ||
 	    rec.len != sizeof(*h) + (uint64_t)h->nr_slots * sizeof(*sh->slots))
 		return snap_corrupt(r, "its header record is %" PRIu64 " bytes long, which is not what %" PRIu32 " memory slots take",
@@ -333,7 +332,7 @@ static int snap_memory(struct snap_reader *r, struct snap_info *si,
 	if (len != sizeof(mem) + present * SNAP_PAGE)
 		return snap_corrupt(r, "a %s record at byte %" PRIu64 " is not as long as its pages",
 				    kind, r->off - sizeof(mem) - sizeof(struct lvmm_rec));
-	r->unhashed = r->unsummed;
+	r->unhashed = si->sh.h.flags & LVMM_STREAM_PAGES_UNSUMMED;
 	e = snap_skip(r, present * SNAP_PAGE);
 	r->unhashed = false;
 	if (e == -ENODATA)
@@ -395,6 +394,12 @@ static int snap_vmm(struct snap_reader *r, struct snap_info *si, uint64_t len)
 	if (e == -ENODATA)
 		return snap_truncated(r, "the VMM record");
 	return e;
+}
+
+/* Format 3: the APICs' records are in, or the VM has none. */
+static bool snap_apics_done(const struct snap_info *si)
+{
+	return si->nr_irqchip == !!(si->sh.h.flags & LVMM_STREAM_IRQCHIP);
 }
 
 /* Format 3: a record of the in-kernel APICs, of exactly @want bytes. */
@@ -513,7 +518,7 @@ static int snap_records(struct snap_reader *r, struct snap_info *si)
 			break;
 		case LVMM_REC_VMM:
 			if (si->nr_vmm || si->nr_runstate ||
-			    si->nr_irqchip != !!(h->flags & LVMM_STREAM_IRQCHIP))
+			    !snap_apics_done(si))
 				return snap_corrupt(r, "a second VMM record, or one after the run state or before the APICs' records, at byte %" PRIu64,
 						    at);
 			e = snap_vmm(r, si, rec.len);
@@ -523,7 +528,7 @@ static int snap_records(struct snap_reader *r, struct snap_info *si)
 			if (h->version < 2)
 				goto unknown;
 			if (si->nr_runstate || si->nr_vcpu < h->nr_vcpus ||
-			    si->nr_irqchip != !!(h->flags & LVMM_STREAM_IRQCHIP))
+			    !snap_apics_done(si))
 				return snap_corrupt(r, "a run state record at byte %" PRIu64 " comes twice, or before the vCPUs or their APICs",
 						    at);
 			e = snap_runstate(r, si, rec.len);
@@ -558,7 +563,7 @@ end:
 	if (si->nr_vcpu != h->nr_vcpus)
 		return snap_corrupt(r, "it has %" PRIu64 " vCPU records for %" PRIu32 " vCPUs",
 				    si->nr_vcpu, h->nr_vcpus);
-	if (si->nr_irqchip != !!(h->flags & LVMM_STREAM_IRQCHIP))
+	if (!snap_apics_done(si))
 		return snap_corrupt(r, "its header says it has in-kernel APICs, and it lacks their records");
 	si->checksum = sum;
 	si->bytes = r->off;
