@@ -299,7 +299,7 @@ static int lvmm_sched_slice(struct lvmm_vcpu *vcpu, s64 boosted)
 /* The boosted threads' priority: the lowest real-time one. */
 #define LVMM_RESV_PRIO		1
 /* A share's margin over its size, as a shift (lvmm_resv_refill()). */
-#define LVMM_RESV_MARGIN_SHIFT	5
+#define LVMM_RESV_MARGIN_SHIFT	3
 /* How far back a window's shortfall is still owed (lvmm_resv_refill()). */
 #define LVMM_RESV_DEBT_NS	(10 * LVMM_RESV_WINDOW_NS)
 
@@ -593,9 +593,10 @@ static u64 lvmm_resv_window(u64 now)
  * or the guest's exits took the CPU budget.  Only the guest-time budget
  * grows: the CPU budget stays what admission counted, so a debt is paid
  * off over as many windows as that budget takes, and a guest whose exits
- * use up the budget is paid nothing back.  The share aimed at is 1/32
- * over the share, so that the jitter of the boosts does not take a
- * window below it.
+ * use up the budget is paid nothing back.  The share aimed at is 1/8
+ * over the share: a debt is paid in the next window, and the margin
+ * makes up one late window before then, so that the share holds over
+ * any ten windows, not only over the windows' own grid.
  */
 static u64 lvmm_resv_refill(struct lvmm_vcpu_sched *vs, u64 now)
 {

@@ -1777,8 +1777,9 @@ static void guest_sync_loop(void)
 /*
  * With slack 100 the CPU budget, 80 % of the CPU, is far more than a
  * spinning guest's share needs: the share of guest time ends each boost,
- * and the guest gets its 40 %, not the budget.  (A test of its own: the
- * debug kernel's starved netlink replies make each phase slow.)
+ * and the guest gets its 40 % (45 % with the margin), not the budget.
+ * (A test of its own: the debug kernel's starved netlink replies make
+ * each phase slow.)
  */
 TEST(reservation_share_ends_the_boost)
 {
@@ -1798,10 +1799,11 @@ TEST(reservation_share_ends_the_boost)
 		TH_LOG("%s", c->ext);
 	restore_params();
 	usleep(50000);
-	EXPECT_TRUE(share_within(c, vm, &r, 1000, 40 - CAP_TOLERANCE, 40 + 15,
+	/* The share aimed at is 45 % (the margin); the budget's, 80 %. */
+	EXPECT_TRUE(share_within(c, vm, &r, 1000, 40 - CAP_TOLERANCE, 45 + 15,
 				 "reserve 40 with slack 100 beside two nice -20 hogs",
 				 &guest, &thread))
-		TH_LOG("guest share %.1f %%, not 30-55 %%", guest);
+		TH_LOG("guest share %.1f %%, not 30-60 %%", guest);
 
 	hog_stop(hogs[0]);
 	hog_stop(hogs[1]);
