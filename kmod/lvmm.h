@@ -156,6 +156,8 @@ struct lvmm_vm_sched {
 	u64 period_ns;			/* (s)(t) */
 	s64 quota;			/* (s)(t) guest ns per period */
 	atomic64_t budget;		/* ns left this period; < 0: overrun */
+	atomic64_t unused;		/* the last period's budget left at its end */
+	u64 refill_at;			/* (t) local_clock() at that end */
 	u64 gen;			/* (t) period number */
 	bool busy;			/* (t) a vCPU entered this period */
 	bool timer_on;			/* (t) */
@@ -465,6 +467,7 @@ struct lvmm_vcpu {
 	u64 dr[4], dr6, dr7;		/* (c) virtual debug registers */
 
 	struct lvmm_vcpu_stat stat;	/* (c) */
+	u64 entered;			/* (c) local_clock() at the arch's last entry */
 	struct lvmm_vcpu_sched sched;	/* sched.c */
 	struct lvmm_lapic *lapic;	/* (a) the in-kernel APIC, or NULL */
 	struct rcuwait wait;		/* a halted vCPU's thread sleeps here */
@@ -805,6 +808,8 @@ struct lvmm_arch_ops {
 	/*
 	 * Enter the guest once and handle the exit: > 0 to re-enter,
 	 * 0 with run->exit_reason set to return to userspace, < 0 an error.
+	 * The stay goes into vcpu->stat.guest_ns, its start (local_clock())
+	 * into vcpu->entered.
 	 */
 	int (*vcpu_run)(struct lvmm_vcpu *vcpu);
 	bool (*vcpu_interrupt_allowed)(struct lvmm_vcpu *vcpu);

@@ -101,13 +101,16 @@ int lvmm_sched_weight_to_nice(u32 weight)
 /*
  * The budget a period starts with: the quota, less what the VM overran
  * before, all of it, so that the average over many periods is exact
- * however many vCPUs overran together.  Then the next period number,
+ * however many vCPUs overran together.  What the last period left is
+ * not banked, but stays in guest mode across its end pay their part in
+ * it from there (lvmm_sched_charge()).  Then the next period number,
  * with release semantics: whoever sees the new number sees the budget.
  */
 static void lvmm_sched_refill(struct lvmm_vm_sched *s)
 {
 	struct lvmm_vm *vm = container_of(s, struct lvmm_vm, sched);
 	s64 old = atomic64_read(&s->budget), new, debt_max;
+	u64 now = local_clock();
 
 	lockdep_assert_held(&s->timer_lock);
 	/*
@@ -120,8 +123,41 @@ static void lvmm_sched_refill(struct lvmm_vm_sched *s)
 	do {
 		new = s->quota + max(min_t(s64, old, 0), -debt_max);
 	} while (!atomic64_try_cmpxchg(&s->budget, &old, new));
+	atomic64_set(&s->unused, max_t(s64, old, 0));
+	smp_wmb();	/* the unused budget before its time: lvmm_sched_pay() */
+	WRITE_ONCE(s->refill_at, now);
 	/* Pairs with smp_load_acquire() in lvmm_sched_slice() and _throttle(). */
 	smp_store_release(&s->gen, s->gen + 1);
+}
+
+/*
+ * A stay of @guest_ns in guest mode from @start, just ended: charge it.
+ * Its part before the last refill was spent in the period before, whose
+ * budget it was taken from: it is paid out of what that period left
+ * unused, as far as that goes, and only the rest out of this period's
+ * budget.  Charged all to the new period, a stay across every period's
+ * end (a vCPU of a cap above 100 runs through them) would take from each
+ * period time the last one had left: cap 150 on two vCPUs got 146-149 %.
+ * A second refill within the stay counts only the last.
+ */
+static void lvmm_sched_pay(struct lvmm_vm_sched *s, u64 start, u64 guest_ns)
+{
+	u64 at = READ_ONCE(s->refill_at);
+	s64 before, unused;
+
+	smp_rmb();	/* the time before the unused budget */
+	if ((s64)(at - start) > 0) {
+		before = min(at - start, guest_ns);
+		unused = atomic64_read(&s->unused);
+		do {
+			if (unused <= 0)
+				break;
+		} while (!atomic64_try_cmpxchg(&s->unused, &unused,
+					       unused - min(unused, before)));
+		if (unused > 0)
+			guest_ns -= min(unused, before);
+	}
+	atomic64_sub(guest_ns, &s->budget);
 }
 
 /*
@@ -928,11 +964,14 @@ int lvmm_sched_enter(struct lvmm_vcpu *vcpu)
 	return 1;
 }
 
-/* Back from the guest after @guest_ns in guest mode: pay the cap. */
+/*
+ * Back from the guest after @guest_ns in guest mode, one stay (the arch's
+ * vcpu_run enters once) that began at vcpu->entered: pay the cap.
+ */
 void lvmm_sched_charge(struct lvmm_vcpu *vcpu, u64 guest_ns)
 {
 	if (READ_ONCE(vcpu->vm->sched.capped))
-		atomic64_sub(guest_ns, &vcpu->vm->sched.budget);
+		lvmm_sched_pay(&vcpu->vm->sched, vcpu->entered, guest_ns);
 	if (READ_ONCE(vcpu->vm->sched.reserved))
 		lvmm_resv_charge(&vcpu->sched, guest_ns);
 }
@@ -1017,8 +1056,10 @@ static void lvmm_sched_set_cap(struct lvmm_vm_sched *s, u32 cap, u32 period_us)
 	s->period_ns = (u64)period_us * NSEC_PER_USEC;
 	s->quota = div_u64(s->period_ns * cap, 100);
 	/* A cap set anew owes nothing: an admin's way to forgive a debt. */
-	if (!s->capped)
+	if (!s->capped) {
 		atomic64_set(&s->budget, 0);
+		atomic64_set(&s->unused, 0);
+	}
 	old = atomic64_read(&s->budget);
 	while (old > s->quota &&
 	       !atomic64_try_cmpxchg(&s->budget, &old, s->quota))

@@ -11,6 +11,7 @@
  * sched-set is announced on the events group.
  */
 #include <fcntl.h>
+#include <math.h>
 #include <sched.h>
 #include <signal.h>
 #include <stdio.h>
@@ -890,6 +891,75 @@ TEST(cap_holds)
 
 	destroy_running_vm(c, vm, &r);
 	free(s);
+	nlc_close(c);
+}
+
+/* Guest time of all of @vm's vCPUs over @ms of wall time, % of one CPU. */
+static double vm_share(struct nlc *c, struct lvmm_vm *vm, u32 ms)
+{
+	struct nl_vm a, b;
+	u64 t0, t1;
+
+	TEST_ASSERT(!nl_vm_get(c, vm->h.id, NULL, &a), "vm-get: %s", c->ext);
+	t0 = now_ns();
+	usleep(ms * 1000);
+	TEST_ASSERT(!nl_vm_get(c, vm->h.id, NULL, &b), "vm-get: %s", c->ext);
+	t1 = now_ns();
+	return 100.0 * (double)(b.guest_ns - a.guest_ns) / (double)(t1 - t0);
+}
+
+/*
+ * A cap above one CPU bounds the vCPUs together: cap 150 on two spinning
+ * vCPUs, each with a CPU of its own to run on, gives one and a half CPUs
+ * of guest time, or what the two get with no cap if the emulator gives
+ * them less.  Stays run across the ends of periods here all the time:
+ * each pays the period it was spent in (Documentation/scheduling.rst,
+ * section 3).
+ */
+TEST(cap_above_one_cpu)
+{
+	struct lvmm_vcpu *vcpus[2];
+	double free2, want, got = 0;
+	cpu_set_t usable, pin;
+	struct lvmm_vm *vm;
+	struct runner r[2];
+	struct nlc *c;
+	int i;
+
+	REQUIRE_LVMM(c);
+	if (usable_cpus(&usable) < 2)
+		SKIP(return, "needs two online CPUs this process may use");
+	vm = vm_create_with_vcpus(2, guest_count, vcpus);
+	for (i = 0; i < 2; i++) {
+		pin = cpus_of(nth_cpu(&usable, i));
+		ASSERT_EQ(0, sched_pin(c, vm->h.id, i, &pin))
+			TH_LOG("%s", c->ext);
+		runner_start(&r[i], vcpus[i]);
+	}
+	usleep(300000);
+	free2 = vm_share(c, vm, 1000);
+	want = free2 < 150 ? free2 : 150;
+	ASSERT_EQ(0, sched_set_cap(c, vm->h.id, 150, 10000))
+		TH_LOG("%s", c->ext);
+	usleep(50000);
+	/* Up to SHARE_TRIES times, as share_within() does. */
+	for (i = 0; i < SHARE_TRIES; i++) {
+		got = vm_share(c, vm, 1000);
+		ksft_print_msg("cap 150 on two vCPUs: %.1f %% (%.1f %% with no cap)\n",
+			       got, free2);
+		if (fabs(got - want) <= CAP_TOLERANCE)
+			break;
+	}
+	EXPECT_LE(fabs(got - want), CAP_TOLERANCE)
+		TH_LOG("cap 150: %.1f %%, against %.1f %%", got, want);
+
+	ASSERT_EQ(0, nl_vm_cmd(c, LVMM_CMD_VM_DESTROY, vm->h.id))
+		TH_LOG("%s", c->ext);
+	for (i = 0; i < 2; i++) {
+		EXPECT_TRUE(wait_for(r[i].done, 5000));
+		runner_join(&r[i]);
+	}
+	vm_free(vm);
 	nlc_close(c);
 }
 

@@ -1238,6 +1238,7 @@ static int svm_enter(struct svm_vcpu *svm)
 		irq_window = vmcb->control.int_ctl & V_IRQ_MASK;
 	}
 	start = local_clock();
+	vcpu->entered = start;
 	svm_vcpu_enter_exit(svm, sc, start, irq_window);
 	stay = local_clock() - start;
 	vcpu->stat.guest_ns += stay;

@@ -19,13 +19,14 @@
  *   sched_weight_err       worst relative error of the heavier VM's share
  *                          (weights 256:512 and 256:1024 on one CPU), %
  *   sched_cap_err          mean absolute error of the share over 1 s
- *                          windows (cap 30 on 1 vCPU, cap 80 on 2),
- *                          percentage points
+ *                          windows (cap 30 on 1 vCPU, cap 150 on 2; the
+ *                          latter against what two uncapped vCPUs get in
+ *                          this boot when that is less: the emulator's
+ *                          ceiling), percentage points
  *   sched_cap_err_worst    the worst such window
- *   sched_cap_err_100ms    sched_cap_err with a 100 ms period
- *   sched_cap150_err       the same for cap 150 on 2 vCPUs, against what
- *                          two uncapped vCPUs get in this boot when that
- *                          is less (the emulator's ceiling)
+ *   sched_cap80_err        the same for cap 80 on 2 vCPUs
+ *   sched_cap_err_100ms    cap 30 on 1 vCPU and cap 80 on 2 with a
+ *                          100 ms period
  *   sched_pin_move_us      median time from sched-set of a new pin to the
  *                          vCPU's first entry on the new CPU
  *   sched_overhead         PIO exit cost with cap 100 over no cap
@@ -688,7 +689,7 @@ int main(int argc, char **argv)
 	struct sigaction sa = { .sa_handler = on_usr1 };
 	double werr = 0, pin = 0, overhead = 0, free2 = 0;
 	double resv_min = 0, resv_mean = 0;
-	struct cap_result cr = { 0 }, c150 = { 0 }, c100 = { 0 };
+	struct cap_result cr = { 0 }, c80 = { 0 }, c100 = { 0 };
 
 	sigaction(SIGUSR1, &sa, NULL);
 	if (sysconf(_SC_NPROCESSORS_ONLN) < 2)
@@ -705,8 +706,8 @@ int main(int argc, char **argv)
 		free2 = cap_windows(0, 2, 0, NULL);
 		printf("no cap, 2 vCPUs: %.1f%% of a CPU\n", free2);
 		cap_windows(30, 1, 30, &cr);
-		cap_windows(80, 2, 80, &cr);
-		cap_windows(150, 2, fmin(150, free2), &c150);
+		cap_windows(150, 2, fmin(150, free2), &cr);
+		cap_windows(80, 2, 80, &c80);
 		period_us = 100000;
 		cap_windows(30, 1, 30, &c100);
 		cap_windows(80, 2, 80, &c100);
@@ -723,12 +724,12 @@ int main(int argc, char **argv)
 
 	printf("\n%-22s %10s  %s\n", "figure", "value", "goal");
 	printf("%-22s %9.1f%%  <= 3 %%\n", "sched_weight_err", werr);
-	printf("%-22s %10.2f  <= 2 points\n", "sched_cap_err", cr.sum / cr.n);
+	printf("%-22s %10.2f  <= 2 points (cap 150 against min(150, %.1f))\n",
+	       "sched_cap_err", cr.sum / cr.n, free2);
 	printf("%-22s %10.2f\n", "sched_cap_err_worst", cr.worst);
+	printf("%-22s %10.2f\n", "sched_cap80_err", c80.sum / c80.n);
 	printf("%-22s %10.2f  (period 100 ms)\n", "sched_cap_err_100ms",
 	       c100.sum / c100.n);
-	printf("%-22s %10.2f  (against min(150, %.1f))\n", "sched_cap150_err",
-	       c150.sum / c150.n, free2);
 	printf("%-22s %10.0f\n", "sched_pin_move_us", pin);
 	printf("%-22s %9.3fx  <= 1.05x\n", "sched_overhead", overhead);
 	printf("%-22s %9.1f%%  >= 40 %%\n", "sched_reserve_min", resv_min);
@@ -736,8 +737,8 @@ int main(int argc, char **argv)
 	printf("\nmetric sched_weight_err %.2f\n", werr);
 	printf("metric sched_cap_err %.2f\n", cr.sum / cr.n);
 	printf("metric sched_cap_err_worst %.2f\n", cr.worst);
+	printf("metric sched_cap80_err %.2f\n", c80.sum / c80.n);
 	printf("metric sched_cap_err_100ms %.2f\n", c100.sum / c100.n);
-	printf("metric sched_cap150_err %.2f\n", c150.sum / c150.n);
 	printf("metric sched_pin_move_us %.0f\n", pin);
 	printf("metric sched_overhead %.3f\n", overhead);
 	printf("metric sched_reserve_min %.1f\n", resv_min);
