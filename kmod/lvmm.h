@@ -156,7 +156,7 @@ struct lvmm_vm_sched {
 	u64 period_ns;			/* (s)(t) */
 	s64 quota;			/* (s)(t) guest ns per period */
 	atomic64_t budget;		/* ns left this period; < 0: overrun */
-	atomic64_t unused;		/* the last period's budget left at its end */
+	atomic64_t unused;		/* (t) set: the last period's leftover */
 	u64 refill_at;			/* (t) local_clock() at that end */
 	u64 gen;			/* (t) period number */
 	bool busy;			/* (t) a vCPU entered this period */
@@ -186,6 +186,7 @@ struct lvmm_vcpu_sched {
 	struct pid *pinned;		/* (s) that thread, with a reference */
 	struct hrtimer slice;		/* ends a slice of the cap */
 	bool slice_on;			/* (c) set; the slice timer clears */
+	u64 entry_gen;			/* (c) the period it last entered in */
 	u64 throttled_gen;		/* (c) last period it was throttled in */
 	u64 nr_throttled, throttled_ns;	/* (c) racy reads */
 

@@ -103,8 +103,9 @@ int lvmm_sched_weight_to_nice(u32 weight)
  * before, all of it, so that the average over many periods is exact
  * however many vCPUs overran together.  What the last period left is
  * not banked, but stays in guest mode across its end pay their part in
- * it from there (lvmm_sched_charge()).  Then the next period number,
- * with release semantics: whoever sees the new number sees the budget.
+ * it from there (lvmm_sched_pay()).  Then the next period number, with
+ * release semantics: whoever sees the new number sees the budget, what
+ * was left and when.
  */
 static void lvmm_sched_refill(struct lvmm_vm_sched *s)
 {
@@ -124,38 +125,52 @@ static void lvmm_sched_refill(struct lvmm_vm_sched *s)
 		new = s->quota + max(min_t(s64, old, 0), -debt_max);
 	} while (!atomic64_try_cmpxchg(&s->budget, &old, new));
 	atomic64_set(&s->unused, max_t(s64, old, 0));
-	smp_wmb();	/* the unused budget before its time: lvmm_sched_pay() */
 	WRITE_ONCE(s->refill_at, now);
-	/* Pairs with smp_load_acquire() in lvmm_sched_slice() and _throttle(). */
+	/*
+	 * Pairs with smp_load_acquire() in lvmm_sched_slice(), _throttle()
+	 * and _pay().
+	 */
 	smp_store_release(&s->gen, s->gen + 1);
 }
 
 /*
  * A stay of @guest_ns in guest mode from @start, just ended: charge it.
- * Its part before the last refill was spent in the period before, whose
- * budget it was taken from: it is paid out of what that period left
- * unused, as far as that goes, and only the rest out of this period's
- * budget.  Charged all to the new period, a stay across every period's
- * end (a vCPU of a cap above 100 runs through them) would take from each
- * period time the last one had left: cap 150 on two vCPUs got 146-149 %.
- * A second refill within the stay counts only the last.
+ * If the period ended once since the vCPU took its slice, the stay's
+ * part before that end (all of it, if it ended before) was spent in the
+ * period before, whose budget the slice came from: it is paid out of
+ * what that period left unused, as far as that goes, and only the rest
+ * out of this period's budget.  Charged all to the new period, the stays
+ * across every period's end of a VM capped above one CPU took from each
+ * period what the last had left: cap 150 on two vCPUs got 144-149 %.
+ * The period number, not the clock, says whether a refill came between
+ * (@start and the refill's time are two CPUs' local_clock()); a stay
+ * across two refills pays all of it to the newest period, as before.
  */
-static void lvmm_sched_pay(struct lvmm_vm_sched *s, u64 start, u64 guest_ns)
+static void lvmm_sched_pay(struct lvmm_vm_sched *s, u64 entry_gen,
+			   u64 start, u64 guest_ns)
 {
-	u64 at = READ_ONCE(s->refill_at);
 	s64 before, unused;
+	u64 gen, at;
 
-	smp_rmb();	/* the time before the unused budget */
-	if ((s64)(at - start) > 0) {
-		before = min(at - start, guest_ns);
+	if (unlikely(!guest_ns))
+		return;
+	/* Pairs with smp_store_release() in lvmm_sched_refill(). */
+	gen = smp_load_acquire(&s->gen);
+	if (gen == entry_gen + 1) {
+		at = READ_ONCE(s->refill_at);
+		before = clamp_t(s64, at - start, 0, guest_ns);
 		unused = atomic64_read(&s->unused);
-		do {
-			if (unused <= 0)
+		/* Not if another refill came meanwhile: its pool is newer. */
+		smp_rmb();	/* the pool before the period number again */
+		if (READ_ONCE(s->gen) != gen)
+			before = 0;
+		while (before && unused > 0) {
+			if (atomic64_try_cmpxchg(&s->unused, &unused,
+						 unused - min(unused, before))) {
+				guest_ns -= min(unused, before);
 				break;
-		} while (!atomic64_try_cmpxchg(&s->unused, &unused,
-					       unused - min(unused, before)));
-		if (unused > 0)
-			guest_ns -= min(unused, before);
+			}
+		}
 	}
 	atomic64_sub(guest_ns, &s->budget);
 }
@@ -298,6 +313,7 @@ static int lvmm_sched_slice(struct lvmm_vcpu *vcpu, s64 boosted)
 	u64 gen = smp_load_acquire(&s->gen);
 	s64 budget;
 
+	vcpu->sched.entry_gen = gen;
 	lvmm_sched_mark_busy(s);
 	budget = atomic64_read(&s->budget);
 	if (budget <= 0)
@@ -632,7 +648,8 @@ static u64 lvmm_resv_window(u64 now)
  * use up the budget is paid nothing back.  The share aimed at is 1/8
  * over the share: a debt is paid in the next window, and the margin
  * makes up one late window before then, so that the share holds over
- * any ten windows, not only over the windows' own grid.
+ * any ten windows, not only over the windows' own grid.  A margin not
+ * reached is not owed: only the share is.
  */
 static u64 lvmm_resv_refill(struct lvmm_vcpu_sched *vs, u64 now)
 {
@@ -654,7 +671,8 @@ static u64 lvmm_resv_refill(struct lvmm_vcpu_sched *vs, u64 now)
 	if (!vs->resv_idle && vs->resv_end && gap >= LVMM_RESV_WINDOW_NS &&
 	    gap <= LVMM_RESV_DEBT_NS)
 		owed = gap >= 2 * LVMM_RESV_WINDOW_NS ? quota :
-		       clamp_t(s64, vs->resv_budget, 0, quota);
+		       clamp_t(s64, vs->resv_budget -
+			       (quota >> LVMM_RESV_MARGIN_SHIFT), 0, quota);
 	vs->resv_end = end;
 	vs->resv_budget = quota + (quota >> LVMM_RESV_MARGIN_SHIFT) + owed;
 	vs->resv_cpu = cpu_quota;
@@ -971,7 +989,8 @@ int lvmm_sched_enter(struct lvmm_vcpu *vcpu)
 void lvmm_sched_charge(struct lvmm_vcpu *vcpu, u64 guest_ns)
 {
 	if (READ_ONCE(vcpu->vm->sched.capped))
-		lvmm_sched_pay(&vcpu->vm->sched, vcpu->entered, guest_ns);
+		lvmm_sched_pay(&vcpu->vm->sched, vcpu->sched.entry_gen,
+			       vcpu->entered, guest_ns);
 	if (READ_ONCE(vcpu->vm->sched.reserved))
 		lvmm_resv_charge(&vcpu->sched, guest_ns);
 }
@@ -1063,6 +1082,10 @@ static void lvmm_sched_set_cap(struct lvmm_vm_sched *s, u32 cap, u32 period_us)
 	old = atomic64_read(&s->budget);
 	while (old > s->quota &&
 	       !atomic64_try_cmpxchg(&s->budget, &old, s->quota))
+		;
+	old = atomic64_read(&s->unused);
+	while (old > s->quota &&
+	       !atomic64_try_cmpxchg(&s->unused, &old, s->quota))
 		;
 	WRITE_ONCE(s->capped, cap != 0);
 	spin_unlock_irqrestore(&s->timer_lock, flags);

@@ -941,6 +941,7 @@ static void oneshot_check(u32 count, u32 tdcr, u64 div)
 	 * and @after for longer than ns (the sandbox's CPU lost by the host
 	 * during the write's exit): the interrupt then comes before @after.
 	 */
+	GUEST_ASSERT(me->tsc > before);
 	GUEST_ASSERT_GE(me->tsc - before, ns_to_tsc_lo(ns));
 	GUEST_ASSERT_LE(me->tsc - before,
 			after - before + ns_to_tsc_hi(ns + LATE_NS));

@@ -302,16 +302,26 @@ static int thread_nice(pid_t tid)
 	return nice;
 }
 
-/* Destroy the VM that @r runs, wait for RUN to return, free the VM. */
-static void destroy_running_vm(struct nlc *c, struct lvmm_vm *vm,
-			       struct runner *r)
+/* Destroy @vm, running on the @n runners @r, and wait for them. */
+static void destroy_vm_runners(struct nlc *c, struct lvmm_vm *vm,
+			       struct runner *r, int n)
 {
 	int ret = nl_vm_cmd(c, LVMM_CMD_VM_DESTROY, vm->h.id);
 
 	TEST_ASSERT(!ret, "vm-destroy: %s (%s)", strerror(-ret), c->ext);
-	TEST_ASSERT(wait_for(r->done, 5000), "RUN did not return on destroy");
-	runner_join(r);
+	for (int i = 0; i < n; i++) {
+		TEST_ASSERT(wait_for(r[i].done, 5000),
+			    "RUN did not return on destroy");
+		runner_join(&r[i]);
+	}
 	vm_free(vm);
+}
+
+/* Destroy the VM that @r runs, wait for RUN to return, free the VM. */
+static void destroy_running_vm(struct nlc *c, struct lvmm_vm *vm,
+			       struct runner *r)
+{
+	destroy_vm_runners(c, vm, r, 1);
 }
 
 /*
@@ -911,15 +921,16 @@ static double vm_share(struct nlc *c, struct lvmm_vm *vm, u32 ms)
 /*
  * A cap above one CPU bounds the vCPUs together: cap 150 on two spinning
  * vCPUs, each with a CPU of its own to run on, gives one and a half CPUs
- * of guest time, or what the two get with no cap if the emulator gives
- * them less.  Stays run across the ends of periods here all the time:
- * each pays the period it was spent in (Documentation/scheduling.rst,
- * section 3).
+ * of guest time, not one (a cap per vCPU, or one CPU's worth) and not
+ * the two they get without it.  This checks that the cap binds where it
+ * should; the bench measures how close it comes (the shortfall at each
+ * period's end that Documentation/scheduling.rst, section 3, is about is
+ * within this test's tolerance).
  */
 TEST(cap_above_one_cpu)
 {
 	struct lvmm_vcpu *vcpus[2];
-	double free2, want, got = 0;
+	double free2, got = 0;
 	cpu_set_t usable, pin;
 	struct lvmm_vm *vm;
 	struct runner r[2];
@@ -938,7 +949,11 @@ TEST(cap_above_one_cpu)
 	}
 	usleep(300000);
 	free2 = vm_share(c, vm, 1000);
-	want = free2 < 150 ? free2 : 150;
+	if (free2 < 150 + CAP_TOLERANCE) {
+		destroy_vm_runners(c, vm, r, 2);
+		SKIP(return, "two uncapped vCPUs got only %.1f %% of a CPU",
+		     free2);
+	}
 	ASSERT_EQ(0, sched_set_cap(c, vm->h.id, 150, 10000))
 		TH_LOG("%s", c->ext);
 	usleep(50000);
@@ -947,19 +962,13 @@ TEST(cap_above_one_cpu)
 		got = vm_share(c, vm, 1000);
 		ksft_print_msg("cap 150 on two vCPUs: %.1f %% (%.1f %% with no cap)\n",
 			       got, free2);
-		if (fabs(got - want) <= CAP_TOLERANCE)
+		if (fabs(got - 150) <= CAP_TOLERANCE)
 			break;
 	}
-	EXPECT_LE(fabs(got - want), CAP_TOLERANCE)
-		TH_LOG("cap 150: %.1f %%, against %.1f %%", got, want);
+	EXPECT_LE(fabs(got - 150), CAP_TOLERANCE)
+		TH_LOG("cap 150: %.1f %% (%.1f %% with no cap)", got, free2);
 
-	ASSERT_EQ(0, nl_vm_cmd(c, LVMM_CMD_VM_DESTROY, vm->h.id))
-		TH_LOG("%s", c->ext);
-	for (i = 0; i < 2; i++) {
-		EXPECT_TRUE(wait_for(r[i].done, 5000));
-		runner_join(&r[i]);
-	}
-	vm_free(vm);
+	destroy_vm_runners(c, vm, r, 2);
 	nlc_close(c);
 }
 
@@ -1701,7 +1710,6 @@ static void guest_cpuid_loop(void)
 	}
 }
 
-/* A process spinning on @cpu at @nice. */
 /*
  * A process spinning on @cpu at @nice.  It dies with the test: a test that
  * fails, or that the harness kills at its timeout, never gets to
