@@ -965,9 +965,9 @@ static struct lvmm_vcpu *lvmm_vcpu_alloc(struct lvmm_vm *vm, u32 id)
 }
 
 /*
- * INIT (lapic.c): the architecture's INIT state.  The TSC, the x87/SSE
- * state, XCR0 and the MSRs lvmm keeps here (the APIC base among them)
- * stay as they are.
+ * INIT (lapic.c): the architecture's INIT state.  The TSC, PAT, the
+ * x87/SSE state, XCR0 and the MSRs lvmm keeps here (the APIC base among
+ * them) stay as they are.
  */
 void lvmm_vcpu_reset(struct lvmm_vcpu *vcpu)
 {

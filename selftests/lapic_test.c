@@ -1843,6 +1843,9 @@ static void put_sipi_code(struct lvmm_vm *vm, u32 vector, u8 tag)
 	memcpy(addr_gpa2hva(vm, (u64)vector << 12), code, sizeof(code));
 }
 
+/* Not the reset PAT (0x0007040600070406): WC in entries 1 and 5. */
+#define INIT_PAT	0x0007010600070106ULL
+
 /*
  * INIT and SIPI (a second one with @second) from vCPU 0 bring vCPU 1,
  * which waited in LVMM_RUN, up in the real-mode code at SIPI_VECTOR.
@@ -1856,6 +1859,8 @@ static void init_sipi(struct __test_metadata *_metadata, bool second)
 
 	vm = apic_vm(NR_VCPUS, guest_init_sipi, vcpus, false);
 	vcpu_args_set(vcpus[0], 2, 0ULL, (u64)second);
+	/* INIT keeps PAT, as it keeps the TSC. */
+	vcpu_set_msr(vcpus[1], MSR_IA32_CR_PAT, INIT_PAT);
 	put_sipi_code(vm, SIPI_VECTOR, 0x42);
 	put_sipi_code(vm, SIPI_VECTOR2, 0x99);
 	EXPECT_EQ(LVMM_MP_STATE_WAIT_SIPI, vcpu_get_mp_state(vcpus[1]));
@@ -1883,6 +1888,7 @@ static void init_sipi(struct __test_metadata *_metadata, bool second)
 	EXPECT_EQ((u64)SIPI_VECTOR << 12, sregs.cs.base);
 	EXPECT_EQ(0, sregs.cr0 & X86_CR0_PE);
 	EXPECT_EQ(0, sregs.efer & EFER_LME);
+	EXPECT_EQ(INIT_PAT, vcpu_get_msr(vcpus[1], MSR_IA32_CR_PAT));
 	EXPECT_EQ(LVMM_MP_STATE_RUNNABLE, vcpu_get_mp_state(vcpus[1]));
 	/* It slept while it waited. */
 	EXPECT_GT(t.wall_ns / 4, t.cpu_ns)

@@ -1477,9 +1477,8 @@ static int svm_handle_npf(struct svm_vcpu *svm)
 }
 
 /* The VMCB from the reset state again, keeping only the guest's TSC. */
-static void svm_vcpu_reset(struct lvmm_vcpu *vcpu)
+static void svm_vcpu_reset_vmcb(struct svm_vcpu *svm)
 {
-	struct svm_vcpu *svm = to_svm(vcpu);
 	u64 tsc_offset = svm->vmcb->control.tsc_offset;
 
 	clear_page(svm->vmcb);
@@ -1491,6 +1490,20 @@ static void svm_vcpu_reset(struct lvmm_vcpu *vcpu)
 	svm->lme_hidden = false;
 }
 
+/*
+ * INIT: the reset state, but PAT, like the TSC, stays as it was (AMD
+ * APM vol. 2, "Initial Processor State"; Intel SDM vol. 3, table 9-1;
+ * KVM keeps it too).
+ */
+static void svm_vcpu_reset(struct lvmm_vcpu *vcpu)
+{
+	struct svm_vcpu *svm = to_svm(vcpu);
+	u64 pat = svm->vmcb->save.g_pat;
+
+	svm_vcpu_reset_vmcb(svm);
+	svm->vmcb->save.g_pat = pat;
+}
+
 static int svm_handle_shutdown(struct svm_vcpu *svm)
 {
 	/*
@@ -1499,7 +1512,7 @@ static int svm_handle_shutdown(struct svm_vcpu *svm)
 	 * the reset state, keeping only the guest's TSC running.  The vCPU
 	 * runs again once userspace has given it new registers.
 	 */
-	svm_vcpu_reset(&svm->vcpu);
+	svm_vcpu_reset_vmcb(svm);
 	svm->vcpu.shutdown = true;
 	svm->vcpu.run->exit_reason = LVMM_EXIT_SHUTDOWN;
 	return 0;
